@@ -1,0 +1,10 @@
+//! eks-sandbox: a local stand-in for the parts of IAM, STS and EKS that
+//! eks-access-sync depends on, strict enough that a bug in a token, a
+//! trust-policy edit or an aws-auth write fails here as it would in AWS.
+//!
+//! * `aws`   - the AWS front door (one HTTP port): IAM and STS proxied to
+//!   `moto_server` with what moto lacks added, and the EKS control plane.
+//! * `kube`  - one TLS Kubernetes API server per cluster.
+//! * `state` - what the two share: credentials, clusters, faults, counters.
+
+pub mod state;
