@@ -1,1 +1,1 @@
-//! TODO
+//! TODO: IAM adapter (helper C; waiting for arn/desired)

@@ -1,1 +1,401 @@
-//! TODO
+//! Kubernetes adapter: the `aws-auth` ConfigMap of one cluster.
+//!
+//! [`AwsAuthStore`] reads the ConfigMap with its `resourceVersion` and writes it back
+//! at that version (a concurrent writer makes the write fail with
+//! [`K8sError::Conflict`]). [`KubeAwsAuth`] keeps the whole object it read and writes it
+//! back with only `data` replaced: labels, annotations, `binaryData` and every other
+//! field survive. [`KubeConnector`] builds a store for a cluster from its endpoint, CA
+//! and an EKS token.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_types::SdkConfig;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+
+use crate::token::{EksToken, TokenError, eks_token_from_sdk};
+
+pub const AWS_AUTH_NAME: &str = "aws-auth";
+pub const KUBE_SYSTEM: &str = "kube-system";
+
+/// The `data` of aws-auth and the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsAuthObject {
+    pub data: BTreeMap<String, String>,
+    pub resource_version: String,
+}
+
+/// Kubernetes errors. Never carries the bearer token.
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    /// 409: someone else wrote first (or the object already exists).
+    #[error("conflict writing {AWS_AUTH_NAME}: {0}")]
+    Conflict(String),
+    #[error("Kubernetes API error {code} {reason}: {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("Kubernetes client error: {0}")]
+    Client(String),
+    #[error("invalid cluster connection data: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<kube::Error> for K8sError {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(status) if status.code == 409 => K8sError::Conflict(status.message),
+            kube::Error::Api(status) => K8sError::Api {
+                code: status.code,
+                reason: status.reason,
+                message: status.message,
+            },
+            other => K8sError::Client(other.to_string()),
+        }
+    }
+}
+
+/// The aws-auth ConfigMap of one cluster.
+pub trait AwsAuthStore: Send + Sync {
+    /// The ConfigMap's data, or `None` if it does not exist.
+    fn read(&self) -> impl Future<Output = Result<Option<AwsAuthObject>, K8sError>> + Send;
+    /// Replaces `data`, only if the object is still at `resource_version`.
+    fn replace(
+        &self,
+        data: BTreeMap<String, String>,
+        resource_version: &str,
+    ) -> impl Future<Output = Result<(), K8sError>> + Send;
+    /// Creates the ConfigMap; [`K8sError::Conflict`] if it already exists.
+    fn create(
+        &self,
+        data: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), K8sError>> + Send;
+}
+
+/// Where a cluster's API server is and how to trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    pub region: String,
+    pub name: String,
+    pub endpoint: String,
+    /// PEM (as decoded from `certificateAuthority.data`).
+    pub ca_pem: Vec<u8>,
+}
+
+/// Opens an [`AwsAuthStore`] on a cluster.
+pub trait KubeConnector: Send + Sync {
+    type Store: AwsAuthStore;
+    fn connect(
+        &self,
+        cluster: &ClusterEndpoint,
+    ) -> impl Future<Output = Result<Self::Store, K8sError>> + Send;
+}
+
+/// DER certificates from PEM text (one or more `CERTIFICATE` blocks).
+pub fn pem_to_der(pem_bytes: &[u8]) -> Result<Vec<Vec<u8>>, K8sError> {
+    let blocks = pem::parse_many(pem_bytes)
+        .map_err(|e| K8sError::Config(format!("cluster CA is not PEM: {e}")))?;
+    let certs: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.contents().to_vec())
+        .collect();
+    if certs.is_empty() {
+        return Err(K8sError::Config(
+            "cluster CA holds no CERTIFICATE block".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// A kube client for an EKS cluster: its endpoint, its CA (PEM), an EKS bearer token.
+pub fn kube_client(
+    endpoint: &str,
+    ca_pem: &[u8],
+    token: &EksToken,
+) -> Result<kube::Client, K8sError> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| K8sError::Config(format!("endpoint {endpoint:?}: {e}")))?;
+    let mut config = kube::Config::new(uri);
+    config.default_namespace = KUBE_SYSTEM.to_owned();
+    config.root_cert = Some(pem_to_der(ca_pem)?);
+    config.auth_info.token = Some(secrecy::SecretString::from(token.expose().to_owned()));
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(30));
+    config.write_timeout = Some(Duration::from_secs(30));
+    kube::Client::try_from(config).map_err(|e| K8sError::Client(e.to_string()))
+}
+
+/// [`AwsAuthStore`] over `kube::Api<ConfigMap>` in `kube-system`.
+pub struct KubeAwsAuth {
+    api: Api<ConfigMap>,
+    /// The object as last read, so that a write keeps every field but `data`.
+    last: Mutex<Option<ConfigMap>>,
+}
+
+impl KubeAwsAuth {
+    pub fn new(client: kube::Client) -> Self {
+        KubeAwsAuth {
+            api: Api::namespaced(client, KUBE_SYSTEM),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn remember(&self, cm: Option<ConfigMap>) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = cm;
+        }
+    }
+
+    fn remembered(&self, resource_version: &str) -> Option<ConfigMap> {
+        let last = self.last.lock().ok()?;
+        last.as_ref()
+            .filter(|cm| cm.metadata.resource_version.as_deref() == Some(resource_version))
+            .cloned()
+    }
+}
+
+impl AwsAuthStore for KubeAwsAuth {
+    async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
+        let cm = self.api.get_opt(AWS_AUTH_NAME).await?;
+        let out = cm.as_ref().map(|cm| AwsAuthObject {
+            data: cm.data.clone().unwrap_or_default(),
+            resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
+        });
+        self.remember(cm);
+        Ok(out)
+    }
+
+    async fn replace(
+        &self,
+        data: BTreeMap<String, String>,
+        resource_version: &str,
+    ) -> Result<(), K8sError> {
+        let mut cm = match self.remembered(resource_version) {
+            Some(cm) => cm,
+            // Not the version we hold: fetch the object for its other fields; the
+            // write still carries the caller's version, so a mismatch is a 409.
+            None => self
+                .api
+                .get_opt(AWS_AUTH_NAME)
+                .await?
+                .ok_or_else(|| K8sError::Conflict("aws-auth was deleted".into()))?,
+        };
+        cm.metadata.resource_version = Some(resource_version.to_owned());
+        cm.metadata.managed_fields = None;
+        cm.data = Some(data);
+        let written = self
+            .api
+            .replace(AWS_AUTH_NAME, &PostParams::default(), &cm)
+            .await?;
+        self.remember(Some(written));
+        Ok(())
+    }
+
+    async fn create(&self, data: BTreeMap<String, String>) -> Result<(), K8sError> {
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(AWS_AUTH_NAME.to_owned()),
+                namespace: Some(KUBE_SYSTEM.to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        };
+        let written = self.api.create(&PostParams::default(), &cm).await?;
+        self.remember(Some(written));
+        Ok(())
+    }
+}
+
+/// Connects with the function's own credentials: an EKS token per connection.
+#[derive(Debug, Clone)]
+pub struct EksKubeConnector {
+    sdk: SdkConfig,
+}
+
+impl EksKubeConnector {
+    pub fn new(sdk: SdkConfig) -> Self {
+        EksKubeConnector { sdk }
+    }
+
+    /// A kube client for the cluster (also used by `bootstrap`).
+    pub async fn client(&self, cluster: &ClusterEndpoint) -> Result<kube::Client, K8sError> {
+        let token = eks_token_from_sdk(&self.sdk, &cluster.region, &cluster.name).await?;
+        kube_client(&cluster.endpoint, &cluster.ca_pem, &token)
+    }
+}
+
+impl KubeConnector for EksKubeConnector {
+    type Store = KubeAwsAuth;
+
+    async fn connect(&self, cluster: &ClusterEndpoint) -> Result<KubeAwsAuth, K8sError> {
+        Ok(KubeAwsAuth::new(self.client(cluster).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A one-object API server in memory: GET / PUT / POST of kube-system/aws-auth.
+    #[derive(Default)]
+    struct FakeServer {
+        object: Mutex<Option<serde_json::Value>>,
+        version: Mutex<u64>,
+        puts: Mutex<Vec<serde_json::Value>>,
+    }
+
+    fn status(code: u16, reason: &str) -> http::Response<kube::client::Body> {
+        let body = serde_json::json!({"kind":"Status","apiVersion":"v1","status":"Failure","message":reason,"reason":reason,"code":code});
+        http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(body.to_string().into_bytes()))
+            .expect("response")
+    }
+
+    fn ok(v: &serde_json::Value) -> http::Response<kube::client::Body> {
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(v.to_string().into_bytes()))
+            .expect("response")
+    }
+
+    async fn serve(
+        srv: Arc<FakeServer>,
+        req: http::Request<kube::client::Body>,
+    ) -> Result<http::Response<kube::client::Body>, std::convert::Infallible> {
+        assert!(
+            req.uri()
+                .path()
+                .starts_with("/api/v1/namespaces/kube-system/configmaps")
+        );
+        let method = req.method().clone();
+        let body = req.into_body().collect_bytes().await.expect("body");
+        let mut obj = srv.object.lock().expect("lock");
+        let mut version = srv.version.lock().expect("lock");
+        let resp = match method.as_str() {
+            "GET" => match obj.as_ref() {
+                Some(o) => ok(o),
+                None => status(404, "NotFound"),
+            },
+            "PUT" => {
+                let mut new: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                srv.puts.lock().expect("lock").push(new.clone());
+                let current = obj.as_ref().map(|o| o["metadata"]["resourceVersion"].clone());
+                if current.as_ref() != Some(&new["metadata"]["resourceVersion"]) {
+                    status(409, "Conflict")
+                } else {
+                    *version += 1;
+                    new["metadata"]["resourceVersion"] = version.to_string().into();
+                    *obj = Some(new.clone());
+                    ok(&new)
+                }
+            }
+            "POST" => {
+                if obj.is_some() {
+                    status(409, "AlreadyExists")
+                } else {
+                    let mut new: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                    *version += 1;
+                    new["metadata"]["resourceVersion"] = version.to_string().into();
+                    *obj = Some(new.clone());
+                    ok(&new)
+                }
+            }
+            _ => status(405, "MethodNotAllowed"),
+        };
+        Ok(resp)
+    }
+
+    fn store(srv: &Arc<FakeServer>) -> KubeAwsAuth {
+        let srv = srv.clone();
+        let svc = tower::service_fn(move |req| serve(srv.clone(), req));
+        KubeAwsAuth::new(kube::Client::new(svc, KUBE_SYSTEM))
+    }
+
+    fn seeded() -> Arc<FakeServer> {
+        let srv = Arc::new(FakeServer::default());
+        *srv.version.lock().expect("lock") = 7;
+        *srv.object.lock().expect("lock") = Some(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "aws-auth", "namespace": "kube-system", "resourceVersion": "7",
+                         "labels": {"app": "x"}, "annotations": {"note": "keep me"}},
+            "data": {"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n", "other": "v"},
+            "binaryData": {"blob": "AAEC"}
+        }));
+        srv
+    }
+
+    #[tokio::test]
+    async fn read_then_replace_keeps_every_other_field() {
+        let srv = seeded();
+        let s = store(&srv);
+        let got = s.read().await.expect("read").expect("exists");
+        assert_eq!(got.resource_version, "7");
+        assert_eq!(got.data["other"], "v");
+        let mut data = got.data.clone();
+        data.insert("mapUsers".into(), "[]\n".into());
+        s.replace(data, &got.resource_version).await.expect("replace");
+        let obj = srv.object.lock().expect("lock").clone().expect("obj");
+        assert_eq!(obj["metadata"]["labels"]["app"], "x");
+        assert_eq!(obj["metadata"]["annotations"]["note"], "keep me");
+        assert_eq!(obj["binaryData"]["blob"], "AAEC");
+        assert_eq!(obj["data"]["mapUsers"], "[]\n");
+        assert_eq!(obj["data"]["other"], "v");
+        let puts = srv.puts.lock().expect("lock");
+        assert_eq!(puts[0]["metadata"]["resourceVersion"], "7");
+    }
+
+    #[tokio::test]
+    async fn stale_version_is_a_conflict() {
+        let srv = seeded();
+        let s = store(&srv);
+        let got = s.read().await.expect("read").expect("exists");
+        // Someone else writes in between.
+        store(&srv)
+            .replace(got.data.clone(), "7")
+            .await
+            .expect("other writer");
+        let err = s
+            .replace(got.data.clone(), &got.resource_version)
+            .await
+            .expect_err("conflict");
+        assert!(matches!(err, K8sError::Conflict(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn absent_then_create_and_create_twice_conflicts() {
+        let srv = Arc::new(FakeServer::default());
+        let s = store(&srv);
+        assert_eq!(s.read().await.expect("read"), None);
+        let data = BTreeMap::from([("mapRoles".to_owned(), "[]\n".to_owned())]);
+        s.create(data.clone()).await.expect("create");
+        let got = s.read().await.expect("read").expect("exists");
+        assert_eq!(got.data, data);
+        let err = s.create(data).await.expect_err("exists");
+        assert!(matches!(err, K8sError::Conflict(_)));
+    }
+
+    #[test]
+    fn pem_is_converted_to_der() {
+        let der = vec![0x30u8, 0x82, 0x01, 0x0a, 0xde, 0xad, 0xbe, 0xef];
+        let text = pem::encode(&pem::Pem::new("CERTIFICATE", der.clone()));
+        assert_eq!(pem_to_der(text.as_bytes()).expect("der"), vec![der]);
+        assert!(pem_to_der(b"not pem").is_err());
+        let key = pem::encode(&pem::Pem::new("PRIVATE KEY", vec![1, 2, 3]));
+        assert!(pem_to_der(key.as_bytes()).is_err());
+    }
+}

@@ -8,3 +8,6 @@
 //! * `state` - what the two share: credentials, clusters, faults, counters.
 
 pub mod state;
+pub mod aws;
+pub mod kube;
+pub mod sigv4;

@@ -1,0 +1,454 @@
+"""Security and wiring properties of infra/template.yaml.
+
+The template is parsed with cfn-lint's own decoder so that the short-form
+intrinsics (!Ref, !Sub, !GetAtt, !If) come back as their long forms. Each
+`Fn::If` is expanded for every combination of the template's conditions, so a
+property must hold whichever way a deployment sets its parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+
+import pytest
+from cfnlint.decode import decode_str
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "infra" / "template.yaml"
+
+FUNCTIONS = {"IamEventsFunction": "iam-events", "ReconcileFunction": "reconcile"}
+
+# Configuration variable -> template parameter feeding it.
+CONFIG_ENV = {
+    "ADMIN_ROLE_NAME": "AdminRoleName",
+    "ADMIN_USER_TAG": "AdminUserTag",
+    "CLUSTER_TAG": "ClusterTag",
+    "K8S_USERNAME": "K8sUsername",
+    "K8S_GROUPS": "K8sGroups",
+    "TRUST_STATEMENT_SID": "TrustStatementSid",
+    "TRUST_POLICY_MAX_CHARS": "TrustPolicyMaxChars",
+    "REQUIRE_SESSION_NAME": "RequireSessionName",
+    "CLUSTER_REGIONS": "ClusterRegions",
+    "CLUSTER_CONCURRENCY": "ClusterConcurrency",
+    "RUST_LOG": "LogLevel",
+}
+
+# Defaults of the core's configuration (functions/core config).
+CORE_DEFAULTS = {
+    "AdminUserTag": "eks-access=admin",
+    "ClusterTag": "eks-access-sync/managed=true",
+    "K8sUsername": "admin:{{AccessKeyID}}:{{SessionName}}",
+    "K8sGroups": "system:masters",
+    "TrustStatementSid": "EksAccessSyncAdmins",
+    "TrustPolicyMaxChars": 2048,
+    "RequireSessionName": "false",
+    "ClusterConcurrency": 8,
+}
+
+# The only actions allowed on Resource "*": neither has resource-level permissions.
+STAR_ACTIONS = {"iam:GetAccountAuthorizationDetails", "eks:ListClusters"}
+
+P = "arn:${AWS::Partition}"
+ADMIN_ROLE = [
+    f"{P}:iam::${{AWS::AccountId}}:role/${{AdminRoleName}}",
+    f"{P}:iam::${{AWS::AccountId}}:role/*/${{AdminRoleName}}",
+]
+CLUSTERS = f"{P}:eks:*:${{AWS::AccountId}}:cluster/*"
+ADMIN_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/${{AWS::AccountId}}/${{AdminRoleName}}/*"
+USER_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/user/${{AWS::AccountId}}/*"
+USERS = f"{P}:iam::${{AWS::AccountId}}:user/*"
+LOGS = ["GetAtt:IamEventsLogGroup.Arn", "GetAtt:ReconcileLogGroup.Arn"]
+
+# Every action the function role may take -> exactly the resources it may take it on.
+EXPECTED_FUNCTION_GRANTS = {
+    "iam:GetRole": set(ADMIN_ROLE),
+    "iam:UpdateAssumeRolePolicy": set(ADMIN_ROLE),
+    "iam:GetUser": {USERS},
+    "iam:ListUserTags": {USERS},
+    "iam:GetAccountAuthorizationDetails": {"*"},
+    "eks:ListClusters": {"*"},
+    "eks:DescribeCluster": {CLUSTERS},
+    "eks:ListAccessEntries": {CLUSTERS},
+    "eks:CreateAccessEntry": {CLUSTERS},
+    "eks:DescribeAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
+    "eks:UpdateAccessEntry": {ADMIN_ENTRY},
+    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY},
+    "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
+    "eks:DeleteAccessEntry": {USER_ENTRY},
+    "logs:CreateLogStream": set(LOGS),
+    "logs:PutLogEvents": set(LOGS),
+    "sqs:SendMessage": {"GetAtt:FailureQueue.Arn"},
+}
+
+EXPECTED_ADMIN_ROLE_GRANTS = {"eks:DescribeCluster": {CLUSTERS}}
+
+TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/eks-access-sync/managed": "true"}}
+
+
+def _plain(node):
+    """cfn-lint's node classes -> plain dicts, lists and strings."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _load():
+    template, matches = decode_str(TEMPLATE_PATH.read_text())
+    assert not matches, f"template does not parse: {matches}"
+    return _plain(template)
+
+
+TEMPLATE = _load()
+RESOURCES = TEMPLATE["Resources"]
+CONDITION_NAMES = sorted(TEMPLATE.get("Conditions", {}))
+NO_VALUE = object()
+
+
+def all_condition_values():
+    for values in itertools.product([True, False], repeat=len(CONDITION_NAMES)):
+        yield dict(zip(CONDITION_NAMES, values))
+
+
+def resolve(node, conditions):
+    """Expand Fn::If for the given condition values, drop AWS::NoValue, and
+    flatten Fn::Sub (string form) and Fn::GetAtt to comparable strings."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, when_true, when_false = node["Fn::If"]
+            return resolve(when_true if conditions[name] else when_false, conditions)
+        if node == {"Ref": "AWS::NoValue"}:
+            return NO_VALUE
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            return node["Fn::Sub"]
+        if set(node) == {"Fn::GetAtt"}:
+            target = node["Fn::GetAtt"]
+            return "GetAtt:" + (".".join(target) if isinstance(target, list) else target)
+        out = {}
+        for key, value in node.items():
+            value = resolve(value, conditions)
+            if value is not NO_VALUE:
+                out[key] = value
+        return out
+    if isinstance(node, list):
+        return [v for v in (resolve(x, conditions) for x in node) if v is not NO_VALUE]
+    return node
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def policy_documents(resource):
+    props = resource.get("Properties", {})
+    kind = resource["Type"]
+    if kind == "AWS::IAM::Role":
+        for policy in props.get("Policies", []):
+            yield policy["PolicyName"], policy["PolicyDocument"]
+    elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+        yield props.get("PolicyName", "managed"), props["PolicyDocument"]
+
+
+def grants(logical_id, conditions):
+    """action -> set of resources, over every identity policy of one role."""
+    out: dict[str, set[str]] = {}
+    for _, doc in policy_documents(RESOURCES[logical_id]):
+        for statement in resolve(doc, conditions)["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            for action in as_list(statement["Action"]):
+                out.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return out
+
+
+def statements(logical_id, conditions):
+    for _, doc in policy_documents(RESOURCES[logical_id]):
+        yield from resolve(doc, conditions)["Statement"]
+
+
+def function_props(logical_id):
+    """A function's properties with the Globals merged in, as SAM does."""
+    merged = dict(TEMPLATE.get("Globals", {}).get("Function", {}))
+    own = RESOURCES[logical_id]["Properties"]
+    for key, value in own.items():
+        if key == "Environment" and "Environment" in merged:
+            variables = dict(merged["Environment"]["Variables"])
+            variables.update(value.get("Variables", {}))
+            merged["Environment"] = {"Variables": variables}
+        else:
+            merged[key] = value
+    return merged
+
+
+def rules_targeting(function_id):
+    for logical_id, resource in RESOURCES.items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"]["Targets"]:
+            if target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}:
+                yield logical_id, resource["Properties"], target
+
+
+# --------------------------------------------------------------------------
+# Least privilege
+# --------------------------------------------------------------------------
+
+
+def iam_resources():
+    kinds = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
+    return [lid for lid, r in RESOURCES.items() if r["Type"] in kinds]
+
+
+def test_only_the_expected_iam_resources_exist():
+    # A new role or policy must be added to this test, with its grants.
+    assert sorted(iam_resources()) == ["AdminRole", "FunctionRole"]
+
+
+def test_sam_generates_no_role_for_the_functions():
+    # An explicit Role keeps SAM from adding AWSLambdaBasicExecutionRole
+    # (logs:* on "*") and policies of its own.
+    for function_id in FUNCTIONS:
+        props = RESOURCES[function_id]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+        assert "Policies" not in props
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_function_role_grants_exactly_the_narrowest_resources(conditions):
+    assert grants("FunctionRole", conditions) == EXPECTED_FUNCTION_GRANTS
+    role = resolve(RESOURCES["FunctionRole"], conditions)["Properties"]
+    assert "ManagedPolicyArns" not in role
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_star_resource_only_for_actions_without_resource_level_permissions(conditions):
+    for logical_id in iam_resources():
+        for statement in statements(logical_id, conditions):
+            actions = set(as_list(statement["Action"]))
+            assert not any("*" in action for action in actions), statement
+            if "*" in as_list(statement["Resource"]):
+                assert as_list(statement["Resource"]) == ["*"], statement
+                assert actions <= STAR_ACTIONS, statement
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_only_the_admin_role_trust_policy_is_writable(conditions):
+    writes = [
+        s for s in statements("FunctionRole", conditions) if "iam:UpdateAssumeRolePolicy" in as_list(s["Action"])
+    ]
+    assert len(writes) == 1
+    assert sorted(as_list(writes[0]["Resource"])) == sorted(ADMIN_ROLE)
+    assert not any(a.startswith("iam:") and a.endswith(("Policy", "PolicyVersion")) and a != "iam:UpdateAssumeRolePolicy"
+                   for a in grants("FunctionRole", conditions))
+
+
+def test_eks_writes_carry_the_cluster_tag_condition_with_the_default_tag():
+    conditions = {name: True for name in CONDITION_NAMES}
+    by_action = {}
+    for statement in statements("FunctionRole", conditions):
+        for action in as_list(statement["Action"]):
+            by_action[action] = statement
+    for action in ("eks:ListAccessEntries", "eks:CreateAccessEntry"):
+        condition = by_action[action]["Condition"]
+        assert condition["StringEquals"] == TAG_CONDITION["StringEquals"], action
+    for statement in statements("AdminRole", conditions):
+        assert statement["Condition"] == TAG_CONDITION
+
+
+def test_access_entries_are_created_only_for_the_admin_role_with_the_admin_policy():
+    for conditions in all_condition_values():
+        by_action = {}
+        for statement in statements("FunctionRole", conditions):
+            for action in as_list(statement["Action"]):
+                by_action[action] = statement
+        create = by_action["eks:CreateAccessEntry"]["Condition"]["StringLike"]["eks:principalArn"]
+        assert sorted(create) == sorted(ADMIN_ROLE)
+        associate = by_action["eks:AssociateAccessPolicy"]["Condition"]["StringEquals"]
+        assert associate == {
+            "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+            "eks:accessScope": "cluster",
+        }
+
+
+def test_created_admin_role():
+    role = RESOURCES["AdminRole"]
+    assert role["Condition"] == "CreateAdminRoleCondition"
+    props = role["Properties"]
+    assert props["MaxSessionDuration"] == 3600
+    assert props["RoleName"] == {"Ref": "AdminRoleName"}
+    # The managed statement starts absent: nobody can assume the role before
+    # the functions add tagged users.
+    trust = props["AssumeRolePolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Deny" for s in trust)
+    assert all(s.get("Sid") != CORE_DEFAULTS["TrustStatementSid"] for s in trust)
+    for conditions in all_condition_values():
+        assert grants("AdminRole", conditions) == EXPECTED_ADMIN_ROLE_GRANTS
+
+
+def test_function_role_is_assumable_by_lambda_only():
+    trust = RESOURCES["FunctionRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+
+
+def test_dead_letter_queue_accepts_only_this_stacks_rules():
+    policy = RESOURCES["EventsDeadLetterQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "EventsDeadLetterQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    rules = sorted(lid for lid, r in RESOURCES.items() if r["Type"] == "AWS::Events::Rule")
+    sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == rules
+
+
+# --------------------------------------------------------------------------
+# Serialization, triggers and failure handling
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_reserved_concurrency_is_one(function_id):
+    assert function_props(function_id)["ReservedConcurrentExecutions"] == 1
+
+
+def test_iam_rule_matches_exactly_the_four_successful_user_calls():
+    pattern = RESOURCES["IamEventsRule"]["Properties"]["EventPattern"]
+    assert pattern == {
+        "source": ["aws.iam"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "eventSource": ["iam.amazonaws.com"],
+            "eventName": ["CreateUser", "TagUser", "UntagUser", "DeleteUser"],
+            "errorCode": [{"exists": False}],
+        },
+    }
+    targets = list(rules_targeting("IamEventsFunction"))
+    assert [lid for lid, _, _ in targets] == ["IamEventsRule"]
+
+
+def test_reconcile_runs_on_schedule_and_on_eks_cluster_events():
+    rules = {lid: props for lid, props, _ in rules_targeting("ReconcileFunction")}
+    assert set(rules) == {"EksEventsRule", "ReconcileScheduleRule"}
+    assert rules["ReconcileScheduleRule"]["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+    assert rules["EksEventsRule"]["EventPattern"] == {
+        "source": ["aws.eks"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "eventSource": ["eks.amazonaws.com"],
+            "eventName": ["CreateCluster", "TagResource"],
+            "errorCode": [{"exists": False}],
+        },
+    }
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_every_rule_target_has_a_dead_letter_queue_and_retry_policy(function_id):
+    targets = list(rules_targeting(function_id))
+    assert targets
+    for rule_id, _, target in targets:
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}}, rule_id
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+        permission = [
+            r["Properties"]
+            for r in RESOURCES.values()
+            if r["Type"] == "AWS::Lambda::Permission"
+            and r["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+        ]
+        assert permission == [{
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Ref": function_id},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]},
+        }]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_async_failures_go_to_the_failure_queue(function_id):
+    config = function_props(function_id)["EventInvokeConfig"]
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
+    }
+    assert config["MaximumRetryAttempts"] <= 2
+
+
+@pytest.mark.parametrize("queue", ["EventsDeadLetterQueue", "FailureQueue"])
+def test_queue_has_a_visible_messages_alarm(queue):
+    assert RESOURCES[queue]["Type"] == "AWS::SQS::Queue"
+    alarms = [
+        r["Properties"]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
+
+
+# --------------------------------------------------------------------------
+# Build, runtime and configuration
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id,binary", FUNCTIONS.items())
+def test_function_builds_its_binary_with_cargo_lambda(function_id, binary):
+    resource = RESOURCES[function_id]
+    assert resource["Type"] == "AWS::Serverless::Function"
+    assert resource["Metadata"] == {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}
+    props = function_props(function_id)
+    crate = (TEMPLATE_PATH.parent / props["CodeUri"]).resolve()
+    assert (crate / "Cargo.toml").is_file(), crate
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Handler"] == "bootstrap"
+    assert props["Architectures"] == ["arm64"]
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_every_configuration_setting_reaches_the_function(function_id):
+    variables = function_props(function_id)["Environment"]["Variables"]
+    assert set(variables) == set(CONFIG_ENV)
+    for env, parameter in CONFIG_ENV.items():
+        value = variables[env]
+        if env == "CLUSTER_REGIONS":
+            assert value == {"Fn::If": ["HasClusterRegions", {"Ref": parameter}, {"Ref": "AWS::Region"}]}
+        else:
+            assert value == {"Ref": parameter}, env
+
+
+def test_parameter_defaults_are_the_core_defaults():
+    parameters = TEMPLATE["Parameters"]
+    for name, default in CORE_DEFAULTS.items():
+        assert str(parameters[name]["Default"]) == str(default), name
+    assert parameters["ClusterRegions"]["Default"] == ""
+    assert parameters["ReconcileSchedule"]["Default"].startswith("rate(")
+
+
+def test_description_says_where_iam_events_arrive():
+    description = TEMPLATE["Description"]
+    assert "us-east-1" in description
+    assert "CloudTrail" in description
+    assertion = TEMPLATE["Rules"]["IamEventsRegion"]["Assertions"][0]["Assert"]
+    assert assertion == {"Fn::Contains": [["us-east-1", "cn-north-1"], {"Ref": "AWS::Region"}]}
+
+
+def test_outputs():
+    outputs = TEMPLATE["Outputs"]
+    for name in (
+        "IamEventsFunctionName",
+        "ReconcileFunctionName",
+        "FunctionRoleArn",
+        "AdminRoleArn",
+        "EventsDeadLetterQueueUrl",
+        "FailureQueueUrl",
+    ):
+        assert name in outputs, name
+    assert outputs["FunctionRoleArn"]["Value"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
