@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import pathlib
+import tomllib
 
 import pytest
 from cfnlint.decode import decode_str
@@ -405,7 +406,8 @@ def test_function_builds_its_binary_with_cargo_lambda(function_id, binary):
     assert resource["Metadata"] == {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}
     props = function_props(function_id)
     crate = (TEMPLATE_PATH.parent / props["CodeUri"]).resolve()
-    assert (crate / "Cargo.toml").is_file(), crate
+    manifest = tomllib.loads((crate / "Cargo.toml").read_text())
+    assert binary in [b["name"] for b in manifest.get("bin", [])], f"{crate} has no [[bin]] {binary}"
     assert props["Runtime"] == "provided.al2023"
     assert props["Handler"] == "bootstrap"
     assert props["Architectures"] == ["arm64"]

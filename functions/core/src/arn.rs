@@ -1,1 +1,456 @@
-//! TODO
+//! Validated identifiers: IAM user and role ARNs, IAM user/role names and EKS
+//! cluster names.
+//!
+//! Every type here is a newtype over the string it was parsed from: it can only
+//! be built through a validating constructor (`FromStr`, `TryFrom<String>`,
+//! [`RoleArn::from_parts`]), serializes as that string and orders by it, so a
+//! `BTreeSet<UserArn>` is sorted exactly as the trust policy will list it.
+//!
+//! Naming rules follow IAM (`[\w+=,.@-]{1,64}` for user and role names, paths
+//! `/…/` of the same characters) and EKS (`^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not the identifier it was supposed to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArnError {
+    /// Not of the form `arn:<partition>:iam::<account>:<kind>/<path/>name`.
+    #[error("{value:?} is not an IAM {kind} ARN: {reason}")]
+    InvalidArn {
+        value: String,
+        kind: &'static str,
+        reason: String,
+    },
+    /// The name breaks the IAM or EKS naming rules.
+    #[error("{value:?} is not a valid {kind}: {reason}")]
+    InvalidName {
+        value: String,
+        kind: &'static str,
+        reason: String,
+    },
+}
+
+/// `^A[A-Z0-9]{15,}$` without an `arn:` prefix: the unique ID IAM shows in a
+/// policy in place of a principal that was deleted (`AIDA…`, `AROA…`).
+pub fn is_unique_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 16
+        && b[0] == b'A'
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+fn check_iam_name(value: &str, kind: &'static str) -> Result<(), ArnError> {
+    let bad = |reason: String| ArnError::InvalidName {
+        value: value.to_string(),
+        kind,
+        reason,
+    };
+    if value.is_empty() || value.len() > 64 {
+        return Err(bad("must be 1 to 64 characters".into()));
+    }
+    if let Some(c) = value.chars().find(|c| !is_iam_name_char(*c)) {
+        return Err(bad(format!(
+            "character {c:?} is not allowed (letters, digits and _+=,.@- only)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || !path.ends_with('/') {
+        return Err(format!("path {path:?} must start and end with '/'"));
+    }
+    if path.len() > 512 {
+        return Err("path is longer than 512 characters".into());
+    }
+    if path.contains("//") {
+        return Err(format!("path {path:?} has an empty segment"));
+    }
+    if let Some(c) = path.chars().find(|c| *c != '/' && !is_iam_name_char(*c)) {
+        return Err(format!("character {c:?} is not allowed in a path"));
+    }
+    Ok(())
+}
+
+/// Parsed pieces of an IAM ARN (`arn:<partition>:iam::<account>:<kind>/<path>name`).
+struct Parts<'a> {
+    partition: &'a str,
+    account: &'a str,
+    path: &'a str,
+    name: &'a str,
+}
+
+fn parse_iam_arn<'a>(s: &'a str, kind: &'static str) -> Result<Parts<'a>, ArnError> {
+    let bad = |reason: String| ArnError::InvalidArn {
+        value: s.to_string(),
+        kind,
+        reason,
+    };
+    let mut it = s.splitn(6, ':');
+    let (Some(arn), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
+        return Err(bad("expected 6 ':'-separated fields".into()));
+    };
+    if arn != "arn" {
+        return Err(bad("must start with \"arn:\"".into()));
+    }
+    if partition.is_empty()
+        || !partition
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-')
+    {
+        return Err(bad(format!("partition {partition:?} is not valid")));
+    }
+    if service != "iam" {
+        return Err(bad(format!("service is {service:?}, expected \"iam\"")));
+    }
+    if !region.is_empty() {
+        return Err(bad("IAM ARNs have an empty region".into()));
+    }
+    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad(format!("account {account:?} is not 12 digits")));
+    }
+    let Some(rest) = resource
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return Err(bad(format!("resource must start with \"{kind}/\"")));
+    };
+    let (path, name) = match rest.rfind('/') {
+        Some(i) => (&resource[kind.len()..kind.len() + 1 + i + 1], &rest[i + 1..]),
+        None => ("/", rest),
+    };
+    check_path(path).map_err(bad)?;
+    check_iam_name(name, if kind == "user" { "IAM user name" } else { "IAM role name" })
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Parts {
+        partition,
+        account,
+        path,
+        name,
+    })
+}
+
+macro_rules! string_newtype {
+    ($ty:ident) => {
+        impl $ty {
+            /// The identifier as given.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl TryFrom<String> for $ty {
+            type Error = ArnError;
+            fn try_from(s: String) -> Result<Self, ArnError> {
+                s.parse()
+            }
+        }
+        impl TryFrom<&str> for $ty {
+            type Error = ArnError;
+            fn try_from(s: &str) -> Result<Self, ArnError> {
+                s.parse()
+            }
+        }
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+/// An IAM user name (`[\w+=,.@-]{1,64}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserName(String);
+string_newtype!(UserName);
+
+impl FromStr for UserName {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        check_iam_name(s, "IAM user name")?;
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl UserName {
+    /// IAM user names are unique regardless of case.
+    pub fn eq_ignore_case(&self, other: &UserName) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+/// An IAM role name (`[\w+=,.@-]{1,64}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoleName(String);
+string_newtype!(RoleName);
+
+impl FromStr for RoleName {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        check_iam_name(s, "IAM role name")?;
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// An EKS cluster name (`^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClusterName(String);
+string_newtype!(ClusterName);
+
+impl FromStr for ClusterName {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        let bad = |reason: &str| ArnError::InvalidName {
+            value: s.to_string(),
+            kind: "EKS cluster name",
+            reason: reason.to_string(),
+        };
+        if s.is_empty() || s.len() > 100 {
+            return Err(bad("must be 1 to 100 characters"));
+        }
+        if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(bad("must start with a letter or digit"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad("letters, digits, '-' and '_' only"));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// `arn:<partition>:iam::<account>:user/<optional/path/>name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserArn(String);
+string_newtype!(UserArn);
+
+impl FromStr for UserArn {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        parse_iam_arn(s, "user")?;
+        Ok(Self(s.to_string()))
+    }
+}
+
+// The string was validated at construction, so re-parsing cannot fail; the
+// fallbacks below are never taken but keep the accessors panic-free.
+fn parts_or_empty<'a>(s: &'a str, kind: &'static str) -> Parts<'a> {
+    parse_iam_arn(s, kind).unwrap_or(Parts {
+        partition: "",
+        account: "",
+        path: "/",
+        name: s,
+    })
+}
+
+impl UserArn {
+    /// The user name (last path segment).
+    pub fn name(&self) -> UserName {
+        UserName(parts_or_empty(&self.0, "user").name.to_string())
+    }
+    /// The path, `/` when there is none, else `/a/b/`.
+    pub fn path(&self) -> &str {
+        parts_or_empty(&self.0, "user").path
+    }
+    /// The 12-digit account ID.
+    pub fn account(&self) -> &str {
+        parts_or_empty(&self.0, "user").account
+    }
+    /// `aws`, `aws-cn`, `aws-us-gov`, …
+    pub fn partition(&self) -> &str {
+        parts_or_empty(&self.0, "user").partition
+    }
+    /// Same user regardless of case (IAM names are case-insensitively unique).
+    pub fn eq_ignore_case(&self, other: &UserArn) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+/// `arn:<partition>:iam::<account>:role/<optional/path/>name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoleArn(String);
+string_newtype!(RoleArn);
+
+impl FromStr for RoleArn {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        parse_iam_arn(s, "role")?;
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl RoleArn {
+    /// Builds `arn:<partition>:iam::<account>:role<path><name>`; `path` may be
+    /// empty or `/` for no path.
+    pub fn from_parts(
+        partition: &str,
+        account: &str,
+        path: &str,
+        name: &RoleName,
+    ) -> Result<RoleArn, ArnError> {
+        let path = if path.is_empty() { "/" } else { path };
+        format!("arn:{partition}:iam::{account}:role{path}{name}").parse()
+    }
+    /// The role name (last path segment).
+    pub fn name(&self) -> RoleName {
+        RoleName(parts_or_empty(&self.0, "role").name.to_string())
+    }
+    /// The path, `/` when there is none.
+    pub fn path(&self) -> &str {
+        parts_or_empty(&self.0, "role").path
+    }
+    /// The 12-digit account ID.
+    pub fn account(&self) -> &str {
+        parts_or_empty(&self.0, "role").account
+    }
+    /// `aws`, `aws-cn`, `aws-us-gov`, …
+    pub fn partition(&self) -> &str {
+        parts_or_empty(&self.0, "role").partition
+    }
+    /// The ARN as aws-iam-authenticator canonicalises assumed roles: no path.
+    pub fn without_path(&self) -> RoleArn {
+        let p = parts_or_empty(&self.0, "role");
+        if p.path == "/" {
+            return self.clone();
+        }
+        RoleArn(format!(
+            "arn:{}:iam::{}:role/{}",
+            p.partition, p.account, p.name
+        ))
+    }
+    /// Whether both ARNs name the same role for aws-auth purposes: compared
+    /// without path and ignoring ASCII case (the authenticator lower-cases).
+    pub fn eq_ignoring_path_and_case(&self, other: &RoleArn) -> bool {
+        self.without_path()
+            .0
+            .eq_ignore_ascii_case(&other.without_path().0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_arn_parts() {
+        let cases = [
+            ("arn:aws:iam::123456789012:user/dave", "aws", "/", "dave"),
+            (
+                "arn:aws-cn:iam::123456789012:user/eng/ops/erin.x@y",
+                "aws-cn",
+                "/eng/ops/",
+                "erin.x@y",
+            ),
+        ];
+        for (s, part, path, name) in cases {
+            let a: UserArn = s.parse().unwrap();
+            assert_eq!(a.partition(), part);
+            assert_eq!(a.account(), "123456789012");
+            assert_eq!(a.path(), path);
+            assert_eq!(a.name().as_str(), name);
+            assert_eq!(a.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn invalid_arns_rejected() {
+        for s in [
+            "",
+            "dave",
+            "arn:aws:iam::123456789012:role/dave",
+            "arn:aws:iam::12345678901:user/dave",
+            "arn:aws:iam:us-east-1:123456789012:user/dave",
+            "arn:aws:sts::123456789012:user/dave",
+            "arn:aws:iam::123456789012:user/",
+            "arn:aws:iam::123456789012:user/a//b",
+            "arn:aws:iam::123456789012:user/da ve",
+            "AIDAXQJ2KXNMDAVE7EXMP",
+        ] {
+            assert!(s.parse::<UserArn>().is_err(), "{s} accepted");
+        }
+    }
+
+    #[test]
+    fn role_arn_path_handling() {
+        let a: RoleArn = "arn:aws:iam::123456789012:role/teams/eks/EksAdmin"
+            .parse()
+            .unwrap();
+        assert_eq!(a.path(), "/teams/eks/");
+        assert_eq!(a.name().as_str(), "EksAdmin");
+        assert_eq!(
+            a.without_path().as_str(),
+            "arn:aws:iam::123456789012:role/EksAdmin"
+        );
+        let b: RoleArn = "arn:aws:iam::123456789012:role/eksadmin".parse().unwrap();
+        assert!(a.eq_ignoring_path_and_case(&b));
+        let c: RoleArn = "arn:aws:iam::123456789012:role/other".parse().unwrap();
+        assert!(!a.eq_ignoring_path_and_case(&c));
+        let name: RoleName = "EksAdmin".parse().unwrap();
+        let d = RoleArn::from_parts("aws", "123456789012", "/teams/eks/", &name).unwrap();
+        assert_eq!(d, a);
+        let e = RoleArn::from_parts("aws", "123456789012", "", &name).unwrap();
+        assert_eq!(e.as_str(), "arn:aws:iam::123456789012:role/EksAdmin");
+    }
+
+    #[test]
+    fn unique_ids() {
+        assert!(is_unique_id("AIDAXQJ2KXNMDAVE7EXMP"));
+        assert!(is_unique_id("AROAXQJ2KXNMP4EXAMPLE"));
+        assert!(!is_unique_id("AIDA123"));
+        assert!(!is_unique_id("arn:aws:iam::123456789012:user/AIDAXQJ2KXNMDAVE7"));
+        assert!(!is_unique_id("aidaxqj2kxnmdave7exmp"));
+        assert!(!is_unique_id("BIDAXQJ2KXNMDAVE7EXMP"));
+    }
+
+    #[test]
+    fn names() {
+        assert!("ok_name+=,.@-1".parse::<UserName>().is_ok());
+        assert!("".parse::<UserName>().is_err());
+        assert!("a".repeat(65).parse::<RoleName>().is_err());
+        assert!("prod-2".parse::<ClusterName>().is_ok());
+        assert!("-prod".parse::<ClusterName>().is_err());
+        assert!("prod.2".parse::<ClusterName>().is_err());
+    }
+
+    #[test]
+    fn serde_as_string() {
+        let a: UserArn = serde_json::from_str("\"arn:aws:iam::123456789012:user/dave\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"arn:aws:iam::123456789012:user/dave\""
+        );
+        assert!(serde_json::from_str::<UserArn>("\"nope\"").is_err());
+    }
+}

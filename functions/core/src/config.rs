@@ -1,1 +1,351 @@
-//! TODO
+//! Configuration shared by the Lambdas and the CLI, read from the environment
+//! and validated once at start.
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `ADMIN_ROLE_NAME` | (required) | the admin role whose trust policy we manage |
+//! | `ADMIN_USER_TAG` | `eks-access=admin` | IAM users with this tag are admins |
+//! | `CLUSTER_TAG` | `eks-access-sync/managed=true` | EKS clusters with this tag are managed |
+//! | `K8S_USERNAME` | `admin:{{AccessKeyID}}:{{SessionName}}` | Kubernetes username of the mapping |
+//! | `K8S_GROUPS` | `system:masters` | comma list of Kubernetes groups |
+//! | `TRUST_STATEMENT_SID` | `EksAccessSyncAdmins` | Sid of the statement we own |
+//! | `TRUST_POLICY_MAX_CHARS` | `2048` | trust-policy size quota (IAM `ACLSizePerRole`) |
+//! | `REQUIRE_SESSION_NAME` | `false` | require `sts:RoleSessionName` = `${aws:username}` |
+//! | `CLUSTER_REGIONS` | `AWS_REGION`, else `AWS_DEFAULT_REGION` | comma list of regions |
+//! | `CLUSTER_CONCURRENCY` | `8` | clusters handled at once (≥ 1) |
+//!
+//! Empty values count as unset. Every error names the variable, the bad value
+//! and what was expected.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arn::RoleName;
+
+/// A configuration value is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{var} is not set; expected {expected}")]
+    Missing {
+        var: &'static str,
+        expected: &'static str,
+    },
+    /// A variable is set to a value we cannot use.
+    #[error("{var}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+/// A `key=value` tag filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagSpec {
+    pub key: String,
+    pub value: String,
+}
+
+impl TagSpec {
+    /// Whether an IAM/EKS tag matches: key and value compared exactly (IAM tag
+    /// keys are case-sensitive; the value is compared exactly too, so that
+    /// `Admin` does not silently grant what `admin` grants).
+    pub fn matches(&self, key: &str, value: &str) -> bool {
+        self.key == key && self.value == value
+    }
+}
+
+impl FromStr for TagSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((k, v)) = s.split_once('=') else {
+            return Err("key=value".into());
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || k.len() > 128 {
+            return Err("key=value with a key of 1 to 128 characters".into());
+        }
+        if v.len() > 256 {
+            return Err("key=value with a value of at most 256 characters".into());
+        }
+        Ok(TagSpec {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for TagSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub admin_role_name: RoleName,
+    pub admin_user_tag: TagSpec,
+    pub cluster_tag: TagSpec,
+    pub k8s_username: String,
+    pub k8s_groups: Vec<String>,
+    pub trust_statement_sid: String,
+    pub trust_policy_max_chars: usize,
+    pub require_session_name: bool,
+    pub cluster_regions: Vec<String>,
+    pub cluster_concurrency: usize,
+}
+
+/// Default values.
+pub const DEFAULT_ADMIN_USER_TAG: &str = "eks-access=admin";
+pub const DEFAULT_CLUSTER_TAG: &str = "eks-access-sync/managed=true";
+pub const DEFAULT_K8S_USERNAME: &str = "admin:{{AccessKeyID}}:{{SessionName}}";
+pub const DEFAULT_K8S_GROUPS: &str = "system:masters";
+pub const DEFAULT_TRUST_STATEMENT_SID: &str = "EksAccessSyncAdmins";
+pub const DEFAULT_TRUST_POLICY_MAX_CHARS: usize = 2048;
+pub const DEFAULT_CLUSTER_CONCURRENCY: usize = 8;
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: v.to_string(),
+            expected: "true/false/1/0/yes/no".into(),
+        }),
+    }
+}
+
+fn parse_positive(var: &'static str, v: &str) -> Result<usize, ConfigError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: v.to_string(),
+            expected: "a positive integer".into(),
+        }),
+    }
+}
+
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.split('-').count() >= 3
+        && r
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `get` (a test passes a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+
+        let role = get("ADMIN_ROLE_NAME").ok_or(ConfigError::Missing {
+            var: "ADMIN_ROLE_NAME",
+            expected: "the name of the admin IAM role (not its ARN)",
+        })?;
+        let admin_role_name =
+            role.trim()
+                .parse::<RoleName>()
+                .map_err(|e| ConfigError::Invalid {
+                    var: "ADMIN_ROLE_NAME",
+                    value: role.clone(),
+                    expected: format!("an IAM role name, not an ARN ({e})"),
+                })?;
+
+        let tag = |var: &'static str, default: &str| -> Result<TagSpec, ConfigError> {
+            let v = get(var).unwrap_or_else(|| default.to_string());
+            v.parse().map_err(|expected| ConfigError::Invalid {
+                var,
+                value: v.clone(),
+                expected,
+            })
+        };
+        let admin_user_tag = tag("ADMIN_USER_TAG", DEFAULT_ADMIN_USER_TAG)?;
+        let cluster_tag = tag("CLUSTER_TAG", DEFAULT_CLUSTER_TAG)?;
+
+        let k8s_username = get("K8S_USERNAME")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| DEFAULT_K8S_USERNAME.to_string());
+
+        let groups_raw = get("K8S_GROUPS").unwrap_or_else(|| DEFAULT_K8S_GROUPS.to_string());
+        let k8s_groups = comma_list(&groups_raw);
+        if k8s_groups.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "K8S_GROUPS",
+                value: groups_raw,
+                expected: "a comma-separated list of at least one Kubernetes group".into(),
+            });
+        }
+
+        let sid = get("TRUST_STATEMENT_SID")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| DEFAULT_TRUST_STATEMENT_SID.to_string());
+        if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConfigError::Invalid {
+                var: "TRUST_STATEMENT_SID",
+                value: sid,
+                expected: "letters and digits only ([A-Za-z0-9]+)".into(),
+            });
+        }
+
+        let trust_policy_max_chars = match get("TRUST_POLICY_MAX_CHARS") {
+            Some(v) => parse_positive("TRUST_POLICY_MAX_CHARS", &v)?,
+            None => DEFAULT_TRUST_POLICY_MAX_CHARS,
+        };
+        let require_session_name = match get("REQUIRE_SESSION_NAME") {
+            Some(v) => parse_bool("REQUIRE_SESSION_NAME", &v)?,
+            None => false,
+        };
+        let cluster_concurrency = match get("CLUSTER_CONCURRENCY") {
+            Some(v) => parse_positive("CLUSTER_CONCURRENCY", &v)?,
+            None => DEFAULT_CLUSTER_CONCURRENCY,
+        };
+
+        let (regions_var, regions_raw) = match get("CLUSTER_REGIONS") {
+            Some(v) => ("CLUSTER_REGIONS", v),
+            None => match get("AWS_REGION") {
+                Some(v) => ("AWS_REGION", v),
+                None => match get("AWS_DEFAULT_REGION") {
+                    Some(v) => ("AWS_DEFAULT_REGION", v),
+                    None => {
+                        return Err(ConfigError::Missing {
+                            var: "CLUSTER_REGIONS",
+                            expected: "a comma list of regions (e.g. us-east-1,eu-west-1); \
+                                       it defaults to AWS_REGION or AWS_DEFAULT_REGION, \
+                                       and neither is set",
+                        });
+                    }
+                },
+            },
+        };
+        let mut cluster_regions = comma_list(&regions_raw);
+        cluster_regions.dedup();
+        if cluster_regions.is_empty() || !cluster_regions.iter().all(|r| is_region(r)) {
+            return Err(ConfigError::Invalid {
+                var: regions_var,
+                value: regions_raw,
+                expected: "a comma list of AWS regions such as us-east-1,eu-west-1".into(),
+            });
+        }
+
+        Ok(Config {
+            admin_role_name,
+            admin_user_tag,
+            cluster_tag,
+            k8s_username,
+            k8s_groups,
+            trust_statement_sid: sid,
+            trust_policy_max_chars,
+            require_session_name,
+            cluster_regions,
+            cluster_concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[("ADMIN_ROLE_NAME", "EksAdmin"), ("AWS_REGION", "us-east-1")]).unwrap();
+        assert_eq!(c.admin_role_name.as_str(), "EksAdmin");
+        assert_eq!(c.admin_user_tag, "eks-access=admin".parse().unwrap());
+        assert_eq!(c.cluster_tag.key, "eks-access-sync/managed");
+        assert_eq!(c.cluster_tag.value, "true");
+        assert_eq!(c.k8s_username, DEFAULT_K8S_USERNAME);
+        assert_eq!(c.k8s_groups, vec!["system:masters"]);
+        assert_eq!(c.trust_statement_sid, "EksAccessSyncAdmins");
+        assert_eq!(c.trust_policy_max_chars, 2048);
+        assert!(!c.require_session_name);
+        assert_eq!(c.cluster_regions, vec!["us-east-1"]);
+        assert_eq!(c.cluster_concurrency, 8);
+    }
+
+    #[test]
+    fn overrides() {
+        let c = cfg(&[
+            ("ADMIN_ROLE_NAME", "EksAdmin"),
+            ("ADMIN_USER_TAG", "team = sre"),
+            ("K8S_GROUPS", "eks-admins, ops ,"),
+            ("TRUST_STATEMENT_SID", "Mine1"),
+            ("TRUST_POLICY_MAX_CHARS", "4096"),
+            ("REQUIRE_SESSION_NAME", "YES"),
+            ("CLUSTER_REGIONS", "eu-west-1,us-east-2"),
+            ("AWS_REGION", "us-east-1"),
+            ("CLUSTER_CONCURRENCY", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_user_tag.to_string(), "team=sre");
+        assert_eq!(c.k8s_groups, vec!["eks-admins", "ops"]);
+        assert_eq!(c.trust_statement_sid, "Mine1");
+        assert_eq!(c.trust_policy_max_chars, 4096);
+        assert!(c.require_session_name);
+        assert_eq!(c.cluster_regions, vec!["eu-west-1", "us-east-2"]);
+        assert_eq!(c.cluster_concurrency, 2);
+        let c = cfg(&[("ADMIN_ROLE_NAME", "r"), ("AWS_DEFAULT_REGION", "eu-central-1")]).unwrap();
+        assert_eq!(c.cluster_regions, vec!["eu-central-1"]);
+    }
+
+    #[test]
+    fn errors_name_variable_value_and_expectation() {
+        let base = [("ADMIN_ROLE_NAME", "EksAdmin"), ("AWS_REGION", "us-east-1")];
+        let cases: &[(&str, &str, &str)] = &[
+            ("ADMIN_USER_TAG", "admin", "key=value"),
+            ("CLUSTER_TAG", "=true", "key=value"),
+            ("K8S_GROUPS", " , ", "at least one"),
+            ("TRUST_STATEMENT_SID", "my-sid", "[A-Za-z0-9]+"),
+            ("TRUST_POLICY_MAX_CHARS", "0", "positive integer"),
+            ("TRUST_POLICY_MAX_CHARS", "lots", "positive integer"),
+            ("REQUIRE_SESSION_NAME", "maybe", "true/false"),
+            ("CLUSTER_CONCURRENCY", "0", "positive integer"),
+            ("CLUSTER_REGIONS", "mars", "regions"),
+            ("ADMIN_ROLE_NAME", "arn:aws:iam::123456789012:role/x", "role name"),
+        ];
+        for (var, value, expected) in cases {
+            let mut vars: Vec<(&str, &str)> =
+                base.iter().filter(|(k, _)| k != var).copied().collect();
+            vars.push((var, value));
+            let err = cfg(&vars).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+            assert!(err.contains(value.trim()), "{err}");
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_values() {
+        let err = cfg(&[("AWS_REGION", "us-east-1")]).unwrap_err();
+        assert!(err.to_string().contains("ADMIN_ROLE_NAME"));
+        let err = cfg(&[("ADMIN_ROLE_NAME", "r")]).unwrap_err().to_string();
+        assert!(err.contains("CLUSTER_REGIONS") && err.contains("AWS_REGION"), "{err}");
+    }
+}

@@ -1,1 +1,125 @@
-//! TODO
+//! Desired state: which IAM users are admins, and what an IAM event asks for.
+//!
+//! Tag matching: the key is compared exactly (IAM tag keys are
+//! case-sensitive), and so is the value (see [`TagSpec::matches`]): a user
+//! tagged `eks-access=Admin` is **not** an admin when the configured tag is
+//! `eks-access=admin`. Granting cluster-admin on a near match is the worse
+//! failure.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arn::{UserArn, UserName};
+use crate::config::TagSpec;
+use crate::event::{IamEventKind, IamUserEvent, TagHint};
+use crate::trust::PrincipalChange;
+
+/// An IAM user as `GetAccountAuthorizationDetails` (filter `User`) returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IamUser {
+    pub arn: UserArn,
+    pub name: UserName,
+    pub user_id: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl IamUser {
+    /// Whether the user carries the admin tag.
+    pub fn has_tag(&self, tag: &TagSpec) -> bool {
+        self.tags.iter().any(|(k, v)| tag.matches(k, v))
+    }
+}
+
+/// The ARNs of every user carrying `tag`.
+pub fn admin_arns(users: &[IamUser], tag: &TagSpec) -> BTreeSet<UserArn> {
+    users
+        .iter()
+        .filter(|u| u.has_tag(tag))
+        .map(|u| u.arn.clone())
+        .collect()
+}
+
+/// The targeted trust-policy change for an IAM event.
+///
+/// `current` is the user as IAM holds it now (re-read after the event, since
+/// events arrive late and unordered), or `None` when the user does not exist
+/// (any more). The current state wins over the event's hint; the hint only
+/// decides when the user cannot be read. Returns `None` when nothing is to
+/// change.
+pub fn change_for_event(
+    event: &IamUserEvent,
+    current: Option<&IamUser>,
+    tag: &TagSpec,
+) -> Option<PrincipalChange> {
+    match (event.kind, current) {
+        (_, None) => Some(PrincipalChange::RemoveName(event.user_name.clone())),
+        // A late DeleteUser for a user re-created since: its current tags decide.
+        (_, Some(u)) if u.has_tag(tag) => Some(PrincipalChange::Add(u.arn.clone())),
+        (IamEventKind::DeleteUser, Some(u)) => Some(PrincipalChange::RemoveArn(u.arn.clone())),
+        (_, Some(u)) => match event.hint {
+            // Not tagged now: make sure the user is not trusted.
+            TagHint::Removed | TagHint::Unknown | TagHint::Added => {
+                Some(PrincipalChange::RemoveArn(u.arn.clone()))
+            }
+            TagHint::Unchanged => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, tags: &[(&str, &str)]) -> IamUser {
+        IamUser {
+            arn: format!("arn:aws:iam::123456789012:user/{name}").parse().unwrap(),
+            name: name.parse().unwrap(),
+            user_id: "AIDAXQJ2KXNMEXAMPLE1".into(),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn admin_set_matches_key_and_value_exactly() {
+        let tag: TagSpec = "eks-access=admin".parse().unwrap();
+        let users = [
+            user("alice", &[("eks-access", "admin")]),
+            user("bob", &[("eks-access", "Admin")]),
+            user("carol", &[("EKS-ACCESS", "admin")]),
+            user("dave", &[("team", "x"), ("eks-access", "admin")]),
+            user("erin", &[]),
+        ];
+        let got: Vec<String> = admin_arns(&users, &tag).iter().map(|a| a.name().to_string()).collect();
+        assert_eq!(got, vec!["alice", "dave"]);
+    }
+
+    #[test]
+    fn event_changes() {
+        let tag: TagSpec = "eks-access=admin".parse().unwrap();
+        let ev = |kind, hint| IamUserEvent {
+            kind,
+            user_name: "dave".parse().unwrap(),
+            event_id: None,
+            event_time: None,
+            hint,
+        };
+        let tagged = user("dave", &[("eks-access", "admin")]);
+        let plain = user("dave", &[]);
+        use IamEventKind::*;
+        let cases = [
+            (ev(CreateUser, TagHint::Added), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
+            (ev(CreateUser, TagHint::Unchanged), Some(&plain), None),
+            (ev(TagUser, TagHint::Added), Some(&plain), Some(PrincipalChange::RemoveArn(plain.arn.clone()))),
+            (ev(UntagUser, TagHint::Removed), Some(&plain), Some(PrincipalChange::RemoveArn(plain.arn.clone()))),
+            (ev(UntagUser, TagHint::Removed), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
+            (ev(TagUser, TagHint::Added), None, Some(PrincipalChange::RemoveName("dave".parse().unwrap()))),
+            (ev(DeleteUser, TagHint::Removed), None, Some(PrincipalChange::RemoveName("dave".parse().unwrap()))),
+            (ev(DeleteUser, TagHint::Removed), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
+        ];
+        for (e, cur, want) in cases {
+            assert_eq!(change_for_event(&e, cur, &tag), want, "{e:?}");
+        }
+    }
+}

@@ -294,7 +294,9 @@ mod tests {
             "PUT" => {
                 let mut new: serde_json::Value = serde_json::from_slice(&body).expect("json");
                 srv.puts.lock().expect("lock").push(new.clone());
-                let current = obj.as_ref().map(|o| o["metadata"]["resourceVersion"].clone());
+                let current = obj
+                    .as_ref()
+                    .map(|o| o["metadata"]["resourceVersion"].clone());
                 if current.as_ref() != Some(&new["metadata"]["resourceVersion"]) {
                     status(409, "Conflict")
                 } else {
@@ -348,7 +350,9 @@ mod tests {
         assert_eq!(got.data["other"], "v");
         let mut data = got.data.clone();
         data.insert("mapUsers".into(), "[]\n".into());
-        s.replace(data, &got.resource_version).await.expect("replace");
+        s.replace(data, &got.resource_version)
+            .await
+            .expect("replace");
         let obj = srv.object.lock().expect("lock").clone().expect("obj");
         assert_eq!(obj["metadata"]["labels"]["app"], "x");
         assert_eq!(obj["metadata"]["annotations"]["note"], "keep me");

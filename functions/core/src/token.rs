@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(url.scheme(), "http");
         assert_eq!(url.host_str(), Some("127.0.0.1"));
         assert_eq!(url.port(), Some(4566));
-        assert_eq!(query(&url)["X-Amz-Signature"], expected_signature(&url, "dev"));
+        assert_eq!(
+            query(&url)["X-Amz-Signature"],
+            expected_signature(&url, "dev")
+        );
     }
 
     #[test]
@@ -349,8 +352,8 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        let t = eks_token(&creds(Some("sess")), "us-east-1", "a", None, fixed_time())
-            .expect("token");
+        let t =
+            eks_token(&creds(Some("sess")), "us-east-1", "a", None, fixed_time()).expect("token");
         let dbg = format!("{t:?}");
         assert!(dbg.contains("<redacted>"));
         assert!(!dbg.contains(TOKEN_PREFIX));
@@ -359,8 +362,14 @@ mod tests {
 
     #[test]
     fn bad_endpoint_is_an_error() {
-        let err = eks_token(&creds(None), "us-east-1", "a", Some("not a url"), fixed_time())
-            .expect_err("bad endpoint");
+        let err = eks_token(
+            &creds(None),
+            "us-east-1",
+            "a",
+            Some("not a url"),
+            fixed_time(),
+        )
+        .expect_err("bad endpoint");
         assert!(matches!(err, TokenError::Endpoint { .. }));
     }
 

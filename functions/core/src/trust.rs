@@ -1,1 +1,440 @@
-//! TODO
+//! The trust-policy editor.
+//!
+//! We own exactly one statement of the admin role's trust policy, found by its
+//! `Sid`. Every other statement is kept exactly as it was: same position, same
+//! keys in the same order, same values (`serde_json` with `preserve_order`).
+//!
+//! Our statement is always written in one canonical form:
+//!
+//! ```json
+//! {"Sid":"<sid>","Effect":"Allow","Principal":{"AWS":<sorted user ARNs>},
+//!  "Action":"sts:AssumeRole"[,"Condition":{"StringEquals":{"sts:RoleSessionName":"${aws:username}"}}]}
+//! ```
+//!
+//! with a single string instead of a list when there is one principal, and the
+//! `Condition` only when `require_session_name` is on. Several statements with
+//! our Sid are merged into one at the place of the first.
+//!
+//! Decisions where IAM leaves a choice:
+//! - Dangling unique IDs (`AIDA…`, `AROA…`) are dropped from our statement and
+//!   only reported when found in statements we do not own.
+//! - An empty managed set removes our statement. If that would leave no
+//!   statement at all (IAM rejects an empty `Statement`), we write a
+//!   placeholder statement with our Sid that **denies** `sts:AssumeRole` to the
+//!   account root, `arn:<partition>:iam::<account>:root`. The account is taken
+//!   from the first ARN found in the current document, else from
+//!   [`TrustOptions::account_fallback`]; if neither exists the edit is refused
+//!   with [`TrustPolicyError::NoAccount`].
+//! - Sizes are counted as IAM does (no whitespace outside strings), on the
+//!   minified document. A write whose result exceeds `max_chars` is refused,
+//!   even if it shrinks the policy, so nothing we write can exceed the quota.
+//! - A document that is already canonical produces no write (`after == None`),
+//!   even when its whitespace differs.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use crate::arn::{RoleArn, UserArn, UserName, is_unique_id};
+use crate::config::Config;
+
+/// How to edit the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustOptions {
+    /// Sid of the statement we own.
+    pub sid: String,
+    /// Size quota in characters (`ACLSizePerRole`).
+    pub max_chars: usize,
+    /// Add the `sts:RoleSessionName = ${aws:username}` condition.
+    pub require_session_name: bool,
+    /// `(partition, account)` for the deny placeholder when the document holds
+    /// no ARN to take them from; set it with [`TrustOptions::with_role`].
+    pub account_fallback: Option<(String, String)>,
+}
+
+impl TrustOptions {
+    /// Uses the role's partition and account for the placeholder statement.
+    pub fn with_role(mut self, role: &RoleArn) -> Self {
+        self.account_fallback = Some((role.partition().to_string(), role.account().to_string()));
+        self
+    }
+}
+
+impl From<&Config> for TrustOptions {
+    fn from(c: &Config) -> Self {
+        TrustOptions {
+            sid: c.trust_statement_sid.clone(),
+            max_chars: c.trust_policy_max_chars,
+            require_session_name: c.require_session_name,
+            account_fallback: None,
+        }
+    }
+}
+
+/// The change to the managed principals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalChange {
+    /// Exactly these users (full reconcile).
+    Set(BTreeSet<UserArn>),
+    /// Add one user.
+    Add(UserArn),
+    /// Remove one user by ARN (ASCII case ignored).
+    RemoveArn(UserArn),
+    /// Remove every user ARN with this name, in any path (DeleteUser records
+    /// carry only the name); case ignored as IAM names are case-insensitive.
+    RemoveName(UserName),
+}
+
+/// The trust policy cannot be edited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustPolicyError {
+    #[error("trust policy is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("trust policy is not a policy document: {0}")]
+    NotAPolicy(String),
+    #[error("trust policy is URL-encoded but does not decode as UTF-8")]
+    BadEncoding,
+    #[error(
+        "trust policy would be {size} characters, over the limit of {max} \
+         ({users} managed users; {users_that_fit} would fit). Raise the IAM quota \
+         \"Role trust policy length\" (Service Quotas code L-C07B4B0D) and set \
+         TRUST_POLICY_MAX_CHARS to match, or trust the account root with an \
+         aws:PrincipalTag condition, which does not grow with users"
+    )]
+    QuotaExceeded {
+        size: usize,
+        max: usize,
+        users: usize,
+        users_that_fit: usize,
+    },
+    #[error(
+        "removing the last managed principal would leave no statement, and the \
+         document has no ARN to take the account from for the placeholder"
+    )]
+    NoAccount,
+}
+
+/// The result of an edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustEdit {
+    /// Users newly trusted.
+    pub added: Vec<UserArn>,
+    /// Principals removed from our statement (not counting dangling IDs).
+    pub removed: Vec<String>,
+    /// Dangling unique IDs dropped from our statement.
+    pub dangling_removed: Vec<String>,
+    /// Dangling unique IDs seen in statements we do not own (left alone).
+    pub foreign_dangling: Vec<String>,
+    pub size_before: usize,
+    pub size_after: usize,
+    pub max_chars: usize,
+    /// The current document, minified.
+    pub before: String,
+    /// The new minified document, only when it must be written.
+    pub after: Option<String>,
+}
+
+impl TrustEdit {
+    /// Whether a write is needed.
+    pub fn changed(&self) -> bool {
+        self.after.is_some()
+    }
+}
+
+/// Percent-decodes a document as `GetRole` returns it; JSON passes through.
+pub fn decode_policy_document(s: &str) -> Result<String, TrustPolicyError> {
+    let t = s.trim_start();
+    if t.starts_with('{') {
+        return Ok(s.to_string());
+    }
+    let decoded = percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| TrustPolicyError::BadEncoding)?;
+    if decoded.trim_start().starts_with('{') {
+        Ok(decoded.into_owned())
+    } else {
+        Err(TrustPolicyError::NotAPolicy(
+            "expected a JSON object (or its URL encoding)".into(),
+        ))
+    }
+}
+
+/// Size as IAM counts it: characters, not counting whitespace outside strings.
+pub fn policy_size_chars(minified: &str) -> usize {
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut n = 0;
+    for c in minified.chars() {
+        if in_str {
+            n += 1;
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if !c.is_whitespace() {
+            n += 1;
+            if c == '"' {
+                in_str = true;
+            }
+        }
+    }
+    n
+}
+
+struct Parsed {
+    root: Map<String, Value>,
+    statements: Vec<Value>,
+    was_single: bool,
+}
+
+fn parse(doc: &str) -> Result<Parsed, TrustPolicyError> {
+    let v: Value = serde_json::from_str(doc).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
+    let Value::Object(root) = v else {
+        return Err(TrustPolicyError::NotAPolicy("top level is not an object".into()));
+    };
+    let (statements, was_single) = match root.get("Statement") {
+        Some(Value::Array(a)) => (a.clone(), false),
+        Some(o @ Value::Object(_)) => (vec![o.clone()], true),
+        Some(_) => {
+            return Err(TrustPolicyError::NotAPolicy(
+                "\"Statement\" is neither a list nor an object".into(),
+            ));
+        }
+        None => return Err(TrustPolicyError::NotAPolicy("no \"Statement\"".into())),
+    };
+    if let Some(bad) = statements.iter().position(|s| !s.is_object()) {
+        return Err(TrustPolicyError::NotAPolicy(format!(
+            "statement {bad} is not an object"
+        )));
+    }
+    Ok(Parsed {
+        root,
+        statements,
+        was_single,
+    })
+}
+
+fn is_ours(stmt: &Value, sid: &str) -> bool {
+    stmt.get("Sid").and_then(Value::as_str) == Some(sid)
+}
+
+/// The AWS principals of a statement (string or list under `Principal.AWS`).
+fn aws_principals(stmt: &Value) -> Vec<String> {
+    match stmt.get("Principal").and_then(|p| p.get("AWS")) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The principals in our statement(s), including dangling IDs.
+pub fn managed_principals(doc: &str, sid: &str) -> Result<BTreeSet<String>, TrustPolicyError> {
+    let p = parse(doc)?;
+    Ok(p.statements
+        .iter()
+        .filter(|s| is_ours(s, sid))
+        .flat_map(aws_principals)
+        .collect())
+}
+
+fn our_statement(sid: &str, principals: &BTreeSet<String>, opts: &TrustOptions) -> Value {
+    let aws = if principals.len() == 1 {
+        Value::String(principals.iter().next().cloned().unwrap_or_default())
+    } else {
+        Value::Array(principals.iter().cloned().map(Value::String).collect())
+    };
+    let mut m = Map::new();
+    m.insert("Sid".into(), Value::String(sid.to_string()));
+    m.insert("Effect".into(), json!("Allow"));
+    m.insert("Principal".into(), json!({ "AWS": aws }));
+    m.insert("Action".into(), json!("sts:AssumeRole"));
+    if opts.require_session_name {
+        m.insert(
+            "Condition".into(),
+            json!({"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn placeholder(sid: &str, partition: &str, account: &str) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": {"AWS": format!("arn:{partition}:iam::{account}:root")},
+        "Action": "sts:AssumeRole"
+    })
+}
+
+/// First `(partition, account)` of any IAM/STS ARN in the document.
+fn account_in(statements: &[Value]) -> Option<(String, String)> {
+    let mut all = Vec::new();
+    for s in statements {
+        collect_strings(s, &mut all);
+    }
+    all.iter().find_map(|s| {
+        let f: Vec<&str> = s.splitn(6, ':').collect();
+        (f.len() == 6
+            && f[0] == "arn"
+            && (f[2] == "iam" || f[2] == "sts")
+            && f[4].len() == 12
+            && f[4].chars().all(|c| c.is_ascii_digit()))
+        .then(|| (f[1].to_string(), f[4].to_string()))
+    })
+}
+
+/// Builds the new document with `principals` as the managed set.
+fn build(
+    p: &Parsed,
+    principals: &BTreeSet<String>,
+    opts: &TrustOptions,
+) -> Result<String, TrustPolicyError> {
+    let mut out: Vec<Value> = Vec::with_capacity(p.statements.len() + 1);
+    let mut placed = false;
+    for s in &p.statements {
+        if is_ours(s, &opts.sid) {
+            if !placed && !principals.is_empty() {
+                out.push(our_statement(&opts.sid, principals, opts));
+            }
+            placed = true;
+        } else {
+            out.push(s.clone());
+        }
+    }
+    if !placed && !principals.is_empty() {
+        out.push(our_statement(&opts.sid, principals, opts));
+    }
+    if out.is_empty() {
+        let (part, acct) = account_in(&p.statements)
+            .or_else(|| opts.account_fallback.clone())
+            .ok_or(TrustPolicyError::NoAccount)?;
+        out.push(placeholder(&opts.sid, &part, &acct));
+    }
+    let mut root = p.root.clone();
+    let stmt = if p.was_single && out.len() == 1 {
+        out.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(out)
+    };
+    root.insert("Statement".into(), stmt);
+    serde_json::to_string(&Value::Object(root)).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))
+}
+
+/// Applies `change` to the managed statement of `current`.
+pub fn edit_trust_policy(
+    current: &str,
+    change: &PrincipalChange,
+    opts: &TrustOptions,
+) -> Result<TrustEdit, TrustPolicyError> {
+    let decoded = decode_policy_document(current)?;
+    let p = parse(&decoded)?;
+    let mut root_before = p.root.clone();
+    root_before.insert(
+        "Statement".into(),
+        if p.was_single {
+            p.statements.first().cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Array(p.statements.clone())
+        },
+    );
+    let before = serde_json::to_string(&Value::Object(root_before))
+        .map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
+
+    let mut foreign_dangling = Vec::new();
+    let mut old: Vec<String> = Vec::new();
+    for s in &p.statements {
+        if is_ours(s, &opts.sid) {
+            old.extend(aws_principals(s));
+        } else {
+            let mut strs = Vec::new();
+            for k in ["Principal", "NotPrincipal"] {
+                if let Some(v) = s.get(k) {
+                    collect_strings(v, &mut strs);
+                }
+            }
+            foreign_dangling.extend(strs.into_iter().filter(|x| is_unique_id(x)));
+        }
+    }
+    let (dangling, live): (Vec<String>, Vec<String>) = old.into_iter().partition(|x| is_unique_id(x));
+    let dangling_removed: Vec<String> = dangling.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let live: BTreeSet<String> = live.into_iter().collect();
+
+    let new: BTreeSet<String> = match change {
+        PrincipalChange::Set(set) => set.iter().map(|a| a.to_string()).collect(),
+        PrincipalChange::Add(a) => {
+            let mut n = live.clone();
+            if !n.iter().any(|x| x.eq_ignore_ascii_case(a.as_str())) {
+                n.insert(a.to_string());
+            }
+            n
+        }
+        PrincipalChange::RemoveArn(a) => live
+            .iter()
+            .filter(|x| !x.eq_ignore_ascii_case(a.as_str()))
+            .cloned()
+            .collect(),
+        PrincipalChange::RemoveName(name) => live
+            .iter()
+            .filter(|x| {
+                !x.parse::<UserArn>()
+                    .map(|u| u.name().eq_ignore_case(name))
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect(),
+    };
+
+    let added: Vec<UserArn> = new
+        .difference(&live)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let removed: Vec<String> = live.difference(&new).cloned().collect();
+
+    let after_doc = build(&p, &new, opts)?;
+    let size_before = policy_size_chars(&before);
+    let size_after = policy_size_chars(&after_doc);
+    let after = (after_doc != before).then_some(after_doc);
+
+    if after.is_some() && size_after > opts.max_chars {
+        // Largest prefix of the (sorted) set that fits.
+        let all: Vec<&String> = new.iter().collect();
+        let mut fit = 0;
+        for k in (0..all.len()).rev() {
+            let subset: BTreeSet<String> = all[..k].iter().map(|s| (*s).clone()).collect();
+            if build(&p, &subset, opts).map(|d| policy_size_chars(&d) <= opts.max_chars).unwrap_or(false) {
+                fit = k;
+                break;
+            }
+        }
+        return Err(TrustPolicyError::QuotaExceeded {
+            size: size_after,
+            max: opts.max_chars,
+            users: new.len(),
+            users_that_fit: fit,
+        });
+    }
+
+    Ok(TrustEdit {
+        added,
+        removed,
+        dangling_removed,
+        foreign_dangling,
+        size_before,
+        size_after,
+        max_chars: opts.max_chars,
+        before,
+        after,
+    })
+}

@@ -103,19 +103,17 @@ pub fn canonicalize(arn: &str) -> String {
     let Some((partition, service, account, resource)) = arn_parts(arn) else {
         return arn.to_string();
     };
-    if service == "sts" {
-        if let Some(rest) = resource.strip_prefix("assumed-role/") {
-            if let Some(name) = rest.split('/').next() {
-                return format!("arn:{partition}:iam::{account}:role/{name}");
-            }
-        }
+    if service == "sts"
+        && let Some(rest) = resource.strip_prefix("assumed-role/")
+        && let Some(name) = rest.split('/').next()
+    {
+        return format!("arn:{partition}:iam::{account}:role/{name}");
     }
-    if service == "iam" {
-        if let Some(rest) = resource.strip_prefix("role/") {
-            if let Some(name) = rest.rsplit('/').next() {
-                return format!("arn:{partition}:iam::{account}:role/{name}");
-            }
-        }
+    if service == "iam"
+        && let Some(rest) = resource.strip_prefix("role/")
+        && let Some(name) = rest.rsplit('/').next()
+    {
+        return format!("arn:{partition}:iam::{account}:role/{name}");
     }
     arn.to_string()
 }
@@ -199,12 +197,12 @@ pub fn verify_token(
             "InvalidClientTokenId: the security token included in the request is invalid (unknown access key {akid})"
         ));
     };
-    if let Some(expected) = &cred.session_token {
-        if params.get("x-amz-security-token") != Some(expected) {
-            return Err(format!(
-                "InvalidClientTokenId: session token does not match access key {akid}"
-            ));
-        }
+    if let Some(expected) = &cred.session_token
+        && params.get("x-amz-security-token") != Some(expected)
+    {
+        return Err(format!(
+            "InvalidClientTokenId: session token does not match access key {akid}"
+        ));
     }
     if cred.expires_at.is_some_and(|t| t <= now) {
         return Err("ExpiredToken: the security token included in the request is expired".into());

@@ -1,0 +1,200 @@
+# eks-access-sync: build, deploy, test and demo.
+#
+#   make demo     local story on the sandbox (installs tools, builds, starts and stops the sandbox)
+#   make test     cargo test --workspace, then the template/event tests (installs tools first)
+#   make lint     rustfmt, clippy, cfn-lint, sam validate --lint
+#   make deploy   sam build + sam deploy (guided the first time)
+#
+# Every tool comes from a package registry, pinned, into .tools/ (git-ignored):
+#   .tools/venv    moto[server], awscli v1, cfn-lint, pytest   (tests/requirements.txt)
+#   .tools/sam     aws-sam-cli                                 (tests/requirements-sam.txt)
+#   .tools/lambda  cargo-lambda + ziglang                      (tests/requirements-lambda.txt)
+# kubectl is not installed here: it must be on PATH (it is on the project's machine image);
+# the demo and the end-to-end tests use it.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+SAM_VENV := $(TOOLS)/sam
+LAMBDA_VENV := $(TOOLS)/lambda
+SAM := $(SAM_VENV)/bin/sam
+AWS := $(VENV)/bin/aws
+
+# The test venv first on PATH: moto_server (started by the sandbox), aws, pytest, cfn-lint.
+export PATH := $(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+SANDBOX_DIR := $(CURDIR)/.sandbox
+
+# Deployed stack (deploy, invoke-*, repair, bootstrap).
+STACK ?= eks-access-sync
+REGION ?= us-east-1
+# Architecture of `make build`. The stack runs on arm64 (Graviton); building
+# for it needs the Rust std for aarch64 (`rustup target add aarch64-unknown-linux-gnu`),
+# which a new machine lacks, so the default is x86_64: `make build ARCH=arm64`
+# for the deployable artifact. `make deploy` always builds arm64 (through sam build).
+ARCH ?= x86_64
+
+EVENTS := $(basename $(notdir $(wildcard events/*.json)))
+
+.PHONY: help tools check-kubectl build deploy rust-target-arm64 lint test demo \
+        sandbox-up sandbox-down repair repair-dry-run bootstrap $(addprefix invoke-,$(EVENTS))
+
+help:
+	@echo "make demo | test | lint | tools | build [ARCH=arm64] | deploy"
+	@echo "make invoke-<event> (events/*.json) | repair | repair-dry-run   [STACK=$(STACK) REGION=$(REGION)]"
+	@echo "make bootstrap CLUSTER=name [CLUSTER_REGION=r]   (run once per cluster, as a cluster admin)"
+	@echo "make sandbox-up | sandbox-down"
+	@echo "events: $(EVENTS)"
+
+# ---------------------------------------------------------------- tools ----
+
+tools: $(VENV)/.installed $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed
+	@if command -v kubectl >/dev/null; then \
+	  echo "tools ready in .tools/ (kubectl: $$(command -v kubectl))"; \
+	else \
+	  echo "tools ready in .tools/; WARNING: kubectl not found on PATH: 'make demo' and 'make test' need it."; \
+	  echo "  Install kubectl >= 1.28 (the Kubernetes project's apt repository, or your OS package manager)."; \
+	fi
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(SAM_VENV)/.installed: tests/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(LAMBDA_VENV)/.installed: tests/requirements-lambda.txt
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+check-kubectl:
+	@command -v kubectl >/dev/null || { \
+	  echo "kubectl is not on PATH. Install kubectl >= 1.28 (the Kubernetes project's apt"; \
+	  echo "repository, or your OS package manager), then run this target again."; exit 1; }
+
+# ---------------------------------------------------------------- build ----
+
+# cargo-lambda finds zig through `python3 -m ziglang`: its venv goes first on PATH.
+build: $(LAMBDA_VENV)/.installed $(if $(filter arm64 aarch64,$(ARCH)),rust-target-arm64)
+	PATH="$(LAMBDA_VENV)/bin:$$PATH" $(CARGO) lambda build --release \
+	  $(if $(filter arm64 aarch64,$(ARCH)),--arm64,--x86-64) \
+	  --package iam-events --package reconcile
+	@echo "bootstrap binaries: $(TARGET_DIR)/lambda/{iam-events,reconcile}/bootstrap"
+
+rust-target-arm64:
+	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || \
+	  rustup target add aarch64-unknown-linux-gnu
+
+# sam build runs `cargo lambda build --release --arm64 --bin <Binary>` in each
+# function's crate (see infra/template.yaml); samconfig.toml is written by the
+# first, guided, deploy and reused afterwards.
+deploy: $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed rust-target-arm64
+	cd infra && PATH="$(LAMBDA_VENV)/bin:$$PATH" $(SAM) build --template template.yaml
+	cd infra && if [ -f samconfig.toml ]; then \
+	  $(SAM) deploy; \
+	else \
+	  $(SAM) deploy --guided --stack-name $(STACK) --region $(REGION) \
+	    --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM; \
+	fi
+
+# ------------------------------------------------------ deployed stack ----
+
+# $(call stack_output,OutputKey)
+stack_output = $(AWS) cloudformation describe-stacks --region $(REGION) --stack-name $(STACK) \
+  --query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text
+
+# iam-*.json go to iam-events; everything else (eks-*, schedule, reconcile-*) to reconcile.
+$(addprefix invoke-,$(EVENTS)): invoke-%: events/%.json $(VENV)/.installed
+	@key=$(if $(filter iam-%,$*),IamEventsFunctionName,ReconcileFunctionName); \
+	fn=$$($(call stack_output,$$key)); \
+	[ -n "$$fn" ] && [ "$$fn" != None ] || { echo "stack $(STACK) in $(REGION) has no output $$key: deploy first"; exit 1; }; \
+	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	echo "invoking $$fn with $<"; \
+	err=$$($(AWS) lambda invoke --region $(REGION) --function-name "$$fn" \
+	  --payload fileb://$< --query FunctionError --output text "$$out"); \
+	cat "$$out"; echo; \
+	[ "$$err" = None ] || { echo "function error: $$err (see its log group)"; exit 1; }
+
+repair: invoke-reconcile-apply
+repair-dry-run: invoke-reconcile-dry-run
+
+# Maps the functions' role on one cluster (aws-auth + RBAC narrowed to the
+# aws-auth ConfigMap, or an access entry on API-mode clusters). Run it once per
+# tagged cluster with credentials that are cluster-admin there.
+CLUSTER_REGION ?= $(REGION)
+bootstrap: $(VENV)/.installed
+	@[ -n "$(CLUSTER)" ] || { echo "usage: make bootstrap CLUSTER=name [CLUSTER_REGION=region]"; exit 1; }
+	role=$$($(call stack_output,FunctionRoleArn)); \
+	$(CARGO) run --quiet -p eks-access-sync --bin eks-access-sync -- \
+	  bootstrap --cluster "$(CLUSTER)" --region "$(CLUSTER_REGION)" --role-arn "$$role"
+
+# ------------------------------------------------------------ quality ----
+
+lint: tools
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(SAM) validate --lint --region us-east-1 -t infra/template.yaml
+
+test: tools check-kubectl
+	$(CARGO) test --workspace
+	$(VENV)/bin/pytest -q tests/infra
+
+# ------------------------------------------------------------ sandbox ----
+
+sandbox-up: $(VENV)/.installed
+	$(CARGO) build -p eks-sandbox
+	@mkdir -p $(SANDBOX_DIR)
+	@if [ -f $(SANDBOX_DIR)/sandbox.pid ] && kill -0 "$$(cat $(SANDBOX_DIR)/sandbox.pid)" 2>/dev/null \
+	    && [ -s $(SANDBOX_DIR)/env ]; then \
+	  echo "sandbox already running (pid $$(cat $(SANDBOX_DIR)/sandbox.pid))"; exit 0; \
+	fi; \
+	rm -f $(SANDBOX_DIR)/env $(SANDBOX_DIR)/sandbox.pid; \
+	setsid nohup $(TARGET_DIR)/debug/eks-sandbox up --dir $(SANDBOX_DIR) \
+	  >$(SANDBOX_DIR)/sandbox.log 2>&1 </dev/null & \
+	pid=$$!; \
+	for _ in $$(seq 1 120); do \
+	  [ -s $(SANDBOX_DIR)/env ] && break; \
+	  kill -0 $$pid 2>/dev/null || { echo "sandbox exited; its log:"; cat $(SANDBOX_DIR)/sandbox.log; exit 1; }; \
+	  sleep 0.5; \
+	done; \
+	[ -s $(SANDBOX_DIR)/env ] || { echo "sandbox did not write $(SANDBOX_DIR)/env in 60 s"; kill $$pid; exit 1; }; \
+	echo "sandbox up (pid $$pid); 'source $(SANDBOX_DIR)/env' to use it"
+
+# The sandbox runs in its own session (setsid), so its moto_server child goes with it.
+define sandbox_down
+if [ -f $(SANDBOX_DIR)/sandbox.pid ]; then \
+  pid=$$(cat $(SANDBOX_DIR)/sandbox.pid); \
+  kill -TERM -- -$$pid 2>/dev/null || kill -TERM $$pid 2>/dev/null || true; \
+  for _ in $$(seq 1 20); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; \
+  kill -0 $$pid 2>/dev/null && kill -KILL -- -$$pid 2>/dev/null || true; \
+  rm -f $(SANDBOX_DIR)/sandbox.pid $(SANDBOX_DIR)/env; \
+  echo "sandbox stopped (pid $$pid)"; \
+else \
+  echo "no sandbox running"; \
+fi
+endef
+
+sandbox-down:
+	@$(sandbox_down)
+
+demo: tools check-kubectl
+	$(CARGO) build -p eks-access-sync -p eks-sandbox
+	$(MAKE) sandbox-up
+	status=0; \
+	{ $(TARGET_DIR)/debug/eks-sandbox seed --dir $(SANDBOX_DIR) \
+	  && BIN_DIR=$(TARGET_DIR)/debug SANDBOX_DIR=$(SANDBOX_DIR) bash tests/demo.sh; } || status=$$?; \
+	$(sandbox_down); \
+	exit $$status

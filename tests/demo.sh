@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The eks-access-sync story on the local sandbox; run by `make demo`, which
+# builds the binaries, starts and seeds the sandbox, and stops it afterwards.
+#
+# A user is created with the admin tag, the event is handled exactly as the
+# iam-events Lambda would, the user assumes the admin role and kubectl shows
+# them as cluster-admin; the user is deleted, the DeleteUser event is handled,
+# and the same steps are refused.
+#
+# Needs: BIN_DIR (eks-access-sync, eks-sandbox), SANDBOX_DIR (.sandbox, with
+# the env file `eks-sandbox up` writes), aws (awscli v1) and kubectl on PATH.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN_DIR=${BIN_DIR:-$ROOT/target/debug}
+SANDBOX_DIR=${SANDBOX_DIR:-$ROOT/.sandbox}
+DEMO_USER=${DEMO_USER:-dave}
+CLUSTER=${DEMO_CLUSTER:-prod}
+CLI="$BIN_DIR/eks-access-sync"
+
+# shellcheck disable=SC1091
+source "$SANDBOX_DIR/env"
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
+export ADMIN_ROLE_NAME=${ADMIN_ROLE_NAME:-eks-admin}
+export AWS_PAGER=""
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export KUBECONFIG="$WORK/kubeconfig"
+
+bold=$'\e[1m' dim=$'\e[2m' green=$'\e[32m' red=$'\e[31m' reset=$'\e[0m'
+[ -t 1 ] || { bold='' dim='' green='' red='' reset=''; }
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$reset"; }
+run() { printf '%s$ %s%s\n' "$dim" "$*" "$reset"; "$@"; }
+ok() { printf '%s✔ %s%s\n' "$green" "$*" "$reset"; }
+refused() { printf '%s✘ %s%s\n' "$red" "$*" "$reset"; }
+die() { printf '%sdemo failed: %s%s\n' "$red" "$*" "$reset" >&2; exit 1; }
+
+# The sample event with the demo user's name in place of "dave".
+event() { sed -e "s/\\bdave\\b/$DEMO_USER/g" "$ROOT/events/$1"; }
+
+trust_principals() {
+  aws iam get-role --role-name "$ADMIN_ROLE_NAME" \
+    --query 'Role.AssumeRolePolicyDocument.Statement[].Principal' --output json
+}
+
+# Run a command as the demo user (their own access key, no operator session).
+as_user() {
+  env -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+    AWS_ACCESS_KEY_ID="$USER_KEY_ID" AWS_SECRET_ACCESS_KEY="$USER_SECRET" "$@"
+}
+
+ROLE_ARN=$(aws iam get-role --role-name "$ADMIN_ROLE_NAME" --query Role.Arn --output text)
+
+step "1. The seeded world: what would change? (plan, a dry run)"
+run "$CLI" plan
+
+step "2. Bring it in step (reconcile) and read the report"
+run "$CLI" reconcile
+run "$CLI" plan --exit-code || die "changes still pending after reconcile"
+ok "nothing pending"
+
+step "3. A new engineer, $DEMO_USER, is created with the admin tag"
+run aws iam create-user --user-name "$DEMO_USER" --tags Key=eks-access,Value=admin --output text \
+  --query User.Arn
+read -r USER_KEY_ID USER_SECRET < <(aws iam create-access-key --user-name "$DEMO_USER" \
+  --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)
+printf '%s(access key %s… created for %s)%s\n' "$dim" "${USER_KEY_ID:0:8}" "$DEMO_USER" "$reset"
+
+step "4. CloudTrail's CreateUser event, handled as the iam-events Lambda would"
+event iam-create-user-tagged.json > "$WORK/create-user.json"
+run "$CLI" handle-event "$WORK/create-user.json"
+run trust_principals
+
+step "5. $DEMO_USER assumes the admin role"
+run as_user aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name "$DEMO_USER" \
+  --query 'AssumedRoleUser.Arn' --output text || die "$DEMO_USER could not assume the role"
+ok "$DEMO_USER may assume $ADMIN_ROLE_NAME"
+
+step "6. $DEMO_USER writes a kubeconfig for $CLUSTER and asks the cluster who they are"
+# --assume-role-arn: DescribeCluster as the role; --role-arn: every kubectl call assumes it.
+run as_user aws eks update-kubeconfig --name "$CLUSTER" --alias "$CLUSTER" \
+  --assume-role-arn "$ROLE_ARN" --role-arn "$ROLE_ARN"
+run as_user kubectl auth whoami || die "the cluster refused $DEMO_USER"
+ok "$DEMO_USER is cluster-admin on $CLUSTER"
+run as_user kubectl get configmap aws-auth -n kube-system -o jsonpath='{.data.mapRoles}'
+echo
+
+step "7. $DEMO_USER leaves: their key and user are deleted"
+run aws iam delete-access-key --user-name "$DEMO_USER" --access-key-id "$USER_KEY_ID"
+run aws iam delete-user --user-name "$DEMO_USER"
+
+step "8. CloudTrail's DeleteUser event, handled as the iam-events Lambda would"
+event iam-delete-user.json > "$WORK/delete-user.json"
+run "$CLI" handle-event "$WORK/delete-user.json"
+run trust_principals
+
+step "9. The same steps are now refused"
+if as_user aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name "$DEMO_USER" \
+  --output text --query AssumedRoleUser.Arn 2>"$WORK/assume.err"; then
+  die "$DEMO_USER could still assume the role"
+fi
+refused "assume-role: $(tail -n 1 "$WORK/assume.err")"
+if as_user kubectl auth whoami 2>"$WORK/whoami.err"; then
+  die "the cluster still answered $DEMO_USER"
+fi
+refused "kubectl auth whoami: $(tail -n 1 "$WORK/whoami.err")"
+printf '%s(a session assumed before the removal lasts until it expires: the admin role keeps MaxSessionDuration at 1 h)%s\n' \
+  "$dim" "$reset"
+
+step "10. Nothing left to do"
+run "$CLI" plan --exit-code || die "changes pending after the DeleteUser event"
+ok "trust policy and clusters in step"
+run "$CLI" plan --output json

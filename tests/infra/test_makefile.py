@@ -1,0 +1,160 @@
+"""The Makefile's targets: present, wired to the right commands, and the
+sandbox start/stop logic exercised against a stand-in sandbox binary."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EVENTS = sorted(p.stem for p in (ROOT / "events").glob("*.json"))
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is required")
+
+
+def make(*args, check=True, timeout=60):
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def dry(*args):
+    return make("-n", *args).stdout
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["tools", "build", "deploy", "lint", "test", "demo", "sandbox-up", "sandbox-down", "repair", "repair-dry-run"]
+    + [f"invoke-{e}" for e in EVENTS],
+)
+def test_target_exists(target):
+    assert make("-n", target, check=False).returncode == 0, target
+
+
+def test_no_bench_stub():
+    assert make("-n", "bench", check=False).returncode != 0
+
+
+def test_test_runs_cargo_then_pytest():
+    out = dry("test")
+    assert out.index("cargo test --workspace") < out.index("pytest -q tests/infra")
+
+
+def test_lint_runs_every_linter():
+    out = dry("lint")
+    for command in (
+        "cargo fmt --all --check",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        "cfn-lint infra/template.yaml",
+        "validate --lint --region us-east-1 -t infra/template.yaml",
+    ):
+        assert command in out, command
+
+
+def test_build_architecture():
+    assert "--x86-64" in dry("build")
+    assert "--arm64" in dry("build", "ARCH=arm64")
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_invoke_routes_to_the_right_function(event):
+    out = dry(f"invoke-{event}")
+    expected = "IamEventsFunctionName" if event.startswith("iam-") else "ReconcileFunctionName"
+    assert f"key={expected}" in out
+    assert f"fileb://events/{event}.json" in out
+
+
+def test_repair_payloads():
+    assert "fileb://events/reconcile-apply.json" in dry("repair")
+    assert "fileb://events/reconcile-dry-run.json" in dry("repair-dry-run")
+
+
+FAKE_SANDBOX = textwrap.dedent(
+    """\
+    #!/usr/bin/env bash
+    # Stand-in for eks-sandbox: `up --dir D` writes D/sandbox.pid, starts a child
+    # (as the real one starts moto_server), then writes D/env and stays up.
+    set -eu
+    if [ "$1" = up ]; then
+      dir=$3
+      echo $$ > "$dir/sandbox.pid"
+      sleep 300 &
+      echo $! > "$dir/child.pid"
+      sleep 0.3
+      echo "export AWS_REGION=us-east-1" > "$dir/env"
+      wait
+    fi
+    """
+)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    stat = pathlib.Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_sandbox_up_and_down_with_a_stand_in(tmp_path):
+    target = tmp_path / "target"
+    (target / "debug").mkdir(parents=True)
+    fake = target / "debug" / "eks-sandbox"
+    fake.write_text(FAKE_SANDBOX)
+    fake.chmod(0o755)
+    sandbox = tmp_path / "sandbox"
+    args = ["CARGO=true", f"TARGET_DIR={target}", f"SANDBOX_DIR={sandbox}"]
+
+    pid = child = None
+    try:
+        up = make("sandbox-up", *args)
+        assert "sandbox up" in up.stdout
+        assert (sandbox / "env").read_text().startswith("export ")
+        pid = int((sandbox / "sandbox.pid").read_text())
+        child = int((sandbox / "child.pid").read_text())
+        assert alive(pid) and alive(child)
+
+        again = make("sandbox-up", *args)
+        assert "already running" in again.stdout
+        assert int((sandbox / "sandbox.pid").read_text()) == pid
+
+        down = make("sandbox-down", *args)
+        assert "sandbox stopped" in down.stdout
+        deadline = time.monotonic() + 5
+        while (alive(pid) or alive(child)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(pid), "sandbox still running"
+        assert not alive(child), "the sandbox's child outlived it"
+        assert not (sandbox / "sandbox.pid").exists()
+        assert not (sandbox / "env").exists()
+
+        assert "no sandbox running" in make("sandbox-down", *args).stdout
+    finally:
+        for p in (pid, child):
+            if p is not None and alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_sandbox_up_reports_a_crashed_sandbox(tmp_path):
+    target = tmp_path / "target"
+    (target / "debug").mkdir(parents=True)
+    fake = target / "debug" / "eks-sandbox"
+    fake.write_text("#!/bin/sh\necho 'port 4566 already in use' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    result = make("sandbox-up", "CARGO=true", f"TARGET_DIR={target}", f"SANDBOX_DIR={tmp_path / 'sb'}", check=False)
+    assert result.returncode != 0
+    assert "port 4566 already in use" in result.stdout

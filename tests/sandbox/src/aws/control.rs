@@ -1,0 +1,129 @@
+//! The control endpoints under `/_sandbox/` (JSON, no authentication):
+//! faults, call counters, seed, health.
+
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{Method, StatusCode};
+use hyper::body::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FrontDoor, lock, seed};
+
+/// `POST /_sandbox/faults` body; every field optional, absent ones untouched.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRequest {
+    pub latency_ms: Option<u64>,
+    pub cluster: Option<String>,
+    pub aws_auth_conflicts: Option<u32>,
+    pub errors500: Option<u32>,
+    pub iam: Option<IamFaultRequest>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IamFaultRequest {
+    pub throttle: Option<u32>,
+    pub invalid_principal_window_ms: Option<u64>,
+}
+
+fn reply(status: StatusCode, v: Value) -> Response {
+    (status, [("content-type", "application/json")], v.to_string()).into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    reply(status, json!({ "error": message.into() }))
+}
+
+/// Applies a fault request; errors name what was wrong.
+pub fn apply_faults(fd: &FrontDoor, f: &FaultRequest) -> Result<(), String> {
+    let mut st = lock(&fd.shared);
+    if (f.aws_auth_conflicts.is_some() || f.errors500.is_some()) && f.cluster.is_none() {
+        return Err("awsAuthConflicts and errors500 need a \"cluster\"".into());
+    }
+    if let Some(name) = &f.cluster {
+        let c = st
+            .clusters
+            .get_mut(name)
+            .ok_or_else(|| format!("no cluster named {name}"))?;
+        if let Some(n) = f.aws_auth_conflicts {
+            c.faults.aws_auth_conflicts = n;
+        }
+        if let Some(n) = f.errors500 {
+            c.faults.errors_500 = n;
+        }
+    }
+    if let Some(ms) = f.latency_ms {
+        st.global_faults.latency_ms = ms;
+    }
+    if let Some(iam) = &f.iam {
+        if let Some(n) = iam.throttle {
+            st.iam_faults.throttle = n;
+        }
+        if let Some(ms) = iam.invalid_principal_window_ms {
+            st.iam_faults.invalid_principal_window_ms = ms;
+        }
+    }
+    Ok(())
+}
+
+/// Handles `/_sandbox/…`.
+pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Response {
+    match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/_sandbox/health") => reply(StatusCode::OK, json!({ "status": "ok" })),
+        (&Method::POST, "/_sandbox/faults") => {
+            let req: FaultRequest = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid fault JSON: {e}")),
+            };
+            match apply_faults(fd, &req) {
+                Ok(()) => reply(StatusCode::OK, json!({ "ok": true })),
+                Err(e) => error(StatusCode::NOT_FOUND, e),
+            }
+        }
+        (&Method::GET, "/_sandbox/calls") => {
+            let list: Vec<Value> = lock(&fd.shared)
+                .calls
+                .iter()
+                .map(|((s, o), n)| json!({ "service": s, "operation": o, "count": n }))
+                .collect();
+            reply(StatusCode::OK, Value::Array(list))
+        }
+        (&Method::POST, "/_sandbox/calls/reset") => {
+            lock(&fd.shared).calls.clear();
+            reply(StatusCode::OK, json!({ "ok": true }))
+        }
+        (&Method::POST, "/_sandbox/seed") => match seed::seed(fd).await {
+            Ok(r) => reply(StatusCode::OK, json!(r)),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        (m, p) => error(StatusCode::NOT_FOUND, format!("no control endpoint {m} {p}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_shapes() {
+        let f: FaultRequest = serde_json::from_str(r#"{"latencyMs": 20}"#).unwrap();
+        assert_eq!(f.latency_ms, Some(20));
+        let f: FaultRequest =
+            serde_json::from_str(r#"{"cluster": "prod", "awsAuthConflicts": 2, "errors500": 1}"#)
+                .unwrap();
+        assert_eq!((f.aws_auth_conflicts, f.errors500), (Some(2), Some(1)));
+        let f: FaultRequest =
+            serde_json::from_str(r#"{"iam": {"throttle": 3, "invalidPrincipalWindowMs": 3000}}"#)
+                .unwrap();
+        assert_eq!(
+            f.iam,
+            Some(IamFaultRequest {
+                throttle: Some(3),
+                invalid_principal_window_ms: Some(3000)
+            })
+        );
+        assert!(serde_json::from_str::<FaultRequest>(r#"{"latency": 1}"#).is_err());
+    }
+}

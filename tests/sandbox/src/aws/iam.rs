@@ -1,0 +1,596 @@
+//! IAM and STS: proxied to moto, with what AWS does and moto does not
+//! (trust-policy evaluation, unique ids, quota and principal validation,
+//! credential capture for signature checks, throttling).
+
+use std::collections::BTreeMap;
+
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use hyper::body::Bytes;
+use serde_json::Value;
+
+use super::moto::{MotoResponse, iam_arn_kind_name};
+use super::trust::{self, Caller, Decision};
+use super::{
+    AwsError, FrontDoor, OPERATOR_USER, SandboxError, caller_arn, lock, now_millis, now_secs,
+    request_id, unique_id, xml,
+};
+use crate::state::{ACCOUNT_ID, Credential, Principal};
+
+/// The default `ACLSizePerRole` quota, in characters without whitespace.
+pub const TRUST_POLICY_QUOTA: usize = 2048;
+
+type Params = BTreeMap<String, String>;
+
+fn params_of(parts: &Parts, body: &[u8]) -> Params {
+    let mut p: Params = url::form_urlencoded::parse(body).into_owned().collect();
+    if let Some(q) = parts.uri.query() {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()).into_owned() {
+            p.entry(k).or_insert(v);
+        }
+    }
+    p
+}
+
+fn moto_err(e: SandboxError) -> AwsError {
+    AwsError::internal(e.to_string())
+}
+
+/// Turns a moto answer into ours, replacing moto's user ids by `AIDA…` ids.
+fn relay(fd: &FrontDoor, r: &MotoResponse) -> Response {
+    let mut body = r.text();
+    for (moto_id, aida) in fd.moto_ids().iter() {
+        if body.contains(moto_id.as_str()) {
+            body = body.replace(moto_id.as_str(), aida);
+        }
+    }
+    let ct = r
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/xml")
+        .to_string();
+    (r.status, [("content-type", ct)], body).into_response()
+}
+
+/// Handles one IAM or STS call.
+pub async fn handle(
+    fd: &FrontDoor,
+    service: &str,
+    cred: &Credential,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let params = params_of(parts, &body);
+    let action = params.get("Action").cloned().unwrap_or_default();
+    fd.count(service, &action);
+    if service == "iam" {
+        let mut st = lock(&fd.shared);
+        if st.iam_faults.throttle > 0 {
+            st.iam_faults.throttle -= 1;
+            return Err(AwsError::new(400, "Throttling", "Rate exceeded"));
+        }
+    }
+    let forward = || fd.moto.forward(&parts.method, path_of(parts), &parts.headers, body.clone());
+    match (service, action.as_str()) {
+        ("sts", "GetCallerIdentity") => Ok(caller_identity(&cred.principal)),
+        ("sts", "AssumeRole") => {
+            let target = check_assume_role(fd, cred, &params).await?;
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok() {
+                capture_session(fd, &r, target, &params)?;
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "CreateUser") => {
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok() {
+                register_user(fd, &r.text());
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "CreateAccessKey") => {
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok() {
+                capture_access_key(fd, &r.text()).await?;
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "DeleteAccessKey") => {
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok()
+                && let Some(k) = params.get("AccessKeyId")
+            {
+                lock(&fd.shared).credentials.remove(k);
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "DeleteUser") => {
+            let name = params.get("UserName").cloned().unwrap_or_default();
+            let arn = user_arn(fd, &name).await?;
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok()
+                && let Some(arn) = arn
+            {
+                forget_user(fd, &arn).await?;
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "UpdateAssumeRolePolicy") => {
+            check_trust_policy(fd, params.get("PolicyDocument").map_or("", String::as_str))
+                .await?;
+            let r = forward().await.map_err(moto_err)?;
+            Ok(relay(fd, &r))
+        }
+        ("iam", "CreateRole") => {
+            check_trust_policy(
+                fd,
+                params
+                    .get("AssumeRolePolicyDocument")
+                    .map_or("", String::as_str),
+            )
+            .await?;
+            let r = forward().await.map_err(moto_err)?;
+            Ok(relay(fd, &r))
+        }
+        _ => {
+            let r = forward().await.map_err(moto_err)?;
+            Ok(relay(fd, &r))
+        }
+    }
+}
+
+fn path_of(parts: &Parts) -> &str {
+    parts.uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+fn caller_identity(p: &Principal) -> Response {
+    let (arn, user_id) = match p {
+        Principal::User { arn, user_id } => (arn.clone(), user_id.clone()),
+        Principal::AssumedRole {
+            role_id,
+            session_name,
+            ..
+        } => (caller_arn(p), format!("{role_id}:{session_name}")),
+    };
+    let body = format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{ACCOUNT_ID}</Account>\
+         </GetCallerIdentityResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>\
+         </GetCallerIdentityResponse>",
+        xml::escape(&arn),
+        xml::escape(&user_id),
+        request_id()
+    );
+    ([("content-type", "text/xml")], body).into_response()
+}
+
+/// Records a user moto just created (`CreateUser` response XML): assigns its
+/// `AIDA…` id and remembers when it was created. Returns (arn, id).
+pub(crate) fn register_user(fd: &FrontDoor, xml_body: &str) -> Option<(String, String)> {
+    let arn = xml::text(xml_body, "Arn")?;
+    let moto_id = xml::text(xml_body, "UserId")?;
+    let aida = unique_id("AIDA");
+    fd.moto_ids().insert(moto_id, aida.clone());
+    let mut st = lock(&fd.shared);
+    st.user_ids.insert(arn.clone(), aida.clone());
+    st.user_created_ms.insert(arn.clone(), now_millis());
+    Some((arn, aida))
+}
+
+/// The ARN of user `name` per moto, `None` when there is no such user.
+pub(crate) async fn user_arn(fd: &FrontDoor, name: &str) -> Result<Option<String>, AwsError> {
+    let r = fd
+        .moto
+        .call("iam", "GetUser", &[("UserName", name)])
+        .await
+        .map_err(moto_err)?;
+    Ok(if r.ok() { xml::text(&r.text(), "Arn") } else { None })
+}
+
+/// Whether the IAM user or role `arn` exists (exact ARN, path included).
+pub(crate) async fn principal_exists(fd: &FrontDoor, arn: &str) -> Result<bool, AwsError> {
+    let Some((kind, name)) = iam_arn_kind_name(arn) else {
+        return Ok(false);
+    };
+    let (action, param) = if kind == "user" {
+        ("GetUser", "UserName")
+    } else {
+        ("GetRole", "RoleName")
+    };
+    let r = fd
+        .moto
+        .call("iam", action, &[(param, name)])
+        .await
+        .map_err(moto_err)?;
+    Ok(r.ok() && xml::text(&r.text(), "Arn").as_deref() == Some(arn))
+}
+
+async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> {
+    let (Some(ak), Some(sk), Some(user)) = (
+        xml::text(body, "AccessKeyId"),
+        xml::text(body, "SecretAccessKey"),
+        xml::text(body, "UserName"),
+    ) else {
+        return Err(AwsError::internal("moto's CreateAccessKey answer lacked the key"));
+    };
+    let arn = user_arn(fd, &user)
+        .await?
+        .unwrap_or_else(|| format!("arn:aws:iam::{ACCOUNT_ID}:user/{user}"));
+    let mut st = lock(&fd.shared);
+    let user_id = st
+        .user_ids
+        .get(&arn)
+        .cloned()
+        .unwrap_or_else(|| unique_id("AIDA"));
+    st.credentials.insert(
+        ak.clone(),
+        Credential {
+            access_key_id: ak,
+            secret_access_key: sk,
+            session_token: None,
+            expires_at: None,
+            principal: Principal::User { arn, user_id },
+        },
+    );
+    Ok(())
+}
+
+/// After a user is deleted: its ARN becomes its unique id in every trust
+/// policy, and its keys stop working.
+async fn forget_user(fd: &FrontDoor, arn: &str) -> Result<(), AwsError> {
+    let aida = {
+        let mut st = lock(&fd.shared);
+        st.credentials
+            .retain(|_, c| !matches!(&c.principal, Principal::User { arn: a, .. } if a == arn));
+        st.user_created_ms.remove(arn);
+        st.user_ids.remove(arn).unwrap_or_else(|| unique_id("AIDA"))
+    };
+    let r = fd
+        .moto
+        .call("iam", "ListRoles", &[("MaxItems", "1000")])
+        .await
+        .map_err(moto_err)?;
+    let text = r.text();
+    let names = xml::raw_all(&text, "RoleName");
+    let docs = xml::raw_all(&text, "AssumeRolePolicyDocument");
+    for (name, doc) in names.iter().zip(docs.iter()) {
+        let Some(mut policy) = decode_policy(&xml::unescape(doc)) else {
+            continue;
+        };
+        if replace_principal(&mut policy, arn, &aida) {
+            let name = xml::unescape(name);
+            let doc = policy.to_string();
+            fd.moto
+                .call(
+                    "iam",
+                    "UpdateAssumeRolePolicy",
+                    &[("RoleName", &name), ("PolicyDocument", &doc)],
+                )
+                .await
+                .map_err(moto_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses a policy document that may still be percent-encoded (GetRole).
+pub fn decode_policy(doc: &str) -> Option<Value> {
+    serde_json::from_str(doc).ok().or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(doc).decode_utf8().ok()?;
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+fn principal_values_mut(policy: &mut Value) -> Vec<&mut Value> {
+    let mut out = Vec::new();
+    let stmts: Vec<&mut Value> = match policy.get_mut("Statement") {
+        Some(Value::Array(a)) => a.iter_mut().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => Vec::new(),
+    };
+    for s in stmts {
+        let Some(obj) = s.as_object_mut() else { continue };
+        for (k, v) in obj.iter_mut() {
+            if (k == "Principal" || k == "NotPrincipal")
+                && let Some(aws) = v.get_mut("AWS")
+            {
+                out.push(aws);
+            }
+        }
+    }
+    out
+}
+
+/// Replaces principal `from` by `to` in every `AWS` principal; true if any changed.
+pub fn replace_principal(policy: &mut Value, from: &str, to: &str) -> bool {
+    let mut changed = false;
+    for aws in principal_values_mut(policy) {
+        match aws {
+            Value::String(s) if s == from => {
+                *s = to.to_string();
+                changed = true;
+            }
+            Value::Array(a) => {
+                for item in a.iter_mut() {
+                    if item.as_str() == Some(from) {
+                        *item = Value::String(to.to_string());
+                        changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// Every `AWS` principal string of a policy.
+pub fn aws_principals(policy: &Value) -> Vec<String> {
+    let mut copy = policy.clone();
+    principal_values_mut(&mut copy)
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The size IAM counts against `ACLSizePerRole`.
+pub fn policy_size(doc: &str) -> usize {
+    doc.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+fn invalid_principal(arn: &str) -> AwsError {
+    AwsError::new(
+        400,
+        "MalformedPolicyDocument",
+        format!("Invalid principal in policy: \"AWS\":\"{arn}\""),
+    )
+}
+
+/// What IAM checks on a trust policy before storing it.
+async fn check_trust_policy(fd: &FrontDoor, doc: &str) -> Result<(), AwsError> {
+    if policy_size(doc) > TRUST_POLICY_QUOTA {
+        return Err(AwsError::new(
+            409,
+            "LimitExceeded",
+            format!("Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_QUOTA}"),
+        ));
+    }
+    let policy = decode_policy(doc)
+        .ok_or_else(|| AwsError::new(400, "MalformedPolicyDocument", "Syntax errors in policy."))?;
+    let window = lock(&fd.shared).iam_faults.invalid_principal_window_ms;
+    for p in aws_principals(&policy) {
+        if iam_arn_kind_name(&p).is_none() {
+            continue;
+        }
+        if !principal_exists(fd, &p).await? {
+            return Err(invalid_principal(&p));
+        }
+        if window > 0 {
+            let created = lock(&fd.shared).user_created_ms.get(&p).copied();
+            if created.is_some_and(|c| now_millis() < c + window) {
+                return Err(invalid_principal(&p));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The role about to be assumed.
+struct Target {
+    arn: String,
+    role_id: String,
+}
+
+async fn check_assume_role(
+    fd: &FrontDoor,
+    cred: &Credential,
+    params: &Params,
+) -> Result<Target, AwsError> {
+    let role_arn = params.get("RoleArn").cloned().unwrap_or_default();
+    let session = params.get("RoleSessionName").cloned().unwrap_or_default();
+    let valid_session = (2..=64).contains(&session.len())
+        && session
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !valid_session {
+        return Err(AwsError::new(
+            400,
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: \
+                 Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+            ),
+        ));
+    }
+    let who = caller_arn(&cred.principal);
+    let denied = || {
+        AwsError::new(
+            403,
+            "AccessDenied",
+            format!("User: {who} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"),
+        )
+    };
+    let Some(("role", name)) = iam_arn_kind_name(&role_arn) else {
+        return Err(denied());
+    };
+    let r = fd
+        .moto
+        .call("iam", "GetRole", &[("RoleName", name)])
+        .await
+        .map_err(moto_err)?;
+    let text = r.text();
+    if !r.ok() || xml::text(&text, "Arn").as_deref() != Some(role_arn.as_str()) {
+        return Err(denied());
+    }
+    let policy = xml::text(&text, "AssumeRolePolicyDocument")
+        .and_then(|d| decode_policy(&d))
+        .ok_or_else(denied)?;
+    let role_id = xml::text(&text, "RoleId").unwrap_or_else(|| unique_id("AROA"));
+    let max: i64 = xml::text(&text, "MaxSessionDuration")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(3600);
+    let duration: i64 = params
+        .get("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    if duration > max {
+        return Err(AwsError::new(
+            400,
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        ));
+    }
+
+    let mut caller = Caller::default();
+    caller.context.insert("sts:rolesessionname".into(), session.clone());
+    caller.context.insert("aws:principalaccount".into(), ACCOUNT_ID.into());
+    match &cred.principal {
+        Principal::User { arn, user_id } => {
+            caller.arns.push(arn.clone());
+            let uname = arn.rsplit('/').next().unwrap_or_default().to_string();
+            caller.context.insert("aws:username".into(), uname.clone());
+            caller.context.insert("aws:userid".into(), user_id.clone());
+            caller.context.insert("aws:principalarn".into(), arn.clone());
+            let tags = fd
+                .moto
+                .call("iam", "ListUserTags", &[("UserName", &uname)])
+                .await
+                .map_err(moto_err)?;
+            for (k, v) in xml::tags(&tags.text()) {
+                caller
+                    .context
+                    .insert(format!("aws:principaltag/{}", k.to_ascii_lowercase()), v);
+            }
+        }
+        Principal::AssumedRole { role_arn, .. } => {
+            caller.arns.push(role_arn.clone());
+            caller.arns.push(who.clone());
+            caller.context.insert("aws:principalarn".into(), role_arn.clone());
+        }
+    }
+    match trust::evaluate(&policy, &caller) {
+        Decision::Allow => Ok(Target {
+            arn: role_arn.clone(),
+            role_id,
+        }),
+        Decision::ExplicitDeny | Decision::ImplicitDeny => {
+            tracing::info!(caller = %who, role = %role_arn, "AssumeRole denied by the trust policy");
+            Err(denied())
+        }
+    }
+}
+
+fn capture_session(
+    fd: &FrontDoor,
+    r: &MotoResponse,
+    target: Target,
+    params: &Params,
+) -> Result<(), AwsError> {
+    let text = r.text();
+    let (Some(ak), Some(sk), Some(token)) = (
+        xml::text(&text, "AccessKeyId"),
+        xml::text(&text, "SecretAccessKey"),
+        xml::text(&text, "SessionToken"),
+    ) else {
+        return Err(AwsError::internal("moto's AssumeRole answer lacked credentials"));
+    };
+    let duration: i64 = params
+        .get("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    lock(&fd.shared).credentials.insert(
+        ak.clone(),
+        Credential {
+            access_key_id: ak,
+            secret_access_key: sk,
+            session_token: Some(token),
+            expires_at: Some(now_secs() + duration),
+            principal: Principal::AssumedRole {
+                role_arn: target.arn,
+                role_id: target.role_id,
+                session_name: params.get("RoleSessionName").cloned().unwrap_or_default(),
+            },
+        },
+    );
+    Ok(())
+}
+
+/// Creates (or finds) `sandbox-operator` with an admin inline policy and a
+/// fresh access key, registered in `credentials`.
+pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, SandboxError> {
+    let r = fd
+        .moto
+        .call("iam", "CreateUser", &[("UserName", OPERATOR_USER)])
+        .await?;
+    let arn = if r.ok() {
+        register_user(fd, &r.text()).map(|(a, _)| a)
+    } else {
+        let g = fd
+            .moto
+            .call("iam", "GetUser", &[("UserName", OPERATOR_USER)])
+            .await?;
+        register_user(fd, &g.text()).map(|(a, _)| a)
+    }
+    .ok_or_else(|| SandboxError::Moto(format!("CreateUser failed: {}", r.text())))?;
+    let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let p = fd
+        .moto
+        .call(
+            "iam",
+            "PutUserPolicy",
+            &[
+                ("UserName", OPERATOR_USER),
+                ("PolicyName", "AdministratorAccess"),
+                ("PolicyDocument", admin),
+            ],
+        )
+        .await?;
+    if !p.ok() {
+        return Err(SandboxError::Moto(format!("PutUserPolicy failed: {}", p.text())));
+    }
+    let k = fd
+        .moto
+        .call("iam", "CreateAccessKey", &[("UserName", OPERATOR_USER)])
+        .await?;
+    capture_access_key(fd, &k.text()).await?;
+    let ak = xml::text(&k.text(), "AccessKeyId")
+        .ok_or_else(|| SandboxError::Moto("CreateAccessKey gave no key".into()))?;
+    let cred = lock(&fd.shared)
+        .credentials
+        .get(&ak)
+        .cloned()
+        .ok_or_else(|| SandboxError::Moto("operator key not recorded".into()))?;
+    tracing::debug!(operator = %arn, "operator identity ready");
+    Ok(cred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replaces_principals_everywhere() {
+        let a = "arn:aws:iam::123456789012:user/alice";
+        let mut p = json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": [a, "arn:aws:iam::123456789012:user/bob"]}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"AWS": a}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        assert!(replace_principal(&mut p, a, "AIDAXXXXXXXXXXXXXXXXX"));
+        assert!(!p.to_string().contains(a));
+        assert_eq!(aws_principals(&p).len(), 3);
+        assert!(!replace_principal(&mut p, a, "x"));
+    }
+
+    #[test]
+    fn decodes_percent_encoded_policies_and_sizes() {
+        let d = "%7B%22Version%22%3A%20%222012-10-17%22%7D";
+        assert_eq!(decode_policy(d), Some(json!({"Version": "2012-10-17"})));
+        assert_eq!(policy_size("{ \"a\" :\n 1 }"), 7);
+    }
+}

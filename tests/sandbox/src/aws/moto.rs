@@ -1,0 +1,218 @@
+//! `moto_server`: the child process and a plain-HTTP client to it.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::process::{Child, Command};
+
+use super::SandboxError;
+use crate::state::ACCOUNT_ID;
+
+/// Access key id moto sees on the sandbox's own calls (moto maps unknown
+/// keys to the account's root; it never checks signatures).
+const INTERNAL_KEY: &str = "AKIASANDBOXINTERNAL0";
+
+/// A client to one moto server, and the process when we started it.
+#[derive(Debug)]
+pub struct Moto {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    child: Option<Child>,
+}
+
+/// An answer from moto.
+#[derive(Debug, Clone)]
+pub struct MotoResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl MotoResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+impl Moto {
+    /// Uses an already running moto at `url` (`http://host:port`).
+    pub async fn connect(url: &str) -> Result<Moto, SandboxError> {
+        let moto = Moto {
+            base: url.trim_end_matches('/').to_string(),
+            client: client(),
+            child: None,
+        };
+        moto.wait_ready(None).await?;
+        Ok(moto)
+    }
+
+    /// Starts `moto_server` on a free loopback port and waits (≤10 s) until it answers.
+    pub async fn spawn() -> Result<Moto, SandboxError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    SandboxError::MotoMissing
+                } else {
+                    SandboxError::Io(e)
+                }
+            })?;
+        let mut moto = Moto {
+            base: format!("http://127.0.0.1:{port}"),
+            client: client(),
+            child: Some(child),
+        };
+        let mut child = moto.child.take();
+        let ready = moto.wait_ready(child.as_mut()).await;
+        moto.child = child;
+        ready?;
+        Ok(moto)
+    }
+
+    async fn wait_ready(&self, mut child: Option<&mut Child>) -> Result<(), SandboxError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let req = Request::get(format!("{}/moto-api/", self.base))
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| SandboxError::Moto(e.to_string()))?;
+            if self.client.request(req).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(c) = child.as_deref_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Err(SandboxError::MotoStart(format!(
+                    "moto_server exited with {status} before answering"
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(SandboxError::MotoStart(format!(
+                    "moto_server at {} did not answer within 10 s",
+                    self.base
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of moto.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// The moto process id when the sandbox started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Hands the moto process (if ours) to the caller, who then owns its lifetime.
+    pub fn take_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// Forwards a client's request unchanged (but for hop-by-hop headers).
+    pub async fn forward(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<MotoResponse, SandboxError> {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{}", self.base, path_and_query));
+        for (k, v) in headers {
+            if matches!(
+                k.as_str(),
+                "host" | "content-length" | "connection" | "transfer-encoding" | "expect"
+            ) {
+                continue;
+            }
+            req = req.header(k, v);
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| SandboxError::Moto(e.to_string()))?;
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<MotoResponse, SandboxError> {
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| SandboxError::Moto(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| SandboxError::Moto(e.to_string()))?
+            .to_bytes();
+        Ok(MotoResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// The sandbox's own query-protocol call (`service` is `iam` or `sts`).
+    pub async fn call(
+        &self,
+        service: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<MotoResponse, SandboxError> {
+        let version = if service == "sts" { "2011-06-15" } else { "2010-05-08" };
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action).append_pair("Version", version);
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={INTERNAL_KEY}/20260101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        let req = Request::post(format!("{}/", self.base))
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "authorization",
+                HeaderValue::from_str(&auth).map_err(|e| SandboxError::Moto(e.to_string()))?,
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| SandboxError::Moto(e.to_string()))?;
+        self.send(req).await
+    }
+}
+
+/// `arn:aws:iam::<acct>:user/...` or `role/...` → (kind, name).
+pub fn iam_arn_kind_name(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix(&format!("arn:aws:iam::{ACCOUNT_ID}:"))?;
+    let (kind, path_name) = rest.split_once('/')?;
+    let name = path_name.rsplit('/').next()?;
+    if name.is_empty() || !(kind == "user" || kind == "role") {
+        return None;
+    }
+    Some((kind, name))
+}

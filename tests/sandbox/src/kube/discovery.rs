@@ -1,0 +1,195 @@
+//! Discovery documents (legacy JSON; clients asking for aggregated
+//! discovery fall back to it when the response is plain `application/json`).
+
+use serde_json::{Value, json};
+
+/// A served resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// `api/v1` or `apis/<group>/<version>`.
+    pub prefix: &'static str,
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+}
+
+const RW: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update",
+];
+
+pub const RESOURCES: &[ResourceDef] = &[
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        verbs: &["create", "get", "list"],
+    },
+    ResourceDef {
+        prefix: "apis/rbac.authorization.k8s.io/v1",
+        group: "rbac.authorization.k8s.io",
+        plural: "roles",
+        singular: "role",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "apis/rbac.authorization.k8s.io/v1",
+        group: "rbac.authorization.k8s.io",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        kind: "RoleBinding",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "apis/rbac.authorization.k8s.io/v1",
+        group: "rbac.authorization.k8s.io",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "apis/rbac.authorization.k8s.io/v1",
+        group: "rbac.authorization.k8s.io",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        verbs: RW,
+    },
+];
+
+pub fn find(prefix: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.prefix == prefix && r.plural == plural)
+}
+
+/// `apiVersion` of objects under a prefix.
+pub fn api_version(prefix: &str) -> &str {
+    prefix
+        .strip_prefix("apis/")
+        .or_else(|| prefix.strip_prefix("api/"))
+        .unwrap_or(prefix)
+}
+
+const GROUPS: &[&str] = &[
+    "rbac.authorization.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+];
+
+fn resource_json(r: &ResourceDef) -> Value {
+    json!({
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": r.verbs,
+        "shortNames": r.short_names,
+    })
+}
+
+fn group_json(g: &str) -> Value {
+    json!({
+        "name": g,
+        "versions": [{"groupVersion": format!("{g}/v1"), "version": "v1"}],
+        "preferredVersion": {"groupVersion": format!("{g}/v1"), "version": "v1"},
+    })
+}
+
+/// The document for a discovery path (without leading `/`), if any.
+pub fn document(path: &str, kube_version: &str, endpoint: &str) -> Option<Value> {
+    let server = endpoint.trim_start_matches("https://");
+    match path {
+        "version" => {
+            let minor = kube_version.split('.').nth(1).unwrap_or("33");
+            Some(json!({
+                "major": "1",
+                "minor": minor,
+                "gitVersion": format!("v{kube_version}.0-eks-sandbox"),
+                "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.24.0",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }))
+        }
+        "api" => Some(json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}],
+        })),
+        "api/v1" => Some(resource_list("v1", "api/v1")),
+        "apis" => Some(json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": GROUPS.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
+        })),
+        "apis/rbac.authorization.k8s.io/v1" => Some(resource_list(
+            "rbac.authorization.k8s.io/v1",
+            "apis/rbac.authorization.k8s.io/v1",
+        )),
+        "apis/authentication.k8s.io/v1" => Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authentication.k8s.io/v1",
+            "resources": [{"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}],
+        })),
+        "apis/authorization.k8s.io/v1" => Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authorization.k8s.io/v1",
+            "resources": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+        })),
+        _ => {
+            let g = path.strip_prefix("apis/")?;
+            GROUPS.contains(&g).then(|| {
+                let mut v = group_json(g);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("kind".into(), json!("APIGroup"));
+                    o.insert("apiVersion".into(), json!("v1"));
+                }
+                v
+            })
+        }
+    }
+}
+
+fn resource_list(group_version: &str, prefix: &str) -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": RESOURCES.iter().filter(|r| r.prefix == prefix)
+            .map(resource_json).collect::<Vec<_>>(),
+    })
+}

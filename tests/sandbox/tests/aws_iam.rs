@@ -1,0 +1,300 @@
+//! IAM and STS through the real AWS SDK against an in-process sandbox.
+
+mod aws_support;
+
+use aws_support::*;
+use serde_json::json;
+
+const ACCT: &str = "123456789012";
+
+fn decode(doc: &str) -> serde_json::Value {
+    let d = percent_encoding::percent_decode_str(doc).decode_utf8().unwrap();
+    serde_json::from_str(&d).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assume_role_honours_the_trust_policy() {
+    let sb = start().await;
+    sb.seed().await.unwrap();
+    let op = operator_config(&sb).await;
+    let iam = aws_sdk_iam::Client::new(&op);
+    let (dak, dsk, _) = user_with_key(&iam, "dave", &[("eks-access", "admin")]).await;
+    let (eak, esk, _) = user_with_key(&iam, "erin", &[]).await;
+    let role = format!("arn:aws:iam::{ACCT}:role/eks-admin");
+
+    // Seeded policy: only the MFA-guarded break-glass statement. Nobody gets in.
+    let dave = aws_sdk_sts::Client::new(&config_for(&sb, "us-east-1", &dak, &dsk, None).await);
+    let err = dave
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("dave")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "AccessDenied".to_string(),
+            format!(
+                "User: arn:aws:iam::{ACCT}:user/dave is not authorized to perform: sts:AssumeRole on resource: {role}"
+            )
+        )
+    );
+
+    // Dave by ARN, with the session name forced to his user name; anyone
+    // in the account carrying the admin tag.
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Users", "Effect": "Allow", "Principal": {"AWS": [format!("arn:aws:iam::{ACCT}:user/dave")]},
+         "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}},
+        {"Sid": "Tagged", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:root")},
+         "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/eks-access": "admin"}}}]});
+    iam.update_assume_role_policy()
+        .role_name("eks-admin")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let creds = dave
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("dave")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let session = aws_sdk_sts::Client::new(
+        &config_for(
+            &sb,
+            "us-east-1",
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            Some(creds.session_token.clone()),
+        )
+        .await,
+    );
+    let who = session.get_caller_identity().send().await.unwrap();
+    assert_eq!(
+        who.arn(),
+        Some(format!("arn:aws:sts::{ACCT}:assumed-role/eks-admin/dave").as_str())
+    );
+    // The session's credentials are verified: a missing session token is refused.
+    let no_token = aws_sdk_sts::Client::new(
+        &config_for(&sb, "us-east-1", &creds.access_key_id, &creds.secret_access_key, None).await,
+    );
+    let err = no_token.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "InvalidClientTokenId");
+
+    // Dave still matches through the tag statement, whatever the session name;
+    // Erin has neither the ARN nor the tag.
+    dave.assume_role()
+        .role_arn(&role)
+        .role_session_name("other-name")
+        .send()
+        .await
+        .unwrap();
+    let erin = aws_sdk_sts::Client::new(&config_for(&sb, "us-east-1", &eak, &esk, None).await);
+    let err = erin
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("erin")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&err).0, "AccessDenied");
+
+    // Without the tag statement, the session-name condition decides.
+    let only_users = json!({"Version": "2012-10-17", "Statement": [policy["Statement"][0].clone()]});
+    iam.update_assume_role_policy()
+        .role_name("eks-admin")
+        .policy_document(only_users.to_string())
+        .send()
+        .await
+        .unwrap();
+    let err = dave
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("mallory")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&err).0, "AccessDenied");
+
+    // Tagging Erin later does not help her against this policy either.
+    iam.tag_user()
+        .user_name("erin")
+        .tags(aws_sdk_iam::types::Tag::builder().key("eks-access").value("admin").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(erin.assume_role().role_arn(&role).role_session_name("erin").send().await.is_err());
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_leaves_its_unique_id_in_trust_policies() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (_, _, user_id) = user_with_key(&iam, "frank", &[]).await;
+    assert!(user_id.starts_with("AIDA") && user_id.len() == 21, "{user_id}");
+    let frank = format!("arn:aws:iam::{ACCT}:user/frank");
+    let keep = format!("arn:aws:iam::{ACCT}:user/sandbox-operator");
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": [&frank, &keep]}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name("r1")
+        .assume_role_policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    // GetUser agrees with CreateUser on the id.
+    let got = iam.get_user().user_name("frank").send().await.unwrap().user.unwrap();
+    assert_eq!(got.user_id, user_id);
+
+    let keys = iam.list_access_keys().user_name("frank").send().await.unwrap();
+    for k in keys.access_key_metadata() {
+        iam.delete_access_key()
+            .user_name("frank")
+            .access_key_id(k.access_key_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.delete_user().user_name("frank").send().await.unwrap();
+    let doc = iam.get_role().role_name("r1").send().await.unwrap().role.unwrap();
+    let doc = decode(doc.assume_role_policy_document().unwrap());
+    assert_eq!(
+        doc["Statement"][0]["Principal"]["AWS"],
+        json!([user_id, keep]),
+        "{doc}"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_policy_quota_and_principal_validation() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let ok = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:root")}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name("r2")
+        .assume_role_policy_document(ok.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // 60 user ARNs ≈ 2,700 characters: over the 2,048 default quota.
+    let many: Vec<String> = (0..60).map(|i| format!("arn:aws:iam::{ACCT}:user/user-{i:03}")).collect();
+    let big = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": many}, "Action": "sts:AssumeRole"}]});
+    let err = iam
+        .update_assume_role_policy()
+        .role_name("r2")
+        .policy_document(serde_json::to_string_pretty(&big).unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        ("LimitExceeded".to_string(), "Cannot exceed quota for ACLSizePerRole: 2048".to_string())
+    );
+
+    // A user that does not exist.
+    let ghost = format!("arn:aws:iam::{ACCT}:user/ghost");
+    let bad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": &ghost}, "Action": "sts:AssumeRole"}]});
+    let err = iam
+        .update_assume_role_policy()
+        .role_name("r2")
+        .policy_document(bad.to_string())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "MalformedPolicyDocument".to_string(),
+            format!("Invalid principal in policy: \"AWS\":\"{ghost}\"")
+        )
+    );
+
+    // Eventual consistency fault: a user created a moment ago is refused
+    // until the window has passed.
+    let (status, _) = control(&sb, "/_sandbox/faults", r#"{"iam": {"invalidPrincipalWindowMs": 1500}}"#).await;
+    assert_eq!(status, 200);
+    user_with_key(&iam, "gina", &[]).await;
+    let gina = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:user/gina")}, "Action": "sts:AssumeRole"}]});
+    let err = iam
+        .update_assume_role_policy()
+        .role_name("r2")
+        .policy_document(gina.to_string())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&err).0, "MalformedPolicyDocument");
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    iam.update_assume_role_policy()
+        .role_name("r2")
+        .policy_document(gina.to_string())
+        .send()
+        .await
+        .unwrap();
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_fault_and_call_counters() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (status, _) = control(&sb, "/_sandbox/calls/reset", "").await;
+    assert_eq!(status, 200);
+    let (status, _) = control(&sb, "/_sandbox/faults", r#"{"iam": {"throttle": 2}}"#).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let err = iam.list_users().send().await.unwrap_err();
+        assert_eq!(
+            code_and_message(&err),
+            ("Throttling".to_string(), "Rate exceeded".to_string())
+        );
+    }
+    iam.list_users().send().await.unwrap();
+    let (_, calls) = control(&sb, "/_sandbox/calls", "").await;
+    let calls: serde_json::Value = serde_json::from_str(&calls).unwrap();
+    assert!(
+        calls
+            .as_array()
+            .unwrap()
+            .contains(&json!({"service": "iam", "operation": "ListUsers", "count": 3})),
+        "{calls}"
+    );
+    let (status, body) = control(&sb, "/_sandbox/faults", r#"{"cluster": "nope", "errors500": 1}"#).await;
+    assert_eq!(status, 404, "{body}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_and_unknown_keys_are_refused() {
+    let sb = start().await;
+    let (ak, sk) = sb.operator_credentials();
+    let wrong = aws_sdk_sts::Client::new(&config_for(&sb, "us-east-1", &ak, &format!("{sk}x"), None).await);
+    let err = wrong.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "SignatureDoesNotMatch");
+    let unknown = aws_sdk_iam::Client::new(
+        &config_for(&sb, "us-east-1", "AKIAUNKNOWNUNKNOWN00", "secret", None).await,
+    );
+    let err = unknown.list_users().send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "InvalidClientTokenId");
+    let eks = aws_sdk_eks::Client::new(&config_for(&sb, "us-east-1", &ak, "nope", None).await);
+    let err = eks.list_clusters().send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "InvalidSignatureException");
+    // The right secret passes.
+    let ok = aws_sdk_sts::Client::new(&operator_config(&sb).await);
+    let who = ok.get_caller_identity().send().await.unwrap();
+    assert_eq!(who.arn(), Some(sb.operator_arn().as_str()));
+    sb.shutdown().await;
+}
