@@ -141,10 +141,9 @@ pub fn plan_access_entries(
                     kubernetes_groups: groups,
                 });
             }
-            plan.associate_admin_policy = !e
-                .policies
-                .iter()
-                .any(|(p, scope)| p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE));
+            plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
+                p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
+            });
         }
     }
 
@@ -162,7 +161,9 @@ mod tests {
 
     fn admin() -> AdminMapping {
         AdminMapping {
-            role_arn: "arn:aws:iam::123456789012:role/teams/EksAdmin".parse().unwrap(),
+            role_arn: "arn:aws:iam::123456789012:role/teams/EksAdmin"
+                .parse()
+                .unwrap(),
             username: "admin:{{AccessKeyID}}:{{SessionName}}".into(),
             groups: vec!["system:masters".into(), "eks-admins".into()],
         }
@@ -184,9 +185,15 @@ mod tests {
     fn creates_entry_with_full_arn_and_no_reserved_groups() {
         let p = plan_access_entries(&[], &admin(), &[]);
         let c = p.create_admin_entry.clone().unwrap();
-        assert_eq!(c.principal_arn, "arn:aws:iam::123456789012:role/teams/EksAdmin");
+        assert_eq!(
+            c.principal_arn,
+            "arn:aws:iam::123456789012:role/teams/EksAdmin"
+        );
         assert_eq!(c.kubernetes_groups, vec!["eks-admins"]);
-        assert_eq!(c.username.as_deref(), Some("admin:{{AccessKeyID}}:{{SessionName}}"));
+        assert_eq!(
+            c.username.as_deref(),
+            Some("admin:{{AccessKeyID}}:{{SessionName}}")
+        );
         assert!(p.associate_admin_policy);
         assert!(!p.is_empty());
     }
@@ -236,16 +243,28 @@ mod tests {
     #[test]
     fn deletes_offboarded_user_entries() {
         let cur = [
-            entry("arn:aws:iam::123456789012:role/teams/EksAdmin", &["eks-admins"], &[(CLUSTER_ADMIN_POLICY, "cluster")]),
+            entry(
+                "arn:aws:iam::123456789012:role/teams/EksAdmin",
+                &["eks-admins"],
+                &[(CLUSTER_ADMIN_POLICY, "cluster")],
+            ),
             entry("arn:aws:iam::123456789012:user/eng/dave", &[], &[]),
             entry("arn:aws:iam::123456789012:user/erin", &[], &[]),
             entry("arn:aws:iam::123456789012:role/dave", &[], &[]),
         ];
         let off = [Offboarded::Name("Dave".parse().unwrap())];
         let p = plan_access_entries(&cur, &admin(), &off);
-        assert_eq!(p.delete_entries, vec!["arn:aws:iam::123456789012:user/eng/dave"]);
-        let off = [Offboarded::Arn("arn:aws:iam::123456789012:user/erin".parse().unwrap())];
+        assert_eq!(
+            p.delete_entries,
+            vec!["arn:aws:iam::123456789012:user/eng/dave"]
+        );
+        let off = [Offboarded::Arn(
+            "arn:aws:iam::123456789012:user/erin".parse().unwrap(),
+        )];
         let p = plan_access_entries(&cur, &admin(), &off);
-        assert_eq!(p.delete_entries, vec!["arn:aws:iam::123456789012:user/erin"]);
+        assert_eq!(
+            p.delete_entries,
+            vec!["arn:aws:iam::123456789012:user/erin"]
+        );
     }
 }

@@ -132,12 +132,22 @@ fn parse_iam_arn<'a>(s: &'a str, kind: &'static str) -> Result<Parts<'a>, ArnErr
         return Err(bad(format!("resource must start with \"{kind}/\"")));
     };
     let (path, name) = match rest.rfind('/') {
-        Some(i) => (&resource[kind.len()..kind.len() + 1 + i + 1], &rest[i + 1..]),
+        Some(i) => (
+            &resource[kind.len()..kind.len() + 1 + i + 1],
+            &rest[i + 1..],
+        ),
         None => ("/", rest),
     };
     check_path(path).map_err(bad)?;
-    check_iam_name(name, if kind == "user" { "IAM user name" } else { "IAM role name" })
-        .map_err(|e| bad(e.to_string()))?;
+    check_iam_name(
+        name,
+        if kind == "user" {
+            "IAM user name"
+        } else {
+            "IAM role name"
+        },
+    )
+    .map_err(|e| bad(e.to_string()))?;
     Ok(Parts {
         partition,
         account,
@@ -429,7 +439,9 @@ mod tests {
         assert!(is_unique_id("AIDAXQJ2KXNMDAVE7EXMP"));
         assert!(is_unique_id("AROAXQJ2KXNMP4EXAMPLE"));
         assert!(!is_unique_id("AIDA123"));
-        assert!(!is_unique_id("arn:aws:iam::123456789012:user/AIDAXQJ2KXNMDAVE7"));
+        assert!(!is_unique_id(
+            "arn:aws:iam::123456789012:user/AIDAXQJ2KXNMDAVE7"
+        ));
         assert!(!is_unique_id("aidaxqj2kxnmdave7exmp"));
         assert!(!is_unique_id("BIDAXQJ2KXNMDAVE7EXMP"));
     }

@@ -25,7 +25,8 @@
 //!
 //! Field names inside entries match case-insensitively, as in the
 //! authenticator. A rewritten key is emitted as block-style YAML that parses
-//! back to the same entries.
+//! back to the same entries. YAML comments inside a key we rewrite are lost
+//! (they carry no mapping); a key we leave alone keeps them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -117,7 +118,10 @@ impl fmt::Display for AwsAuthChange {
                 None => write!(f, "mapRoles: admin role {field}: (absent) -> {to}"),
             },
             AwsAuthChange::AdminDuplicatesRemoved { count } => {
-                write!(f, "mapRoles: remove {count} duplicate admin role mapping(s)")
+                write!(
+                    f,
+                    "mapRoles: remove {count} duplicate admin role mapping(s)"
+                )
             }
             AwsAuthChange::UserMappingRemoved { userarn, username } => match username {
                 Some(u) => write!(f, "mapUsers: remove {userarn} (username {u})"),
@@ -153,7 +157,17 @@ pub fn parse_entries(key: &str, text: &str) -> Result<Vec<Value>, AwsAuthError> 
         message: e.to_string(),
     })?;
     match v {
-        Value::Array(a) => Ok(a),
+        Value::Array(a) => {
+            // The authenticator unmarshals the whole key into a list of
+            // structs: one entry that is not a mapping loses the whole key.
+            if let Some(i) = a.iter().position(|e| !e.is_object()) {
+                return Err(AwsAuthError::Parse {
+                    key: key.to_string(),
+                    message: format!("entry {i} is not a mapping"),
+                });
+            }
+            Ok(a)
+        }
         Value::Null => Ok(Vec::new()),
         other => Err(AwsAuthError::Parse {
             key: key.to_string(),
@@ -176,12 +190,11 @@ pub fn render_yaml_list(key: &str, entries: &[Value]) -> Result<String, AwsAuthE
     }
     let mut opts = serde_saphyr::SerializerOptions::default();
     opts.prefer_block_scalars = false;
-    let mut s = serde_saphyr::to_string_with_options(&entries, opts).map_err(|e| {
-        AwsAuthError::Render {
+    let mut s =
+        serde_saphyr::to_string_with_options(&entries, opts).map_err(|e| AwsAuthError::Render {
             key: key.to_string(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     if let Some(rest) = s.strip_prefix("---\n") {
         s = rest.to_string();
     }
@@ -223,7 +236,11 @@ fn set_field(
         Value::String(s) => s.clone(),
         Value::Array(a) => a
             .iter()
-            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
@@ -316,7 +333,10 @@ pub fn edit_aws_auth(
         changes.push(AwsAuthChange::AdminDuplicatesRemoved { count: duplicates });
     }
     if !changes.is_empty() || created {
-        out.insert(MAP_ROLES.to_string(), render_yaml_list(MAP_ROLES, &new_roles)?);
+        out.insert(
+            MAP_ROLES.to_string(),
+            render_yaml_list(MAP_ROLES, &new_roles)?,
+        );
     }
 
     // mapUsers
@@ -324,9 +344,7 @@ pub fn edit_aws_auth(
         let before = changes.len();
         let mut kept = Vec::with_capacity(users.len());
         for entry in users {
-            let arn = entry
-                .as_object()
-                .and_then(|m| field_str(m, "userarn"));
+            let arn = entry.as_object().and_then(|m| field_str(m, "userarn"));
             match arn {
                 Some(a) if offboarded.iter().any(|o| o.matches(&a)) => {
                     changes.push(AwsAuthChange::UserMappingRemoved {

@@ -142,8 +142,7 @@ fn comma_list(v: &str) -> Vec<String> {
 fn is_region(r: &str) -> bool {
     !r.is_empty()
         && r.split('-').count() >= 3
-        && r
-            .chars()
+        && r.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
@@ -237,7 +236,8 @@ impl Config {
             },
         };
         let mut cluster_regions = comma_list(&regions_raw);
-        cluster_regions.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        cluster_regions.retain(|r| seen.insert(r.clone()));
         if cluster_regions.is_empty() || !cluster_regions.iter().all(|r| is_region(r)) {
             return Err(ConfigError::Invalid {
                 var: regions_var,
@@ -299,7 +299,7 @@ mod tests {
             ("TRUST_STATEMENT_SID", "Mine1"),
             ("TRUST_POLICY_MAX_CHARS", "4096"),
             ("REQUIRE_SESSION_NAME", "YES"),
-            ("CLUSTER_REGIONS", "eu-west-1,us-east-2"),
+            ("CLUSTER_REGIONS", "eu-west-1,us-east-2,eu-west-1"),
             ("AWS_REGION", "us-east-1"),
             ("CLUSTER_CONCURRENCY", "2"),
         ])
@@ -311,7 +311,11 @@ mod tests {
         assert!(c.require_session_name);
         assert_eq!(c.cluster_regions, vec!["eu-west-1", "us-east-2"]);
         assert_eq!(c.cluster_concurrency, 2);
-        let c = cfg(&[("ADMIN_ROLE_NAME", "r"), ("AWS_DEFAULT_REGION", "eu-central-1")]).unwrap();
+        let c = cfg(&[
+            ("ADMIN_ROLE_NAME", "r"),
+            ("AWS_DEFAULT_REGION", "eu-central-1"),
+        ])
+        .unwrap();
         assert_eq!(c.cluster_regions, vec!["eu-central-1"]);
     }
 
@@ -328,7 +332,11 @@ mod tests {
             ("REQUIRE_SESSION_NAME", "maybe", "true/false"),
             ("CLUSTER_CONCURRENCY", "0", "positive integer"),
             ("CLUSTER_REGIONS", "mars", "regions"),
-            ("ADMIN_ROLE_NAME", "arn:aws:iam::123456789012:role/x", "role name"),
+            (
+                "ADMIN_ROLE_NAME",
+                "arn:aws:iam::123456789012:role/x",
+                "role name",
+            ),
         ];
         for (var, value, expected) in cases {
             let mut vars: Vec<(&str, &str)> =
@@ -346,6 +354,9 @@ mod tests {
         let err = cfg(&[("AWS_REGION", "us-east-1")]).unwrap_err();
         assert!(err.to_string().contains("ADMIN_ROLE_NAME"));
         let err = cfg(&[("ADMIN_ROLE_NAME", "r")]).unwrap_err().to_string();
-        assert!(err.contains("CLUSTER_REGIONS") && err.contains("AWS_REGION"), "{err}");
+        assert!(
+            err.contains("CLUSTER_REGIONS") && err.contains("AWS_REGION"),
+            "{err}"
+        );
     }
 }

@@ -74,10 +74,15 @@ mod tests {
 
     fn user(name: &str, tags: &[(&str, &str)]) -> IamUser {
         IamUser {
-            arn: format!("arn:aws:iam::123456789012:user/{name}").parse().unwrap(),
+            arn: format!("arn:aws:iam::123456789012:user/{name}")
+                .parse()
+                .unwrap(),
             name: name.parse().unwrap(),
             user_id: "AIDAXQJ2KXNMEXAMPLE1".into(),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -91,7 +96,10 @@ mod tests {
             user("dave", &[("team", "x"), ("eks-access", "admin")]),
             user("erin", &[]),
         ];
-        let got: Vec<String> = admin_arns(&users, &tag).iter().map(|a| a.name().to_string()).collect();
+        let got: Vec<String> = admin_arns(&users, &tag)
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect();
         assert_eq!(got, vec!["alice", "dave"]);
     }
 
@@ -109,14 +117,42 @@ mod tests {
         let plain = user("dave", &[]);
         use IamEventKind::*;
         let cases = [
-            (ev(CreateUser, TagHint::Added), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
+            (
+                ev(CreateUser, TagHint::Added),
+                Some(&tagged),
+                Some(PrincipalChange::Add(tagged.arn.clone())),
+            ),
             (ev(CreateUser, TagHint::Unchanged), Some(&plain), None),
-            (ev(TagUser, TagHint::Added), Some(&plain), Some(PrincipalChange::RemoveArn(plain.arn.clone()))),
-            (ev(UntagUser, TagHint::Removed), Some(&plain), Some(PrincipalChange::RemoveArn(plain.arn.clone()))),
-            (ev(UntagUser, TagHint::Removed), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
-            (ev(TagUser, TagHint::Added), None, Some(PrincipalChange::RemoveName("dave".parse().unwrap()))),
-            (ev(DeleteUser, TagHint::Removed), None, Some(PrincipalChange::RemoveName("dave".parse().unwrap()))),
-            (ev(DeleteUser, TagHint::Removed), Some(&tagged), Some(PrincipalChange::Add(tagged.arn.clone()))),
+            (
+                ev(TagUser, TagHint::Added),
+                Some(&plain),
+                Some(PrincipalChange::RemoveArn(plain.arn.clone())),
+            ),
+            (
+                ev(UntagUser, TagHint::Removed),
+                Some(&plain),
+                Some(PrincipalChange::RemoveArn(plain.arn.clone())),
+            ),
+            (
+                ev(UntagUser, TagHint::Removed),
+                Some(&tagged),
+                Some(PrincipalChange::Add(tagged.arn.clone())),
+            ),
+            (
+                ev(TagUser, TagHint::Added),
+                None,
+                Some(PrincipalChange::RemoveName("dave".parse().unwrap())),
+            ),
+            (
+                ev(DeleteUser, TagHint::Removed),
+                None,
+                Some(PrincipalChange::RemoveName("dave".parse().unwrap())),
+            ),
+            (
+                ev(DeleteUser, TagHint::Removed),
+                Some(&tagged),
+                Some(PrincipalChange::Add(tagged.arn.clone())),
+            ),
         ];
         for (e, cur, want) in cases {
             assert_eq!(change_for_event(&e, cur, &tag), want, "{e:?}");

@@ -1,1 +1,533 @@
-//! TODO
+//! EKS adapter: clusters in each region (with tags, endpoint, CA, authentication
+//! mode) and access entries for clusters in `API` / `API_AND_CONFIG_MAP` mode.
+//!
+//! [`EksApi`] is what the engine needs; [`SdkEks`] implements it with one
+//! `aws_sdk_eks::Client` per region, built from the shared `SdkConfig`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Mutex;
+
+use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::types::{AccessScope, AccessScopeType, AuthenticationMode};
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use crate::accessentry::AccessEntryView;
+use crate::arn::ClusterName;
+use crate::k8s::ClusterEndpoint;
+
+/// `accessConfig.authenticationMode`. A cluster without one is `CONFIG_MAP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthMode {
+    ConfigMap,
+    ApiAndConfigMap,
+    Api,
+}
+
+impl AuthMode {
+    /// Whether access entries are honoured (and used by this tool).
+    pub fn uses_access_entries(self) -> bool {
+        matches!(self, AuthMode::Api | AuthMode::ApiAndConfigMap)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::ConfigMap => "CONFIG_MAP",
+            AuthMode::ApiAndConfigMap => "API_AND_CONFIG_MAP",
+            AuthMode::Api => "API",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = EksError;
+    fn from_str(s: &str) -> Result<Self, EksError> {
+        match s {
+            "CONFIG_MAP" => Ok(AuthMode::ConfigMap),
+            "API_AND_CONFIG_MAP" => Ok(AuthMode::ApiAndConfigMap),
+            "API" => Ok(AuthMode::Api),
+            other => Err(EksError::InvalidResponse {
+                operation: "DescribeCluster",
+                message: format!("unknown authentication mode {other:?}"),
+            }),
+        }
+    }
+}
+
+/// One cluster as `DescribeCluster` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: ClusterName,
+    pub region: String,
+    pub arn: String,
+    /// Empty while the cluster is being created.
+    pub endpoint: String,
+    /// The CA bundle, PEM (decoded from base64).
+    pub ca_pem: Vec<u8>,
+    pub tags: BTreeMap<String, String>,
+    pub auth_mode: AuthMode,
+    /// `ACTIVE`, `CREATING`, …
+    pub status: String,
+}
+
+impl ClusterInfo {
+    pub fn has_tag(&self, key: &str, value: &str) -> bool {
+        self.tags.get(key).is_some_and(|v| v == value)
+    }
+
+    pub fn connection(&self) -> ClusterEndpoint {
+        ClusterEndpoint {
+            region: self.region.clone(),
+            name: self.name.to_string(),
+            endpoint: self.endpoint.clone(),
+            ca_pem: self.ca_pem.clone(),
+        }
+    }
+}
+
+/// EKS errors with the AWS code and message.
+#[derive(Debug, thiserror::Error)]
+pub enum EksError {
+    #[error("EKS {operation} failed: {code}: {message}")]
+    Service {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("EKS {operation} failed: {message}")]
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("EKS {operation} returned an unexpected response: {message}")]
+    InvalidResponse {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl EksError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            EksError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some("ResourceNotFoundException")
+    }
+
+    fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match err.code() {
+            Some(code) => EksError::Service {
+                operation,
+                code: code.to_owned(),
+                message: err.message().unwrap_or_default().to_owned(),
+            },
+            None => EksError::Transport {
+                operation,
+                message: DisplayErrorContext(&err).to_string(),
+            },
+        }
+    }
+}
+
+/// What the engine needs from EKS.
+pub trait EksApi: Send + Sync {
+    fn list_clusters(
+        &self,
+        region: &str,
+    ) -> impl Future<Output = Result<Vec<ClusterName>, EksError>> + Send;
+    fn describe_cluster(
+        &self,
+        region: &str,
+        name: &ClusterName,
+    ) -> impl Future<Output = Result<ClusterInfo, EksError>> + Send;
+    /// Principal ARNs of the cluster's access entries.
+    fn list_access_entries(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+    ) -> impl Future<Output = Result<Vec<String>, EksError>> + Send;
+    /// One access entry with its associated policies; `None` if absent.
+    fn describe_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> impl Future<Output = Result<Option<AccessEntryView>, EksError>> + Send;
+    fn create_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> impl Future<Output = Result<(), EksError>> + Send;
+    fn update_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> impl Future<Output = Result<(), EksError>> + Send;
+    fn delete_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> impl Future<Output = Result<(), EksError>> + Send;
+    /// Associates `policy_arn` at cluster scope.
+    fn associate_access_policy(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> impl Future<Output = Result<(), EksError>> + Send;
+}
+
+/// [`EksApi`] over the AWS SDK, one client per region.
+#[derive(Debug)]
+pub struct SdkEks {
+    sdk: SdkConfig,
+    clients: Mutex<HashMap<String, aws_sdk_eks::Client>>,
+}
+
+impl SdkEks {
+    pub fn new(sdk: SdkConfig) -> Self {
+        SdkEks {
+            sdk,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_eks::Client {
+        let build = || {
+            let conf = aws_sdk_eks::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_owned()))
+                .build();
+            aws_sdk_eks::Client::from_conf(conf)
+        };
+        match self.clients.lock() {
+            Ok(mut map) => map.entry(region.to_owned()).or_insert_with(build).clone(),
+            Err(_) => build(),
+        }
+    }
+}
+
+/// Turns a `DescribeCluster` response into [`ClusterInfo`].
+pub fn cluster_info(
+    region: &str,
+    c: &aws_sdk_eks::types::Cluster,
+) -> Result<ClusterInfo, EksError> {
+    let invalid = |message: String| EksError::InvalidResponse {
+        operation: "DescribeCluster",
+        message,
+    };
+    let name: ClusterName = c
+        .name()
+        .ok_or_else(|| invalid("cluster without a name".into()))?
+        .parse()
+        .map_err(|e| invalid(format!("cluster name: {e}")))?;
+    let ca_pem = match c.certificate_authority().and_then(|ca| ca.data()) {
+        Some(data) if !data.is_empty() => STANDARD
+            .decode(data.trim())
+            .map_err(|e| invalid(format!("certificateAuthority.data is not base64: {e}")))?,
+        _ => Vec::new(),
+    };
+    let auth_mode = match c.access_config().and_then(|a| a.authentication_mode()) {
+        None => AuthMode::ConfigMap,
+        Some(AuthenticationMode::Api) => AuthMode::Api,
+        Some(AuthenticationMode::ApiAndConfigMap) => AuthMode::ApiAndConfigMap,
+        Some(AuthenticationMode::ConfigMap) => AuthMode::ConfigMap,
+        Some(other) => other.as_str().parse()?,
+    };
+    Ok(ClusterInfo {
+        name,
+        region: region.to_owned(),
+        arn: c.arn().unwrap_or_default().to_owned(),
+        endpoint: c.endpoint().unwrap_or_default().to_owned(),
+        ca_pem,
+        tags: c
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        auth_mode,
+        status: c
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    })
+}
+
+impl EksApi for SdkEks {
+    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
+        let client = self.client(region);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_clusters()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| EksError::from_sdk("ListClusters", e))?;
+            for name in page.clusters() {
+                match name.parse::<ClusterName>() {
+                    Ok(n) => out.push(n),
+                    Err(e) => tracing::warn!(cluster = %name, error = %e, "skipping cluster"),
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn describe_cluster(
+        &self,
+        region: &str,
+        name: &ClusterName,
+    ) -> Result<ClusterInfo, EksError> {
+        let out = self
+            .client(region)
+            .describe_cluster()
+            .name(name.as_str())
+            .send()
+            .await
+            .map_err(|e| EksError::from_sdk("DescribeCluster", e))?;
+        let c = out.cluster().ok_or_else(|| EksError::InvalidResponse {
+            operation: "DescribeCluster",
+            message: "no cluster in response".into(),
+        })?;
+        cluster_info(region, c)
+    }
+
+    async fn list_access_entries(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+    ) -> Result<Vec<String>, EksError> {
+        let client = self.client(region);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_access_entries()
+                .cluster_name(cluster.as_str())
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| EksError::from_sdk("ListAccessEntries", e))?;
+            out.extend(page.access_entries().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn describe_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> Result<Option<AccessEntryView>, EksError> {
+        let client = self.client(region);
+        let out = match client
+            .describe_access_entry()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = EksError::from_sdk("DescribeAccessEntry", e);
+                return if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let Some(entry) = out.access_entry() else {
+            return Ok(None);
+        };
+        let mut policies = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_associated_access_policies()
+                .cluster_name(cluster.as_str())
+                .principal_arn(principal_arn)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| EksError::from_sdk("ListAssociatedAccessPolicies", e))?;
+            for p in page.associated_access_policies() {
+                let scope = p
+                    .access_scope()
+                    .and_then(|s| s.r#type())
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default();
+                policies.push((p.policy_arn().unwrap_or_default().to_owned(), scope));
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(Some(AccessEntryView {
+            principal_arn: entry.principal_arn().unwrap_or(principal_arn).to_owned(),
+            username: entry.username().map(str::to_owned),
+            kubernetes_groups: entry.kubernetes_groups().to_vec(),
+            policies,
+        }))
+    }
+
+    async fn create_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> Result<(), EksError> {
+        self.client(region)
+            .create_access_entry()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .set_username(username.map(str::to_owned))
+            .set_kubernetes_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| EksError::from_sdk("CreateAccessEntry", e))
+    }
+
+    async fn update_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> Result<(), EksError> {
+        self.client(region)
+            .update_access_entry()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .set_username(username.map(str::to_owned))
+            .set_kubernetes_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| EksError::from_sdk("UpdateAccessEntry", e))
+    }
+
+    async fn delete_access_entry(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> Result<(), EksError> {
+        match self
+            .client(region)
+            .delete_access_entry()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = EksError::from_sdk("DeleteAccessEntry", e);
+                // Already gone is what we wanted.
+                if err.is_not_found() { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    async fn associate_access_policy(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> Result<(), EksError> {
+        self.client(region)
+            .associate_access_policy()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .policy_arn(policy_arn)
+            .access_scope(
+                AccessScope::builder()
+                    .r#type(AccessScopeType::Cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| EksError::from_sdk("AssociateAccessPolicy", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_eks::types::{AccessConfigResponse, Certificate, Cluster, ClusterStatus};
+
+    #[test]
+    fn describe_output_is_mapped() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+        let c = Cluster::builder()
+            .name("prod")
+            .arn("arn:aws:eks:eu-west-1:111122223333:cluster/prod")
+            .endpoint("https://ABC.gr7.eu-west-1.eks.amazonaws.com")
+            .certificate_authority(Certificate::builder().data(STANDARD.encode(pem)).build())
+            .tags("eks-access-sync", "enabled")
+            .status(ClusterStatus::Active)
+            .access_config(
+                AccessConfigResponse::builder()
+                    .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                    .build(),
+            )
+            .build();
+        let info = cluster_info("eu-west-1", &c).expect("info");
+        assert_eq!(info.name.as_str(), "prod");
+        assert_eq!(info.ca_pem, pem.as_bytes());
+        assert_eq!(info.auth_mode, AuthMode::ApiAndConfigMap);
+        assert!(info.auth_mode.uses_access_entries());
+        assert!(info.has_tag("eks-access-sync", "enabled"));
+        assert!(!info.has_tag("eks-access-sync", "disabled"));
+        assert_eq!(info.status, "ACTIVE");
+        assert_eq!(info.connection().region, "eu-west-1");
+    }
+
+    #[test]
+    fn no_access_config_means_config_map_and_bad_ca_is_an_error() {
+        let c = Cluster::builder().name("old").build();
+        let info = cluster_info("us-east-1", &c).expect("info");
+        assert_eq!(info.auth_mode, AuthMode::ConfigMap);
+        assert!(info.ca_pem.is_empty());
+        let bad = Cluster::builder()
+            .name("bad")
+            .certificate_authority(Certificate::builder().data("%%%").build())
+            .build();
+        assert!(cluster_info("us-east-1", &bad).is_err());
+    }
+}

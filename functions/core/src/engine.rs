@@ -1,1 +1,985 @@
-//! TODO
+//! Orchestration: IAM → the admin role's trust policy → every tagged cluster.
+//!
+//! The engine is generic over the three adapters ([`IamApi`], [`EksApi`],
+//! [`KubeConnector`]) so that tests run it on in-memory fakes. The pure core decides
+//! every edit; the engine reads, calls the editors, and writes what they return.
+//!
+//! Order: the trust policy is written before any cluster. Clusters are reconciled
+//! concurrently (at most `cluster_concurrency` at once); one failing never stops the
+//! others. A dry run does everything but the writes.
+//!
+//! Decisions where the spec was silent:
+//! - Untagged clusters are not reported (and never touched); a cluster named in the
+//!   scope that is not found among the tagged clusters is reported `skipped`.
+//! - A tagged cluster that is not `ACTIVE` yet (no endpoint) is `skipped`.
+//! - `API_AND_CONFIG_MAP`: the admin role gets an access entry; aws-auth is only edited
+//!   when it exists and maps an offboarded user (that edit also keeps the admin
+//!   mapping there, which is harmless: both paths grant the same). It is never created.
+//! - A `ListClusters` failure in a region is reported as a failed pseudo-cluster
+//!   named `*` in that region, so that the run fails visibly.
+//! - When `ListUsers` fails the run still ensures every cluster's admin mapping but
+//!   offboards nobody; the report carries the error and the run fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::accessentry::{AccessEntryView, plan_access_entries};
+use crate::arn::{ClusterName, RoleArn, UserArn};
+use crate::awsauth::{AdminMapping, MAP_USERS, Offboarded, edit_aws_auth, parse_entries};
+use crate::config::Config;
+use crate::desired::{IamUser, admin_arns, change_for_event};
+use crate::eks::SdkEks;
+use crate::eks::{AuthMode, ClusterInfo, EksApi};
+use crate::event::{
+    EksClusterEvent, EventClass, IamUserEvent, classify_event, cluster_name_from_arn,
+};
+use crate::iam::{IamApi, SdkIam};
+use crate::k8s::{AwsAuthStore, EksKubeConnector, K8sError, KubeConnector};
+use crate::plan::{Backend, ClusterChange, ClusterPlan, Plan, TrustPolicyPlan};
+use crate::report::{ClusterReport, ClusterStatus, RunReport};
+use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
+use aws_types::SdkConfig;
+
+/// How many times an aws-auth write is attempted when it keeps losing races.
+pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+
+/// Which part of the world a run covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `None`: every tagged cluster. `Some`: only these (still only if tagged).
+    pub clusters: Option<BTreeSet<ClusterName>>,
+    /// Skip the trust-policy edit (EKS events: only the cluster needs work).
+    pub skip_trust_policy: bool,
+}
+
+impl Scope {
+    /// Everything.
+    pub fn all() -> Self {
+        Scope::default()
+    }
+
+    /// Only these clusters (and the trust policy).
+    pub fn clusters(names: impl IntoIterator<Item = ClusterName>) -> Self {
+        Scope {
+            clusters: Some(names.into_iter().collect()),
+            skip_trust_policy: false,
+        }
+    }
+
+    fn includes(&self, name: &ClusterName) -> bool {
+        self.clusters.as_ref().is_none_or(|s| s.contains(name))
+    }
+}
+
+/// A run's plan and report.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub plan: Plan,
+    pub report: RunReport,
+}
+
+/// The engine. `config` is read once at start-up.
+pub struct Engine<I, E, K> {
+    config: Config,
+    iam: I,
+    eks: E,
+    kube: K,
+    conflict_backoff: Duration,
+}
+
+/// What the clusters must end up with.
+struct ClusterGoal {
+    /// For aws-auth: the role ARN without its path.
+    admin: AdminMapping,
+    /// For access entries: the role's full ARN (EKS accepts paths there).
+    admin_entry: AdminMapping,
+    /// The admin role's ARN as IAM gives it (with its path).
+    role_arn: RoleArn,
+    offboarded: Vec<Offboarded>,
+    /// Names of every existing user (lower-case), when the full listing is known:
+    /// direct mappings of this account's users not in it are stale.
+    existing_users: Option<BTreeSet<String>>,
+    account: String,
+}
+
+struct ClusterResult {
+    /// `None` for a region whose clusters could not be listed.
+    plan: Option<ClusterPlan>,
+    report: ClusterReport,
+    conflicts: u32,
+}
+
+impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
+    pub fn new(config: Config, iam: I, eks: E, kube: K) -> Self {
+        Engine {
+            config,
+            iam,
+            eks,
+            kube,
+            conflict_backoff: Duration::from_millis(200),
+        }
+    }
+
+    /// First pause after an aws-auth conflict (doubles each retry).
+    pub fn with_conflict_backoff(mut self, backoff: Duration) -> Self {
+        self.conflict_backoff = backoff;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn iam(&self) -> &I {
+        &self.iam
+    }
+
+    pub fn eks(&self) -> &E {
+        &self.eks
+    }
+
+    pub fn kube(&self) -> &K {
+        &self.kube
+    }
+
+    /// What a full run would change (nothing is written).
+    pub async fn plan_full(&self, scope: &Scope) -> Plan {
+        self.run_full(scope, true).await.plan
+    }
+
+    /// Applies a full reconcile.
+    pub async fn apply_full(&self, scope: &Scope) -> RunReport {
+        self.run_full(scope, false).await.report
+    }
+
+    /// A full reconcile: every user, the trust policy, every tagged cluster in scope.
+    pub async fn run_full(&self, scope: &Scope, dry_run: bool) -> Outcome {
+        let mut report = RunReport::new(
+            dry_run,
+            self.config.admin_role_name.as_str(),
+            self.config.trust_policy_max_chars,
+        );
+        let users = match self.iam.list_users().await {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list IAM users");
+                report.trust_policy.error = Some(e.to_string());
+                None
+            }
+        };
+        let desired = users
+            .as_deref()
+            .map(|u| admin_arns(u, &self.config.admin_user_tag));
+        report.admin_users = desired.as_ref().map(BTreeSet::len).unwrap_or_default();
+        let change = if scope.skip_trust_policy {
+            None
+        } else {
+            desired.map(PrincipalChange::Set)
+        };
+        self.run(change, Vec::new(), users.as_deref(), scope, dry_run, report)
+            .await
+    }
+
+    /// Applies what an IAM event calls for. The user is re-read: the event only says
+    /// whom to look at.
+    pub async fn handle_iam_event(&self, ev: &IamUserEvent) -> RunReport {
+        self.run_iam_event(ev, false).await.report
+    }
+
+    /// An IAM event, optionally as a dry run.
+    pub async fn run_iam_event(&self, ev: &IamUserEvent, dry_run: bool) -> Outcome {
+        let mut report = RunReport::new(
+            dry_run,
+            self.config.admin_role_name.as_str(),
+            self.config.trust_policy_max_chars,
+        );
+        let user = match self.iam.get_user(&ev.user_name).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(user = %ev.user_name, error = %e, "cannot read the user");
+                report.trust_policy.error = Some(e.to_string());
+                return Outcome {
+                    plan: self.empty_plan(dry_run),
+                    report,
+                };
+            }
+        };
+        let change = change_for_event(ev, user.as_ref(), &self.config.admin_user_tag);
+        let offboarded = match &change {
+            Some(PrincipalChange::RemoveName(_) | PrincipalChange::RemoveArn(_)) => {
+                let mut off = vec![Offboarded::Name(ev.user_name.clone())];
+                if let Some(u) = &user {
+                    off.push(Offboarded::Arn(u.arn.clone()));
+                }
+                off
+            }
+            _ => Vec::new(),
+        };
+        tracing::info!(
+            user = %ev.user_name,
+            exists = user.is_some(),
+            change = ?change,
+            "event re-read"
+        );
+        self.run(change, offboarded, None, &Scope::all(), dry_run, report)
+            .await
+    }
+
+    /// An EKS event: reconcile the cluster it names (all tagged clusters if it names
+    /// none), without touching the trust policy.
+    pub async fn handle_eks_event(&self, ev: &EksClusterEvent) -> RunReport {
+        self.apply_full(&eks_event_scope(ev)).await
+    }
+
+    fn empty_plan(&self, dry_run: bool) -> Plan {
+        Plan {
+            dry_run,
+            trust_policy: TrustPolicyPlan {
+                role_name: self.config.admin_role_name.clone(),
+                added: Vec::new(),
+                removed: Vec::new(),
+                dangling_removed: Vec::new(),
+                foreign_dangling: Vec::new(),
+                size_before: 0,
+                size_after: 0,
+                max_chars: self.config.trust_policy_max_chars,
+                before: String::new(),
+                after: None,
+            },
+            clusters: Vec::new(),
+        }
+    }
+
+    async fn run(
+        &self,
+        change: Option<PrincipalChange>,
+        mut offboarded: Vec<Offboarded>,
+        users: Option<&[IamUser]>,
+        scope: &Scope,
+        dry_run: bool,
+        mut report: RunReport,
+    ) -> Outcome {
+        let mut plan = self.empty_plan(dry_run);
+        let role = match self.iam.get_role(&self.config.admin_role_name).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the admin role");
+                report.trust_policy.error = Some(e.to_string());
+                return self.finish(plan, report);
+            }
+        };
+
+        // 1. The trust policy, before any cluster.
+        let opts = TrustOptions::from(&self.config).with_role(&role.arn);
+        report.trust_policy.size_chars = crate::trust::policy_size_chars(&role.trust_policy);
+        if let Some(change) = &change {
+            match edit_trust_policy(&role.trust_policy, change, &opts) {
+                Ok(edit) => {
+                    plan.trust_policy =
+                        TrustPolicyPlan::from_edit(self.config.admin_role_name.clone(), &edit);
+                    let t = &mut report.trust_policy;
+                    t.added = edit.added.iter().map(ToString::to_string).collect();
+                    t.removed = edit.removed.clone();
+                    t.dangling_removed = edit.dangling_removed.clone();
+                    t.foreign_dangling = edit.foreign_dangling.clone();
+                    t.size_chars = edit.size_after;
+                    t.max_chars = edit.max_chars;
+                    for removed in &edit.removed {
+                        if let Ok(arn) = removed.parse::<UserArn>() {
+                            offboarded.push(Offboarded::Arn(arn));
+                        }
+                    }
+                    if let Some(after) = &edit.after {
+                        t.changed = true;
+                        if !dry_run {
+                            match self
+                                .iam
+                                .update_trust_policy(&self.config.admin_role_name, after)
+                                .await
+                            {
+                                Ok(()) => tracing::info!(
+                                    added = edit.added.len(),
+                                    removed = edit.removed.len(),
+                                    size = edit.size_after,
+                                    "trust policy written"
+                                ),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "trust policy write failed");
+                                    t.changed = false;
+                                    t.error = Some(e.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "trust policy edit refused");
+                    report.trust_policy.error = Some(e.to_string());
+                }
+            }
+        } else {
+            plan.trust_policy.before = role.trust_policy.clone();
+            plan.trust_policy.size_before = report.trust_policy.size_chars;
+            plan.trust_policy.size_after = report.trust_policy.size_chars;
+        }
+        if report.admin_users == 0
+            && let Some(doc) = plan
+                .trust_policy
+                .after
+                .as_ref()
+                .or(Some(&role.trust_policy))
+            && let Ok(set) = managed_principals(doc, &self.config.trust_statement_sid)
+        {
+            report.admin_users = set.iter().filter(|p| p.starts_with("arn:")).count();
+        }
+
+        // 2. The clusters.
+        let goal = ClusterGoal {
+            admin: AdminMapping {
+                role_arn: role.arn.without_path(),
+                username: self.config.k8s_username.clone(),
+                groups: self.config.k8s_groups.clone(),
+            },
+            admin_entry: AdminMapping {
+                role_arn: role.arn.clone(),
+                username: self.config.k8s_username.clone(),
+                groups: self.config.k8s_groups.clone(),
+            },
+            account: role.arn.account().to_owned(),
+            role_arn: role.arn.clone(),
+            offboarded,
+            existing_users: users.map(|u| {
+                u.iter()
+                    .map(|u| u.name.as_str().to_ascii_lowercase())
+                    .collect()
+            }),
+        };
+        let (clusters, mut failures) = self.tagged_clusters(scope).await;
+        let results: Vec<ClusterResult> = futures::stream::iter(clusters)
+            .map(|c| self.reconcile_cluster(c, &goal, dry_run))
+            .buffer_unordered(self.config.cluster_concurrency.max(1))
+            .collect()
+            .await;
+        let mut results: Vec<ClusterResult> = results;
+        results.append(&mut failures);
+        results.sort_by(|a, b| {
+            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
+        });
+        for r in results {
+            report.conflict_retries += r.conflicts;
+            plan.clusters.extend(r.plan);
+            report.clusters.push(r.report);
+        }
+        self.finish(plan, report)
+    }
+
+    fn finish(&self, plan: Plan, mut report: RunReport) -> Outcome {
+        if report.dry_run {
+            report.plan = serde_json::to_value(&plan).ok();
+        }
+        tracing::info!(
+            dry_run = report.dry_run,
+            succeeded = report.succeeded(),
+            trust_changed = report.trust_policy.changed,
+            clusters = report.clusters.len(),
+            conflict_retries = report.conflict_retries,
+            "run finished"
+        );
+        Outcome { plan, report }
+    }
+
+    /// Tagged clusters in scope, and results for those that could not be examined.
+    async fn tagged_clusters(&self, scope: &Scope) -> (Vec<ClusterInfo>, Vec<ClusterResult>) {
+        let mut failures = Vec::new();
+        let mut names: Vec<(String, ClusterName)> = Vec::new();
+        for region in &self.config.cluster_regions {
+            match self.eks.list_clusters(region).await {
+                Ok(list) => names.extend(
+                    list.into_iter()
+                        .filter(|n| scope.includes(n))
+                        .map(|n| (region.clone(), n)),
+                ),
+                Err(e) => {
+                    tracing::error!(region = %region, error = %e, "cannot list clusters");
+                    failures.push(failed_result(
+                        None,
+                        region,
+                        Backend::ConfigMap,
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        let described: Vec<(String, ClusterName, Result<ClusterInfo, String>)> =
+            futures::stream::iter(names)
+                .map(|(region, name)| async move {
+                    let r = self
+                        .eks
+                        .describe_cluster(&region, &name)
+                        .await
+                        .map_err(|e| e.to_string());
+                    (region, name, r)
+                })
+                .buffer_unordered(self.config.cluster_concurrency.max(1))
+                .collect()
+                .await;
+        let mut tagged = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (region, name, r) in described {
+            match r {
+                Ok(info) => {
+                    if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
+                        seen.insert(name);
+                        tagged.push(info);
+                    } else {
+                        tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(cluster = %name, region = %region, error = %e, "cannot describe cluster");
+                    seen.insert(name.clone());
+                    failures.push(failed_result(Some(&name), &region, Backend::ConfigMap, e));
+                }
+            }
+        }
+        if let Some(wanted) = &scope.clusters {
+            for name in wanted.iter().filter(|n| !seen.contains(*n)) {
+                let reason = format!(
+                    "no cluster named {name} carrying the tag {}={} in {}",
+                    self.config.cluster_tag.key,
+                    self.config.cluster_tag.value,
+                    self.config.cluster_regions.join(", ")
+                );
+                failures.push(skipped_result(name, "", Backend::ConfigMap, reason));
+            }
+        }
+        (tagged, failures)
+    }
+
+    async fn reconcile_cluster(
+        &self,
+        cluster: ClusterInfo,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> ClusterResult {
+        let backend = if cluster.auth_mode.uses_access_entries() {
+            Backend::AccessEntries
+        } else {
+            Backend::ConfigMap
+        };
+        if cluster.endpoint.is_empty() {
+            let reason = format!(
+                "cluster is {} and has no endpoint yet; the next run will bring it in",
+                if cluster.status.is_empty() {
+                    "not active"
+                } else {
+                    &cluster.status
+                }
+            );
+            return skipped_result(&cluster.name, &cluster.region, backend, reason);
+        }
+        let result = match cluster.auth_mode {
+            AuthMode::ConfigMap => self.reconcile_aws_auth(&cluster, goal, dry_run, true).await,
+            AuthMode::Api | AuthMode::ApiAndConfigMap => {
+                self.reconcile_access_entries(&cluster, goal, dry_run).await
+            }
+        };
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, "cluster failed");
+                failed_result(Some(&cluster.name), &cluster.region, backend, e)
+            }
+        }
+    }
+
+    /// Offboarded users for one aws-auth document: the run's, plus this account's
+    /// users mapped directly in `mapUsers` who no longer exist.
+    fn offboarded_for(&self, goal: &ClusterGoal, user_arns: &[String]) -> Vec<Offboarded> {
+        let mut out = goal.offboarded.clone();
+        if let Some(existing) = &goal.existing_users {
+            for raw in user_arns {
+                if let Ok(arn) = raw.parse::<UserArn>()
+                    && arn.account() == goal.account
+                    && !existing.contains(&arn.name().as_str().to_ascii_lowercase())
+                {
+                    tracing::info!(user = %arn, "direct mapping of a user that no longer exists");
+                    out.push(Offboarded::Arn(arn));
+                }
+            }
+        }
+        out
+    }
+
+    async fn reconcile_aws_auth(
+        &self,
+        cluster: &ClusterInfo,
+        goal: &ClusterGoal,
+        dry_run: bool,
+        create_if_absent: bool,
+    ) -> Result<ClusterResult, String> {
+        let store = self
+            .kube
+            .connect(&cluster.connection())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut conflicts = 0u32;
+        let mut delay = self.conflict_backoff;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let current = store.read().await.map_err(|e| e.to_string())?;
+            if current.is_none() && !create_if_absent {
+                return Ok(unchanged_result(cluster, Backend::AccessEntries));
+            }
+            let data = current.as_ref().map(|c| &c.data);
+            let user_arns = data.map(map_users_arns).unwrap_or_default();
+            let offboarded = self.offboarded_for(goal, &user_arns);
+            if !create_if_absent && !mentions_offboarded(&user_arns, &offboarded) {
+                // API_AND_CONFIG_MAP: aws-auth is only edited to take users out.
+                return Ok(unchanged_result(cluster, Backend::AccessEntries));
+            }
+            let edit = edit_aws_auth(data, &goal.admin, &offboarded)
+                .map_err(|e| format!("refusing to edit aws-auth: {e}"))?;
+            let backend = if create_if_absent {
+                Backend::ConfigMap
+            } else {
+                Backend::AccessEntries
+            };
+            if !edit.changed() {
+                return Ok(unchanged_result(cluster, backend));
+            }
+            let changes: Vec<String> = edit.changes.iter().map(ToString::to_string).collect();
+            let create = current.is_none();
+            let status = if create {
+                ClusterStatus::Created
+            } else {
+                ClusterStatus::Updated
+            };
+            let plan = ClusterPlan {
+                name: cluster.name.clone(),
+                region: cluster.region.clone(),
+                backend,
+                change: ClusterChange::AwsAuth {
+                    before: current.as_ref().map(|c| c.data.clone()),
+                    after: edit.data.clone(),
+                    changes: changes.clone(),
+                    create,
+                },
+            };
+            let done = |conflicts| ClusterResult {
+                plan: Some(plan),
+                report: ClusterReport {
+                    name: cluster.name.to_string(),
+                    region: cluster.region.clone(),
+                    backend,
+                    status,
+                    error: None,
+                    changes,
+                },
+                conflicts,
+            };
+            if dry_run {
+                return Ok(done(conflicts));
+            }
+            let written = match &current {
+                None => store.create(edit.data).await,
+                Some(c) => store.replace(edit.data, &c.resource_version).await,
+            };
+            match written {
+                Ok(()) => {
+                    tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
+                    return Ok(done(conflicts));
+                }
+                Err(K8sError::Conflict(msg)) if attempt < MAX_WRITE_ATTEMPTS => {
+                    conflicts += 1;
+                    tracing::warn!(cluster = %cluster.name, attempt, reason = %msg, "aws-auth changed under us; re-reading");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "aws-auth write failed after {attempt} attempt(s): {e}"
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn reconcile_access_entries(
+        &self,
+        cluster: &ClusterInfo,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> Result<ClusterResult, String> {
+        let (region, name) = (cluster.region.as_str(), &cluster.name);
+        let principals = self
+            .eks
+            .list_access_entries(region, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut views = Vec::new();
+        let mut user_arns = Vec::new();
+        for p in &principals {
+            if let Ok(role) = p.parse::<RoleArn>() {
+                if role.eq_ignoring_path_and_case(&goal.role_arn)
+                    && let Some(v) = self
+                        .eks
+                        .describe_access_entry(region, name, p)
+                        .await
+                        .map_err(|e| e.to_string())?
+                {
+                    views.push(v);
+                }
+            } else if p.parse::<UserArn>().is_ok() {
+                user_arns.push(p.clone());
+                views.push(AccessEntryView {
+                    principal_arn: p.clone(),
+                    username: None,
+                    kubernetes_groups: Vec::new(),
+                    policies: Vec::new(),
+                });
+            }
+        }
+        let offboarded = self.offboarded_for(goal, &user_arns);
+        let ae = plan_access_entries(&views, &goal.admin_entry, &offboarded);
+        let mut changes = access_entry_changes(&ae);
+        let mut status = if ae.create_admin_entry.is_some() {
+            ClusterStatus::Created
+        } else if ae.is_empty() {
+            ClusterStatus::Unchanged
+        } else {
+            ClusterStatus::Updated
+        };
+        if !dry_run && !ae.is_empty() {
+            let existing_admin = views
+                .iter()
+                .find(|v| {
+                    v.principal_arn
+                        .parse::<RoleArn>()
+                        .is_ok_and(|r| r.eq_ignoring_path_and_case(&goal.role_arn))
+                })
+                .map(|v| v.principal_arn.clone());
+            self.apply_access_entries(
+                cluster,
+                &ae,
+                existing_admin.as_deref(),
+                goal.role_arn.as_str(),
+            )
+            .await?;
+            tracing::info!(cluster = %cluster.name, region = %cluster.region, "access entries written");
+        }
+        let mut plan = ClusterPlan {
+            name: cluster.name.clone(),
+            region: cluster.region.clone(),
+            backend: Backend::AccessEntries,
+            change: if ae.is_empty() {
+                ClusterChange::Unchanged
+            } else {
+                ClusterChange::AccessEntries(ae)
+            },
+        };
+        let mut conflicts = 0;
+        // API_AND_CONFIG_MAP: aws-auth is still honoured; take offboarded users out.
+        if cluster.auth_mode == AuthMode::ApiAndConfigMap {
+            let r = self
+                .reconcile_aws_auth(cluster, goal, dry_run, false)
+                .await?;
+            conflicts = r.conflicts;
+            if let Some(p) = r
+                .plan
+                .filter(|p| matches!(p.change, ClusterChange::AwsAuth { .. }))
+            {
+                changes.extend(r.report.changes.iter().map(|c| format!("aws-auth: {c}")));
+                if status == ClusterStatus::Unchanged {
+                    status = ClusterStatus::Updated;
+                    plan = p;
+                }
+            }
+        }
+        Ok(ClusterResult {
+            plan: Some(plan),
+            report: ClusterReport {
+                name: cluster.name.to_string(),
+                region: cluster.region.clone(),
+                backend: Backend::AccessEntries,
+                status,
+                error: None,
+                changes,
+            },
+            conflicts,
+        })
+    }
+
+    async fn apply_access_entries(
+        &self,
+        cluster: &ClusterInfo,
+        ae: &crate::accessentry::AccessEntryPlan,
+        existing_admin: Option<&str>,
+        fallback_admin: &str,
+    ) -> Result<(), String> {
+        let (region, name) = (cluster.region.as_str(), &cluster.name);
+        let mut admin_principal = None;
+        if let Some(e) = &ae.create_admin_entry {
+            self.eks
+                .create_access_entry(
+                    region,
+                    name,
+                    &e.principal_arn,
+                    e.username.as_deref(),
+                    &e.kubernetes_groups,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            admin_principal = Some(e.principal_arn.clone());
+        }
+        if let Some(e) = &ae.update_admin_entry {
+            self.eks
+                .update_access_entry(
+                    region,
+                    name,
+                    &e.principal_arn,
+                    e.username.as_deref(),
+                    &e.kubernetes_groups,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            admin_principal = Some(e.principal_arn.clone());
+        }
+        if ae.associate_admin_policy {
+            let principal = admin_principal
+                .or_else(|| existing_admin.map(str::to_owned))
+                .unwrap_or_else(|| fallback_admin.to_owned());
+            self.eks
+                .associate_access_policy(
+                    region,
+                    name,
+                    &principal,
+                    crate::accessentry::CLUSTER_ADMIN_POLICY,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for p in &ae.delete_entries {
+            self.eks
+                .delete_access_entry(region, name, p)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The scope an EKS event calls for: the cluster it names, trust policy untouched.
+pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
+    let from_arn = ev.resource_arn.as_deref().and_then(cluster_name_from_arn);
+    match ev.cluster.clone().or(from_arn) {
+        Some(name) => Scope {
+            clusters: Some(BTreeSet::from([name])),
+            skip_trust_policy: true,
+        },
+        None => Scope {
+            clusters: None,
+            skip_trust_policy: true,
+        },
+    }
+}
+
+/// Whether any of `user_arns` (from `mapUsers`) names an offboarded user.
+fn mentions_offboarded(user_arns: &[String], offboarded: &[Offboarded]) -> bool {
+    user_arns
+        .iter()
+        .any(|raw| offboarded.iter().any(|o| o.matches(raw)))
+}
+
+/// `userarn` of every `mapUsers` entry (a light, read-only parse; the editor does the
+/// real one and refuses broken YAML).
+fn map_users_arns(data: &BTreeMap<String, String>) -> Vec<String> {
+    let Some(raw) = data.get(MAP_USERS) else {
+        return Vec::new();
+    };
+    parse_entries(MAP_USERS, raw)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            e.as_object()?
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("userarn"))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+fn access_entry_changes(ae: &crate::accessentry::AccessEntryPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(e) = &ae.create_admin_entry {
+        out.push(format!("create access entry for {}", e.principal_arn));
+    }
+    if let Some(e) = &ae.update_admin_entry {
+        out.push(format!("update access entry for {}", e.principal_arn));
+    }
+    if ae.associate_admin_policy {
+        out.push(format!(
+            "associate {} (cluster scope)",
+            crate::accessentry::CLUSTER_ADMIN_POLICY
+        ));
+    }
+    for p in &ae.delete_entries {
+        out.push(format!("delete access entry for {p}"));
+    }
+    out
+}
+
+fn unchanged_result(cluster: &ClusterInfo, backend: Backend) -> ClusterResult {
+    ClusterResult {
+        plan: Some(ClusterPlan {
+            name: cluster.name.clone(),
+            region: cluster.region.clone(),
+            backend,
+            change: ClusterChange::Unchanged,
+        }),
+        report: ClusterReport {
+            name: cluster.name.to_string(),
+            region: cluster.region.clone(),
+            backend,
+            status: ClusterStatus::Unchanged,
+            error: None,
+            changes: Vec::new(),
+        },
+        conflicts: 0,
+    }
+}
+
+fn failed_result(
+    name: Option<&ClusterName>,
+    region: &str,
+    backend: Backend,
+    error: String,
+) -> ClusterResult {
+    ClusterResult {
+        plan: name.map(|name| ClusterPlan {
+            name: name.clone(),
+            region: region.to_owned(),
+            backend,
+            change: ClusterChange::Failed {
+                error: error.clone(),
+            },
+        }),
+        report: ClusterReport {
+            name: name.map_or_else(|| "*".to_owned(), ToString::to_string),
+            region: region.to_owned(),
+            backend,
+            status: ClusterStatus::Failed,
+            error: Some(error),
+            changes: Vec::new(),
+        },
+        conflicts: 0,
+    }
+}
+
+fn skipped_result(
+    name: &ClusterName,
+    region: &str,
+    backend: Backend,
+    reason: String,
+) -> ClusterResult {
+    ClusterResult {
+        plan: Some(ClusterPlan {
+            name: name.clone(),
+            region: region.to_owned(),
+            backend,
+            change: ClusterChange::Skipped {
+                reason: reason.clone(),
+            },
+        }),
+        report: ClusterReport {
+            name: name.to_string(),
+            region: region.to_owned(),
+            backend,
+            status: ClusterStatus::Skipped,
+            error: None,
+            changes: vec![reason],
+        },
+        conflicts: 0,
+    }
+}
+
+/// What happened to an event.
+#[derive(Debug, Clone)]
+pub enum EventResult {
+    /// Nothing to do; the reason is logged and returned.
+    Ignored(String),
+    /// The engine ran.
+    Ran(Box<RunReport>),
+}
+
+impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
+    /// What the `iam-events` function does with an EventBridge payload (also the CLI's
+    /// `handle-event`): IAM user events run the engine, everything else is ignored
+    /// with a reason.
+    pub async fn handle_iam_events_payload(
+        &self,
+        raw: &serde_json::Value,
+        dry_run: bool,
+    ) -> EventResult {
+        match classify_event(raw, &self.config) {
+            EventClass::Iam(ev) => {
+                tracing::info!(
+                    user = %ev.user_name,
+                    kind = ?ev.kind,
+                    event_id = ev.event_id.as_deref().unwrap_or(""),
+                    "IAM event"
+                );
+                EventResult::Ran(Box::new(self.run_iam_event(&ev, dry_run).await.report))
+            }
+            EventClass::Ignored { reason } => {
+                tracing::info!(reason = %reason, "event ignored");
+                EventResult::Ignored(reason)
+            }
+            EventClass::Eks(ev) => {
+                let reason = format!(
+                    "EKS {} event: handled by the reconcile function, not iam-events",
+                    ev.kind
+                );
+                tracing::info!(reason = %reason, "event ignored");
+                EventResult::Ignored(reason)
+            }
+            EventClass::Schedule => {
+                let reason = "scheduled event: handled by the reconcile function".to_owned();
+                tracing::info!(reason = %reason, "event ignored");
+                EventResult::Ignored(reason)
+            }
+        }
+    }
+}
+
+/// The engine over the real AWS SDK and kube clients.
+pub type SdkEngine = Engine<SdkIam, SdkEks, EksKubeConnector>;
+
+/// Why the engine could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl SdkEngine {
+    /// Reads the configuration from the environment and the AWS SDK configuration the
+    /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`).
+    pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok((SdkEngine::from_sdk(config, &sdk), sdk))
+    }
+
+    pub fn from_sdk(config: Config, sdk: &SdkConfig) -> SdkEngine {
+        Engine::new(
+            config,
+            SdkIam::new(aws_sdk_iam::Client::new(sdk)),
+            SdkEks::new(sdk.clone()),
+            EksKubeConnector::new(sdk.clone()),
+        )
+    }
+}

@@ -1,1 +1,479 @@
-//! TODO
+//! Classifying the EventBridge events the functions receive.
+//!
+//! The envelope is parsed with `aws_lambda_events`'
+//! `EventBridgeEvent<serde_json::Value>`; the CloudTrail `detail` is read
+//! leniently from the JSON (the crate's `AWSAPICall` type insists on fields a
+//! hand-made or trimmed record may lack), and only the fields we use are
+//! required. Nothing here panics: a failed call (`errorCode`), another event
+//! or a malformed one becomes [`EventClass::Ignored`] with a reason naming
+//! what was missing or why.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::arn::{ClusterName, UserName};
+use crate::config::Config;
+
+/// The IAM API calls we react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IamEventKind {
+    CreateUser,
+    TagUser,
+    UntagUser,
+    DeleteUser,
+}
+
+/// What the event itself says about the admin tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TagHint {
+    /// The admin tag (key and value) was set.
+    Added,
+    /// The admin tag was removed, overwritten with another value, or the user
+    /// deleted.
+    Removed,
+    /// The event does not touch the admin tag.
+    Unchanged,
+    /// The event does not say.
+    Unknown,
+}
+
+/// An IAM user event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IamUserEvent {
+    pub kind: IamEventKind,
+    pub user_name: UserName,
+    pub event_id: Option<String>,
+    pub event_time: Option<String>,
+    pub hint: TagHint,
+}
+
+/// An EKS cluster event (creation, tagging, auth-mode change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EksClusterEvent {
+    pub cluster: Option<ClusterName>,
+    pub resource_arn: Option<String>,
+    /// The CloudTrail event name.
+    pub kind: String,
+}
+
+/// What an incoming event asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventClass {
+    Iam(IamUserEvent),
+    Eks(EksClusterEvent),
+    Schedule,
+    Ignored { reason: String },
+}
+
+fn ignored(reason: impl Into<String>) -> EventClass {
+    EventClass::Ignored {
+        reason: reason.into(),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+/// Tags as CloudTrail writes them for IAM: `[{"key","value"}]` (either case).
+fn iam_tags(v: Option<&Value>) -> Vec<(String, String)> {
+    let Some(Value::Array(a)) = v else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter_map(|t| {
+            let k = t.get("key").or_else(|| t.get("Key"))?.as_str()?;
+            let val = t
+                .get("value")
+                .or_else(|| t.get("Value"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            Some((k.to_string(), val.to_string()))
+        })
+        .collect()
+}
+
+/// Classifies a raw Lambda payload.
+pub fn classify_event(raw: &Value, cfg: &Config) -> EventClass {
+    let env: EventBridgeEvent<Value> = match serde_json::from_value(raw.clone()) {
+        Ok(e) => e,
+        Err(e) => return ignored(format!("not an EventBridge event: {e}")),
+    };
+    let dt = env.detail_type.as_str();
+    let src = env.source.as_str();
+    if dt == "Scheduled Event" && src == "aws.events" {
+        return EventClass::Schedule;
+    }
+    if dt != "AWS API Call via CloudTrail" {
+        return ignored(format!("detail-type {dt:?} from {src:?} is not handled"));
+    }
+    let d = &env.detail;
+    if !d.is_object() {
+        return ignored("CloudTrail event without a detail object");
+    }
+    let Some(name) = str_at(d, &["eventName"]) else {
+        return ignored("CloudTrail event without detail.eventName");
+    };
+    if let Some(code) = d.get("errorCode").filter(|c| !c.is_null()) {
+        let code = code
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| code.to_string());
+        let msg = str_at(d, &["errorMessage"]).unwrap_or("no message");
+        return ignored(format!("{name} failed with {code}: {msg}"));
+    }
+    let event_source = str_at(d, &["eventSource"]).unwrap_or("");
+    match (src, event_source) {
+        ("aws.iam", "iam.amazonaws.com" | "") => classify_iam(name, d, &env, cfg),
+        ("aws.eks", "eks.amazonaws.com" | "") => classify_eks(name, d),
+        _ => ignored(format!(
+            "event {name} from {src:?} (eventSource {event_source:?}) is not handled"
+        )),
+    }
+}
+
+fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Config) -> EventClass {
+    let kind = match name {
+        "CreateUser" => IamEventKind::CreateUser,
+        "TagUser" => IamEventKind::TagUser,
+        "UntagUser" => IamEventKind::UntagUser,
+        "DeleteUser" => IamEventKind::DeleteUser,
+        other => return ignored(format!("IAM event {other} is not handled")),
+    };
+    let Some(params) = d.get("requestParameters").filter(|p| p.is_object()) else {
+        return ignored(format!("{name} event without detail.requestParameters"));
+    };
+    let Some(raw_name) = params.get("userName").and_then(Value::as_str) else {
+        return ignored(format!(
+            "{name} event without detail.requestParameters.userName"
+        ));
+    };
+    let user_name: UserName = match raw_name.parse() {
+        Ok(u) => u,
+        Err(e) => return ignored(format!("{name} event with a bad userName: {e}")),
+    };
+    let tag = &cfg.admin_user_tag;
+    let hint = match kind {
+        IamEventKind::CreateUser => {
+            if iam_tags(params.get("tags"))
+                .iter()
+                .any(|(k, v)| tag.matches(k, v))
+            {
+                TagHint::Added
+            } else {
+                TagHint::Unchanged
+            }
+        }
+        IamEventKind::TagUser => match params.get("tags") {
+            None => TagHint::Unknown,
+            Some(t) => match iam_tags(Some(t)).iter().find(|(k, _)| *k == tag.key) {
+                Some((_, v)) if *v == tag.value => TagHint::Added,
+                Some(_) => TagHint::Removed,
+                None => TagHint::Unchanged,
+            },
+        },
+        IamEventKind::UntagUser => match params.get("tagKeys") {
+            Some(Value::Array(keys)) => {
+                if keys.iter().any(|k| k.as_str() == Some(tag.key.as_str())) {
+                    TagHint::Removed
+                } else {
+                    TagHint::Unchanged
+                }
+            }
+            _ => TagHint::Unknown,
+        },
+        IamEventKind::DeleteUser => TagHint::Removed,
+    };
+    EventClass::Iam(IamUserEvent {
+        kind,
+        user_name,
+        event_id: str_at(d, &["eventID"])
+            .map(str::to_string)
+            .or_else(|| env.id.clone()),
+        event_time: str_at(d, &["eventTime"]).map(str::to_string),
+        hint,
+    })
+}
+
+/// The cluster name in `arn:<p>:eks:<region>:<account>:cluster/<name>`.
+pub fn cluster_name_from_arn(arn: &str) -> Option<ClusterName> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if !arn.starts_with("arn:") || arn.split(':').nth(2) != Some("eks") {
+        return None;
+    }
+    resource.strip_prefix("cluster/")?.parse().ok()
+}
+
+fn classify_eks(name: &str, d: &Value) -> EventClass {
+    let params = d.get("requestParameters");
+    match name {
+        "CreateCluster" => {
+            let Some(n) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+                return ignored("CreateCluster event without detail.requestParameters.name");
+            };
+            match n.parse::<ClusterName>() {
+                Ok(c) => EventClass::Eks(EksClusterEvent {
+                    cluster: Some(c),
+                    resource_arn: str_at(d, &["responseElements", "cluster", "arn"])
+                        .map(str::to_string),
+                    kind: name.to_string(),
+                }),
+                Err(e) => ignored(format!("CreateCluster event with a bad name: {e}")),
+            }
+        }
+        "TagResource" | "UntagResource" => {
+            let Some(arn) = params
+                .and_then(|p| p.get("resourceArn"))
+                .and_then(Value::as_str)
+            else {
+                return ignored(format!(
+                    "{name} event without detail.requestParameters.resourceArn"
+                ));
+            };
+            match cluster_name_from_arn(arn) {
+                Some(c) => EventClass::Eks(EksClusterEvent {
+                    cluster: Some(c),
+                    resource_arn: Some(arn.to_string()),
+                    kind: name.to_string(),
+                }),
+                None => ignored(format!("{name} on {arn}, which is not an EKS cluster")),
+            }
+        }
+        "UpdateClusterConfig" => {
+            // Only an authentication-mode change matters to us.
+            let Some(p) = params.filter(|p| p.get("accessConfig").is_some()) else {
+                return ignored("UpdateClusterConfig without accessConfig is not handled");
+            };
+            let cluster = p
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|n| n.parse().ok());
+            if cluster.is_none() {
+                return ignored("UpdateClusterConfig event without requestParameters.name");
+            }
+            EventClass::Eks(EksClusterEvent {
+                cluster,
+                resource_arn: None,
+                kind: name.to_string(),
+            })
+        }
+        other => ignored(format!("EKS event {other} is not handled")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg() -> Config {
+        Config::from_lookup(|k| match k {
+            "ADMIN_ROLE_NAME" => Some("EksAdmin".into()),
+            "AWS_REGION" => Some("us-east-1".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn trail(source: &str, event_source: &str, name: &str, params: Value) -> Value {
+        json!({
+            "version": "0", "id": "env-1", "detail-type": "AWS API Call via CloudTrail",
+            "source": source, "account": "123456789012", "time": "2026-11-29T03:39:04Z",
+            "region": "us-east-1", "resources": [],
+            "detail": {"eventSource": event_source, "eventName": name, "eventID": "ev-1",
+                       "eventTime": "2026-11-29T03:39:04Z", "requestParameters": params}
+        })
+    }
+
+    fn iam(name: &str, params: Value) -> EventClass {
+        classify_event(&trail("aws.iam", "iam.amazonaws.com", name, params), &cfg())
+    }
+
+    fn hint(c: EventClass) -> (IamEventKind, TagHint) {
+        match c {
+            EventClass::Iam(e) => {
+                assert_eq!(e.user_name.as_str(), "dave");
+                assert_eq!(e.event_id.as_deref(), Some("ev-1"));
+                (e.kind, e.hint)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn iam_hints() {
+        use IamEventKind::*;
+        let t = |k: &str, v: &str| json!([{"key": k, "value": v}]);
+        let cases = [
+            (
+                "CreateUser",
+                json!({"userName": "dave", "tags": t("eks-access", "admin")}),
+                CreateUser,
+                TagHint::Added,
+            ),
+            (
+                "CreateUser",
+                json!({"userName": "dave"}),
+                CreateUser,
+                TagHint::Unchanged,
+            ),
+            (
+                "CreateUser",
+                json!({"userName": "dave", "tags": t("eks-access", "Admin")}),
+                CreateUser,
+                TagHint::Unchanged,
+            ),
+            (
+                "TagUser",
+                json!({"userName": "dave", "tags": t("eks-access", "admin")}),
+                TagUser,
+                TagHint::Added,
+            ),
+            (
+                "TagUser",
+                json!({"userName": "dave", "tags": t("eks-access", "none")}),
+                TagUser,
+                TagHint::Removed,
+            ),
+            (
+                "TagUser",
+                json!({"userName": "dave", "tags": t("team", "x")}),
+                TagUser,
+                TagHint::Unchanged,
+            ),
+            (
+                "TagUser",
+                json!({"userName": "dave"}),
+                TagUser,
+                TagHint::Unknown,
+            ),
+            (
+                "UntagUser",
+                json!({"userName": "dave", "tagKeys": ["eks-access"]}),
+                UntagUser,
+                TagHint::Removed,
+            ),
+            (
+                "UntagUser",
+                json!({"userName": "dave", "tagKeys": ["team"]}),
+                UntagUser,
+                TagHint::Unchanged,
+            ),
+            (
+                "DeleteUser",
+                json!({"userName": "dave"}),
+                DeleteUser,
+                TagHint::Removed,
+            ),
+        ];
+        for (name, params, kind, h) in cases {
+            assert_eq!(
+                hint(iam(name, params.clone())),
+                (kind, h),
+                "{name} {params}"
+            );
+        }
+    }
+
+    fn reason(c: EventClass) -> String {
+        match c {
+            EventClass::Ignored { reason } => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ignored_with_reasons() {
+        let mut failed = trail(
+            "aws.iam",
+            "iam.amazonaws.com",
+            "CreateUser",
+            json!({"userName": "dave"}),
+        );
+        failed["detail"]["errorCode"] = json!("EntityAlreadyExistsException");
+        failed["detail"]["errorMessage"] = json!("User with name dave already exists.");
+        let r = reason(classify_event(&failed, &cfg()));
+        assert!(
+            r.contains("EntityAlreadyExistsException") && r.contains("already exists"),
+            "{r}"
+        );
+
+        assert!(reason(iam("CreateRole", json!({"roleName": "x"}))).contains("CreateRole"));
+        assert!(reason(iam("DeleteUser", json!({}))).contains("userName"));
+        assert!(reason(iam("DeleteUser", Value::Null)).contains("requestParameters"));
+        assert!(reason(iam("DeleteUser", json!({"userName": "bad name"}))).contains("userName"));
+        assert!(reason(classify_event(&json!({}), &cfg())).contains("detail-type"));
+        assert!(reason(classify_event(&json!({"dryRun": true}), &cfg())).contains("EventBridge"));
+        assert!(reason(classify_event(&json!([1, 2]), &cfg())).contains("EventBridge"));
+        let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(reason(classify_event(&other, &cfg())).contains("EC2"));
+        let mut no_name = trail("aws.iam", "iam.amazonaws.com", "x", json!({}));
+        no_name["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("eventName");
+        assert!(reason(classify_event(&no_name, &cfg())).contains("eventName"));
+        let s3 = trail("aws.s3", "s3.amazonaws.com", "PutObject", json!({}));
+        assert!(reason(classify_event(&s3, &cfg())).contains("PutObject"));
+    }
+
+    #[test]
+    fn schedule_and_eks() {
+        let s = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "account": "123456789012", "time": "2026-11-29T03:00:00Z", "region": "us-east-1",
+                       "resources": ["arn:aws:events:us-east-1:123456789012:rule/r"], "detail": {}});
+        assert_eq!(classify_event(&s, &cfg()), EventClass::Schedule);
+
+        let c = classify_event(
+            &trail(
+                "aws.eks",
+                "eks.amazonaws.com",
+                "CreateCluster",
+                json!({"name": "prod-2"}),
+            ),
+            &cfg(),
+        );
+        match c {
+            EventClass::Eks(e) => {
+                assert_eq!(e.cluster.unwrap().as_str(), "prod-2");
+                assert_eq!(e.kind, "CreateCluster");
+            }
+            other => panic!("{other:?}"),
+        }
+        let arn = "arn:aws:eks:us-east-1:123456789012:cluster/legacy";
+        match classify_event(
+            &trail(
+                "aws.eks",
+                "eks.amazonaws.com",
+                "TagResource",
+                json!({"resourceArn": arn}),
+            ),
+            &cfg(),
+        ) {
+            EventClass::Eks(e) => {
+                assert_eq!(e.cluster.unwrap().as_str(), "legacy");
+                assert_eq!(e.resource_arn.as_deref(), Some(arn));
+            }
+            other => panic!("{other:?}"),
+        }
+        let ng = "arn:aws:eks:us-east-1:123456789012:nodegroup/legacy/ng/abc";
+        let r = reason(classify_event(
+            &trail(
+                "aws.eks",
+                "eks.amazonaws.com",
+                "TagResource",
+                json!({"resourceArn": ng}),
+            ),
+            &cfg(),
+        ));
+        assert!(r.contains("not an EKS cluster"), "{r}");
+    }
+}

@@ -1,1 +1,447 @@
-//! TODO: IAM adapter (helper C; waiting for arn/desired)
+//! IAM adapter: users with their tags, the admin role's trust policy.
+//!
+//! [`IamApi`] is the small surface the engine needs; [`SdkIam`] implements it over
+//! `aws_sdk_iam::Client`. Errors keep the AWS error code and message, never credentials.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::EntityType;
+
+use crate::arn::{RoleArn, RoleName, UserArn, UserName};
+use crate::desired::IamUser;
+use crate::trust::decode_policy_document;
+
+/// What the engine needs from IAM.
+pub trait IamApi: Send + Sync {
+    /// Every user of the account with its tags (`GetAccountAuthorizationDetails`, filter `User`).
+    fn list_users(&self) -> impl Future<Output = Result<Vec<IamUser>, IamError>> + Send;
+    /// One user, re-read (`GetUser`); `None` if it does not exist.
+    fn get_user(
+        &self,
+        name: &UserName,
+    ) -> impl Future<Output = Result<Option<IamUser>, IamError>> + Send;
+    /// The role's ARN and its trust policy, percent-decoded.
+    fn get_role(&self, name: &RoleName) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
+    /// `UpdateAssumeRolePolicy`, retried on eventual-consistency and throttling errors.
+    fn update_trust_policy(
+        &self,
+        name: &RoleName,
+        document: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+}
+
+/// A role as read by `GetRole`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub arn: RoleArn,
+    /// The trust policy as JSON text (decoded from the URL encoding IAM returns).
+    pub trust_policy: String,
+}
+
+/// IAM errors. `code`/`message` are the AWS error's; nothing here carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    #[error("IAM {operation} failed: {code}: {message}")]
+    Service {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("IAM {operation} failed: {message}")]
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("IAM {operation} returned an unexpected response: {message}")]
+    InvalidResponse {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("IAM role {0} does not exist")]
+    RoleNotFound(String),
+}
+
+impl IamError {
+    /// The AWS error code, if IAM answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            IamError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match err.code() {
+            Some(code) => IamError::Service {
+                operation,
+                code: code.to_owned(),
+                message: err.message().unwrap_or_default().to_owned(),
+            },
+            None => IamError::Transport {
+                operation,
+                message: DisplayErrorContext(&err).to_string(),
+            },
+        }
+    }
+
+    /// IAM has not yet seen a principal that was just created.
+    pub fn is_invalid_principal(&self) -> bool {
+        matches!(self, IamError::Service { code, message, .. }
+            if code == "MalformedPolicyDocument" && message.to_ascii_lowercase().contains("invalid principal"))
+    }
+
+    /// Throttled: worth retrying after a pause.
+    pub fn is_throttling(&self) -> bool {
+        matches!(self, IamError::Service { code, .. }
+            if matches!(code.as_str(), "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"))
+    }
+}
+
+/// Backoff for `UpdateAssumeRolePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteRetry {
+    /// How long to keep retrying `Invalid principal in policy` (IAM eventual consistency).
+    pub invalid_principal_budget: Duration,
+    /// How many times to retry throttling.
+    pub throttle_retries: u32,
+    /// First pause; doubles each time up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for WriteRetry {
+    fn default() -> Self {
+        WriteRetry {
+            invalid_principal_budget: Duration::from_secs(60),
+            throttle_retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, or fails with an error that is not retryable,
+/// or the budget of [`WriteRetry`] is spent. Returns the last error.
+pub async fn retry_write<F, Fut>(policy: WriteRetry, mut attempt: F) -> Result<(), IamError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), IamError>>,
+{
+    let start = Instant::now();
+    let mut delay = policy.base_delay;
+    let mut throttles = 0u32;
+    loop {
+        let err = match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let retry = if err.is_invalid_principal() {
+            start.elapsed() + delay <= policy.invalid_principal_budget
+        } else if err.is_throttling() {
+            throttles += 1;
+            throttles <= policy.throttle_retries
+        } else {
+            false
+        };
+        if !retry {
+            return Err(err);
+        }
+        tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "retrying trust-policy write");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(policy.max_delay);
+    }
+}
+
+/// [`IamApi`] over the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct SdkIam {
+    client: aws_sdk_iam::Client,
+    page_size: i32,
+    retry: WriteRetry,
+}
+
+impl SdkIam {
+    /// Pages of 1,000 users (the API's maximum) and the default write backoff.
+    pub fn new(client: aws_sdk_iam::Client) -> Self {
+        Self::with_options(client, 1000, WriteRetry::default())
+    }
+
+    pub fn with_options(client: aws_sdk_iam::Client, page_size: i32, retry: WriteRetry) -> Self {
+        SdkIam {
+            client,
+            page_size: page_size.clamp(1, 1000),
+            retry,
+        }
+    }
+
+    async fn user_tags(&self, name: &UserName) -> Result<Vec<(String, String)>, IamError> {
+        let mut tags = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_user_tags()
+                .user_name(name.as_str())
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("ListUserTags", e))?;
+            tags.extend(
+                out.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
+            );
+            match (out.is_truncated(), out.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => return Ok(tags),
+            }
+        }
+    }
+}
+
+fn to_user(
+    operation: &'static str,
+    arn: Option<&str>,
+    name: Option<&str>,
+    user_id: Option<&str>,
+    tags: Vec<(String, String)>,
+) -> Result<IamUser, IamError> {
+    let invalid = |message: String| IamError::InvalidResponse { operation, message };
+    let arn: UserArn = arn
+        .ok_or_else(|| invalid("user without an ARN".into()))?
+        .parse()
+        .map_err(|e| invalid(format!("user ARN: {e}")))?;
+    let name: UserName = name
+        .ok_or_else(|| invalid("user without a name".into()))?
+        .parse()
+        .map_err(|e| invalid(format!("user name: {e}")))?;
+    Ok(IamUser {
+        arn,
+        name,
+        user_id: user_id.unwrap_or_default().to_owned(),
+        tags,
+    })
+}
+
+impl IamApi for SdkIam {
+    async fn list_users(&self) -> Result<Vec<IamUser>, IamError> {
+        let mut users = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .get_account_authorization_details()
+                .filter(EntityType::User)
+                .max_items(self.page_size)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("GetAccountAuthorizationDetails", e))?;
+            for u in out.user_detail_list() {
+                let tags = u
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect();
+                match to_user(
+                    "GetAccountAuthorizationDetails",
+                    u.arn(),
+                    u.user_name(),
+                    u.user_id(),
+                    tags,
+                ) {
+                    Ok(user) => users.push(user),
+                    Err(e) => tracing::warn!(error = %e, "skipping an IAM user"),
+                }
+            }
+            match (out.is_truncated(), out.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => return Ok(users),
+            }
+        }
+    }
+
+    async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
+        let out = match self.client.get_user().user_name(name.as_str()).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = IamError::from_sdk("GetUser", e);
+                return match err.code() {
+                    Some("NoSuchEntity") => Ok(None),
+                    _ => Err(err),
+                };
+            }
+        };
+        let Some(user) = out.user() else {
+            return Ok(None);
+        };
+        let mut tags: Vec<(String, String)> = user
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        if tags.is_empty() {
+            // Some responses omit tags; ListUserTags is authoritative.
+            tags = match self.user_tags(name).await {
+                Ok(t) => t,
+                Err(e) if e.code() == Some("NoSuchEntity") => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        }
+        to_user(
+            "GetUser",
+            Some(user.arn()),
+            Some(user.user_name()),
+            Some(user.user_id()),
+            tags,
+        )
+        .map(Some)
+    }
+
+    async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
+        let out = match self.client.get_role().role_name(name.as_str()).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = IamError::from_sdk("GetRole", e);
+                return match err.code() {
+                    Some("NoSuchEntity") => Err(IamError::RoleNotFound(name.to_string())),
+                    _ => Err(err),
+                };
+            }
+        };
+        let invalid = |message: String| IamError::InvalidResponse {
+            operation: "GetRole",
+            message,
+        };
+        let role = out
+            .role()
+            .ok_or_else(|| invalid("no role in response".into()))?;
+        let arn: RoleArn = role
+            .arn()
+            .parse()
+            .map_err(|e| invalid(format!("role ARN: {e}")))?;
+        let raw = role
+            .assume_role_policy_document()
+            .ok_or_else(|| invalid("role has no trust policy".into()))?;
+        Ok(RoleInfo {
+            arn,
+            trust_policy: decode_policy_document(raw).map_err(|e| IamError::InvalidResponse {
+                operation: "GetRole",
+                message: format!("trust policy: {e}"),
+            })?,
+        })
+    }
+
+    async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
+        retry_write(self.retry, || async {
+            self.client
+                .update_assume_role_policy()
+                .role_name(name.as_str())
+                .policy_document(document)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("UpdateAssumeRolePolicy", e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn service(code: &str, message: &str) -> IamError {
+        IamError::Service {
+            operation: "UpdateAssumeRolePolicy",
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn fast(budget_ms: u64) -> WriteRetry {
+        WriteRetry {
+            invalid_principal_budget: Duration::from_millis(budget_ms),
+            throttle_retries: 3,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_principal_is_retried_until_it_succeeds() {
+        let calls = AtomicU32::new(0);
+        let r = retry_write(fast(5_000), || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                Err(service(
+                    "MalformedPolicyDocument",
+                    "Invalid principal in policy: \"AWS\":\"arn:aws:iam::1:user/x\"",
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn invalid_principal_gives_up_after_the_budget() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let r = retry_write(fast(100), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(service(
+                "MalformedPolicyDocument",
+                "Invalid principal in policy",
+            ))
+        })
+        .await;
+        assert!(r.expect_err("gives up").is_invalid_principal());
+        assert!(calls.load(Ordering::SeqCst) > 2);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_a_bounded_number_of_times() {
+        let calls = AtomicU32::new(0);
+        let r = retry_write(fast(0), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(service("Throttling", "Rate exceeded"))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let r = retry_write(fast(5_000), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(service(
+                "LimitExceeded",
+                "Cannot exceed quota for ACLSizePerRole: 2048",
+            ))
+        })
+        .await;
+        assert_eq!(r.expect_err("fails").code(), Some("LimitExceeded"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let other_malformed = retry_write(fast(5_000), || async {
+            Err(service(
+                "MalformedPolicyDocument",
+                "Syntax errors in policy",
+            ))
+        })
+        .await;
+        assert!(!other_malformed.expect_err("fails").is_invalid_principal());
+    }
+}

@@ -1,1 +1,425 @@
-//! TODO
+//! A plan is data: what the trust policy and each cluster will get.
+//!
+//! It serializes as camelCase JSON for machines and renders as a unified diff
+//! (with the `similar` crate) for people: the pretty-printed trust policy, and
+//! each changed `aws-auth` key under a per-cluster header. The inputs hold no
+//! secrets, so neither does the output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use similar::TextDiff;
+
+use crate::accessentry::{AccessEntryPlan, CLUSTER_ADMIN_POLICY};
+use crate::arn::{ClusterName, RoleName, UserArn};
+use crate::trust::TrustEdit;
+
+/// Everything a run would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub dry_run: bool,
+    pub trust_policy: TrustPolicyPlan,
+    pub clusters: Vec<ClusterPlan>,
+}
+
+/// The trust-policy part of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustPolicyPlan {
+    pub role_name: RoleName,
+    pub added: Vec<UserArn>,
+    pub removed: Vec<String>,
+    pub dangling_removed: Vec<String>,
+    pub foreign_dangling: Vec<String>,
+    pub size_before: usize,
+    pub size_after: usize,
+    pub max_chars: usize,
+    pub before: String,
+    pub after: Option<String>,
+}
+
+impl TrustPolicyPlan {
+    /// Builds the plan part from an edit of `role_name`'s policy.
+    pub fn from_edit(role_name: RoleName, e: &TrustEdit) -> Self {
+        TrustPolicyPlan {
+            role_name,
+            added: e.added.clone(),
+            removed: e.removed.clone(),
+            dangling_removed: e.dangling_removed.clone(),
+            foreign_dangling: e.foreign_dangling.clone(),
+            size_before: e.size_before,
+            size_after: e.size_after,
+            max_chars: e.max_chars,
+            before: e.before.clone(),
+            after: e.after.clone(),
+        }
+    }
+
+    /// Whether the policy will be written.
+    pub fn changed(&self) -> bool {
+        self.after.is_some()
+    }
+}
+
+impl From<(RoleName, &TrustEdit)> for TrustPolicyPlan {
+    fn from((role, e): (RoleName, &TrustEdit)) -> Self {
+        Self::from_edit(role, e)
+    }
+}
+
+/// How a cluster's access is managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    /// `aws-auth` ConfigMap (`CONFIG_MAP`).
+    #[serde(rename = "configmap")]
+    ConfigMap,
+    /// EKS access entries (`API`, `API_AND_CONFIG_MAP`).
+    AccessEntries,
+}
+
+/// One cluster's part of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPlan {
+    pub name: ClusterName,
+    pub region: String,
+    pub backend: Backend,
+    pub change: ClusterChange,
+}
+
+/// What happens to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum ClusterChange {
+    Unchanged,
+    #[serde(rename_all = "camelCase")]
+    AwsAuth {
+        before: Option<BTreeMap<String, String>>,
+        after: BTreeMap<String, String>,
+        changes: Vec<String>,
+        create: bool,
+    },
+    AccessEntries(AccessEntryPlan),
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+impl ClusterChange {
+    /// Whether this cluster gets a write.
+    pub fn has_changes(&self) -> bool {
+        match self {
+            ClusterChange::AwsAuth {
+                changes, create, ..
+            } => !changes.is_empty() || *create,
+            ClusterChange::AccessEntries(p) => !p.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+fn pretty(doc: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(doc)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    {
+        Some(mut s) => {
+            s.push('\n');
+            s
+        }
+        None => format!("{doc}\n"),
+    }
+}
+
+fn diff(out: &mut String, old: &str, new: &str, old_name: &str, new_name: &str) {
+    let d = TextDiff::from_lines(old, new);
+    let _ = write!(
+        out,
+        "{}",
+        d.unified_diff()
+            .context_radius(3)
+            .header(old_name, new_name)
+    );
+}
+
+impl Plan {
+    /// Whether anything would be written.
+    pub fn has_changes(&self) -> bool {
+        self.trust_policy.changed() || self.clusters.iter().any(|c| c.change.has_changes())
+    }
+
+    /// A readable summary with unified diffs.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let t = &self.trust_policy;
+        let _ = writeln!(
+            out,
+            "{}Trust policy of role {}: {} ({} -> {} of {} characters)",
+            if self.dry_run { "[dry run] " } else { "" },
+            t.role_name,
+            if t.changed() { "update" } else { "no change" },
+            t.size_before,
+            t.size_after,
+            t.max_chars
+        );
+        for a in &t.added {
+            let _ = writeln!(out, "  + {a}");
+        }
+        for r in &t.removed {
+            let _ = writeln!(out, "  - {r}");
+        }
+        for d in &t.dangling_removed {
+            let _ = writeln!(out, "  - {d} (dangling ID of a deleted principal)");
+        }
+        for d in &t.foreign_dangling {
+            let _ = writeln!(
+                out,
+                "  ! {d}: dangling ID in a statement we do not own (left alone)"
+            );
+        }
+        if let Some(after) = &t.after {
+            diff(
+                &mut out,
+                &pretty(&t.before),
+                &pretty(after),
+                "trust-policy (current)",
+                "trust-policy (planned)",
+            );
+        }
+        for c in &self.clusters {
+            let backend = match c.backend {
+                Backend::ConfigMap => "aws-auth",
+                Backend::AccessEntries => "access entries",
+            };
+            let _ = writeln!(out, "\nCluster {} ({}, {backend}):", c.name, c.region);
+            match &c.change {
+                ClusterChange::Unchanged => {
+                    let _ = writeln!(out, "  no change");
+                }
+                ClusterChange::Skipped { reason } => {
+                    let _ = writeln!(out, "  skipped: {reason}");
+                }
+                ClusterChange::Failed { error } => {
+                    let _ = writeln!(out, "  FAILED: {error}");
+                }
+                ClusterChange::AwsAuth {
+                    before,
+                    after,
+                    changes,
+                    create,
+                } => {
+                    if *create && before.is_none() {
+                        let _ = writeln!(out, "  create ConfigMap kube-system/aws-auth");
+                    }
+                    for ch in changes {
+                        let _ = writeln!(out, "  * {ch}");
+                    }
+                    let empty = BTreeMap::new();
+                    let before = before.as_ref().unwrap_or(&empty);
+                    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+                    for k in keys {
+                        let (o, n) = (before.get(k), after.get(k));
+                        if o == n {
+                            continue;
+                        }
+                        diff(
+                            &mut out,
+                            o.map(String::as_str).unwrap_or(""),
+                            n.map(String::as_str).unwrap_or(""),
+                            &format!("aws-auth/data.{k} (current)"),
+                            &format!("aws-auth/data.{k} (planned)"),
+                        );
+                    }
+                }
+                ClusterChange::AccessEntries(p) => {
+                    if p.is_empty() {
+                        let _ = writeln!(out, "  no change");
+                    }
+                    if let Some(e) = &p.create_admin_entry {
+                        let _ = writeln!(
+                            out,
+                            "  + access entry {} (username {}, groups [{}])",
+                            e.principal_arn,
+                            e.username.as_deref().unwrap_or("(EKS default)"),
+                            e.kubernetes_groups.join(", ")
+                        );
+                    }
+                    if let Some(e) = &p.update_admin_entry {
+                        let _ = writeln!(
+                            out,
+                            "  ~ access entry {} (username {}, groups [{}])",
+                            e.principal_arn,
+                            e.username.as_deref().unwrap_or("(unchanged)"),
+                            e.kubernetes_groups.join(", ")
+                        );
+                    }
+                    if p.associate_admin_policy {
+                        let _ =
+                            writeln!(out, "  + associate {CLUSTER_ADMIN_POLICY} (scope cluster)");
+                    }
+                    for d in &p.delete_entries {
+                        let _ = writeln!(out, "  - access entry {d}");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accessentry::{AccessEntryPlan, NewAccessEntry};
+    use crate::awsauth::{AdminMapping, edit_aws_auth};
+    use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy};
+
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"},{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#;
+
+    fn opts() -> TrustOptions {
+        TrustOptions {
+            sid: "EksAccessSyncAdmins".into(),
+            max_chars: 2048,
+            require_session_name: false,
+            account_fallback: None,
+        }
+    }
+
+    fn plan(change: &PrincipalChange) -> Plan {
+        let edit = edit_trust_policy(DOC, change, &opts()).unwrap();
+        let admin = AdminMapping {
+            role_arn: "arn:aws:iam::123456789012:role/EksAdmin".parse().unwrap(),
+            username: "admin:{{AccessKeyID}}:{{SessionName}}".into(),
+            groups: vec!["system:masters".into()],
+        };
+        let before: BTreeMap<String, String> = [(
+            "mapRoles".to_string(),
+            "- rolearn: arn:aws:iam::123456789012:role/node\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n  - system:nodes\n".to_string(),
+        ), ("mapAccounts".to_string(), "- \"123456789012\"\n".to_string())]
+        .into();
+        let aa = edit_aws_auth(Some(&before), &admin, &[]).unwrap();
+        Plan {
+            dry_run: true,
+            trust_policy: TrustPolicyPlan::from_edit("EksAdmin".parse().unwrap(), &edit),
+            clusters: vec![
+                ClusterPlan {
+                    name: "prod".parse().unwrap(),
+                    region: "us-east-1".into(),
+                    backend: Backend::ConfigMap,
+                    change: ClusterChange::AwsAuth {
+                        before: Some(before),
+                        after: aa.data,
+                        changes: aa.changes.iter().map(|c| c.to_string()).collect(),
+                        create: aa.created,
+                    },
+                },
+                ClusterPlan {
+                    name: "api".parse().unwrap(),
+                    region: "eu-west-1".into(),
+                    backend: Backend::AccessEntries,
+                    change: ClusterChange::AccessEntries(AccessEntryPlan {
+                        create_admin_entry: Some(NewAccessEntry {
+                            principal_arn: "arn:aws:iam::123456789012:role/EksAdmin".into(),
+                            username: None,
+                            kubernetes_groups: vec![],
+                        }),
+                        update_admin_entry: None,
+                        associate_admin_policy: true,
+                        delete_entries: vec!["arn:aws:iam::123456789012:user/dave".into()],
+                    }),
+                },
+                ClusterPlan {
+                    name: "old".parse().unwrap(),
+                    region: "us-east-1".into(),
+                    backend: Backend::ConfigMap,
+                    change: ClusterChange::Failed {
+                        error: "Unauthorized".into(),
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn renders_diffs_and_summaries() {
+        let p = plan(&PrincipalChange::Add(
+            "arn:aws:iam::123456789012:user/bob".parse().unwrap(),
+        ));
+        assert!(p.has_changes());
+        let t = p.render_text();
+        for needle in [
+            "[dry run] Trust policy of role EksAdmin: update",
+            "  + arn:aws:iam::123456789012:user/bob",
+            "--- trust-policy (current)",
+            "+++ trust-policy (planned)",
+            "-        \"AWS\": \"arn:aws:iam::123456789012:user/alice\"",
+            "+          \"arn:aws:iam::123456789012:user/bob\"",
+            "Cluster prod (us-east-1, aws-auth):",
+            "  * mapRoles: add admin role mapping arn:aws:iam::123456789012:role/EksAdmin",
+            "--- aws-auth/data.mapRoles (current)",
+            "+- rolearn: arn:aws:iam::123456789012:role/EksAdmin",
+            "Cluster api (eu-west-1, access entries):",
+            "  + access entry arn:aws:iam::123456789012:role/EksAdmin (username (EKS default), groups [])",
+            "  - access entry arn:aws:iam::123456789012:user/dave",
+            "Cluster old (us-east-1, aws-auth):\n  FAILED: Unauthorized",
+        ] {
+            assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+        // Untouched keys are not diffed.
+        assert!(!t.contains("mapAccounts"), "{t}");
+    }
+
+    #[test]
+    fn json_is_camel_case() {
+        let p = plan(&PrincipalChange::Add(
+            "arn:aws:iam::123456789012:user/bob".parse().unwrap(),
+        ));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["dryRun"], true);
+        assert_eq!(v["trustPolicy"]["roleName"], "EksAdmin");
+        assert_eq!(
+            v["trustPolicy"]["added"][0],
+            "arn:aws:iam::123456789012:user/bob"
+        );
+        assert!(
+            v["trustPolicy"]["sizeAfter"].as_u64().unwrap()
+                > v["trustPolicy"]["sizeBefore"].as_u64().unwrap()
+        );
+        assert_eq!(v["clusters"][0]["backend"], "configmap");
+        assert_eq!(v["clusters"][1]["backend"], "accessEntries");
+        assert_eq!(v["clusters"][0]["change"]["type"], "awsAuth");
+        assert_eq!(v["clusters"][1]["change"]["associateAdminPolicy"], true);
+        assert_eq!(v["clusters"][2]["change"]["error"], "Unauthorized");
+        let back: Plan = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn no_change_plan() {
+        let mut p = plan(&PrincipalChange::Add(
+            "arn:aws:iam::123456789012:user/alice".parse().unwrap(),
+        ));
+        p.clusters
+            .retain(|c| matches!(c.change, ClusterChange::Failed { .. }));
+        p.clusters.push(ClusterPlan {
+            name: "idle".parse().unwrap(),
+            region: "us-east-1".into(),
+            backend: Backend::AccessEntries,
+            change: ClusterChange::AccessEntries(AccessEntryPlan::default()),
+        });
+        assert!(!p.has_changes());
+        let t = p.render_text();
+        assert!(t.contains("EksAdmin: no change"), "{t}");
+        assert!(!t.contains("---"), "{t}");
+        assert!(
+            t.contains("Cluster idle (us-east-1, access entries):\n  no change"),
+            "{t}"
+        );
+    }
+}

@@ -1,1 +1,207 @@
-//! TODO
+//! The run report: what one run found and did, as JSON (camelCase).
+//!
+//! Every Lambda invocation and CLI run yields one. `succeeded()` is false when the
+//! trust-policy step or any cluster failed.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::plan::Backend;
+
+/// The outcome of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub dry_run: bool,
+    pub trust_policy: TrustPolicyReport,
+    /// Sorted by region, then name.
+    pub clusters: Vec<ClusterReport>,
+    /// aws-auth writes that lost a race and were re-read and retried.
+    pub conflict_retries: u32,
+    /// Users carrying the admin tag (in a full run; 1 or 0 for an event).
+    pub admin_users: usize,
+    /// The plan, on dry runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
+}
+
+/// The admin role's trust policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustPolicyReport {
+    pub role_name: String,
+    /// Written (or, on a dry run, would be written).
+    pub changed: bool,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub dangling_removed: Vec<String>,
+    /// Dangling IDs in statements we do not own: reported, never touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_dangling: Vec<String>,
+    /// Minified size after the run, as IAM counts it.
+    pub size_chars: usize,
+    pub max_chars: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What happened on one cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterStatus {
+    Unchanged,
+    Updated,
+    Created,
+    Skipped,
+    Failed,
+}
+
+/// One cluster's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterReport {
+    pub name: String,
+    pub region: String,
+    pub backend: Backend,
+    pub status: ClusterStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Human-readable changes (made, or planned on a dry run).
+    #[serde(default)]
+    pub changes: Vec<String>,
+}
+
+impl RunReport {
+    pub fn new(dry_run: bool, role_name: &str, max_chars: usize) -> Self {
+        RunReport {
+            dry_run,
+            trust_policy: TrustPolicyReport {
+                role_name: role_name.to_owned(),
+                max_chars,
+                ..TrustPolicyReport::default()
+            },
+            clusters: Vec::new(),
+            conflict_retries: 0,
+            admin_users: 0,
+            plan: None,
+        }
+    }
+
+    /// False if the trust-policy step or any cluster failed.
+    pub fn succeeded(&self) -> bool {
+        self.trust_policy.error.is_none()
+            && self
+                .clusters
+                .iter()
+                .all(|c| c.status != ClusterStatus::Failed)
+    }
+
+    /// How many clusters ended in `status`.
+    pub fn count(&self, status: ClusterStatus) -> usize {
+        self.clusters.iter().filter(|c| c.status == status).count()
+    }
+
+    /// Whether anything was (or, on a dry run, would be) written.
+    pub fn changed_anything(&self) -> bool {
+        self.trust_policy.changed
+            || self
+                .clusters
+                .iter()
+                .any(|c| matches!(c.status, ClusterStatus::Updated | ClusterStatus::Created))
+    }
+
+    /// One line per cluster and one for the trust policy, for the CLI.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let t = &self.trust_policy;
+        let verb = if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
+        out.push_str(&format!(
+            "trust policy of {}: {} ({} added, {} removed, {} dangling removed; {}/{} chars)\n",
+            t.role_name,
+            if t.changed { verb } else { "unchanged" },
+            t.added.len(),
+            t.removed.len(),
+            t.dangling_removed.len(),
+            t.size_chars,
+            t.max_chars
+        ));
+        if let Some(e) = &t.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        for c in &self.clusters {
+            let status = serde_json::to_value(c.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.push_str(&format!("cluster {}/{}: {status}\n", c.region, c.name));
+            for ch in &c.changes {
+                out.push_str(&format!("  - {ch}\n"));
+            }
+            if let Some(e) = &c.error {
+                out.push_str(&format!("  error: {e}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "admin users: {}; conflict retries: {}; result: {}\n",
+            self.admin_users,
+            self.conflict_retries,
+            if self.succeeded() { "ok" } else { "FAILED" }
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(status: ClusterStatus) -> ClusterReport {
+        ClusterReport {
+            name: "c".into(),
+            region: "us-east-1".into(),
+            backend: Backend::ConfigMap,
+            status,
+            error: None,
+            changes: vec![],
+        }
+    }
+
+    #[test]
+    fn json_shape_is_camel_case() {
+        let mut r = RunReport::new(true, "eks-admin", 2048);
+        r.trust_policy.size_chars = 300;
+        r.clusters.push(cluster(ClusterStatus::Updated));
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(v["dryRun"], true);
+        assert_eq!(v["trustPolicy"]["sizeChars"], 300);
+        assert_eq!(v["trustPolicy"]["maxChars"], 2048);
+        assert_eq!(v["trustPolicy"]["danglingRemoved"], serde_json::json!([]));
+        assert_eq!(v["clusters"][0]["status"], "updated");
+        assert_eq!(v["clusters"][0]["backend"], "configmap");
+        assert_eq!(v["conflictRetries"], 0);
+        assert_eq!(v["adminUsers"], 0);
+        assert!(v.get("plan").is_none());
+        assert!(v["clusters"][0].get("error").is_none());
+        let back: RunReport = serde_json::from_value(v).expect("roundtrip");
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn succeeded_is_false_on_any_failure() {
+        let mut r = RunReport::new(false, "r", 2048);
+        r.clusters.push(cluster(ClusterStatus::Unchanged));
+        r.clusters.push(cluster(ClusterStatus::Skipped));
+        assert!(r.succeeded());
+        assert!(!r.changed_anything());
+        r.clusters.push(cluster(ClusterStatus::Failed));
+        assert!(!r.succeeded());
+        assert_eq!(r.count(ClusterStatus::Failed), 1);
+        let mut t = RunReport::new(false, "r", 2048);
+        t.trust_policy.error = Some("LimitExceeded".into());
+        assert!(!t.succeeded());
+        assert!(t.render_text().contains("FAILED"));
+    }
+}

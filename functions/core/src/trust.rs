@@ -191,9 +191,12 @@ struct Parsed {
 }
 
 fn parse(doc: &str) -> Result<Parsed, TrustPolicyError> {
-    let v: Value = serde_json::from_str(doc).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
+    let v: Value =
+        serde_json::from_str(doc).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
     let Value::Object(root) = v else {
-        return Err(TrustPolicyError::NotAPolicy("top level is not an object".into()));
+        return Err(TrustPolicyError::NotAPolicy(
+            "top level is not an object".into(),
+        ));
     };
     let (statements, was_single) = match root.get("Statement") {
         Some(Value::Array(a)) => (a.clone(), false),
@@ -221,11 +224,19 @@ fn is_ours(stmt: &Value, sid: &str) -> bool {
     stmt.get("Sid").and_then(Value::as_str) == Some(sid)
 }
 
-/// The AWS principals of a statement (string or list under `Principal.AWS`).
+/// The AWS principals of an Allow statement (string or list under
+/// `Principal.AWS`). Our deny placeholder (account root) yields none, so the
+/// root never ends up trusted by our statement.
 fn aws_principals(stmt: &Value) -> Vec<String> {
+    if stmt.get("Effect").and_then(Value::as_str) != Some("Allow") {
+        return Vec::new();
+    }
     match stmt.get("Principal").and_then(|p| p.get("AWS")) {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -329,7 +340,8 @@ fn build(
         Value::Array(out)
     };
     root.insert("Statement".into(), stmt);
-    serde_json::to_string(&Value::Object(root)).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))
+    serde_json::to_string(&Value::Object(root))
+        .map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))
 }
 
 /// Applies `change` to the managed statement of `current`.
@@ -367,8 +379,13 @@ pub fn edit_trust_policy(
             foreign_dangling.extend(strs.into_iter().filter(|x| is_unique_id(x)));
         }
     }
-    let (dangling, live): (Vec<String>, Vec<String>) = old.into_iter().partition(|x| is_unique_id(x));
-    let dangling_removed: Vec<String> = dangling.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let (dangling, live): (Vec<String>, Vec<String>) =
+        old.into_iter().partition(|x| is_unique_id(x));
+    let dangling_removed: Vec<String> = dangling
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let live: BTreeSet<String> = live.into_iter().collect();
 
     let new: BTreeSet<String> = match change {
@@ -413,7 +430,10 @@ pub fn edit_trust_policy(
         let mut fit = 0;
         for k in (0..all.len()).rev() {
             let subset: BTreeSet<String> = all[..k].iter().map(|s| (*s).clone()).collect();
-            if build(&p, &subset, opts).map(|d| policy_size_chars(&d) <= opts.max_chars).unwrap_or(false) {
+            if build(&p, &subset, opts)
+                .map(|d| policy_size_chars(&d) <= opts.max_chars)
+                .unwrap_or(false)
+            {
                 fit = k;
                 break;
             }

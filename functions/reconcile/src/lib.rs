@@ -1,1 +1,280 @@
-//! reconcile handler
+//! The `reconcile` Lambda: repair on demand, on a schedule, and when a cluster is
+//! created or tagged.
+//!
+//! Payloads:
+//! - manual `{"dryRun": true}` → the plan and report, nothing written;
+//! - manual `{}` → a full apply; `{"clusters": ["name", …]}` limits the clusters
+//!   (the trust policy is still reconciled);
+//! - EventBridge `Scheduled Event` → a full apply;
+//! - EventBridge EKS `CreateCluster` / `TagResource` → that cluster only.
+//!
+//! A manual invocation always returns the report (read `succeeded` there). A scheduled
+//! or event-driven run that fails returns an error so that Lambda's failure handling
+//! (and the alarm on it) sees it. IAM events are left to `iam-events`.
+
+use eks_access_sync::arn::ClusterName;
+use eks_access_sync::config::Config;
+use eks_access_sync::eks::EksApi;
+use eks_access_sync::engine::{Engine, Scope, eks_event_scope};
+use eks_access_sync::event::{EventClass, classify_event};
+use eks_access_sync::iam::IamApi;
+use eks_access_sync::k8s::KubeConnector;
+use eks_access_sync::report::RunReport;
+use eks_access_sync::telemetry::emit_emf;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const FUNCTION: &str = "reconcile";
+
+/// A manual invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManualRequest {
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub clusters: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("invalid request: {0} (expected {{\"dryRun\": bool, \"clusters\": [\"name\", …]}})")]
+    BadRequest(String),
+    #[error("run failed: {summary}")]
+    RunFailed {
+        summary: String,
+        report: Box<RunReport>,
+    },
+}
+
+/// How a payload is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Manual { dry_run: bool, scope: Scope },
+    Scheduled,
+    Eks(Scope),
+    Ignored(String),
+}
+
+/// Tells an EventBridge envelope from a manual payload and parses it.
+pub fn parse_request(config: &Config, event: &Value) -> Result<Request, ReconcileError> {
+    let is_envelope = event.get("detail-type").is_some() || event.get("source").is_some();
+    if is_envelope {
+        return Ok(match classify_event(event, config) {
+            EventClass::Schedule => Request::Scheduled,
+            EventClass::Eks(ev) => Request::Eks(eks_event_scope(&ev)),
+            EventClass::Iam(ev) => Request::Ignored(format!(
+                "IAM event for {}: handled by the iam-events function",
+                ev.user_name
+            )),
+            EventClass::Ignored { reason } => Request::Ignored(reason),
+        });
+    }
+    let req: ManualRequest = serde_json::from_value(event.clone())
+        .map_err(|e| ReconcileError::BadRequest(e.to_string()))?;
+    let scope = match req.clusters {
+        None => Scope::all(),
+        Some(names) => Scope::clusters(
+            names
+                .iter()
+                .map(|n| {
+                    n.parse::<ClusterName>()
+                        .map_err(|e| ReconcileError::BadRequest(format!("cluster {n:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(Request::Manual {
+        dry_run: req.dry_run,
+        scope,
+    })
+}
+
+/// Handles one invocation.
+pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
+    engine: &Engine<I, E, K>,
+    event: Value,
+) -> Result<Value, ReconcileError> {
+    let request = parse_request(engine.config(), &event)?;
+    tracing::info!(request = ?request, "reconcile");
+    let (report, manual) = match request {
+        Request::Ignored(reason) => {
+            tracing::info!(reason = %reason, "event ignored");
+            return Ok(json!({ "ignored": reason }));
+        }
+        Request::Manual { dry_run, scope } => (engine.run_full(&scope, dry_run).await.report, true),
+        Request::Scheduled => (engine.apply_full(&Scope::all()).await, false),
+        Request::Eks(scope) => (engine.apply_full(&scope).await, false),
+    };
+    emit_emf(FUNCTION, &report);
+    if manual || report.succeeded() {
+        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+    } else {
+        let summary = summary(&report);
+        Err(ReconcileError::RunFailed {
+            summary,
+            report: Box::new(report),
+        })
+    }
+}
+
+fn summary(report: &RunReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(e) = &report.trust_policy.error {
+        parts.push(format!("trust policy: {e}"));
+    }
+    for c in report.clusters.iter().filter(|c| c.error.is_some()) {
+        parts.push(format!(
+            "cluster {}/{}: {}",
+            c.region,
+            c.name,
+            c.error.as_deref().unwrap_or_default()
+        ));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_lookup(|k| match k {
+            "ADMIN_ROLE_NAME" => Some("eks-admin".to_owned()),
+            "AWS_REGION" => Some("us-east-1".to_owned()),
+            _ => None,
+        })
+        .expect("config")
+    }
+
+    #[test]
+    fn manual_payloads() {
+        let c = config();
+        assert_eq!(
+            parse_request(&c, &json!({})).expect("empty"),
+            Request::Manual {
+                dry_run: false,
+                scope: Scope::all()
+            }
+        );
+        assert_eq!(
+            parse_request(&c, &json!({"dryRun": true})).expect("dry run"),
+            Request::Manual {
+                dry_run: true,
+                scope: Scope::all()
+            }
+        );
+        match parse_request(&c, &json!({"clusters": ["prod", "dev"]})).expect("clusters") {
+            Request::Manual { dry_run, scope } => {
+                assert!(!dry_run);
+                let names: Vec<String> = scope
+                    .clusters
+                    .expect("limited")
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                assert_eq!(names, ["dev", "prod"]);
+                assert!(!scope.skip_trust_policy);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = parse_request(&c, &json!({"dryrun": true})).expect_err("unknown field");
+        assert!(err.to_string().contains("dryrun"), "{err}");
+        assert!(parse_request(&c, &json!({"clusters": ["not a name!"]})).is_err());
+        assert!(parse_request(&c, &json!({"dryRun": "yes"})).is_err());
+    }
+
+    #[test]
+    fn scheduled_event_is_a_full_run() {
+        let ev = json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-28T12:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/eks-access-sync-schedule"],
+            "detail": {}
+        });
+        assert_eq!(
+            parse_request(&config(), &ev).expect("schedule"),
+            Request::Scheduled
+        );
+    }
+
+    fn sample(name: &str) -> Value {
+        let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn only(scope: &Scope) -> Vec<String> {
+        scope
+            .clusters
+            .as_ref()
+            .map(|s| s.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sample_events_are_served_as_documented() {
+        let c = config();
+        assert_eq!(
+            parse_request(&c, &sample("reconcile-apply")).expect("apply"),
+            Request::Manual {
+                dry_run: false,
+                scope: Scope::all()
+            }
+        );
+        assert_eq!(
+            parse_request(&c, &sample("reconcile-dry-run")).expect("dry run"),
+            Request::Manual {
+                dry_run: true,
+                scope: Scope::all()
+            }
+        );
+        match parse_request(&c, &sample("reconcile-cluster")).expect("cluster") {
+            Request::Manual {
+                dry_run: false,
+                scope,
+            } => assert_eq!(only(&scope), ["prod"]),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            parse_request(&c, &sample("schedule")).expect("schedule"),
+            Request::Scheduled
+        );
+        for (name, cluster) in [("eks-tag-resource", "legacy"), ("eks-create-cluster", "")] {
+            match parse_request(&c, &sample(name)).expect(name) {
+                Request::Eks(scope) => {
+                    assert!(scope.skip_trust_policy, "{name}");
+                    assert_eq!(only(&scope).len(), 1, "{name}: one cluster");
+                    if !cluster.is_empty() {
+                        assert_eq!(only(&scope), [cluster]);
+                    }
+                }
+                other => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        for name in [
+            "iam-create-user-tagged",
+            "iam-create-user-untagged",
+            "iam-create-user-failed",
+            "iam-tag-user",
+            "iam-untag-user",
+            "iam-delete-user",
+        ] {
+            assert!(
+                matches!(
+                    parse_request(&c, &sample(name)).expect(name),
+                    Request::Ignored(_)
+                ),
+                "{name} is left to iam-events"
+            );
+        }
+    }
+
+    #[test]
+    fn summary_names_each_failure() {
+        let mut r = RunReport::new(false, "eks-admin", 2048);
+        r.trust_policy.error = Some("LimitExceeded".into());
+        assert!(summary(&r).contains("trust policy: LimitExceeded"));
+    }
+}

@@ -1,1 +1,22 @@
-fn main() {}
+//! Lambda entry point of `reconcile`. Configuration and the AWS SDK configuration are
+//! read once, at cold start.
+
+use eks_access_sync::engine::SdkEngine;
+use eks_access_sync::telemetry::{LogTarget, init_tracing};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing(LogTarget::Stdout);
+    let (engine, _sdk) = SdkEngine::from_env().await.inspect_err(|e| {
+        tracing::error!(error = %e, "cannot start");
+    })?;
+    let engine = &engine;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        reconcile::handle(engine, ev.payload)
+            .await
+            .map_err(Error::from)
+    }))
+    .await
+}

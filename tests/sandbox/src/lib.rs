@@ -5,9 +5,13 @@
 //! * `aws`   - the AWS front door (one HTTP port): IAM and STS proxied to
 //!   `moto_server` with what moto lacks added, and the EKS control plane.
 //! * `kube`  - one TLS Kubernetes API server per cluster.
+//! * `sigv4` - the SigV4 verifier both halves use.
 //! * `state` - what the two share: credentials, clusters, faults, counters.
+//!
+//! Start one in-process with [`aws::Sandbox::start`], or run the
+//! `eks-sandbox up` binary.
 
-pub mod state;
 pub mod aws;
 pub mod kube;
 pub mod sigv4;
+pub mod state;

@@ -11,7 +11,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Debug, Parser)]
-#[command(name = "eks-sandbox", about = "Local IAM/STS (over moto_server) + EKS + Kubernetes API sandbox")]
+#[command(
+    name = "eks-sandbox",
+    about = "Local IAM/STS (over moto_server) + EKS + Kubernetes API sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -98,6 +101,7 @@ async fn up(
         port,
         moto_url,
         region,
+        ..SandboxOptions::default()
     })
     .await?;
     let env = dir.join("env");

@@ -47,9 +47,7 @@ pub enum SigV4Error {
     ScopeDateMismatch { scope: String, date: String },
     #[error("request date {0} is too far from the server's time")]
     ClockSkew(String),
-    #[error(
-        "the request signature we calculated does not match the signature you provided"
-    )]
+    #[error("the request signature we calculated does not match the signature you provided")]
     SignatureMismatch,
 }
 
@@ -131,7 +129,11 @@ fn canonical_uri(raw_path: &str) -> String {
     if raw_path.is_empty() {
         return "/".to_string();
     }
-    raw_path.split('/').map(encode).collect::<Vec<_>>().join("/")
+    raw_path
+        .split('/')
+        .map(encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Decodes the raw query into (key, value) pairs, percent-decoding only.
@@ -252,10 +254,7 @@ pub fn verify_presigned(
     if timestamp - now > MAX_CLOCK_SKEW_SECS {
         return Err(SigV4Error::ClockSkew(amz_date));
     }
-    let signed_headers: Vec<String> = signed_headers_raw
-        .split(';')
-        .map(str::to_string)
-        .collect();
+    let signed_headers: Vec<String> = signed_headers_raw.split(';').map(str::to_string).collect();
     let host = host_of(url)?;
     let mut canonical_headers = String::new();
     for name in &signed_headers {
@@ -274,14 +273,16 @@ pub fn verify_presigned(
     let uri = canonical_uri(url.path());
     let key = signing_key(secret, &scope.date, &scope.region, &scope.service);
     let empty_hash = sha256_hex(b"");
-    let ok = [empty_hash.as_str(), UNSIGNED_PAYLOAD].iter().any(|payload| {
-        let creq = format!(
-            "GET\n{uri}\n{query}\n{canonical_headers}\n{signed_headers_raw}\n{payload}"
-        );
-        let sts = string_to_sign(&amz_date, &scope, &creq);
-        let expected = hex::encode(hmac(&key, sts.as_bytes()));
-        constant_time_eq(expected.as_bytes(), signature.as_bytes())
-    });
+    let ok = [empty_hash.as_str(), UNSIGNED_PAYLOAD]
+        .iter()
+        .any(|payload| {
+            let creq = format!(
+                "GET\n{uri}\n{query}\n{canonical_headers}\n{signed_headers_raw}\n{payload}"
+            );
+            let sts = string_to_sign(&amz_date, &scope, &creq);
+            let expected = hex::encode(hmac(&key, sts.as_bytes()));
+            constant_time_eq(expected.as_bytes(), signature.as_bytes())
+        });
     if !ok {
         return Err(SigV4Error::SignatureMismatch);
     }
@@ -362,10 +363,7 @@ pub fn verify_authorization_header(
     }
     let secret = secret_lookup(&scope.access_key_id)
         .ok_or_else(|| SigV4Error::UnknownAccessKey(scope.access_key_id.clone()))?;
-    let signed_headers: Vec<String> = signed_headers_raw
-        .split(';')
-        .map(str::to_string)
-        .collect();
+    let signed_headers: Vec<String> = signed_headers_raw.split(';').map(str::to_string).collect();
     let mut canonical_headers = String::new();
     for name in &signed_headers {
         let value =
@@ -383,7 +381,10 @@ pub fn verify_authorization_header(
         canonical_query(&pairs, None)
     );
     let key = signing_key(&secret, &scope.date, &scope.region, &scope.service);
-    let expected = hex::encode(hmac(&key, string_to_sign(&amz_date, &scope, &creq).as_bytes()));
+    let expected = hex::encode(hmac(
+        &key,
+        string_to_sign(&amz_date, &scope, &creq).as_bytes(),
+    ));
     if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
         return Err(SigV4Error::SignatureMismatch);
     }
@@ -446,13 +447,14 @@ mod tests {
         u
     }
 
-    const STS_URL: &str = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15";
+    const STS_URL: &str =
+        "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15";
 
     #[test]
     fn presigned_by_aws_sigv4_verifies() {
         let u = presign(STS_URL, "prod", None);
-        let info = verify_presigned(&u, &[("x-k8s-aws-id", "prod")], SECRET, NOW + 5)
-            .expect("verifies");
+        let info =
+            verify_presigned(&u, &[("x-k8s-aws-id", "prod")], SECRET, NOW + 5).expect("verifies");
         assert_eq!(info.access_key_id, AKID);
         assert_eq!(info.region, "us-east-1");
         assert_eq!(info.service, "sts");
@@ -470,8 +472,7 @@ mod tests {
             "c1",
             Some(token),
         );
-        let info =
-            verify_presigned(&u, &[("x-k8s-aws-id", "c1")], SECRET, NOW).expect("verifies");
+        let info = verify_presigned(&u, &[("x-k8s-aws-id", "c1")], SECRET, NOW).expect("verifies");
         assert_eq!(info.security_token.as_deref(), Some(token));
     }
 
@@ -599,7 +600,14 @@ mod tests {
         );
         // Tampered path.
         assert_eq!(
-            verify_authorization_header("POST", "/other?b=2&a=1%2F&a=0", req.headers(), body, lookup, NOW),
+            verify_authorization_header(
+                "POST",
+                "/other?b=2&a=1%2F&a=0",
+                req.headers(),
+                body,
+                lookup,
+                NOW
+            ),
             Err(SigV4Error::SignatureMismatch)
         );
         // Unknown key.

@@ -8,7 +8,9 @@ use serde_json::json;
 const ACCT: &str = "123456789012";
 
 fn decode(doc: &str) -> serde_json::Value {
-    let d = percent_encoding::percent_decode_str(doc).decode_utf8().unwrap();
+    let d = percent_encoding::percent_decode_str(doc)
+        .decode_utf8()
+        .unwrap();
     serde_json::from_str(&d).unwrap()
 }
 
@@ -83,7 +85,14 @@ async fn assume_role_honours_the_trust_policy() {
     );
     // The session's credentials are verified: a missing session token is refused.
     let no_token = aws_sdk_sts::Client::new(
-        &config_for(&sb, "us-east-1", &creds.access_key_id, &creds.secret_access_key, None).await,
+        &config_for(
+            &sb,
+            "us-east-1",
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            None,
+        )
+        .await,
     );
     let err = no_token.get_caller_identity().send().await.unwrap_err();
     assert_eq!(code_and_message(&err).0, "InvalidClientTokenId");
@@ -107,7 +116,8 @@ async fn assume_role_honours_the_trust_policy() {
     assert_eq!(code_and_message(&err).0, "AccessDenied");
 
     // Without the tag statement, the session-name condition decides.
-    let only_users = json!({"Version": "2012-10-17", "Statement": [policy["Statement"][0].clone()]});
+    let only_users =
+        json!({"Version": "2012-10-17", "Statement": [policy["Statement"][0].clone()]});
     iam.update_assume_role_policy()
         .role_name("eks-admin")
         .policy_document(only_users.to_string())
@@ -126,11 +136,24 @@ async fn assume_role_honours_the_trust_policy() {
     // Tagging Erin later does not help her against this policy either.
     iam.tag_user()
         .user_name("erin")
-        .tags(aws_sdk_iam::types::Tag::builder().key("eks-access").value("admin").build().unwrap())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("eks-access")
+                .value("admin")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
-    assert!(erin.assume_role().role_arn(&role).role_session_name("erin").send().await.is_err());
+    assert!(
+        erin.assume_role()
+            .role_arn(&role)
+            .role_session_name("erin")
+            .send()
+            .await
+            .is_err()
+    );
     sb.shutdown().await;
 }
 
@@ -139,7 +162,10 @@ async fn deleting_a_user_leaves_its_unique_id_in_trust_policies() {
     let sb = start().await;
     let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
     let (_, _, user_id) = user_with_key(&iam, "frank", &[]).await;
-    assert!(user_id.starts_with("AIDA") && user_id.len() == 21, "{user_id}");
+    assert!(
+        user_id.starts_with("AIDA") && user_id.len() == 21,
+        "{user_id}"
+    );
     let frank = format!("arn:aws:iam::{ACCT}:user/frank");
     let keep = format!("arn:aws:iam::{ACCT}:user/sandbox-operator");
     let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -151,10 +177,22 @@ async fn deleting_a_user_leaves_its_unique_id_in_trust_policies() {
         .await
         .unwrap();
     // GetUser agrees with CreateUser on the id.
-    let got = iam.get_user().user_name("frank").send().await.unwrap().user.unwrap();
+    let got = iam
+        .get_user()
+        .user_name("frank")
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap();
     assert_eq!(got.user_id, user_id);
 
-    let keys = iam.list_access_keys().user_name("frank").send().await.unwrap();
+    let keys = iam
+        .list_access_keys()
+        .user_name("frank")
+        .send()
+        .await
+        .unwrap();
     for k in keys.access_key_metadata() {
         iam.delete_access_key()
             .user_name("frank")
@@ -164,7 +202,14 @@ async fn deleting_a_user_leaves_its_unique_id_in_trust_policies() {
             .unwrap();
     }
     iam.delete_user().user_name("frank").send().await.unwrap();
-    let doc = iam.get_role().role_name("r1").send().await.unwrap().role.unwrap();
+    let doc = iam
+        .get_role()
+        .role_name("r1")
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
     let doc = decode(doc.assume_role_policy_document().unwrap());
     assert_eq!(
         doc["Statement"][0]["Principal"]["AWS"],
@@ -188,7 +233,9 @@ async fn trust_policy_quota_and_principal_validation() {
         .unwrap();
 
     // 60 user ARNs ≈ 2,700 characters: over the 2,048 default quota.
-    let many: Vec<String> = (0..60).map(|i| format!("arn:aws:iam::{ACCT}:user/user-{i:03}")).collect();
+    let many: Vec<String> = (0..60)
+        .map(|i| format!("arn:aws:iam::{ACCT}:user/user-{i:03}"))
+        .collect();
     let big = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"AWS": many}, "Action": "sts:AssumeRole"}]});
     let err = iam
@@ -200,7 +247,10 @@ async fn trust_policy_quota_and_principal_validation() {
         .unwrap_err();
     assert_eq!(
         code_and_message(&err),
-        ("LimitExceeded".to_string(), "Cannot exceed quota for ACLSizePerRole: 2048".to_string())
+        (
+            "LimitExceeded".to_string(),
+            "Cannot exceed quota for ACLSizePerRole: 2048".to_string()
+        )
     );
 
     // A user that does not exist.
@@ -224,7 +274,12 @@ async fn trust_policy_quota_and_principal_validation() {
 
     // Eventual consistency fault: a user created a moment ago is refused
     // until the window has passed.
-    let (status, _) = control(&sb, "/_sandbox/faults", r#"{"iam": {"invalidPrincipalWindowMs": 1500}}"#).await;
+    let (status, _) = control(
+        &sb,
+        "/_sandbox/faults",
+        r#"{"iam": {"invalidPrincipalWindowMs": 1500}}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     user_with_key(&iam, "gina", &[]).await;
     let gina = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -272,7 +327,12 @@ async fn throttling_fault_and_call_counters() {
             .contains(&json!({"service": "iam", "operation": "ListUsers", "count": 3})),
         "{calls}"
     );
-    let (status, body) = control(&sb, "/_sandbox/faults", r#"{"cluster": "nope", "errors500": 1}"#).await;
+    let (status, body) = control(
+        &sb,
+        "/_sandbox/faults",
+        r#"{"cluster": "nope", "errors500": 1}"#,
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     sb.shutdown().await;
 }
@@ -281,7 +341,8 @@ async fn throttling_fault_and_call_counters() {
 async fn bad_signatures_and_unknown_keys_are_refused() {
     let sb = start().await;
     let (ak, sk) = sb.operator_credentials();
-    let wrong = aws_sdk_sts::Client::new(&config_for(&sb, "us-east-1", &ak, &format!("{sk}x"), None).await);
+    let wrong =
+        aws_sdk_sts::Client::new(&config_for(&sb, "us-east-1", &ak, &format!("{sk}x"), None).await);
     let err = wrong.get_caller_identity().send().await.unwrap_err();
     assert_eq!(code_and_message(&err).0, "SignatureDoesNotMatch");
     let unknown = aws_sdk_iam::Client::new(

@@ -192,7 +192,10 @@ async fn world() -> World {
     let server = start(&shared, "prod").await;
     let c = client(&server, &token(&creator, "prod")).await;
     Api::<ConfigMap>::namespaced(c, "kube-system")
-        .create(&PostParams::default(), &aws_auth(MAP_ROLES, MAP_USERS, None))
+        .create(
+            &PostParams::default(),
+            &aws_auth(MAP_ROLES, MAP_USERS, None),
+        )
         .await
         .expect("creator writes aws-auth");
     World {
@@ -223,7 +226,10 @@ async fn role_session_is_mapped_with_templates_and_extra() {
         vec!["arn:aws:iam::123456789012:role/Deployer".to_string()]
     );
     assert_eq!(extra["sessionName"], vec!["alice@example.com".to_string()]);
-    assert_eq!(extra["principalId"], vec!["AROAEXAMPLEROLEID0001:alice@example.com".to_string()]);
+    assert_eq!(
+        extra["principalId"],
+        vec!["AROAEXAMPLEROLEID0001:alice@example.com".to_string()]
+    );
     assert!(extra["accessKeyId"][0].starts_with("ASIA"));
 }
 
@@ -231,9 +237,18 @@ async fn role_session_is_mapped_with_templates_and_extra() {
 async fn creator_is_admin_even_without_a_mapping() {
     let w = world().await;
     let c = client(&w.server, &token(&w.creator, "prod")).await;
-    let ui = whoami(&c).await.expect("whoami").status.and_then(|s| s.user_info).expect("ui");
+    let ui = whoami(&c)
+        .await
+        .expect("whoami")
+        .status
+        .and_then(|s| s.user_info)
+        .expect("ui");
     assert_eq!(ui.username.as_deref(), Some("kubernetes-admin"));
-    assert!(ui.groups.unwrap_or_default().contains(&"system:masters".to_string()));
+    assert!(
+        ui.groups
+            .unwrap_or_default()
+            .contains(&"system:masters".to_string())
+    );
     let ns: Vec<String> = Api::<Namespace>::all(c)
         .list(&ListParams::default())
         .await
@@ -258,10 +273,19 @@ async fn bad_tokens_get_401_saying_why() {
     let w = world().await;
     let alice = add_user(&w.shared, "alice");
 
-    let old = token_at(&alice, "prod", SystemTime::now() - Duration::from_secs(16 * 60));
+    let old = token_at(
+        &alice,
+        "prod",
+        SystemTime::now() - Duration::from_secs(16 * 60),
+    );
     assert!(refused(&w, &old).await.contains("expired"));
 
-    add_cluster(&w.shared, "other", AuthMode::ConfigMap, &user_arn("creator"));
+    add_cluster(
+        &w.shared,
+        "other",
+        AuthMode::ConfigMap,
+        &user_arn("creator"),
+    );
     let other = token(&alice, "other");
     let msg = refused(&w, &other).await;
     assert!(msg.contains("issued for cluster \"other\""), "{msg}");
@@ -281,7 +305,11 @@ async fn bad_tokens_get_401_saying_why() {
         "k8s-aws-v1.{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tampered)
     );
-    assert!(refused(&w, &tampered).await.contains("SignatureDoesNotMatch"));
+    assert!(
+        refused(&w, &tampered)
+            .await
+            .contains("SignatureDoesNotMatch")
+    );
 
     let padded = format!(
         "k8s-aws-v1.{}",
@@ -305,24 +333,54 @@ async fn bad_tokens_get_401_saying_why() {
             .contains("InvalidClientTokenId")
     );
 
-    let evil_host = eks_token(&alice, REGION, "prod", Some("https://sts.evil.example"), SystemTime::now())
-        .expect("token");
-    assert!(refused(&w, evil_host.expose()).await.contains("unexpected hostname"));
+    let evil_host = eks_token(
+        &alice,
+        REGION,
+        "prod",
+        Some("https://sts.evil.example"),
+        SystemTime::now(),
+    )
+    .expect("token");
+    assert!(
+        refused(&w, evil_host.expose())
+            .await
+            .contains("unexpected hostname")
+    );
 
     // http is allowed only for the sandbox's own front door.
-    let http_aws = eks_token(&alice, REGION, "prod", Some("http://sts.us-east-1.amazonaws.com"), SystemTime::now())
-        .expect("token");
+    let http_aws = eks_token(
+        &alice,
+        REGION,
+        "prod",
+        Some("http://sts.us-east-1.amazonaws.com"),
+        SystemTime::now(),
+    )
+    .expect("token");
     assert!(refused(&w, http_aws.expose()).await.contains("scheme"));
-    let front_door = eks_token(&alice, REGION, "prod", Some("http://127.0.0.1:4566"), SystemTime::now())
-        .expect("token");
+    let front_door = eks_token(
+        &alice,
+        REGION,
+        "prod",
+        Some("http://127.0.0.1:4566"),
+        SystemTime::now(),
+    )
+    .expect("token");
     let c = client(&w.server, front_door.expose()).await;
     whoami(&c).await.expect("front door token accepted");
 
     let nobody = add_user(&w.shared, "nobody");
-    assert!(refused(&w, &token(&nobody, "prod")).await.contains("not mapped"));
+    assert!(
+        refused(&w, &token(&nobody, "prod"))
+            .await
+            .contains("not mapped")
+    );
 
     let expired_session = add_session(&w.shared, DEPLOYER_ROLE, "late", -10);
-    assert!(refused(&w, &token(&expired_session, "prod")).await.contains("ExpiredToken"));
+    assert!(
+        refused(&w, &token(&expired_session, "prod"))
+            .await
+            .contains("ExpiredToken")
+    );
     let mut wrong_token = add_session(&w.shared, DEPLOYER_ROLE, "ok-session", 3600);
     wrong_token = Credentials::new(
         wrong_token.access_key_id(),
@@ -331,7 +389,11 @@ async fn bad_tokens_get_401_saying_why() {
         None,
         "t",
     );
-    assert!(refused(&w, &token(&wrong_token, "prod")).await.contains("InvalidClientTokenId"));
+    assert!(
+        refused(&w, &token(&wrong_token, "prod"))
+            .await
+            .contains("InvalidClientTokenId")
+    );
 
     // No token at all.
     let c = client(&w.server, "").await;
@@ -348,11 +410,19 @@ async fn bad_tokens_get_401_saying_why() {
 async fn read_only_identity_gets_403_on_write() {
     let w = world().await;
     let reader = add_user(&w.shared, "reader");
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&reader, "prod")).await, "kube-system");
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&reader, "prod")).await,
+        "kube-system",
+    );
     let mut cm = cms.get("aws-auth").await.expect("reader can read");
-    cm.data.get_or_insert_default().insert("x".into(), "y".into());
-    let (code, reason, message) =
-        api_status(cms.replace("aws-auth", &PostParams::default(), &cm).await.expect_err("403"));
+    cm.data
+        .get_or_insert_default()
+        .insert("x".into(), "y".into());
+    let (code, reason, message) = api_status(
+        cms.replace("aws-auth", &PostParams::default(), &cm)
+            .await
+            .expect_err("403"),
+    );
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
     assert_eq!(
         message,
@@ -414,22 +484,39 @@ async fn rbac_narrowed_identity_updates_aws_auth_only() {
         .expect("other cm");
 
     let bootstrap = add_user(&w.shared, "bootstrap");
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&bootstrap, "prod")).await, "kube-system");
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&bootstrap, "prod")).await,
+        "kube-system",
+    );
     let mut cm = cms.get("aws-auth").await.expect("get");
-    cm.data.get_or_insert_default().insert("note".into(), "hi".into());
-    let updated = cms.replace("aws-auth", &PostParams::default(), &cm).await.expect("update allowed");
+    cm.data
+        .get_or_insert_default()
+        .insert("note".into(), "hi".into());
+    let updated = cms
+        .replace("aws-auth", &PostParams::default(), &cm)
+        .await
+        .expect("update allowed");
     assert_eq!(updated.data.unwrap_or_default()["note"], "hi");
 
     let mut o = cms.get("other").await.expect("get other");
     o.data = Some(BTreeMap::from([("a".to_string(), "b".to_string())]));
-    let (code, _, message) =
-        api_status(cms.replace("other", &PostParams::default(), &o).await.expect_err("403"));
+    let (code, _, message) = api_status(
+        cms.replace("other", &PostParams::default(), &o)
+            .await
+            .expect_err("403"),
+    );
     assert_eq!(code, 403, "{message}");
     let (code, _, _) = api_status(
-        cms.create(&PostParams::default(), &ConfigMap {
-            metadata: ObjectMeta { name: Some("new".into()), ..Default::default() },
-            ..Default::default()
-        })
+        cms.create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("new".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await
         .expect_err("403 on create"),
     );
@@ -449,29 +536,53 @@ async fn rbac_narrowed_identity_updates_aws_auth_only() {
         },
         ..Default::default()
     };
-    let reviews = Api::<SelfSubjectAccessReview>::all(client(&w.server, &token(&bootstrap, "prod")).await);
-    let yes = reviews.create(&PostParams::default(), &ssar("aws-auth")).await.expect("ssar");
+    let reviews =
+        Api::<SelfSubjectAccessReview>::all(client(&w.server, &token(&bootstrap, "prod")).await);
+    let yes = reviews
+        .create(&PostParams::default(), &ssar("aws-auth"))
+        .await
+        .expect("ssar");
     assert!(yes.status.expect("status").allowed);
-    let no = reviews.create(&PostParams::default(), &ssar("other")).await.expect("ssar");
+    let no = reviews
+        .create(&PostParams::default(), &ssar("other"))
+        .await
+        .expect("ssar");
     assert!(!no.status.expect("status").allowed);
 }
 
 #[tokio::test]
 async fn crud_conflicts_and_patches() {
     let w = world().await;
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&w.creator, "prod")).await, "kube-system");
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    );
     let first = cms.get("aws-auth").await.expect("get");
     let mut a = first.clone();
-    a.data.get_or_insert_default().insert("k".into(), "1".into());
-    let after = cms.replace("aws-auth", &PostParams::default(), &a).await.expect("update");
-    assert_ne!(after.metadata.resource_version, first.metadata.resource_version);
+    a.data
+        .get_or_insert_default()
+        .insert("k".into(), "1".into());
+    let after = cms
+        .replace("aws-auth", &PostParams::default(), &a)
+        .await
+        .expect("update");
+    assert_ne!(
+        after.metadata.resource_version,
+        first.metadata.resource_version
+    );
     assert_eq!(after.metadata.uid, first.metadata.uid);
 
     // Stale resourceVersion.
     let mut stale = first.clone();
-    stale.data.get_or_insert_default().insert("k".into(), "2".into());
-    let (code, reason, message) =
-        api_status(cms.replace("aws-auth", &PostParams::default(), &stale).await.expect_err("409"));
+    stale
+        .data
+        .get_or_insert_default()
+        .insert("k".into(), "2".into());
+    let (code, reason, message) = api_status(
+        cms.replace("aws-auth", &PostParams::default(), &stale)
+            .await
+            .expect_err("409"),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert_eq!(
         message,
@@ -480,54 +591,97 @@ async fn crud_conflicts_and_patches() {
 
     // Create twice, 404, name mismatch, invalid data.
     let cm = |name: &str| ConfigMap {
-        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
         data: Some(BTreeMap::from([("a".to_string(), "b".to_string())])),
         ..Default::default()
     };
-    cms.create(&PostParams::default(), &cm("x")).await.expect("create");
-    let (code, reason, _) = api_status(cms.create(&PostParams::default(), &cm("x")).await.expect_err("exists"));
+    cms.create(&PostParams::default(), &cm("x"))
+        .await
+        .expect("create");
+    let (code, reason, _) = api_status(
+        cms.create(&PostParams::default(), &cm("x"))
+            .await
+            .expect_err("exists"),
+    );
     assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
     let (code, reason, message) = api_status(cms.get("nope").await.expect_err("404"));
-    assert_eq!((code, reason.as_str(), message.as_str()), (404, "NotFound", "configmaps \"nope\" not found"));
-    let (code, reason, _) = api_status(cms.replace("x", &PostParams::default(), &cm("y")).await.expect_err("422"));
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", "configmaps \"nope\" not found")
+    );
+    let (code, reason, _) = api_status(
+        cms.replace("x", &PostParams::default(), &cm("y"))
+            .await
+            .expect_err("422"),
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     let (code, _, _) = api_status(
-        cms.create(&PostParams::default(), &cm("Bad_Name")).await.expect_err("422"),
+        cms.create(&PostParams::default(), &cm("Bad_Name"))
+            .await
+            .expect_err("422"),
     );
     assert_eq!(code, 422);
 
     // Merge patch, strategic merge patch (with a directive), JSON patch.
     let merged = cms
-        .patch("x", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"a": null, "m": "1"}})))
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"a": null, "m": "1"}})),
+        )
         .await
         .expect("merge");
-    assert_eq!(merged.data.clone().unwrap_or_default(), BTreeMap::from([("m".to_string(), "1".to_string())]));
+    assert_eq!(
+        merged.data.clone().unwrap_or_default(),
+        BTreeMap::from([("m".to_string(), "1".to_string())])
+    );
     let strategic = cms
-        .patch("x", &PatchParams::default(), &Patch::Strategic(serde_json::json!({"$setElementOrder/x": [], "data": {"s": "2"}})))
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Strategic(serde_json::json!({"$setElementOrder/x": [], "data": {"s": "2"}})),
+        )
         .await
         .expect("strategic");
     assert_eq!(strategic.data.unwrap_or_default().len(), 2);
     let stale_rv = first.metadata.resource_version.clone().expect("rv");
     let (code, _, _) = api_status(
-        cms.patch("x", &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"resourceVersion": stale_rv}, "data": {"z": "1"}})))
-            .await
-            .expect_err("precondition"),
+        cms.patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"metadata": {"resourceVersion": stale_rv}, "data": {"z": "1"}}),
+            ),
+        )
+        .await
+        .expect_err("precondition"),
     );
     assert_eq!(code, 409);
     let c = client(&w.server, &token(&w.creator, "prod")).await;
     let req = http::Request::patch("/api/v1/namespaces/kube-system/configmaps/x")
         .header("content-type", "application/json-patch+json")
-        .body(br#"[{"op":"add","path":"/data/j","value":"3"},{"op":"remove","path":"/data/m"}]"#.to_vec())
+        .body(
+            br#"[{"op":"add","path":"/data/j","value":"3"},{"op":"remove","path":"/data/m"}]"#
+                .to_vec(),
+        )
         .expect("req");
     let patched: ConfigMap = c.request(req).await.expect("json patch");
     let d = patched.data.unwrap_or_default();
-    assert_eq!((d.get("j").map(String::as_str), d.contains_key("m")), (Some("3"), false));
+    assert_eq!(
+        (d.get("j").map(String::as_str), d.contains_key("m")),
+        (Some("3"), false)
+    );
 
     // List carries a resourceVersion; delete works.
     let list = cms.list(&ListParams::default()).await.expect("list");
     assert!(list.metadata.resource_version.is_some());
     assert_eq!(list.items.len(), 2);
-    cms.delete("x", &DeleteParams::default()).await.expect("delete");
+    cms.delete("x", &DeleteParams::default())
+        .await
+        .expect("delete");
     assert_eq!(api_status(cms.get("x").await.expect_err("gone")).0, 404);
 
     // Counters.
@@ -539,31 +693,72 @@ async fn crud_conflicts_and_patches() {
 #[tokio::test]
 async fn conflict_fault_keeps_the_other_writers_entry() {
     let w = world().await;
-    w.shared.lock().unwrap().clusters.get_mut("prod").expect("c").faults.aws_auth_conflicts = 1;
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&w.creator, "prod")).await, "kube-system");
+    w.shared
+        .lock()
+        .unwrap()
+        .clusters
+        .get_mut("prod")
+        .expect("c")
+        .faults
+        .aws_auth_conflicts = 1;
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    );
     let mut cm = cms.get("aws-auth").await.expect("get");
     let add = "- rolearn: arn:aws:iam::123456789012:role/Admins\n  username: admin\n  groups:\n  - system:masters\n";
-    let roles = cm.data.get_or_insert_default().get_mut("mapRoles").expect("mapRoles");
+    let roles = cm
+        .data
+        .get_or_insert_default()
+        .get_mut("mapRoles")
+        .expect("mapRoles");
     roles.push_str(add);
-    let (code, _, _) = api_status(cms.replace("aws-auth", &PostParams::default(), &cm).await.expect_err("raced"));
+    let (code, _, _) = api_status(
+        cms.replace("aws-auth", &PostParams::default(), &cm)
+            .await
+            .expect_err("raced"),
+    );
     assert_eq!(code, 409);
     // Re-read, re-apply: both entries survive.
     let mut cm = cms.get("aws-auth").await.expect("get");
-    let roles = cm.data.get_or_insert_default().get_mut("mapRoles").expect("mapRoles");
+    let roles = cm
+        .data
+        .get_or_insert_default()
+        .get_mut("mapRoles")
+        .expect("mapRoles");
     assert!(roles.contains("race-node-"), "{roles}");
-    assert!(roles.contains("system:node:{{EC2PrivateDNSName}}"), "{roles}");
+    assert!(
+        roles.contains("system:node:{{EC2PrivateDNSName}}"),
+        "{roles}"
+    );
     roles.push_str(add);
-    let done = cms.replace("aws-auth", &PostParams::default(), &cm).await.expect("second try");
+    let done = cms
+        .replace("aws-auth", &PostParams::default(), &cm)
+        .await
+        .expect("second try");
     let roles = &done.data.unwrap_or_default()["mapRoles"];
-    assert!(roles.contains("race-node-") && roles.contains("role/Admins"), "{roles}");
+    assert!(
+        roles.contains("race-node-") && roles.contains("role/Admins"),
+        "{roles}"
+    );
     assert!(roles.contains("role/Deployer"), "{roles}");
 }
 
 #[tokio::test]
 async fn injected_500_then_recovery() {
     let w = world().await;
-    w.shared.lock().unwrap().clusters.get_mut("prod").expect("c").faults.errors_500 = 1;
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&w.creator, "prod")).await, "kube-system");
+    w.shared
+        .lock()
+        .unwrap()
+        .clusters
+        .get_mut("prod")
+        .expect("c")
+        .faults
+        .errors_500 = 1;
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    );
     let (code, reason, _) = api_status(cms.get("aws-auth").await.expect_err("500"));
     assert_eq!((code, reason.as_str()), (500, "InternalError"));
     cms.get("aws-auth").await.expect("next call works");
@@ -577,7 +772,10 @@ async fn map_users_and_map_accounts() {
     let server = start(&shared, "acc").await;
     let c = client(&server, &token(&creator, "acc")).await;
     Api::<ConfigMap>::namespaced(c, "kube-system")
-        .create(&PostParams::default(), &aws_auth("", MAP_USERS, Some("- \"123456789012\"\n")))
+        .create(
+            &PostParams::default(),
+            &aws_auth("", MAP_USERS, Some("- \"123456789012\"\n")),
+        )
         .await
         .expect("aws-auth");
     let alice = add_user(&shared, "alice");
@@ -588,7 +786,11 @@ async fn map_users_and_map_accounts() {
         .and_then(|s| s.user_info)
         .expect("ui");
     assert_eq!(ui.username.as_deref(), Some("alice"));
-    assert!(ui.groups.unwrap_or_default().contains(&"system:masters".to_string()));
+    assert!(
+        ui.groups
+            .unwrap_or_default()
+            .contains(&"system:masters".to_string())
+    );
     // Any identity of the account maps through mapAccounts, username = ARN.
     let carol = add_user(&shared, "carol");
     let ui = whoami(&client(&server, &token(&carol, "acc")).await)
@@ -598,22 +800,32 @@ async fn map_users_and_map_accounts() {
         .and_then(|s| s.user_info)
         .expect("ui");
     assert_eq!(ui.username.as_deref(), Some(user_arn("carol").as_str()));
-    assert_eq!(ui.groups.unwrap_or_default(), vec!["system:authenticated".to_string()]);
+    assert_eq!(
+        ui.groups.unwrap_or_default(),
+        vec!["system:authenticated".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn broken_map_roles_key_still_maps_users() {
     let w = world().await;
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&w.creator, "prod")).await, "kube-system");
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    );
     cms.patch(
         "aws-auth",
         &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"data": {"mapRoles": "- rolearn: [broken\n  username: x\n"}})),
+        &Patch::Merge(
+            serde_json::json!({"data": {"mapRoles": "- rolearn: [broken\n  username: x\n"}}),
+        ),
     )
     .await
     .expect("patch");
     let alice = add_user(&w.shared, "alice");
-    whoami(&client(&w.server, &token(&alice, "prod")).await).await.expect("mapUsers still works");
+    whoami(&client(&w.server, &token(&alice, "prod")).await)
+        .await
+        .expect("mapUsers still works");
     let session = add_session(&w.shared, DEPLOYER_ROLE, "s1", 3600);
     let msg = refused(&w, &token(&session, "prod")).await;
     assert!(msg.contains("not mapped"), "{msg}");
@@ -626,10 +838,13 @@ async fn api_mode_uses_access_entries_only() {
     add_cluster(&shared, "api", AuthMode::Api, &user_arn("creator"));
     let server = start(&shared, "api").await;
     // aws-auth mapping alice is ignored in API mode.
-    Api::<ConfigMap>::namespaced(client(&server, &token(&creator, "api")).await, "kube-system")
-        .create(&PostParams::default(), &aws_auth("", MAP_USERS, None))
-        .await
-        .expect("aws-auth");
+    Api::<ConfigMap>::namespaced(
+        client(&server, &token(&creator, "api")).await,
+        "kube-system",
+    )
+    .create(&PostParams::default(), &aws_auth("", MAP_USERS, None))
+    .await
+    .expect("aws-auth");
     let alice = add_user(&shared, "alice");
     let c = client(&server, &token(&alice, "api")).await;
     assert_eq!(api_status(whoami(&c).await.expect_err("401")).0, 401);
@@ -670,10 +885,20 @@ async fn api_mode_uses_access_entries_only() {
         );
     }
     let c = client(&server, &token(&alice, "api")).await;
-    let ui = whoami(&c).await.expect("alice").status.and_then(|s| s.user_info).expect("ui");
+    let ui = whoami(&c)
+        .await
+        .expect("alice")
+        .status
+        .and_then(|s| s.user_info)
+        .expect("ui");
     assert_eq!(ui.username.as_deref(), Some(user_arn("alice").as_str()));
-    let mut cm = Api::<ConfigMap>::namespaced(c.clone(), "kube-system").get("aws-auth").await.expect("get");
-    cm.data.get_or_insert_default().insert("k".into(), "v".into());
+    let mut cm = Api::<ConfigMap>::namespaced(c.clone(), "kube-system")
+        .get("aws-auth")
+        .await
+        .expect("get");
+    cm.data
+        .get_or_insert_default()
+        .insert("k".into(), "v".into());
     Api::<ConfigMap>::namespaced(c, "kube-system")
         .replace("aws-auth", &PostParams::default(), &cm)
         .await
@@ -681,7 +906,12 @@ async fn api_mode_uses_access_entries_only() {
 
     let viewer = add_session(&shared, viewer_role, "v@x", 3600);
     let c = client(&server, &token(&viewer, "api")).await;
-    let ui = whoami(&c).await.expect("viewer").status.and_then(|s| s.user_info).expect("ui");
+    let ui = whoami(&c)
+        .await
+        .expect("viewer")
+        .status
+        .and_then(|s| s.user_info)
+        .expect("ui");
     assert_eq!(
         ui.username.as_deref(),
         Some("arn:aws:sts::123456789012:assumed-role/Viewer/v-x")
@@ -689,7 +919,12 @@ async fn api_mode_uses_access_entries_only() {
     let cms = Api::<ConfigMap>::namespaced(c, "kube-system");
     let cm = cms.get("aws-auth").await.expect("view reads");
     assert_eq!(
-        api_status(cms.replace("aws-auth", &PostParams::default(), &cm).await.expect_err("403")).0,
+        api_status(
+            cms.replace("aws-auth", &PostParams::default(), &cm)
+                .await
+                .expect_err("403")
+        )
+        .0,
         403
     );
 }
@@ -704,12 +939,20 @@ async fn shutdown_stops_the_server() {
     server.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let port = endpoint.rsplit(':').next().expect("port");
-    assert!(tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .is_err()
+    );
 }
 
 // ------------------------------------------------------------------ kubectl
 
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+fn kubectl(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut cmd = std::process::Command::new("/usr/bin/kubectl");
     cmd.env("KUBECONFIG", kubeconfig)
         .env("HOME", kubeconfig.parent().expect("dir"))
@@ -733,11 +976,12 @@ async fn kubectl_get_whoami_can_i_apply_and_edit() {
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, kubeconfig_yaml(&w.server, &token(&alice, "prod"))).expect("write");
     let kc2 = kc.clone();
-    let run = move |args: Vec<&'static str>, env: Vec<(&'static str, String)>| {
+    let run = move |args: Vec<String>, env: Vec<(&'static str, String)>| {
         let kc = kc2.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 kubectl(&kc, &args, &env)
             })
             .await
@@ -745,20 +989,35 @@ async fn kubectl_get_whoami_can_i_apply_and_edit() {
         }
     };
 
-    let (ok, out, err) = run(vec!["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "yaml"], vec![]).await;
+    let (ok, out, err) = run(
+        sv(&[
+            "get",
+            "configmap",
+            "aws-auth",
+            "-n",
+            "kube-system",
+            "-o",
+            "yaml",
+        ]),
+        vec![],
+    )
+    .await;
     assert!(ok, "{err}");
-    assert!(out.contains("role/Deployer") && out.contains("resourceVersion"), "{out}");
+    assert!(
+        out.contains("role/Deployer") && out.contains("resourceVersion"),
+        "{out}"
+    );
 
-    let (ok, out, err) = run(vec!["auth", "whoami", "-o", "json"], vec![]).await;
+    let (ok, out, err) = run(sv(&["auth", "whoami", "-o", "json"]), vec![]).await;
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["status"]["userInfo"]["username"], "alice");
 
-    let (ok, out, err) = run(vec!["auth", "can-i", "update", "configmaps", "-v=8"], vec![]).await;
+    let (ok, out, err) = run(sv(&["auth", "can-i", "update", "configmaps"]), vec![]).await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "yes");
 
-    let (ok, out, err) = run(vec!["get", "cm", "-n", "kube-system"], vec![]).await;
+    let (ok, out, err) = run(sv(&["get", "cm", "-n", "kube-system"]), vec![]).await;
     assert!(ok, "{err}");
     assert!(out.contains("aws-auth"), "{out}");
 
@@ -769,32 +1028,149 @@ async fn kubectl_get_whoami_can_i_apply_and_edit() {
     )
     .expect("write");
     let m = manifest.to_string_lossy().into_owned();
-    let m: &'static str = Box::leak(m.into_boxed_str());
-    let (ok, out, err) = run(vec!["apply", "--validate=false", "-f", m], vec![]).await;
+    let (ok, out, err) = run(sv(&["apply", "-f", &m]), vec![]).await;
     assert!(ok, "{out}{err}");
     std::fs::write(
         &manifest,
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: kube-system\ndata:\n  a: \"2\"\n  b: \"3\"\n",
     )
     .expect("write");
-    let (ok, out, err) = run(vec!["apply", "--validate=false", "-f", m], vec![]).await;
+    let (ok, out, err) = run(sv(&["apply", "-f", &m]), vec![]).await;
     assert!(ok, "{out}{err}");
-    let cms = Api::<ConfigMap>::namespaced(client(&w.server, &token(&alice, "prod")).await, "kube-system");
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&alice, "prod")).await,
+        "kube-system",
+    );
     let applied = cms.get("applied").await.expect("applied");
     let d = applied.data.unwrap_or_default();
     assert_eq!((d["a"].as_str(), d["b"].as_str()), ("2", "3"));
 
     let editor = dir.path().join("editor.sh");
-    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/username: deployer:/username: deploy:/' \"$1\"\n").expect("write");
-    std::process::Command::new("chmod").arg("+x").arg(&editor).status().expect("chmod");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/username: deployer:/username: deploy:/' \"$1\"\n",
+    )
+    .expect("write");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .expect("chmod");
     let (ok, out, err) = run(
-        vec!["edit", "configmap", "aws-auth", "-n", "kube-system"],
+        sv(&["edit", "configmap", "aws-auth", "-n", "kube-system"]),
         vec![("EDITOR", editor.to_string_lossy().into_owned())],
     )
     .await;
     assert!(ok, "{out}{err}");
     let cm = cms.get("aws-auth").await.expect("get");
     let roles = &cm.data.unwrap_or_default()["mapRoles"];
-    assert!(roles.contains("username: deploy:{{SessionName}}"), "{roles}");
+    assert!(
+        roles.contains("username: deploy:{{SessionName}}"),
+        "{roles}"
+    );
     assert!(roles.contains("NodeRole"), "{roles}");
+}
+
+fn sv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn latency_fault_delays_every_call() {
+    let w = world().await;
+    w.shared.lock().unwrap().global_faults.latency_ms = 300;
+    let cms = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    );
+    let started = std::time::Instant::now();
+    cms.get("aws-auth").await.expect("get");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let st = w.shared.lock().unwrap();
+    assert!(st.calls[&("k8s:prod".to_string(), "GET configmaps".to_string())] >= 1);
+    assert!(st.calls[&("k8s:prod".to_string(), "POST configmaps".to_string())] >= 1);
+}
+
+#[tokio::test]
+async fn cluster_role_binding_to_a_group_grants_writes() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let w = world().await;
+    let admin = client(&w.server, &token(&w.creator, "prod")).await;
+    let session = add_session(&w.shared, DEPLOYER_ROLE, "ci", 3600);
+    let ops =
+        Api::<ConfigMap>::namespaced(client(&w.server, &token(&session, "prod")).await, "default");
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("from-ops".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (code, _, message) = api_status(
+        ops.create(&PostParams::default(), &cm)
+            .await
+            .expect_err("not yet"),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "configmaps is forbidden: User \"deployer:ci\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    Api::<ClusterRole>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some("cm-writer".into()),
+                    ..Default::default()
+                },
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec!["".into()]),
+                    resources: Some(vec!["configmaps".into()]),
+                    verbs: vec!["create".into()],
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("cluster role");
+    Api::<ClusterRoleBinding>::all(admin)
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some("ops-cm-writer".into()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: "cm-writer".into(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "Group".into(),
+                    name: "ops".into(),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .expect("binding");
+    let created = ops
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("now allowed");
+    assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
+    assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
+    // create only: no delete.
+    assert_eq!(
+        api_status(
+            ops.delete("from-ops", &DeleteParams::default())
+                .await
+                .expect_err("403")
+        )
+        .0,
+        403
+    );
 }

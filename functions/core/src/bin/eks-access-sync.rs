@@ -1,1 +1,23 @@
-fn main() {}
+//! `eks-access-sync`: the operator CLI. Same configuration and engine as the Lambda
+//! functions. Output (plan, diff, report) goes to stdout, logs (JSON) to stderr.
+//!
+//! Exit codes: 0 success, 1 failure, 2 with `plan --exit-code` when changes are pending.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    eks_access_sync::telemetry::init_tracing(eks_access_sync::telemetry::LogTarget::Stderr);
+    let args = <cli::Cli as clap::Parser>::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(cli::run(args));
+    std::process::ExitCode::from(code)
+}

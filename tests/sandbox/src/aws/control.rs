@@ -29,7 +29,12 @@ pub struct IamFaultRequest {
 }
 
 fn reply(status: StatusCode, v: Value) -> Response {
-    (status, [("content-type", "application/json")], v.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -75,7 +80,9 @@ pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Response {
         (&Method::POST, "/_sandbox/faults") => {
             let req: FaultRequest = match serde_json::from_slice(&body) {
                 Ok(r) => r,
-                Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid fault JSON: {e}")),
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, format!("invalid fault JSON: {e}"));
+                }
             };
             match apply_faults(fd, &req) {
                 Ok(()) => reply(StatusCode::OK, json!({ "ok": true })),
@@ -98,7 +105,10 @@ pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Response {
             Ok(r) => reply(StatusCode::OK, json!(r)),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
-        (m, p) => error(StatusCode::NOT_FOUND, format!("no control endpoint {m} {p}")),
+        (m, p) => error(
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint {m} {p}"),
+        ),
     }
 }
 

@@ -40,7 +40,9 @@ pub fn parse_mode(s: &str) -> Result<AuthMode, AwsError> {
         "CONFIG_MAP" => Ok(AuthMode::ConfigMap),
         "API_AND_CONFIG_MAP" => Ok(AuthMode::ApiAndConfigMap),
         "API" => Ok(AuthMode::Api),
-        other => Err(invalid_param(format!("Unsupported authentication mode: {other}"))),
+        other => Err(invalid_param(format!(
+            "Unsupported authentication mode: {other}"
+        ))),
     }
 }
 
@@ -65,7 +67,11 @@ fn no_entry() -> AwsError {
 }
 
 fn ok(v: Value) -> Response {
-    let mut r = (StatusCode::OK, [("content-type", "application/json")], v.to_string())
+    let mut r = (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
         .into_response();
     if let Ok(id) = http::HeaderValue::from_str(&request_id()) {
         r.headers_mut().insert("x-amzn-requestid", id);
@@ -95,7 +101,11 @@ fn epoch(t: i64) -> Value {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -260,7 +270,11 @@ fn cluster_json(c: &Cluster, x: &ClusterExtra) -> Value {
 }
 
 fn entry_json(c: &Cluster, e: &AccessEntry) -> Value {
-    let id: String = e.principal_arn.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))).to_string();
+    let id: String = e
+        .principal_arn
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        .to_string();
     json!({
         "clusterName": c.name,
         "principalArn": e.principal_arn,
@@ -344,18 +358,33 @@ fn valid_cluster_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Creates cluster `name` and starts its API server. Shared by the
+/// What a new cluster is made of.
+#[derive(Debug, Clone)]
+pub(crate) struct NewCluster<'a> {
+    pub name: &'a str,
+    /// Canonical ARN of the creator.
+    pub creator_arn: &'a str,
+    pub mode: AuthMode,
+    pub tags: BTreeMap<String, String>,
+    pub extra: ClusterExtra,
+    pub version: &'a str,
+}
+
+/// Creates a cluster and starts its API server. Shared by the
 /// CreateCluster call and the seed.
 pub(crate) async fn create_cluster_record(
     fd: &FrontDoor,
     region: &str,
-    name: &str,
-    creator_arn: &str,
-    mode: AuthMode,
-    tags: BTreeMap<String, String>,
-    extra: ClusterExtra,
-    version: &str,
+    spec: NewCluster<'_>,
 ) -> Result<(), AwsError> {
+    let NewCluster {
+        name,
+        creator_arn,
+        mode,
+        tags,
+        extra,
+        version,
+    } = spec;
     if !valid_cluster_name(name) {
         return Err(invalid_param(format!(
             "The cluster name {name} is invalid: it must start with an alphanumeric character and contain only alphanumeric characters, hyphens and underscores (1-100)."
@@ -371,7 +400,11 @@ pub(crate) async fn create_cluster_record(
                 format!("Cluster already exists with name: {name}"),
             ));
         }
-        let creator = if extra.bootstrap_admin { creator_arn.to_string() } else { String::new() };
+        let creator = if extra.bootstrap_admin {
+            creator_arn.to_string()
+        } else {
+            String::new()
+        };
         let mut access_entries = BTreeMap::new();
         if mode != AuthMode::ConfigMap && !creator.is_empty() {
             access_entries.insert(creator.clone(), creator_entry(&creator, now));
@@ -397,15 +430,19 @@ pub(crate) async fn create_cluster_record(
         );
     }
     fd.extras().insert(name.to_string(), extra);
-    let server = match crate::kube::start_cluster_server(fd.shared.clone(), name, fd.sts_hosts()).await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            lock(&fd.shared).clusters.remove(name);
-            fd.extras().remove(name);
-            return Err(AwsError::new(500, "ServerException", format!("cluster API server: {e}")));
-        }
-    };
+    let server =
+        match crate::kube::start_cluster_server(fd.shared.clone(), name, fd.sts_hosts()).await {
+            Ok(s) => s,
+            Err(e) => {
+                lock(&fd.shared).clusters.remove(name);
+                fd.extras().remove(name);
+                return Err(AwsError::new(
+                    500,
+                    "ServerException",
+                    format!("cluster API server: {e}"),
+                ));
+            }
+        };
     {
         let mut st = lock(&fd.shared);
         if let Some(c) = st.clusters.get_mut(name) {
@@ -458,7 +495,10 @@ async fn create_cluster(
         .and_then(Value::as_str)
         .ok_or_else(|| invalid_param("roleArn is required"))?;
     let access = body.get("accessConfig");
-    let mode = match access.and_then(|a| a.get("authenticationMode")).and_then(Value::as_str) {
+    let mode = match access
+        .and_then(|a| a.get("authenticationMode"))
+        .and_then(Value::as_str)
+    {
         Some(m) => parse_mode(m)?,
         None => AuthMode::ConfigMap,
     };
@@ -471,14 +511,26 @@ async fn create_cluster(
             "bootstrapClusterCreatorAdminPermissions must be true when authenticationMode is CONFIG_MAP",
         ));
     }
-    let version = body.get("version").and_then(Value::as_str).unwrap_or(DEFAULT_VERSION);
+    let version = body
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_VERSION);
     let extra = ClusterExtra {
         role_arn: role_arn.to_string(),
         bootstrap_admin: bootstrap,
     };
-    create_cluster_record(fd, region, name, creator, mode, tags_of(body.get("tags"))?, extra.clone(), version)
-        .await?;
-    with_cluster(fd, region, name, |c, x| Ok(ok(json!({ "cluster": cluster_json(c, x) }))))
+    let spec = NewCluster {
+        name,
+        creator_arn: creator,
+        mode,
+        tags: tags_of(body.get("tags"))?,
+        extra,
+        version,
+    };
+    create_cluster_record(fd, region, spec).await?;
+    with_cluster(fd, region, name, |c, x| {
+        Ok(ok(json!({ "cluster": cluster_json(c, x) })))
+    })
 }
 
 fn list_clusters(
@@ -565,7 +617,9 @@ fn update_config(
         .and_then(|a| a.get("authenticationMode"))
         .and_then(Value::as_str)
     else {
-        return Err(invalid_param("The sandbox only supports accessConfig.authenticationMode updates."));
+        return Err(invalid_param(
+            "The sandbox only supports accessConfig.authenticationMode updates.",
+        ));
     };
     let mode = parse_mode(m)?;
     with_cluster_mut(fd, region, name, |c| {
@@ -637,8 +691,14 @@ async fn create_entry(
         .to_string();
     let groups = str_list(body.get("kubernetesGroups"));
     let username = body.get("username").and_then(Value::as_str);
-    let entry_type = body.get("type").and_then(Value::as_str).unwrap_or("STANDARD");
-    if !matches!(entry_type, "STANDARD" | "EC2_LINUX" | "EC2_WINDOWS" | "FARGATE_LINUX" | "EC2") {
+    let entry_type = body
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("STANDARD");
+    if !matches!(
+        entry_type,
+        "STANDARD" | "EC2_LINUX" | "EC2_WINDOWS" | "FARGATE_LINUX" | "EC2"
+    ) {
         return Err(invalid_param(format!("The type {entry_type} is invalid.")));
     }
     validate_groups_and_username(&groups, username)?;
@@ -685,7 +745,10 @@ fn list_entries(
             .ok_or_else(|| invalid_param("maxResults must be between 1 and 100"))?,
         None => 100,
     };
-    let policy = q.get("associatedPolicyArn").and_then(|v| v.first()).cloned();
+    let policy = q
+        .get("associatedPolicyArn")
+        .and_then(|v| v.first())
+        .cloned();
     let arns: Vec<String> = with_cluster(fd, region, cluster, |c, _| {
         require_api_mode(c)?;
         Ok(c.access_entries
@@ -738,7 +801,10 @@ fn associate(
     principal: &str,
     body: &Value,
 ) -> Result<Response, AwsError> {
-    let policy = body.get("policyArn").and_then(Value::as_str).unwrap_or_default();
+    let policy = body
+        .get("policyArn")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let known = policy
         .strip_prefix("arn:aws:eks::aws:cluster-access-policy/")
         .is_some_and(|n| KNOWN_POLICIES.contains(&n));
@@ -746,14 +812,29 @@ fn associate(
         return Err(invalid_param(format!("The policyArn {policy} is invalid.")));
     }
     let scope = body.get("accessScope");
-    let scope_type = scope.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or_default();
+    let scope_type = scope
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let namespaces = str_list(scope.and_then(|s| s.get("namespaces")));
     match scope_type {
         "cluster" if namespaces.is_empty() => {}
-        "cluster" => return Err(invalid_param("namespaces must be empty for a cluster access scope")),
+        "cluster" => {
+            return Err(invalid_param(
+                "namespaces must be empty for a cluster access scope",
+            ));
+        }
         "namespace" if !namespaces.is_empty() => {}
-        "namespace" => return Err(invalid_param("namespaces are required for a namespace access scope")),
-        other => return Err(invalid_param(format!("The access scope type {other} is invalid."))),
+        "namespace" => {
+            return Err(invalid_param(
+                "namespaces are required for a namespace access scope",
+            ));
+        }
+        other => {
+            return Err(invalid_param(format!(
+                "The access scope type {other} is invalid."
+            )));
+        }
     }
     with_cluster_mut(fd, region, cluster, |c| {
         require_api_mode(c)?;
@@ -787,17 +868,23 @@ fn tag_op(
         .strip_prefix(&format!("arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/"))
         .map(str::to_string)
     else {
-        return Err(AwsError::new(400, "BadRequestException", format!("Invalid resource ARN: {arn}")));
+        return Err(AwsError::new(
+            400,
+            "BadRequestException",
+            format!("Invalid resource ARN: {arn}"),
+        ));
     };
-    with_cluster_mut(fd, region, &name, f)
-        .map(ok)
-        .map_err(|e| {
-            if e.code == "ResourceNotFoundException" {
-                AwsError::new(404, "NotFoundException", format!("Resource not found: {arn}"))
-            } else {
-                e
-            }
-        })
+    with_cluster_mut(fd, region, &name, f).map(ok).map_err(|e| {
+        if e.code == "ResourceNotFoundException" {
+            AwsError::new(
+                404,
+                "NotFoundException",
+                format!("Resource not found: {arn}"),
+            )
+        } else {
+            e
+        }
+    })
 }
 
 #[cfg(test)]

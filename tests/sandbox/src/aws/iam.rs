@@ -71,7 +71,10 @@ pub async fn handle(
             return Err(AwsError::new(400, "Throttling", "Rate exceeded"));
         }
     }
-    let forward = || fd.moto.forward(&parts.method, path_of(parts), &parts.headers, body.clone());
+    let forward = || {
+        fd.moto
+            .forward(&parts.method, path_of(parts), &parts.headers, body.clone())
+    };
     match (service, action.as_str()) {
         ("sts", "GetCallerIdentity") => Ok(caller_identity(&cred.principal)),
         ("sts", "AssumeRole") => {
@@ -117,8 +120,7 @@ pub async fn handle(
             Ok(relay(fd, &r))
         }
         ("iam", "UpdateAssumeRolePolicy") => {
-            check_trust_policy(fd, params.get("PolicyDocument").map_or("", String::as_str))
-                .await?;
+            check_trust_policy(fd, params.get("PolicyDocument").map_or("", String::as_str)).await?;
             let r = forward().await.map_err(moto_err)?;
             Ok(relay(fd, &r))
         }
@@ -185,7 +187,11 @@ pub(crate) async fn user_arn(fd: &FrontDoor, name: &str) -> Result<Option<String
         .call("iam", "GetUser", &[("UserName", name)])
         .await
         .map_err(moto_err)?;
-    Ok(if r.ok() { xml::text(&r.text(), "Arn") } else { None })
+    Ok(if r.ok() {
+        xml::text(&r.text(), "Arn")
+    } else {
+        None
+    })
 }
 
 /// Whether the IAM user or role `arn` exists (exact ARN, path included).
@@ -212,7 +218,9 @@ async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> 
         xml::text(body, "SecretAccessKey"),
         xml::text(body, "UserName"),
     ) else {
-        return Err(AwsError::internal("moto's CreateAccessKey answer lacked the key"));
+        return Err(AwsError::internal(
+            "moto's CreateAccessKey answer lacked the key",
+        ));
     };
     let arn = user_arn(fd, &user)
         .await?
@@ -277,7 +285,9 @@ async fn forget_user(fd: &FrontDoor, arn: &str) -> Result<(), AwsError> {
 /// Parses a policy document that may still be percent-encoded (GetRole).
 pub fn decode_policy(doc: &str) -> Option<Value> {
     serde_json::from_str(doc).ok().or_else(|| {
-        let decoded = percent_encoding::percent_decode_str(doc).decode_utf8().ok()?;
+        let decoded = percent_encoding::percent_decode_str(doc)
+            .decode_utf8()
+            .ok()?;
         serde_json::from_str(&decoded).ok()
     })
 }
@@ -290,7 +300,9 @@ fn principal_values_mut(policy: &mut Value) -> Vec<&mut Value> {
         _ => Vec::new(),
     };
     for s in stmts {
-        let Some(obj) = s.as_object_mut() else { continue };
+        let Some(obj) = s.as_object_mut() else {
+            continue;
+        };
         for (k, v) in obj.iter_mut() {
             if (k == "Principal" || k == "NotPrincipal")
                 && let Some(aws) = v.get_mut("AWS")
@@ -332,7 +344,10 @@ pub fn aws_principals(policy: &Value) -> Vec<String> {
         .into_iter()
         .flat_map(|v| match v {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         })
         .collect()
@@ -412,7 +427,9 @@ async fn check_assume_role(
         AwsError::new(
             403,
             "AccessDenied",
-            format!("User: {who} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"),
+            format!(
+                "User: {who} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
         )
     };
     let Some(("role", name)) = iam_arn_kind_name(&role_arn) else {
@@ -447,15 +464,21 @@ async fn check_assume_role(
     }
 
     let mut caller = Caller::default();
-    caller.context.insert("sts:rolesessionname".into(), session.clone());
-    caller.context.insert("aws:principalaccount".into(), ACCOUNT_ID.into());
+    caller
+        .context
+        .insert("sts:rolesessionname".into(), session.clone());
+    caller
+        .context
+        .insert("aws:principalaccount".into(), ACCOUNT_ID.into());
     match &cred.principal {
         Principal::User { arn, user_id } => {
             caller.arns.push(arn.clone());
             let uname = arn.rsplit('/').next().unwrap_or_default().to_string();
             caller.context.insert("aws:username".into(), uname.clone());
             caller.context.insert("aws:userid".into(), user_id.clone());
-            caller.context.insert("aws:principalarn".into(), arn.clone());
+            caller
+                .context
+                .insert("aws:principalarn".into(), arn.clone());
             let tags = fd
                 .moto
                 .call("iam", "ListUserTags", &[("UserName", &uname)])
@@ -470,7 +493,9 @@ async fn check_assume_role(
         Principal::AssumedRole { role_arn, .. } => {
             caller.arns.push(role_arn.clone());
             caller.arns.push(who.clone());
-            caller.context.insert("aws:principalarn".into(), role_arn.clone());
+            caller
+                .context
+                .insert("aws:principalarn".into(), role_arn.clone());
         }
     }
     match trust::evaluate(&policy, &caller) {
@@ -497,7 +522,9 @@ fn capture_session(
         xml::text(&text, "SecretAccessKey"),
         xml::text(&text, "SessionToken"),
     ) else {
-        return Err(AwsError::internal("moto's AssumeRole answer lacked credentials"));
+        return Err(AwsError::internal(
+            "moto's AssumeRole answer lacked credentials",
+        ));
     };
     let duration: i64 = params
         .get("DurationSeconds")
@@ -537,7 +564,8 @@ pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, Sandbo
         register_user(fd, &g.text()).map(|(a, _)| a)
     }
     .ok_or_else(|| SandboxError::Moto(format!("CreateUser failed: {}", r.text())))?;
-    let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let admin =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     let p = fd
         .moto
         .call(
@@ -551,7 +579,10 @@ pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, Sandbo
         )
         .await?;
     if !p.ok() {
-        return Err(SandboxError::Moto(format!("PutUserPolicy failed: {}", p.text())));
+        return Err(SandboxError::Moto(format!(
+            "PutUserPolicy failed: {}",
+            p.text()
+        )));
     }
     let k = fd
         .moto

@@ -38,9 +38,7 @@ pub const OPERATOR_USER: &str = "sandbox-operator";
 /// Why the sandbox could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "moto_server was not found on PATH; install it with: pip install 'moto[server]'"
-    )]
+    #[error("moto_server was not found on PATH; install it with: pip install 'moto[server]'")]
     MotoMissing,
     #[error("moto_server did not start: {0}")]
     MotoStart(String),
@@ -71,6 +69,8 @@ pub struct SandboxOptions {
     /// Use this running moto instead of starting one.
     pub moto_url: Option<String>,
     pub region: String,
+    /// The moto server program (looked up on PATH).
+    pub moto_command: String,
 }
 
 impl Default for SandboxOptions {
@@ -79,6 +79,7 @@ impl Default for SandboxOptions {
             port: 0,
             moto_url: None,
             region: "us-east-1".to_string(),
+            moto_command: "moto_server".to_string(),
         }
     }
 }
@@ -111,7 +112,11 @@ impl AwsError {
         } else {
             "https://iam.amazonaws.com/doc/2010-05-08/"
         };
-        let kind = if self.status.is_server_error() { "Receiver" } else { "Sender" };
+        let kind = if self.status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
+        };
         let body = format!(
             "<ErrorResponse xmlns=\"{ns}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
             xml::escape(&self.code),
@@ -148,7 +153,14 @@ pub fn request_id() -> String {
     let h: String = (0..32)
         .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
         .collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// `prefix` + 17 characters of `[A-Z0-9]` (IAM unique-id shape).
@@ -254,7 +266,7 @@ impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let mut moto = match &opts.moto_url {
             Some(url) => moto::Moto::connect(url).await?,
-            None => moto::Moto::spawn().await?,
+            None => moto::Moto::spawn(&opts.moto_command).await?,
         };
         let moto_child = moto.take_child();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
@@ -493,8 +505,10 @@ pub(crate) fn authenticate(
                 Some((h.clone(), v.to_string()))
             })
             .collect();
-        let extra_refs: Vec<(&str, &str)> =
-            extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let extra_refs: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let info = sigv4::verify_presigned(&url, &extra_refs, &cred.secret_access_key, now)
             .map_err(sig_error)?;
         if info.timestamp + info.expires_secs < now {
@@ -533,7 +547,9 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
     let (parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
-        Err(e) => return AwsError::new(400, "InvalidRequest", e.to_string()).to_xml_response("iam"),
+        Err(e) => {
+            return AwsError::new(400, "InvalidRequest", e.to_string()).to_xml_response("iam");
+        }
     };
     if parts.uri.path().starts_with("/_sandbox") {
         return control::handle(&fd, &parts, body).await;
@@ -543,8 +559,12 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let Some(scope) = scope_of(&parts.headers, parts.uri.query()) else {
-        return AwsError::new(403, "MissingAuthenticationToken", "Missing Authentication Token")
-            .to_xml_response("iam");
+        return AwsError::new(
+            403,
+            "MissingAuthenticationToken",
+            "Missing Authentication Token",
+        )
+        .to_xml_response("iam");
     };
     let json = scope.service == "eks";
     let render = |e: AwsError| {
@@ -599,6 +619,14 @@ pub fn caller_arn(p: &Principal) -> String {
     }
 }
 
+// Compile-time check that the front door's handler future is `Send`
+// (axum's error for a non-`Send` handler is opaque).
+#[allow(dead_code)]
+fn _assert_send(fd: Arc<FrontDoor>, req: axum::extract::Request) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(handle(State(fd), req));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,14 +660,11 @@ mod tests {
     fn unique_ids_are_aida_shaped() {
         let id = unique_id("AIDA");
         assert_eq!(id.len(), 21);
-        assert!(id[4..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert!(
+            id[4..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
         assert_ne!(id, unique_id("AIDA"));
     }
-}
-// Compile-time check that the front door's handler future is `Send`
-// (axum's error for a non-`Send` handler is opaque).
-#[allow(dead_code)]
-fn _assert_send(fd: Arc<FrontDoor>, req: axum::extract::Request) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(handle(State(fd), req));
 }

@@ -3,9 +3,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hyper::body::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -60,9 +60,11 @@ impl Moto {
     }
 
     /// Starts `moto_server` on a free loopback port and waits (≤10 s) until it answers.
-    pub async fn spawn() -> Result<Moto, SandboxError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("moto_server")
+    pub async fn spawn(program: &str) -> Result<Moto, SandboxError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -181,10 +183,15 @@ impl Moto {
         action: &str,
         params: &[(&str, &str)],
     ) -> Result<MotoResponse, SandboxError> {
-        let version = if service == "sts" { "2011-06-15" } else { "2010-05-08" };
+        let version = if service == "sts" {
+            "2011-06-15"
+        } else {
+            "2010-05-08"
+        };
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("Action", action).append_pair("Version", version);
+            form.append_pair("Action", action)
+                .append_pair("Version", version);
             for (k, v) in params {
                 form.append_pair(k, v);
             }
@@ -195,7 +202,10 @@ impl Moto {
              SignedHeaders=host, Signature=0"
         );
         let req = Request::post(format!("{}/", self.base))
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .header(
                 "authorization",
                 HeaderValue::from_str(&auth).map_err(|e| SandboxError::Moto(e.to_string()))?,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use time::macros::format_description;
 
-use super::eks::create_cluster_record;
+use super::eks::{NewCluster, create_cluster_record};
 use super::iam::register_user;
 use super::{ClusterExtra, FrontDoor, SandboxError, canonical_arn, lock, request_id};
 use crate::state::{ACCOUNT_ID, AuthMode, StoredObject};
@@ -65,7 +65,10 @@ async fn ensure_role(
         )
         .await?;
     if !r.ok() && !r.text().contains("EntityAlreadyExists") {
-        return Err(SandboxError::Moto(format!("CreateRole {name}: {}", r.text())));
+        return Err(SandboxError::Moto(format!(
+            "CreateRole {name}: {}",
+            r.text()
+        )));
     }
     Ok(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"))
 }
@@ -80,12 +83,18 @@ async fn ensure_user(
         params.push((format!("Tags.member.{}.Key", i + 1), (*k).into()));
         params.push((format!("Tags.member.{}.Value", i + 1), (*v).into()));
     }
-    let refs: Vec<(&str, &str)> = params.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let r = fd.moto.call("iam", "CreateUser", &refs).await?;
     if r.ok() {
         register_user(fd, &r.text());
     } else if !r.text().contains("EntityAlreadyExists") {
-        return Err(SandboxError::Moto(format!("CreateUser {name}: {}", r.text())));
+        return Err(SandboxError::Moto(format!(
+            "CreateUser {name}: {}",
+            r.text()
+        )));
     }
     Ok(format!("arn:aws:iam::{ACCOUNT_ID}:user/{name}"))
 }
@@ -161,10 +170,22 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
                 role_arn: format!("arn:aws:iam::{ACCOUNT_ID}:role/eks-cluster-role"),
                 bootstrap_admin: true,
             };
-            create_cluster_record(fd, &region, name, &creator, mode, tags, extra, "1.33").await?;
+            let spec = NewCluster {
+                name,
+                creator_arn: &creator,
+                mode,
+                tags,
+                extra,
+                version: "1.33",
+            };
+            create_cluster_record(fd, &region, spec).await?;
         }
     }
-    put_aws_auth(fd, "prod", BTreeMap::from([("mapRoles", node_role_map_roles())]));
+    put_aws_auth(
+        fd,
+        "prod",
+        BTreeMap::from([("mapRoles", node_role_map_roles())]),
+    );
     put_aws_auth(
         fd,
         "legacy",

@@ -39,9 +39,10 @@ fn action_matches(stmt: &Value) -> bool {
     let Some(actions) = stmt.get("Action") else {
         return false;
     };
-    as_list(actions).iter().filter_map(|a| a.as_str()).any(|a| {
-        glob_match(&a.to_ascii_lowercase(), "sts:assumerole")
-    })
+    as_list(actions)
+        .iter()
+        .filter_map(|a| a.as_str())
+        .any(|a| glob_match(&a.to_ascii_lowercase(), "sts:assumerole"))
 }
 
 fn principal_matches(stmt: &Value, caller: &Caller) -> bool {
@@ -191,8 +192,10 @@ mod tests {
             ..Caller::default()
         };
         c.context.insert("aws:username".into(), "alice".into());
-        c.context.insert("sts:rolesessionname".into(), session.into());
-        c.context.insert("aws:principaltag/eks-access".into(), "admin".into());
+        c.context
+            .insert("sts:rolesessionname".into(), session.into());
+        c.context
+            .insert("aws:principaltag/eks-access".into(), "admin".into());
         c
     }
 

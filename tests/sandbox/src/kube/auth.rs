@@ -135,7 +135,9 @@ pub fn verify_token(
     now: i64,
 ) -> Result<Identity, String> {
     let Some(b64) = token.strip_prefix(TOKEN_PREFIX) else {
-        return Err(format!("token is missing expected \"{TOKEN_PREFIX}\" prefix"));
+        return Err(format!(
+            "token is missing expected \"{TOKEN_PREFIX}\" prefix"
+        ));
     };
     if b64.contains('=') {
         return Err("token is padded base64; EKS tokens are base64url without padding".into());
@@ -151,7 +153,10 @@ pub fn verify_token(
     }
     let is_aws_host = host.to_ascii_lowercase().ends_with(".amazonaws.com");
     if url.scheme() != "https" && (is_aws_host || url.scheme() != "http") {
-        return Err(format!("unexpected scheme {:?} in pre-signed URL", url.scheme()));
+        return Err(format!(
+            "unexpected scheme {:?} in pre-signed URL",
+            url.scheme()
+        ));
     }
     if url.path() != "/" {
         return Err("unexpected path in pre-signed URL".into());
@@ -169,11 +174,15 @@ pub fn verify_token(
     if params.get("action").map(String::as_str) != Some("GetCallerIdentity") {
         return Err("unexpected action parameter in pre-signed URL".into());
     }
-    let signed = params.get("x-amz-signedheaders").cloned().unwrap_or_default();
-    if !signed.split(';').any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id")) {
-        return Err(
-            "client did not sign the x-k8s-aws-id header in the pre-signed URL".into(),
-        );
+    let signed = params
+        .get("x-amz-signedheaders")
+        .cloned()
+        .unwrap_or_default();
+    if !signed
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id"))
+    {
+        return Err("client did not sign the x-k8s-aws-id header in the pre-signed URL".into());
     }
     let expires: i64 = params
         .get("x-amz-expires")
@@ -207,7 +216,12 @@ pub fn verify_token(
     if cred.expires_at.is_some_and(|t| t <= now) {
         return Err("ExpiredToken: the security token included in the request is expired".into());
     }
-    match sigv4::verify_presigned(&url, &[("x-k8s-aws-id", cluster)], &cred.secret_access_key, now) {
+    match sigv4::verify_presigned(
+        &url,
+        &[("x-k8s-aws-id", cluster)],
+        &cred.secret_access_key,
+        now,
+    ) {
         Ok(_) => {}
         Err(SigV4Error::SignatureMismatch) => {
             let other = st.clusters.keys().filter(|c| *c != cluster).find(|c| {
@@ -249,7 +263,9 @@ pub fn render_username(template: &str, id: &Identity) -> Result<String, String> 
         out = out.replace("{{SessionName}}", &s.replace('@', "-"));
     }
     if out.contains("{{") {
-        return Err(format!("username template {template:?} has an unknown variable"));
+        return Err(format!(
+            "username template {template:?} has an unknown variable"
+        ));
     }
     Ok(out)
 }
@@ -355,7 +371,10 @@ pub fn map_identity(cluster: &Cluster, id: &Identity) -> Result<UserInfo, String
     if is_creator && !user.groups.iter().any(|g| g == "system:masters") {
         user.groups.push("system:masters".to_string());
     }
-    user.uid = format!("aws-iam-authenticator:{}:{}", id.account_id, id.principal_id);
+    user.uid = format!(
+        "aws-iam-authenticator:{}:{}",
+        id.account_id, id.principal_id
+    );
     if !user.groups.iter().any(|g| g == "system:authenticated") {
         user.groups.push("system:authenticated".to_string());
     }
@@ -401,16 +420,25 @@ mod tests {
             canonicalize("arn:aws:sts::1:assumed-role/R/s"),
             "arn:aws:iam::1:role/R"
         );
-        assert_eq!(canonicalize("arn:aws:iam::1:role/p/q/R"), "arn:aws:iam::1:role/R");
-        assert_eq!(canonicalize("arn:aws:iam::1:user/p/u"), "arn:aws:iam::1:user/p/u");
+        assert_eq!(
+            canonicalize("arn:aws:iam::1:role/p/q/R"),
+            "arn:aws:iam::1:role/R"
+        );
+        assert_eq!(
+            canonicalize("arn:aws:iam::1:user/p/u"),
+            "arn:aws:iam::1:user/p/u"
+        );
     }
 
     #[test]
     fn templates_render() {
         let id = session();
         assert_eq!(
-            render_username("a:{{AccountID}}:{{SessionName}}:{{SessionNameRaw}}:{{AccessKeyID}}", &id)
-                .expect("renders"),
+            render_username(
+                "a:{{AccountID}}:{{SessionName}}:{{SessionNameRaw}}:{{AccessKeyID}}",
+                &id
+            )
+            .expect("renders"),
             "a:123456789012:alice-example.com:alice@example.com:ASIAKEY"
         );
         assert_eq!(

@@ -85,7 +85,10 @@ fn role_rules<'a>(cluster: &'a Cluster, binding_ns: &str, binding: &Value) -> Ve
     let Some(role_ref) = binding.get("roleRef") else {
         return Vec::new();
     };
-    let name = role_ref.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = role_ref
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (plural, ns) = match role_ref.get("kind").and_then(Value::as_str) {
         Some("Role") => ("roles", binding_ns),
         Some("ClusterRole") => ("clusterroles", ""),

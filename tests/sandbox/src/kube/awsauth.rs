@@ -50,7 +50,8 @@ fn parse_entries(key: &str, arn_field: &str, yaml: &str, out: &mut AwsAuth) -> V
             continue;
         };
         let Some(arn) = fields.get(arn_field).and_then(Value::as_str) else {
-            out.problems.push(format!("{key}[{i}]: {arn_field} missing"));
+            out.problems
+                .push(format!("{key}[{i}]: {arn_field} missing"));
             continue;
         };
         if !arn.starts_with("arn:") {
@@ -62,7 +63,8 @@ fn parse_entries(key: &str, arn_field: &str, yaml: &str, out: &mut AwsAuth) -> V
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(_) => {
-                out.problems.push(format!("{key}[{i}]: username is not a string"));
+                out.problems
+                    .push(format!("{key}[{i}]: username is not a string"));
                 continue;
             }
         };
@@ -81,7 +83,8 @@ fn parse_entries(key: &str, arn_field: &str, yaml: &str, out: &mut AwsAuth) -> V
                 }
             }
             Some(_) => {
-                out.problems.push(format!("{key}[{i}]: groups is not a list"));
+                out.problems
+                    .push(format!("{key}[{i}]: groups is not a list"));
                 continue;
             }
         };
@@ -170,7 +173,10 @@ mod tests {
         let r = &a.roles["arn:aws:iam::123456789012:role/admin"];
         assert_eq!(r.username, "admin:{{SessionName}}");
         assert_eq!(r.groups, vec!["system:masters"]);
-        assert_eq!(a.users["arn:aws:iam::123456789012:user/alice"].username, "alice");
+        assert_eq!(
+            a.users["arn:aws:iam::123456789012:user/alice"].username,
+            "alice"
+        );
         assert!(a.accounts.contains("123456789012"));
         assert!(a.accounts.contains("210987654321"));
     }

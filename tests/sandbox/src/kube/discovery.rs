@@ -17,9 +17,7 @@ pub struct ResourceDef {
     pub verbs: &'static [&'static str],
 }
 
-const RW: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update",
-];
+const RW: &[&str] = &["create", "delete", "get", "list", "patch", "update"];
 
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef {
@@ -141,6 +139,11 @@ pub fn document(path: &str, kube_version: &str, endpoint: &str) -> Option<Value>
                 "platform": "linux/amd64",
             }))
         }
+        "openapi/v3" => Some(openapi_v3_index()),
+        "openapi/v3/api/v1" => Some(openapi_v3_doc("api/v1")),
+        "openapi/v3/apis/rbac.authorization.k8s.io/v1" => {
+            Some(openapi_v3_doc("apis/rbac.authorization.k8s.io/v1"))
+        }
         "api" => Some(json!({
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -191,5 +194,54 @@ fn resource_list(group_version: &str, prefix: &str) -> Value {
         "groupVersion": group_version,
         "resources": RESOURCES.iter().filter(|r| r.prefix == prefix)
             .map(resource_json).collect::<Vec<_>>(),
+    })
+}
+
+/// The OpenAPI v3 index: one entry per group-version that has resources.
+fn openapi_v3_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    for prefix in ["api/v1", "apis/rbac.authorization.k8s.io/v1"] {
+        paths.insert(
+            prefix.to_string(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{prefix}?hash=sandbox")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// A deliberately small OpenAPI v3 document: the write operations of each
+/// resource with their `x-kubernetes-group-version-kind` and the
+/// `fieldValidation` parameter, which is what kubectl checks before it
+/// relies on server-side field validation (no schemas are published, so
+/// kubectl computes patches from its built-in types).
+fn openapi_v3_doc(prefix: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES.iter().filter(|r| r.prefix == prefix) {
+        let gvk = json!({"group": r.group, "version": "v1", "kind": r.kind});
+        let op = |action: &str| {
+            json!({
+                "operationId": format!("{action}{}", r.kind),
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        let base = if r.namespaced {
+            format!("/{prefix}/namespaces/{{namespace}}/{}", r.plural)
+        } else {
+            format!("/{prefix}/{}", r.plural)
+        };
+        paths.insert(base.clone(), json!({"post": op("post")}));
+        paths.insert(
+            format!("{base}/{{name}}"),
+            json!({"put": op("put"), "patch": op("patch")}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (eks-sandbox)", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
     })
 }

@@ -12,6 +12,7 @@ mod auth;
 mod authz;
 mod awsauth;
 mod discovery;
+mod proto;
 mod resources;
 mod status;
 

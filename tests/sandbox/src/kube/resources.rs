@@ -40,9 +40,7 @@ enum Target {
 
 fn parse_target(path: &str) -> Target {
     let trimmed = path.trim_matches('/');
-    if discovery::document(trimmed, "1.33", "").is_some()
-        || ANONYMOUS_PATHS.contains(&trimmed)
-    {
+    if discovery::document(trimmed, "1.33", "").is_some() || ANONYMOUS_PATHS.contains(&trimmed) {
         return Target::Discovery(trimmed.to_string());
     }
     match trimmed {
@@ -94,7 +92,11 @@ fn query_params(parts: &Parts) -> BTreeMap<String, String> {
 }
 
 fn bearer(parts: &Parts) -> Option<String> {
-    let v = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -247,7 +249,14 @@ fn self_subject_review(user: &UserInfo) -> Resp {
 fn self_subject_access_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -> Resp {
     let mut review: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return status::to_response(&Failure::bad_request(format!("invalid body: {e}"))),
+        Err(e) => match super::proto::self_subject_access_review(body) {
+            Some(v) => v,
+            None => {
+                return status::to_response(&Failure::bad_request(format!(
+                    "invalid body (neither JSON nor Kubernetes protobuf): {e}"
+                )));
+            }
+        },
     };
     let s = |v: Option<&Value>, f: &str| -> String {
         v.and_then(|v| v.get(f))
@@ -340,7 +349,10 @@ fn finalize(
         obj = json!({});
     }
     if let Some(o) = obj.as_object_mut() {
-        o.insert("apiVersion".into(), json!(discovery::api_version(def.prefix)));
+        o.insert(
+            "apiVersion".into(),
+            json!(discovery::api_version(def.prefix)),
+        );
         o.insert("kind".into(), json!(def.kind));
         let meta = o
             .entry("metadata")
@@ -473,15 +485,18 @@ fn validate(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), Failure> {
             .and_then(Value::as_str)
             .is_none()
     {
-        return Err(Failure::invalid(def.kind, name, "roleRef.name", "Required value"));
+        return Err(Failure::invalid(
+            def.kind,
+            name,
+            "roleRef.name",
+            "Required value",
+        ));
     }
     Ok(())
 }
 
 fn verb_of(method: &http::Method, route: &Route, query: &BTreeMap<String, String>) -> &'static str {
-    let watch = query
-        .get("watch")
-        .is_some_and(|w| w == "true" || w == "1");
+    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     match (method.as_str(), route.name.is_some()) {
         ("GET", true) => "get",
         ("GET", false) if watch => "watch",
@@ -577,13 +592,19 @@ fn apply_patch(content_type: &str, doc: &mut Value, body: &[u8]) -> Result<(), F
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| Failure::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(doc, &patch.0).map_err(|e| {
-                Failure::new(422, "Invalid", format!("the JSON patch could not be applied: {e}"))
+                Failure::new(
+                    422,
+                    "Invalid",
+                    format!("the JSON patch could not be applied: {e}"),
+                )
             })
         }
         other => Err(Failure::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
+            ),
         )),
     }
 }
@@ -629,7 +650,11 @@ fn resource(
         api_group: def.group.to_string(),
         resource: def.plural.to_string(),
         namespace: route.namespace.clone(),
-        name: if verb == "create" { String::new() } else { name.clone() },
+        name: if verb == "create" {
+            String::new()
+        } else {
+            name.clone()
+        },
     };
     if !authz::authorize(cluster, user, &attrs) {
         return status::to_response(
@@ -675,9 +700,12 @@ fn resource(
                 return status::to_response(&f);
             }
             if def.namespaced
-                && !cluster
-                    .objects
-                    .contains_key(&("api/v1".into(), "namespaces".into(), String::new(), ns.clone()))
+                && !cluster.objects.contains_key(&(
+                    "api/v1".into(),
+                    "namespaces".into(),
+                    String::new(),
+                    ns.clone(),
+                ))
             {
                 return status::to_response(&Failure::not_found("namespaces", &ns));
             }
@@ -689,7 +717,9 @@ fn resource(
                 return status::json_response(201, &obj);
             }
             let obj = finalize(cluster, def, obj, &ns, &name, None, now);
-            cluster.objects.insert(k, StoredObject { json: obj.clone() });
+            cluster
+                .objects
+                .insert(k, StoredObject { json: obj.clone() });
             status::json_response(201, &obj)
         }
         "update" => {
@@ -786,16 +816,13 @@ fn write_checked(
         return status::json_response(200, &obj);
     }
     let obj = finalize(cluster, def, obj, ns, name, Some(&current), now);
-    cluster.objects.insert(k, StoredObject { json: obj.clone() });
+    cluster
+        .objects
+        .insert(k, StoredObject { json: obj.clone() });
     status::json_response(200, &obj)
 }
 
-fn list(
-    cluster: &Cluster,
-    def: &ResourceDef,
-    ns: &str,
-    query: &BTreeMap<String, String>,
-) -> Resp {
+fn list(cluster: &Cluster, def: &ResourceDef, ns: &str, query: &BTreeMap<String, String>) -> Resp {
     let mut name_filter = None;
     let mut ns_filter = None;
     if let Some(fs) = query.get("fieldSelector") {

@@ -85,11 +85,19 @@ pub async fn control(sb: &Sandbox, path: &str, body: &str) -> (u16, String) {
 }
 
 /// The error code and message of an SDK error.
-pub fn code_and_message<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> (String, String)
+pub fn code_and_message<E, R>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> (String, String)
 where
-    E: aws_sdk_iam::error::ProvideErrorMetadata,
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
 {
-    let meta = e.as_service_error().map(|s| (s.code().map(str::to_string), s.message().map(str::to_string)));
+    let meta = e.as_service_error().map(|s| {
+        (
+            s.code().map(str::to_string),
+            s.message().map(str::to_string),
+        )
+    });
     match meta {
         Some((c, m)) => (c.unwrap_or_default(), m.unwrap_or_default()),
         None => (format!("{e:?}"), String::new()),

@@ -1,0 +1,268 @@
+//! `bootstrap`: gives the functions' role access to one cluster, run once by a
+//! cluster admin (issue 5 §2).
+//!
+//! - RBAC in `kube-system`: a Role allowing `get`, `update`, `patch` on the ConfigMap
+//!   `aws-auth` only, bound to the group `eks-access-sync`.
+//! - `CONFIG_MAP` clusters: an aws-auth `mapRoles` entry for the role (path stripped,
+//!   as the authenticator requires) with username and group `eks-access-sync`, made by
+//!   the same editor as every other write (other entries are kept as they are).
+//! - `API` / `API_AND_CONFIG_MAP` clusters: an access entry for the role (its full ARN:
+//!   access entries accept paths) with `kubernetesGroups: [eks-access-sync]`.
+//!
+//! Every step is idempotent: a second run changes nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_types::SdkConfig;
+use eks_access_sync::arn::{ClusterName, RoleArn};
+use eks_access_sync::awsauth::{AdminMapping, edit_aws_auth};
+use eks_access_sync::eks::{EksApi, SdkEks};
+use eks_access_sync::k8s::{
+    AWS_AUTH_NAME, AwsAuthStore, EksKubeConnector, K8sError, KUBE_SYSTEM, KubeAwsAuth,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+
+/// Kubernetes user and group of the functions' role; name of the Role and RoleBinding.
+pub const FUNCTIONS_IDENTITY: &str = "eks-access-sync";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("EKS: {0}")]
+    Eks(#[from] eks_access_sync::eks::EksError),
+    #[error("Kubernetes: {0}")]
+    K8s(#[from] K8sError),
+    #[error("refusing to edit aws-auth: {0}")]
+    AwsAuth(String),
+    #[error("cluster {0} has no endpoint yet (status {1}); retry when it is ACTIVE")]
+    NotActive(String, String),
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        "app.kubernetes.io/managed-by".to_owned(),
+        FUNCTIONS_IDENTITY.to_owned(),
+    )])
+}
+
+/// The Role: `get`, `update`, `patch` on `configmaps/aws-auth` in kube-system.
+pub fn rbac_role() -> Role {
+    Role {
+        metadata: ObjectMeta {
+            name: Some(FUNCTIONS_IDENTITY.to_owned()),
+            namespace: Some(KUBE_SYSTEM.to_owned()),
+            labels: Some(labels()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".to_owned()]),
+            resource_names: Some(vec![AWS_AUTH_NAME.to_owned()]),
+            verbs: vec!["get".to_owned(), "update".to_owned(), "patch".to_owned()],
+            ..PolicyRule::default()
+        }]),
+    }
+}
+
+/// The RoleBinding of [`rbac_role`] to the group `eks-access-sync`.
+pub fn rbac_binding() -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(FUNCTIONS_IDENTITY.to_owned()),
+            namespace: Some(KUBE_SYSTEM.to_owned()),
+            labels: Some(labels()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "Role".to_owned(),
+            name: FUNCTIONS_IDENTITY.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Group".to_owned(),
+            name: FUNCTIONS_IDENTITY.to_owned(),
+            namespace: None,
+        }]),
+    }
+}
+
+/// The aws-auth entry of the functions' role.
+pub fn functions_mapping(role_arn: &RoleArn) -> AdminMapping {
+    AdminMapping {
+        role_arn: role_arn.without_path(),
+        username: FUNCTIONS_IDENTITY.to_owned(),
+        groups: vec![FUNCTIONS_IDENTITY.to_owned()],
+    }
+}
+
+/// Creates `obj`, or replaces it (at the version read) when it differs.
+async fn upsert<K>(
+    api: &Api<K>,
+    mut obj: K,
+    same: impl Fn(&K, &K) -> bool,
+) -> Result<&'static str, K8sError>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    match api.get_opt(&name).await? {
+        None => {
+            api.create(&PostParams::default(), &obj).await?;
+            Ok("created")
+        }
+        Some(current) if same(&current, &obj) => Ok("unchanged"),
+        Some(current) => {
+            obj.meta_mut().resource_version = current.meta().resource_version.clone();
+            api.replace(&name, &PostParams::default(), &obj).await?;
+            Ok("updated")
+        }
+    }
+}
+
+async fn ensure_rbac(client: &kube::Client, out: &mut Vec<String>) -> Result<(), K8sError> {
+    let roles: Api<Role> = Api::namespaced(client.clone(), KUBE_SYSTEM);
+    let s = upsert(&roles, rbac_role(), |a, b| a.rules == b.rules).await?;
+    out.push(format!("Role {KUBE_SYSTEM}/{FUNCTIONS_IDENTITY}: {s}"));
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), KUBE_SYSTEM);
+    let s = upsert(&bindings, rbac_binding(), |a, b| {
+        a.role_ref == b.role_ref && a.subjects == b.subjects
+    })
+    .await?;
+    out.push(format!(
+        "RoleBinding {KUBE_SYSTEM}/{FUNCTIONS_IDENTITY}: {s}"
+    ));
+    Ok(())
+}
+
+async fn ensure_aws_auth(
+    store: &KubeAwsAuth,
+    mapping: &AdminMapping,
+) -> Result<String, BootstrapError> {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=5u32 {
+        let current = store.read().await?;
+        let edit = edit_aws_auth(current.as_ref().map(|c| &c.data), mapping, &[])
+            .map_err(|e| BootstrapError::AwsAuth(e.to_string()))?;
+        if !edit.changed() {
+            return Ok("aws-auth: functions' role already mapped".to_owned());
+        }
+        let written = match &current {
+            None => store.create(edit.data).await,
+            Some(c) => store.replace(edit.data, &c.resource_version).await,
+        };
+        match written {
+            Ok(()) => {
+                return Ok(format!(
+                    "aws-auth: {} mapped as {FUNCTIONS_IDENTITY} (group {FUNCTIONS_IDENTITY}){}",
+                    mapping.role_arn,
+                    if current.is_none() {
+                        "; ConfigMap created"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Err(K8sError::Conflict(_)) if attempt < 5 => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(BootstrapError::K8s(K8sError::Conflict(
+        "aws-auth kept changing".into(),
+    )))
+}
+
+/// Runs the bootstrap with the caller's credentials. Returns one line per step.
+pub async fn bootstrap(
+    sdk: &SdkConfig,
+    region: &str,
+    cluster: &ClusterName,
+    role_arn: &RoleArn,
+) -> Result<Vec<String>, BootstrapError> {
+    let eks = SdkEks::new(sdk.clone());
+    let info = eks.describe_cluster(region, cluster).await?;
+    if info.endpoint.is_empty() {
+        return Err(BootstrapError::NotActive(
+            cluster.to_string(),
+            info.status.clone(),
+        ));
+    }
+    let mut out = vec![format!(
+        "cluster {region}/{cluster}: authentication mode {}",
+        info.auth_mode.as_str()
+    )];
+    let connector = EksKubeConnector::new(sdk.clone());
+    let client = connector.client(&info.connection()).await?;
+    ensure_rbac(&client, &mut out).await?;
+    if info.auth_mode.uses_access_entries() {
+        let groups = vec![FUNCTIONS_IDENTITY.to_owned()];
+        let principal = role_arn.as_str();
+        match eks
+            .describe_access_entry(region, cluster, principal)
+            .await?
+        {
+            None => {
+                eks.create_access_entry(region, cluster, principal, None, &groups)
+                    .await?;
+                out.push(format!("access entry for {principal}: created"));
+            }
+            Some(v) if v.kubernetes_groups == groups => {
+                out.push(format!("access entry for {principal}: unchanged"));
+            }
+            Some(_) => {
+                eks.update_access_entry(region, cluster, principal, None, &groups)
+                    .await?;
+                out.push(format!("access entry for {principal}: updated"));
+            }
+        }
+    } else {
+        let store = KubeAwsAuth::new(client);
+        out.push(ensure_aws_auth(&store, &functions_mapping(role_arn)).await?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_is_narrowed_to_aws_auth() {
+        let role = rbac_role();
+        let rules = role.rules.expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["configmaps".to_owned()][..])
+        );
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["aws-auth".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "update", "patch"]);
+        assert_eq!(role.metadata.namespace.as_deref(), Some("kube-system"));
+        let b = rbac_binding();
+        assert_eq!(b.role_ref.name, "eks-access-sync");
+        let subjects = b.subjects.expect("subjects");
+        assert_eq!(subjects[0].kind, "Group");
+        assert_eq!(subjects[0].name, "eks-access-sync");
+    }
+
+    #[test]
+    fn mapping_strips_the_path() {
+        let arn: RoleArn = "arn:aws:iam::111122223333:role/service/eks-access-sync"
+            .parse()
+            .expect("arn");
+        let m = functions_mapping(&arn);
+        assert_eq!(
+            m.role_arn.as_str(),
+            "arn:aws:iam::111122223333:role/eks-access-sync"
+        );
+        assert_eq!(m.groups, ["eks-access-sync"]);
+    }
+}

@@ -1,0 +1,251 @@
+//! Command-line parsing and the commands.
+
+mod bootstrap;
+
+use std::io::Read as _;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use eks_access_sync::arn::{ClusterName, RoleArn};
+use eks_access_sync::engine::{EventResult, Scope, SdkEngine};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: failure.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of `plan --exit-code` when changes are pending.
+pub const EXIT_CHANGES: u8 = 2;
+
+/// Keeps EKS cluster-admin access in step with IAM.
+///
+/// Configuration comes from the environment (ADMIN_ROLE_NAME, ADMIN_USER_TAG,
+/// CLUSTER_TAG, CLUSTER_REGIONS, …), AWS credentials and endpoints from the standard
+/// AWS chain.
+#[derive(Debug, Parser)]
+#[command(name = "eks-access-sync", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a reconcile would change (a dry run; nothing is written).
+    Plan {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Exit 2 when changes are pending.
+        #[arg(long)]
+        exit_code: bool,
+        /// Limit to these clusters (repeatable).
+        #[arg(long = "cluster", value_name = "NAME")]
+        clusters: Vec<ClusterName>,
+    },
+    /// Apply: trust policy, then every tagged cluster.
+    Reconcile {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Limit to these clusters (repeatable).
+        #[arg(long = "cluster", value_name = "NAME")]
+        clusters: Vec<ClusterName>,
+    },
+    /// Process an EventBridge event exactly as the iam-events function would.
+    HandleEvent {
+        /// A JSON file, or `-` for stdin.
+        file: String,
+    },
+    /// Give the functions' role access to a cluster (run once, as a cluster admin).
+    Bootstrap {
+        #[arg(long)]
+        cluster: ClusterName,
+        #[arg(long, env = "AWS_REGION")]
+        region: String,
+        /// The functions' IAM role.
+        #[arg(long)]
+        role_arn: RoleArn,
+    },
+}
+
+fn scope_of(clusters: Vec<ClusterName>) -> Scope {
+    if clusters.is_empty() {
+        Scope::all()
+    } else {
+        Scope::clusters(clusters)
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+pub async fn run(cli: Cli) -> u8 {
+    if let Command::Bootstrap {
+        cluster,
+        region,
+        role_arn,
+    } = &cli.command
+    {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        return match bootstrap::bootstrap(&sdk, region, cluster, role_arn).await {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_FAILED
+            }
+        };
+    }
+    let engine = match SdkEngine::from_env().await {
+        Ok((engine, _)) => engine,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    match cli.command {
+        Command::Plan {
+            output,
+            exit_code,
+            clusters,
+        } => {
+            let outcome = engine.run_full(&scope_of(clusters), true).await;
+            match output {
+                Output::Text => {
+                    print!("{}", outcome.plan.render_text());
+                    print!("{}", outcome.report.render_text());
+                }
+                Output::Json => print_json(&outcome.report),
+            }
+            if !outcome.report.succeeded() {
+                EXIT_FAILED
+            } else if exit_code && outcome.plan.has_changes() {
+                EXIT_CHANGES
+            } else {
+                EXIT_OK
+            }
+        }
+        Command::Reconcile { output, clusters } => {
+            let report = engine.apply_full(&scope_of(clusters)).await;
+            match output {
+                Output::Text => print!("{}", report.render_text()),
+                Output::Json => print_json(&report),
+            }
+            if report.succeeded() {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Command::HandleEvent { file } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map(|_| s)
+            } else {
+                std::fs::read_to_string(&file)
+            };
+            let text = match text {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {file}: {e}");
+                    return EXIT_FAILED;
+                }
+            };
+            let event: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {file} is not JSON: {e}");
+                    return EXIT_FAILED;
+                }
+            };
+            match engine.handle_iam_events_payload(&event, false).await {
+                EventResult::Ignored(reason) => {
+                    print_json(&serde_json::json!({ "ignored": reason }));
+                    EXIT_OK
+                }
+                EventResult::Ran(report) => {
+                    print_json(&report);
+                    if report.succeeded() {
+                        EXIT_OK
+                    } else {
+                        EXIT_FAILED
+                    }
+                }
+            }
+        }
+        Command::Bootstrap { .. } => EXIT_FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_commands() {
+        let c = Cli::try_parse_from([
+            "eks-access-sync",
+            "plan",
+            "--output",
+            "json",
+            "--exit-code",
+            "--cluster",
+            "a",
+            "--cluster",
+            "b",
+        ])
+        .expect("plan");
+        match c.command {
+            Command::Plan {
+                output,
+                exit_code,
+                clusters,
+            } => {
+                assert_eq!(output, Output::Json);
+                assert!(exit_code);
+                assert_eq!(clusters.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let c = Cli::try_parse_from(["eks-access-sync", "handle-event", "-"]).expect("event");
+        assert!(matches!(c.command, Command::HandleEvent { file } if file == "-"));
+        let c = Cli::try_parse_from([
+            "eks-access-sync",
+            "bootstrap",
+            "--cluster",
+            "prod",
+            "--region",
+            "eu-west-1",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/service/eks-access-sync",
+        ])
+        .expect("bootstrap");
+        assert!(matches!(c.command, Command::Bootstrap { .. }));
+        assert!(
+            Cli::try_parse_from([
+                "eks-access-sync",
+                "bootstrap",
+                "--cluster",
+                "p",
+                "--region",
+                "r",
+                "--role-arn",
+                "nope"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["eks-access-sync", "plan", "--output", "yaml"]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Classifies every sample payload in `events/*.json` and checks the class
+//! expected from its file name.
+
+use std::path::PathBuf;
+
+use eks_access_sync::config::Config;
+use eks_access_sync::event::{EventClass, IamEventKind, TagHint, classify_event};
+use serde_json::Value;
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn cfg() -> Config {
+    Config::from_lookup(|k| match k {
+        "ADMIN_ROLE_NAME" => Some("EksAdmin".into()),
+        "AWS_REGION" => Some("us-east-1".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn load(name: &str) -> Value {
+    let path = events_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[derive(Debug)]
+enum Want {
+    Iam(IamEventKind, TagHint, &'static str),
+    Eks(&'static str, &'static str),
+    Schedule,
+    Ignored(&'static str),
+}
+
+fn expected(name: &str) -> Option<Want> {
+    use IamEventKind::*;
+    Some(match name {
+        "iam-create-user-tagged.json" => Want::Iam(CreateUser, TagHint::Added, "dave"),
+        "iam-create-user-untagged.json" => Want::Iam(CreateUser, TagHint::Unchanged, "erin"),
+        "iam-tag-user.json" => Want::Iam(TagUser, TagHint::Added, "dave"),
+        "iam-untag-user.json" => Want::Iam(UntagUser, TagHint::Removed, "dave"),
+        "iam-delete-user.json" => Want::Iam(DeleteUser, TagHint::Removed, "dave"),
+        "iam-create-user-failed.json" => Want::Ignored("EntityAlreadyExists"),
+        "eks-create-cluster.json" => Want::Eks("CreateCluster", "prod-2"),
+        "eks-tag-resource.json" => Want::Eks("TagResource", "legacy"),
+        "schedule.json" => Want::Schedule,
+        // Direct invocations of the reconcile function, not EventBridge events.
+        n if n.starts_with("reconcile-") => Want::Ignored("not an EventBridge event"),
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_sample_event_is_classified_as_its_name_says() {
+    let mut names: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    for required in [
+        "iam-create-user-tagged.json",
+        "iam-create-user-untagged.json",
+        "iam-tag-user.json",
+        "iam-untag-user.json",
+        "iam-delete-user.json",
+        "iam-create-user-failed.json",
+        "eks-create-cluster.json",
+        "eks-tag-resource.json",
+        "schedule.json",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "events/{required} is missing"
+        );
+    }
+    let cfg = cfg();
+    for name in &names {
+        let want =
+            expected(name).unwrap_or_else(|| panic!("no expectation for events/{name}: add one"));
+        let got = classify_event(&load(name), &cfg);
+        match (&want, &got) {
+            (Want::Iam(kind, hint, user), EventClass::Iam(e)) => {
+                assert_eq!(
+                    (e.kind, e.hint, e.user_name.as_str()),
+                    (*kind, *hint, *user),
+                    "{name}"
+                );
+                assert!(e.event_id.is_some() && e.event_time.is_some(), "{name}");
+            }
+            (Want::Eks(kind, cluster), EventClass::Eks(e)) => {
+                assert_eq!(e.kind, *kind, "{name}");
+                assert_eq!(
+                    e.cluster.as_ref().map(|c| c.as_str()),
+                    Some(*cluster),
+                    "{name}"
+                );
+            }
+            (Want::Schedule, EventClass::Schedule) => {}
+            (Want::Ignored(text), EventClass::Ignored { reason }) => {
+                assert!(reason.contains(text), "{name}: {reason}");
+            }
+            _ => panic!("{name}: expected {want:?}, got {got:?}"),
+        }
+    }
+}

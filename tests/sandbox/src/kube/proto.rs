@@ -1,0 +1,133 @@
+//! Just enough of the Kubernetes protobuf envelope to read the
+//! SelfSubjectAccessReview kubectl sends as `application/vnd.kubernetes.protobuf`.
+//! Envelope: magic `k8s\0`, then `runtime.Unknown { typeMeta = 1; raw = 2; ... }`.
+
+use serde_json::{Map, Value, json};
+
+const MAGIC: &[u8] = b"k8s\x00";
+
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut out = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        out |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// The length-delimited fields of a message, by field number (last wins).
+fn fields(buf: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < buf.len() {
+        let tag = varint(buf, &mut pos)?;
+        match tag & 7 {
+            0 => {
+                varint(buf, &mut pos)?;
+            }
+            1 => pos += 8,
+            5 => pos += 4,
+            2 => {
+                let len = usize::try_from(varint(buf, &mut pos)?).ok()?;
+                let end = pos.checked_add(len)?;
+                out.push((tag >> 3, buf.get(pos..end)?));
+                pos = end;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn field(buf: &[u8], n: u64) -> Option<&[u8]> {
+    fields(buf)?
+        .into_iter()
+        .rev()
+        .find(|(f, _)| *f == n)
+        .map(|(_, v)| v)
+}
+
+fn strings(buf: &[u8], names: &[(u64, &str)]) -> Option<Value> {
+    let mut m = Map::new();
+    for (n, v) in fields(buf)? {
+        if let Some((_, name)) = names.iter().find(|(f, _)| *f == n) {
+            m.insert((*name).to_string(), json!(String::from_utf8_lossy(v)));
+        }
+    }
+    Some(Value::Object(m))
+}
+
+/// Decodes a protobuf SelfSubjectAccessReview into its JSON form.
+pub fn self_subject_access_review(body: &[u8]) -> Option<Value> {
+    let unknown = body.strip_prefix(MAGIC)?;
+    let raw = field(unknown, 2)?;
+    let spec = field(raw, 2).unwrap_or_default();
+    let mut spec_json = Map::new();
+    if let Some(ra) = field(spec, 1) {
+        spec_json.insert(
+            "resourceAttributes".into(),
+            strings(
+                ra,
+                &[
+                    (1, "namespace"),
+                    (2, "verb"),
+                    (3, "group"),
+                    (4, "version"),
+                    (5, "resource"),
+                    (6, "subresource"),
+                    (7, "name"),
+                ],
+            )?,
+        );
+    }
+    if let Some(nra) = field(spec, 2) {
+        spec_json.insert(
+            "nonResourceAttributes".into(),
+            strings(nra, &[(1, "path"), (2, "verb")])?,
+        );
+    }
+    Some(json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "metadata": {},
+        "spec": spec_json,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ld(field: u64, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![
+            u8::try_from((field << 3) | 2).unwrap_or(0),
+            u8::try_from(data.len()).unwrap_or(0),
+        ];
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn decodes_resource_attributes() {
+        let ra = [
+            ld(1, b"kube-system"),
+            ld(2, b"update"),
+            ld(5, b"configmaps"),
+            ld(7, b"aws-auth"),
+        ]
+        .concat();
+        let spec = ld(1, &ra);
+        let raw = [ld(1, b""), ld(2, &spec)].concat();
+        let body = [MAGIC.to_vec(), ld(1, b"\x0a\x02v1"), ld(2, &raw)].concat();
+        let v = self_subject_access_review(&body).expect("decodes");
+        assert_eq!(
+            v["spec"]["resourceAttributes"],
+            json!({"namespace": "kube-system", "verb": "update", "resource": "configmaps", "name": "aws-auth"})
+        );
+        assert!(self_subject_access_review(b"{}").is_none());
+    }
+}
