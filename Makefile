@@ -155,7 +155,7 @@ test: tools check-kubectl
 # ------------------------------------------------------------ sandbox ----
 
 sandbox-up: $(VENV)/.installed
-	$(CARGO) build -p eks-sandbox
+	$(CARGO) build -p eks-access-sync -p eks-sandbox
 	@mkdir -p $(SANDBOX_DIR)
 	@if [ -f $(SANDBOX_DIR)/sandbox.pid ] && kill -0 "$$(cat $(SANDBOX_DIR)/sandbox.pid)" 2>/dev/null \
 	    && [ -s $(SANDBOX_DIR)/env ]; then \
@@ -198,3 +198,14 @@ demo: tools check-kubectl
 	  && BIN_DIR=$(TARGET_DIR)/debug SANDBOX_DIR=$(SANDBOX_DIR) bash tests/demo.sh; } || status=$$?; \
 	$(sandbox_down); \
 	exit $$status
+
+# ------------------------------------------------------------ bench ----
+
+# Benchmarks (issue 6): release builds of everything measured, then the bench
+# program against an in-process sandbox; writes BENCHMARKS.md. Needs moto_server
+# (the test venv), aws and kubectl on PATH. About 15 minutes on 2 cores once built.
+# The functions' metric lines (EMF, stdout) are dropped; progress is on stderr.
+.PHONY: bench
+bench: $(VENV)/.installed
+	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync -p bench-hello -p bench
+	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md $(BENCH_ARGS) >/dev/null

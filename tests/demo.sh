@@ -106,6 +106,16 @@ if as_user kubectl auth whoami 2>"$WORK/whoami.err"; then
   die "the cluster still answered $DEMO_USER"
 fi
 refused "kubectl auth whoami: $(tail -n 1 "$WORK/whoami.err")"
+# Their old key died with the user; the trust policy no longer names them either:
+# someone re-created under the same name (without the tag) is refused by the role.
+run aws iam create-user --user-name "$DEMO_USER" --output text --query User.Arn
+read -r USER_KEY_ID USER_SECRET < <(aws iam create-access-key --user-name "$DEMO_USER" \
+  --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)
+if as_user aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name "$DEMO_USER" \
+  --output text --query AssumedRoleUser.Arn 2>"$WORK/assume2.err"; then
+  die "a re-created $DEMO_USER could assume the role"
+fi
+refused "assume-role as a re-created $DEMO_USER: $(tail -n 1 "$WORK/assume2.err")"
 printf '%s(a session assumed before the removal lasts until it expires: the admin role keeps MaxSessionDuration at 1 h)%s\n' \
   "$dim" "$reset"
 
