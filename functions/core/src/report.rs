@@ -95,6 +95,24 @@ impl RunReport {
                 .all(|c| c.status != ClusterStatus::Failed)
     }
 
+    /// One line naming every failure (trust policy, then each failed cluster);
+    /// empty when the run succeeded. Holds no secrets: errors carry AWS codes and messages.
+    pub fn failure_summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(e) = &self.trust_policy.error {
+            parts.push(format!("trust policy: {e}"));
+        }
+        for c in self.clusters.iter().filter(|c| c.error.is_some()) {
+            parts.push(format!(
+                "cluster {}/{}: {}",
+                c.region,
+                c.name,
+                c.error.as_deref().unwrap_or_default()
+            ));
+        }
+        parts.join("; ")
+    }
+
     /// How many clusters ended in `status`.
     pub fn count(&self, status: ClusterStatus) -> usize {
         self.clusters.iter().filter(|c| c.status == status).count()

@@ -43,20 +43,8 @@ pub fn finish(report: RunReport) -> Result<Value, RunFailed> {
     if report.succeeded() {
         Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     } else {
-        let mut parts = Vec::new();
-        if let Some(e) = &report.trust_policy.error {
-            parts.push(format!("trust policy: {e}"));
-        }
-        for c in report.clusters.iter().filter(|c| c.error.is_some()) {
-            parts.push(format!(
-                "cluster {}/{}: {}",
-                c.region,
-                c.name,
-                c.error.as_deref().unwrap_or_default()
-            ));
-        }
         Err(RunFailed {
-            summary: parts.join("; "),
+            summary: report.failure_summary(),
             report: Box::new(report),
         })
     }

@@ -110,28 +110,12 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
     if manual || report.succeeded() {
         Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     } else {
-        let summary = summary(&report);
+        let summary = report.failure_summary();
         Err(ReconcileError::RunFailed {
             summary,
             report: Box::new(report),
         })
     }
-}
-
-fn summary(report: &RunReport) -> String {
-    let mut parts = Vec::new();
-    if let Some(e) = &report.trust_policy.error {
-        parts.push(format!("trust policy: {e}"));
-    }
-    for c in report.clusters.iter().filter(|c| c.error.is_some()) {
-        parts.push(format!(
-            "cluster {}/{}: {}",
-            c.region,
-            c.name,
-            c.error.as_deref().unwrap_or_default()
-        ));
-    }
-    parts.join("; ")
 }
 
 #[cfg(test)]
@@ -275,6 +259,6 @@ mod tests {
     fn summary_names_each_failure() {
         let mut r = RunReport::new(false, "eks-admin", 2048);
         r.trust_policy.error = Some("LimitExceeded".into());
-        assert!(summary(&r).contains("trust policy: LimitExceeded"));
+        assert!(r.failure_summary().contains("trust policy: LimitExceeded"));
     }
 }
