@@ -43,8 +43,14 @@ def test_target_exists(target):
     assert make("-n", target, check=False).returncode == 0, target
 
 
-def test_no_bench_stub():
-    assert make("-n", "bench", check=False).returncode != 0
+def test_bench_builds_release_binaries_and_writes_the_report():
+    out = dry("bench")
+    build = out.index("cargo build --release")
+    for package in ("iam-events", "reconcile", "eks-access-sync", "bench-hello", "bench"):
+        assert f"-p {package}" in out[build:], package
+    run = out.index("release/bench ")
+    assert build < run
+    assert "--out BENCHMARKS.md" in out[run:]
 
 
 def test_test_runs_cargo_then_pytest():

@@ -44,7 +44,7 @@ CORE_DEFAULTS = {
     "TrustStatementSid": "EksAccessSyncAdmins",
     "TrustPolicyMaxChars": 2048,
     "RequireSessionName": "false",
-    "ClusterConcurrency": 8,
+    "ClusterConcurrency": 100,
 }
 
 # The only actions allowed on Resource "*": neither has resource-level permissions.

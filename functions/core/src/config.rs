@@ -12,7 +12,7 @@
 //! | `TRUST_POLICY_MAX_CHARS` | `2048` | trust-policy size quota (IAM `ACLSizePerRole`) |
 //! | `REQUIRE_SESSION_NAME` | `false` | require `sts:RoleSessionName` = `${aws:username}` |
 //! | `CLUSTER_REGIONS` | `AWS_REGION`, else `AWS_DEFAULT_REGION` | comma list of regions |
-//! | `CLUSTER_CONCURRENCY` | `8` | clusters handled at once (≥ 1) |
+//! | `CLUSTER_CONCURRENCY` | `100` | clusters handled at once (≥ 1) |
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
@@ -106,7 +106,9 @@ pub const DEFAULT_K8S_USERNAME: &str = "admin:{{AccessKeyID}}:{{SessionName}}";
 pub const DEFAULT_K8S_GROUPS: &str = "system:masters";
 pub const DEFAULT_TRUST_STATEMENT_SID: &str = "EksAccessSyncAdmins";
 pub const DEFAULT_TRUST_POLICY_MAX_CHARS: usize = 2048;
-pub const DEFAULT_CLUSTER_CONCURRENCY: usize = 8;
+/// The EKS quota of clusters per region: by default every cluster of a region is
+/// handled at once, so a run takes the same few round trips at 1 or 100 clusters.
+pub const DEFAULT_CLUSTER_CONCURRENCY: usize = 100;
 
 fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(c.trust_policy_max_chars, 2048);
         assert!(!c.require_session_name);
         assert_eq!(c.cluster_regions, vec!["us-east-1"]);
-        assert_eq!(c.cluster_concurrency, 8);
+        assert_eq!(c.cluster_concurrency, 100);
     }
 
     #[test]

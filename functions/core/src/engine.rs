@@ -4,9 +4,13 @@
 //! [`KubeConnector`]) so that tests run it on in-memory fakes. The pure core decides
 //! every edit; the engine reads, calls the editors, and writes what they return.
 //!
-//! Order: the trust policy is written before any cluster. Clusters are reconciled
-//! concurrently (at most `cluster_concurrency` at once); one failing never stops the
-//! others. A dry run does everything but the writes.
+//! Order: the users (or the event's user), the admin role and the cluster list are
+//! read at once; then the trust-policy write goes on beside the clusters, each of
+//! which is described and reconciled in turn, at most `cluster_concurrency` at once.
+//! A run thus takes the fewest sequential round trips the APIs allow (see
+//! BENCHMARKS.md). One cluster failing never stops the others; a failed trust-policy
+//! write does not stop the clusters (their admin mapping does not depend on it). A
+//! dry run does everything but the writes.
 //!
 //! Decisions where the spec was silent:
 //! - Untagged clusters are not reported (and never touched); a cluster named in the
@@ -104,6 +108,20 @@ struct ClusterGoal {
     account: String,
 }
 
+/// What a run starts from: the change to the managed principals and whom to offboard.
+#[derive(Default)]
+struct RunInput {
+    change: Option<PrincipalChange>,
+    offboarded: Vec<Offboarded>,
+    /// Every user, when a full listing was read.
+    users: Option<Vec<IamUser>>,
+    admin_users: usize,
+    /// Why the input is incomplete (reported as the trust policy's error).
+    error: Option<String>,
+    /// Nothing can be decided (the event's user could not be read): stop.
+    stop: bool,
+}
+
 struct ClusterResult {
     /// `None` for a region whose clusters could not be listed.
     plan: Option<ClusterPlan>,
@@ -156,30 +174,33 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// A full reconcile: every user, the trust policy, every tagged cluster in scope.
     pub async fn run_full(&self, scope: &Scope, dry_run: bool) -> Outcome {
-        let mut report = RunReport::new(
+        let report = RunReport::new(
             dry_run,
             self.config.admin_role_name.as_str(),
             self.config.trust_policy_max_chars,
         );
-        let users = match self.iam.list_users().await {
-            Ok(u) => Some(u),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list IAM users");
-                report.trust_policy.error = Some(e.to_string());
-                None
+        let input = async {
+            match self.iam.list_users().await {
+                Ok(users) => {
+                    let desired = admin_arns(&users, &self.config.admin_user_tag);
+                    RunInput {
+                        admin_users: desired.len(),
+                        change: (!scope.skip_trust_policy).then_some(PrincipalChange::Set(desired)),
+                        users: Some(users),
+                        ..RunInput::default()
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list IAM users");
+                    // Every cluster still gets its admin mapping; nobody is offboarded.
+                    RunInput {
+                        error: Some(e.to_string()),
+                        ..RunInput::default()
+                    }
+                }
             }
         };
-        let desired = users
-            .as_deref()
-            .map(|u| admin_arns(u, &self.config.admin_user_tag));
-        report.admin_users = desired.as_ref().map(BTreeSet::len).unwrap_or_default();
-        let change = if scope.skip_trust_policy {
-            None
-        } else {
-            desired.map(PrincipalChange::Set)
-        };
-        self.run(change, Vec::new(), users.as_deref(), scope, dry_run, report)
-            .await
+        self.run(Box::pin(input), scope, dry_run, report).await
     }
 
     /// Applies what an IAM event calls for. The user is re-read: the event only says
@@ -190,41 +211,47 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// An IAM event, optionally as a dry run.
     pub async fn run_iam_event(&self, ev: &IamUserEvent, dry_run: bool) -> Outcome {
-        let mut report = RunReport::new(
+        let report = RunReport::new(
             dry_run,
             self.config.admin_role_name.as_str(),
             self.config.trust_policy_max_chars,
         );
-        let user = match self.iam.get_user(&ev.user_name).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(user = %ev.user_name, error = %e, "cannot read the user");
-                report.trust_policy.error = Some(e.to_string());
-                return Outcome {
-                    plan: self.empty_plan(dry_run),
-                    report,
-                };
-            }
-        };
-        let change = change_for_event(ev, user.as_ref(), &self.config.admin_user_tag);
-        let offboarded = match &change {
-            Some(PrincipalChange::RemoveName(_) | PrincipalChange::RemoveArn(_)) => {
-                let mut off = vec![Offboarded::Name(ev.user_name.clone())];
-                if let Some(u) = &user {
-                    off.push(Offboarded::Arn(u.arn.clone()));
+        let input = async {
+            let user = match self.iam.get_user(&ev.user_name).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(user = %ev.user_name, error = %e, "cannot read the user");
+                    return RunInput {
+                        error: Some(e.to_string()),
+                        stop: true,
+                        ..RunInput::default()
+                    };
                 }
-                off
+            };
+            let change = change_for_event(ev, user.as_ref(), &self.config.admin_user_tag);
+            let offboarded = match &change {
+                Some(PrincipalChange::RemoveName(_) | PrincipalChange::RemoveArn(_)) => {
+                    let mut off = vec![Offboarded::Name(ev.user_name.clone())];
+                    if let Some(u) = &user {
+                        off.push(Offboarded::Arn(u.arn.clone()));
+                    }
+                    off
+                }
+                _ => Vec::new(),
+            };
+            tracing::info!(
+                user = %ev.user_name,
+                exists = user.is_some(),
+                change = ?change,
+                "event re-read"
+            );
+            RunInput {
+                change,
+                offboarded,
+                ..RunInput::default()
             }
-            _ => Vec::new(),
         };
-        tracing::info!(
-            user = %ev.user_name,
-            exists = user.is_some(),
-            change = ?change,
-            "event re-read"
-        );
-        self.run(change, offboarded, None, &Scope::all(), dry_run, report)
-            .await
+        self.run(Box::pin(input), &Scope::all(), dry_run, report).await
     }
 
     /// An EKS event: reconcile the cluster it names (all tagged clusters if it names
@@ -252,17 +279,31 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
     }
 
+    /// The run itself, on the fewest sequential round trips: the input (the users or
+    /// the event's user), the admin role and the cluster list are read at once; then
+    /// the trust-policy write and the clusters (each described, then reconciled, as
+    /// soon as its turn comes) go on side by side.
     async fn run(
         &self,
-        change: Option<PrincipalChange>,
-        mut offboarded: Vec<Offboarded>,
-        users: Option<&[IamUser]>,
+        input: impl Future<Output = RunInput>,
         scope: &Scope,
         dry_run: bool,
         mut report: RunReport,
     ) -> Outcome {
         let mut plan = self.empty_plan(dry_run);
-        let role = match self.iam.get_role(&self.config.admin_role_name).await {
+        let (input, role, (names, mut failures)) = futures::join!(
+            input,
+            self.iam.get_role(&self.config.admin_role_name),
+            self.cluster_names(scope)
+        );
+        report.admin_users = input.admin_users;
+        if let Some(e) = &input.error {
+            report.trust_policy.error = Some(e.clone());
+        }
+        if input.stop {
+            return self.finish(plan, report);
+        }
+        let role = match role {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the admin role");
@@ -270,11 +311,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 return self.finish(plan, report);
             }
         };
+        let mut offboarded = input.offboarded;
 
-        // 1. The trust policy, before any cluster.
+        // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
         let opts = TrustOptions::from(&self.config).with_role(&role.arn);
         report.trust_policy.size_chars = crate::trust::policy_size_chars(&role.trust_policy);
-        if let Some(change) = &change {
+        let mut write = None;
+        if let Some(change) = &input.change {
             match edit_trust_policy(&role.trust_policy, change, &opts) {
                 Ok(edit) => {
                     plan.trust_policy =
@@ -291,26 +334,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                             offboarded.push(Offboarded::Arn(arn));
                         }
                     }
-                    if let Some(after) = &edit.after {
+                    if let Some(after) = edit.after {
                         t.changed = true;
                         if !dry_run {
-                            match self
-                                .iam
-                                .update_trust_policy(&self.config.admin_role_name, after)
-                                .await
-                            {
-                                Ok(()) => tracing::info!(
-                                    added = edit.added.len(),
-                                    removed = edit.removed.len(),
-                                    size = edit.size_after,
-                                    "trust policy written"
-                                ),
-                                Err(e) => {
-                                    tracing::error!(error = %e, "trust policy write failed");
-                                    t.changed = false;
-                                    t.error = Some(e.to_string());
-                                }
-                            }
+                            write = Some((after, edit.added.len(), edit.removed.len()));
                         }
                     }
                 }
@@ -334,6 +361,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         {
             report.admin_users = set.iter().filter(|p| p.starts_with("arn:")).count();
         }
+        let write_trust = async {
+            let (after, added, removed) = write?;
+            let r = self
+                .iam
+                .update_trust_policy(&self.config.admin_role_name, &after)
+                .await;
+            match &r {
+                Ok(()) => tracing::info!(added, removed, "trust policy written"),
+                Err(e) => tracing::error!(error = %e, "trust policy write failed"),
+            }
+            Some(r)
+        };
 
         // 2. The clusters.
         let goal = ClusterGoal {
@@ -350,19 +389,41 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             account: role.arn.account().to_owned(),
             role_arn: role.arn.clone(),
             offboarded,
-            existing_users: users.map(|u| {
+            existing_users: input.users.as_deref().map(|u| {
                 u.iter()
                     .map(|u| u.name.as_str().to_ascii_lowercase())
                     .collect()
             }),
         };
-        let (clusters, mut failures) = self.tagged_clusters(scope).await;
-        let results: Vec<ClusterResult> = futures::stream::iter(clusters)
-            .map(|c| self.reconcile_cluster(c, &goal, dry_run))
+        let clusters = futures::stream::iter(names)
+            .map(|(region, name)| self.describe_and_reconcile(region, name, &goal, dry_run))
             .buffer_unordered(self.config.cluster_concurrency.max(1))
-            .collect()
-            .await;
-        let mut results: Vec<ClusterResult> = results;
+            .collect::<Vec<_>>();
+        let (written, described) = futures::join!(write_trust, clusters);
+        if let Some(Err(e)) = written {
+            report.trust_policy.changed = false;
+            report.trust_policy.error = Some(e.to_string());
+        }
+
+        let mut results = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (name, result) in described {
+            if let Some(r) = result {
+                seen.insert(name);
+                results.push(r);
+            }
+        }
+        if let Some(wanted) = &scope.clusters {
+            for name in wanted.iter().filter(|n| !seen.contains(*n)) {
+                let reason = format!(
+                    "no cluster named {name} carrying the tag {}={} in {}",
+                    self.config.cluster_tag.key,
+                    self.config.cluster_tag.value,
+                    self.config.cluster_regions.join(", ")
+                );
+                failures.push(skipped_result(name, "", Backend::ConfigMap, reason));
+            }
+        }
         results.append(&mut failures);
         results.sort_by(|a, b| {
             (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
@@ -390,12 +451,23 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         Outcome { plan, report }
     }
 
-    /// Tagged clusters in scope, and results for those that could not be examined.
-    async fn tagged_clusters(&self, scope: &Scope) -> (Vec<ClusterInfo>, Vec<ClusterResult>) {
+    /// The clusters in scope, by region (the regions are listed at once), and results
+    /// for the regions that could not be listed.
+    async fn cluster_names(
+        &self,
+        scope: &Scope,
+    ) -> (Vec<(String, ClusterName)>, Vec<ClusterResult>) {
+        let listed = futures::future::join_all(
+            self.config
+                .cluster_regions
+                .iter()
+                .map(|region| async move { (region, self.eks.list_clusters(region).await) }),
+        )
+        .await;
+        let mut names = Vec::new();
         let mut failures = Vec::new();
-        let mut names: Vec<(String, ClusterName)> = Vec::new();
-        for region in &self.config.cluster_regions {
-            match self.eks.list_clusters(region).await {
+        for (region, r) in listed {
+            match r {
                 Ok(list) => names.extend(
                     list.into_iter()
                         .filter(|n| scope.includes(n))
@@ -412,50 +484,34 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         }
-        let described: Vec<(String, ClusterName, Result<ClusterInfo, String>)> =
-            futures::stream::iter(names)
-                .map(|(region, name)| async move {
-                    let r = self
-                        .eks
-                        .describe_cluster(&region, &name)
-                        .await
-                        .map_err(|e| e.to_string());
-                    (region, name, r)
-                })
-                .buffer_unordered(self.config.cluster_concurrency.max(1))
-                .collect()
-                .await;
-        let mut tagged = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (region, name, r) in described {
-            match r {
-                Ok(info) => {
-                    if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
-                        seen.insert(name);
-                        tagged.push(info);
-                    } else {
-                        tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(cluster = %name, region = %region, error = %e, "cannot describe cluster");
-                    seen.insert(name.clone());
-                    failures.push(failed_result(Some(&name), &region, Backend::ConfigMap, e));
+        (names, failures)
+    }
+
+    /// Describes one cluster and reconciles it if it carries the cluster tag. `None`
+    /// (with the name) for an untagged cluster: it is neither reported nor touched.
+    async fn describe_and_reconcile(
+        &self,
+        region: String,
+        name: ClusterName,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> (ClusterName, Option<ClusterResult>) {
+        match self.eks.describe_cluster(&region, &name).await {
+            Ok(info) => {
+                if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
+                    let r = self.reconcile_cluster(info, goal, dry_run).await;
+                    (name, Some(r))
+                } else {
+                    tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
+                    (name, None)
                 }
             }
-        }
-        if let Some(wanted) = &scope.clusters {
-            for name in wanted.iter().filter(|n| !seen.contains(*n)) {
-                let reason = format!(
-                    "no cluster named {name} carrying the tag {}={} in {}",
-                    self.config.cluster_tag.key,
-                    self.config.cluster_tag.value,
-                    self.config.cluster_regions.join(", ")
-                );
-                failures.push(skipped_result(name, "", Backend::ConfigMap, reason));
+            Err(e) => {
+                tracing::error!(cluster = %name, region = %region, error = %e, "cannot describe cluster");
+                let r = failed_result(Some(&name), &region, Backend::ConfigMap, e.to_string());
+                (name, Some(r))
             }
         }
-        (tagged, failures)
     }
 
     async fn reconcile_cluster(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use eks_access_sync::accessentry::AccessEntryView;
 use eks_access_sync::arn::{ClusterName, RoleArn, RoleName, UserName};
@@ -38,6 +39,13 @@ pub fn user(name: &str, admin: bool) -> IamUser {
 
 pub const EMPTY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Ec2","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
+/// One network round trip of `rtt` (none when zero).
+async fn round_trip(rtt: Duration) {
+    if !rtt.is_zero() {
+        tokio::time::sleep(rtt).await;
+    }
+}
+
 // ---------------------------------------------------------------- IAM
 
 #[derive(Default)]
@@ -46,6 +54,8 @@ pub struct IamState {
     pub policy: String,
     pub writes: Vec<String>,
     pub fail_list: bool,
+    /// Added to every call (tests on tokio's paused clock count round trips with it).
+    pub rtt: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -72,6 +82,8 @@ impl FakeIam {
 
 impl IamApi for FakeIam {
     async fn list_users(&self) -> Result<Vec<IamUser>, IamError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let s = self.0.lock().expect("lock");
         if s.fail_list {
             return Err(IamError::Service {
@@ -83,10 +95,14 @@ impl IamApi for FakeIam {
         Ok(s.users.clone())
     }
     async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let s = self.0.lock().expect("lock");
         Ok(s.users.iter().find(|u| &u.name == name).cloned())
     }
     async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
         Ok(RoleInfo {
             arn: role_arn(),
@@ -94,6 +110,8 @@ impl IamApi for FakeIam {
         })
     }
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
         let mut s = self.0.lock().expect("lock");
         s.policy = document.to_owned();
@@ -111,6 +129,7 @@ pub struct EksState {
     pub entries: BTreeMap<String, BTreeMap<String, AccessEntryView>>,
     pub writes: Vec<String>,
     pub fail_describe: Vec<String>,
+    pub rtt: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -174,6 +193,8 @@ fn not_found(op: &'static str) -> EksError {
 
 impl EksApi for FakeEks {
     async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         Ok(self
             .0
             .lock()
@@ -189,6 +210,8 @@ impl EksApi for FakeEks {
         region: &str,
         name: &ClusterName,
     ) -> Result<ClusterInfo, EksError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let s = self.0.lock().expect("lock");
         if s.fail_describe.iter().any(|n| n == name.as_str()) {
             return Err(EksError::Service {
@@ -302,6 +325,7 @@ pub struct CmState {
     /// Before the next replace, another writer sets this key (and the replace conflicts).
     pub race: Option<(String, String)>,
     pub connects: usize,
+    pub rtt: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -343,6 +367,8 @@ pub struct FakeStore(Arc<Mutex<CmState>>);
 
 impl AwsAuthStore for FakeStore {
     async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let s = self.0.lock().expect("lock");
         Ok(s.data.as_ref().map(|d| AwsAuthObject {
             data: d.clone(),
@@ -354,6 +380,8 @@ impl AwsAuthStore for FakeStore {
         data: BTreeMap<String, String>,
         resource_version: &str,
     ) -> Result<(), K8sError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let mut s = self.0.lock().expect("lock");
         if let Some((k, v)) = s.race.take() {
             s.data.get_or_insert_with(BTreeMap::new).insert(k, v);
@@ -368,6 +396,8 @@ impl AwsAuthStore for FakeStore {
         Ok(())
     }
     async fn create(&self, data: BTreeMap<String, String>) -> Result<(), K8sError> {
+        let rtt = self.0.lock().expect("lock").rtt;
+        round_trip(rtt).await;
         let mut s = self.0.lock().expect("lock");
         if s.data.is_some() {
             return Err(K8sError::Conflict("already exists".into()));

@@ -1,0 +1,155 @@
+//! How many sequential round trips a run takes, counted on tokio's paused clock with
+//! fakes that add one round trip time (`RTT`) to every call. The fewest the APIs
+//! allow: the event's user (GetUser), the admin role (GetRole) and ListClusters at
+//! once; then UpdateAssumeRolePolicy beside each cluster's DescribeCluster → GET
+//! aws-auth (→ PUT aws-auth). So an event that changes no cluster takes 3 RTTs at any
+//! cluster count, and 4 when every cluster needs a write.
+
+mod engine_support;
+
+use std::time::Duration;
+
+use eks_access_sync::config::Config;
+use eks_access_sync::eks::AuthMode;
+use eks_access_sync::engine::{Engine, EventResult, Scope};
+use engine_support::*;
+use serde_json::json;
+
+const RTT: Duration = Duration::from_millis(20);
+const CLUSTERS: usize = 100;
+
+fn config(concurrency: Option<&str>) -> Config {
+    Config::from_lookup(|k| {
+        match k {
+            "ADMIN_ROLE_NAME" => Some("eks-admin"),
+            "ADMIN_USER_TAG" => Some("eks-admin=true"),
+            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
+            "CLUSTER_REGIONS" => Some("us-east-1"),
+            "CLUSTER_CONCURRENCY" => concurrency,
+            "AWS_REGION" => Some("us-east-1"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .expect("config")
+}
+
+struct World {
+    iam: FakeIam,
+    kube: FakeKube,
+    engine: Engine<FakeIam, FakeEks, FakeKube>,
+}
+
+/// `CLUSTERS` tagged CONFIG_MAP clusters; with `mapped`, each already maps the admin
+/// role (as a previous run left it), else each holds only the node role.
+async fn world(concurrency: Option<&str>, mapped: bool) -> World {
+    let iam = FakeIam::new(
+        vec![user("alice", true), user("bob", false), user("carol", true)],
+        EMPTY_TRUST,
+    );
+    let eks = FakeEks::new(
+        (0..CLUSTERS)
+            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
+            .collect(),
+    );
+    let kube = FakeKube::default();
+    for i in 0..CLUSTERS {
+        kube.set(&format!("c{i:03}"), aws_auth(NODE_ROLES, None));
+    }
+    let engine = Engine::new(config(concurrency), iam.clone(), eks.clone(), kube.clone());
+    if mapped {
+        // A first full run maps the role everywhere (clock not yet slowed).
+        let r = engine.apply_full(&Scope::all()).await;
+        assert!(r.succeeded(), "{r:?}");
+        // carol is an admin in IAM but not yet in the trust policy: the event adds her.
+        iam.0.lock().expect("lock").policy = {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&iam.policy()).expect("policy json");
+            for s in v["Statement"].as_array_mut().expect("statements") {
+                if s["Sid"] == "EksAccessSyncAdmins" {
+                    s["Principal"]["AWS"] = json!(format!("arn:aws:iam::{ACCOUNT}:user/alice"));
+                }
+            }
+            v.to_string()
+        };
+    }
+    iam.0.lock().expect("lock").rtt = RTT;
+    eks.0.lock().expect("lock").rtt = RTT;
+    for i in 0..CLUSTERS {
+        kube.state(&format!("c{i:03}")).lock().expect("lock").rtt = RTT;
+    }
+    World { iam, kube, engine }
+}
+
+fn tag_user(name: &str) -> serde_json::Value {
+    let mut ev: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/iam-tag-user.json")).expect("event");
+    ev["detail"]["requestParameters"]["userName"] = json!(name);
+    ev["detail"]["requestParameters"]["tags"] = json!([{"key": "eks-admin", "value": "true"}]);
+    ev
+}
+
+async fn rtts_of<F: Future>(f: F) -> (F::Output, f64) {
+    let start = tokio::time::Instant::now();
+    let out = f.await;
+    (out, start.elapsed().as_secs_f64() / RTT.as_secs_f64())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_takes_three_round_trips_at_a_hundred_clusters() {
+    let w = world(None, true).await;
+    let writes_before = w.iam.writes();
+    let (r, rtts) = rtts_of(
+        w.engine
+            .handle_iam_events_payload(&tag_user("carol"), false),
+    )
+    .await;
+    let EventResult::Ran(r) = r else {
+        panic!("event ignored: {r:?}")
+    };
+    assert!(r.succeeded(), "{r:?}");
+    assert!(r.trust_policy.changed);
+    assert_eq!(w.iam.writes(), writes_before + 1);
+    assert_eq!(r.clusters.len(), CLUSTERS);
+    assert_eq!(
+        w.kube.total_writes(),
+        CLUSTERS,
+        "only the first run wrote aws-auth"
+    );
+    assert_eq!(
+        rtts, 3.0,
+        "GetUser ∥ GetRole ∥ ListClusters → DescribeCluster → GET aws-auth"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bounded_concurrency_takes_waves() {
+    let w = world(Some("10"), true).await;
+    let (r, rtts) = rtts_of(
+        w.engine
+            .handle_iam_events_payload(&tag_user("carol"), false),
+    )
+    .await;
+    assert!(matches!(r, EventResult::Ran(r) if r.succeeded()));
+    // ListClusters, then 10 waves of DescribeCluster → GET.
+    assert_eq!(rtts, 1.0 + 10.0 * 2.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_run_that_writes_everywhere_takes_four_round_trips() {
+    let w = world(None, false).await;
+    let (r, rtts) = rtts_of(w.engine.apply_full(&Scope::all())).await;
+    assert!(r.succeeded(), "{r:?}");
+    assert!(r.trust_policy.changed);
+    assert_eq!(w.kube.total_writes(), CLUSTERS);
+    assert_eq!(
+        rtts, 4.0,
+        "ListUsers ∥ GetRole ∥ ListClusters → DescribeCluster → GET → PUT aws-auth"
+    );
+    // In sync: reads only, one fewer round trip, nothing written.
+    let (r, rtts) = rtts_of(w.engine.apply_full(&Scope::all())).await;
+    assert!(r.succeeded(), "{r:?}");
+    assert!(!r.trust_policy.changed);
+    assert_eq!(w.kube.total_writes(), CLUSTERS);
+    assert_eq!(rtts, 3.0);
+}
