@@ -38,12 +38,7 @@ fn moto_err(e: SandboxError) -> AwsError {
 
 /// Turns a moto answer into ours, replacing moto's user ids by `AIDA…` ids.
 fn relay(fd: &FrontDoor, r: &MotoResponse) -> Response {
-    let mut body = r.text();
-    for (moto_id, aida) in fd.moto_ids().iter() {
-        if body.contains(moto_id.as_str()) {
-            body = body.replace(moto_id.as_str(), aida);
-        }
-    }
+    let body = replace_moto_ids(&r.text(), &fd.moto_ids());
     let ct = r
         .headers
         .get("content-type")
@@ -51,6 +46,31 @@ fn relay(fd: &FrontDoor, r: &MotoResponse) -> Response {
         .unwrap_or("text/xml")
         .to_string();
     (r.status, [("content-type", ct)], body).into_response()
+}
+
+/// Length of moto's user ids (lower-case letters and digits).
+const MOTO_ID_LEN: usize = 20;
+
+/// `body` with every moto user id known in `ids` replaced, in one pass: a moto id is
+/// a maximal run of `MOTO_ID_LEN` lower-case letters and digits.
+fn replace_moto_ids(body: &str, ids: &BTreeMap<String, String>) -> String {
+    let is_id_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find(is_id_char) {
+        let run_len = rest[start..]
+            .find(|c: char| !is_id_char(c))
+            .unwrap_or(rest.len() - start);
+        let run = &rest[start..start + run_len];
+        out.push_str(&rest[..start]);
+        match ids.get(run).filter(|_| run_len == MOTO_ID_LEN) {
+            Some(aida) => out.push_str(aida),
+            None => out.push_str(run),
+        }
+        rest = &rest[start + run_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Handles one IAM or STS call.
@@ -199,6 +219,10 @@ pub(crate) async fn principal_exists(fd: &FrontDoor, arn: &str) -> Result<bool, 
     let Some((kind, name)) = iam_arn_kind_name(arn) else {
         return Ok(false);
     };
+    // Users created through the front door are known without asking moto.
+    if kind == "user" && lock(&fd.shared).user_ids.contains_key(arn) {
+        return Ok(true);
+    }
     let (action, param) = if kind == "user" {
         ("GetUser", "UserName")
     } else {
@@ -603,6 +627,17 @@ pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, Sandbo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moto_ids_are_replaced_whole_and_only_when_known() {
+        let ids: BTreeMap<String, String> =
+            [("abcdefghij0123456789".to_owned(), "AIDAEXAMPLE".to_owned())].into();
+        let body = "<UserId>abcdefghij0123456789</UserId><X>abcdefghij01234567890</X><Y>zzzzzzzzzz0123456789</Y>é";
+        assert_eq!(
+            replace_moto_ids(body, &ids),
+            "<UserId>AIDAEXAMPLE</UserId><X>abcdefghij01234567890</X><Y>zzzzzzzzzz0123456789</Y>é"
+        );
+    }
     use serde_json::json;
 
     #[test]
