@@ -27,9 +27,10 @@ use rand::Rng;
 /// seconds more.
 pub const TRUST_LOCK_TTL: Duration = Duration::from_secs(120);
 
-/// A write starts only with at least this much of the lease left (the write's
-/// retries may take about this long).
-pub const MIN_LEASE_FOR_WRITE: Duration = Duration::from_secs(90);
+/// A write starts only with at least this much of the lease left: the
+/// `Invalid principal in policy` retries (60 s) and a margin. That leaves the reads
+/// before it (the users, the role) 45 s of a [`TRUST_LOCK_TTL`] lease.
+pub const MIN_LEASE_FOR_WRITE: Duration = Duration::from_secs(75);
 
 /// How long a writer waits for a lease held by someone else before giving up. Longer
 /// than [`TRUST_LOCK_TTL`], so that a lease left behind by a crashed writer is always
