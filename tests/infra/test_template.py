@@ -60,6 +60,7 @@ ADMIN_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/${{AWS::Accoun
 USER_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/user/${{AWS::AccountId}}/*"
 USERS = f"{P}:iam::${{AWS::AccountId}}:user/*"
 LOGS = ["GetAtt:IamEventsLogGroup.Arn", "GetAtt:ReconcileLogGroup.Arn"]
+LOCK_TABLE = "GetAtt:TrustLockTable.Arn"
 
 # Every action the function role may take -> exactly the resources it may take it on.
 EXPECTED_FUNCTION_GRANTS = {
@@ -80,6 +81,8 @@ EXPECTED_FUNCTION_GRANTS = {
     "logs:CreateLogStream": set(LOGS),
     "logs:PutLogEvents": set(LOGS),
     "sqs:SendMessage": {"GetAtt:FailureQueue.Arn"},
+    "dynamodb:PutItem": {LOCK_TABLE},
+    "dynamodb:DeleteItem": {LOCK_TABLE},
 }
 
 EXPECTED_ADMIN_ROLE_GRANTS = {"eks:DescribeCluster": {CLUSTERS}}
@@ -316,6 +319,35 @@ def test_reserved_concurrency_is_one(function_id):
     assert function_props(function_id)["ReservedConcurrentExecutions"] == 1
 
 
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_both_functions_share_the_trust_policy_lease(function_id):
+    # Reserved concurrency serializes each function with itself only; the lease in
+    # one table, named to both, serializes them against each other.
+    variables = function_props(function_id)["Environment"]["Variables"]
+    assert variables["TRUST_LOCK_TABLE"] == {"Ref": "TrustLockTable"}
+
+
+def test_trust_lock_table():
+    table = RESOURCES["TrustLockTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "lockId", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "lockId", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    # Encrypted at rest with the default (AWS owned) key.
+    assert "SSESpecification" not in props
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_lease_writes_are_limited_to_the_admin_roles_lock_item(conditions):
+    (statement,) = [s for s in statements("FunctionRole", conditions) if s["Resource"] == LOCK_TABLE]
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["trust-policy/${AdminRoleName}"]}
+    }
+
+
 def test_iam_rule_matches_exactly_the_four_successful_user_calls():
     pattern = RESOURCES["IamEventsRule"]["Properties"]["EventPattern"]
     assert pattern == {
@@ -417,7 +449,8 @@ def test_function_builds_its_binary_with_cargo_lambda(function_id, binary):
 @pytest.mark.parametrize("function_id", FUNCTIONS)
 def test_every_configuration_setting_reaches_the_function(function_id):
     variables = function_props(function_id)["Environment"]["Variables"]
-    assert set(variables) == set(CONFIG_ENV)
+    # TRUST_LOCK_TABLE names the stack's own table, not a parameter (checked above).
+    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE"}
     for env, parameter in CONFIG_ENV.items():
         value = variables[env]
         if env == "CLUSTER_REGIONS":

@@ -13,6 +13,7 @@
 //! | `REQUIRE_SESSION_NAME` | `false` | require `sts:RoleSessionName` = `${aws:username}` |
 //! | `CLUSTER_REGIONS` | `AWS_REGION`, else `AWS_DEFAULT_REGION` | comma list of regions |
 //! | `CLUSTER_CONCURRENCY` | `100` | clusters handled at once (≥ 1) |
+//! | `TRUST_LOCK_TABLE` | (none: no lock) | DynamoDB table of the lease that serializes trust-policy writers |
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
@@ -97,6 +98,10 @@ pub struct Config {
     pub require_session_name: bool,
     pub cluster_regions: Vec<String>,
     pub cluster_concurrency: usize,
+    /// DynamoDB table holding the trust-policy lease; `None`: writes are not
+    /// serialized (one writer, e.g. the CLI on a laptop).
+    #[serde(default)]
+    pub trust_lock_table: Option<String>,
 }
 
 /// Default values.
@@ -139,6 +144,13 @@ fn comma_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// A DynamoDB table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+fn is_table_name(t: &str) -> bool {
+    (3..=255).contains(&t.len())
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn is_region(r: &str) -> bool {
@@ -220,6 +232,19 @@ impl Config {
             None => DEFAULT_CLUSTER_CONCURRENCY,
         };
 
+        let trust_lock_table = match get("TRUST_LOCK_TABLE") {
+            Some(v) if is_table_name(v.trim()) => Some(v.trim().to_string()),
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    var: "TRUST_LOCK_TABLE",
+                    value: v,
+                    expected: "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -), not an ARN"
+                        .into(),
+                });
+            }
+            None => None,
+        };
+
         let (regions_var, regions_raw) = match get("CLUSTER_REGIONS") {
             Some(v) => ("CLUSTER_REGIONS", v),
             None => match get("AWS_REGION") {
@@ -259,6 +284,7 @@ impl Config {
             require_session_name,
             cluster_regions,
             cluster_concurrency,
+            trust_lock_table,
         })
     }
 }
@@ -290,6 +316,7 @@ mod tests {
         assert!(!c.require_session_name);
         assert_eq!(c.cluster_regions, vec!["us-east-1"]);
         assert_eq!(c.cluster_concurrency, 100);
+        assert_eq!(c.trust_lock_table, None);
     }
 
     #[test]
@@ -304,8 +331,13 @@ mod tests {
             ("CLUSTER_REGIONS", "eu-west-1,us-east-2,eu-west-1"),
             ("AWS_REGION", "us-east-1"),
             ("CLUSTER_CONCURRENCY", "2"),
+            ("TRUST_LOCK_TABLE", " eks-access-sync-TrustLock-1A2B "),
         ])
         .unwrap();
+        assert_eq!(
+            c.trust_lock_table.as_deref(),
+            Some("eks-access-sync-TrustLock-1A2B")
+        );
         assert_eq!(c.admin_user_tag.to_string(), "team=sre");
         assert_eq!(c.k8s_groups, vec!["eks-admins", "ops"]);
         assert_eq!(c.trust_statement_sid, "Mine1");
@@ -334,6 +366,12 @@ mod tests {
             ("REQUIRE_SESSION_NAME", "maybe", "true/false"),
             ("CLUSTER_CONCURRENCY", "0", "positive integer"),
             ("CLUSTER_REGIONS", "mars", "regions"),
+            ("TRUST_LOCK_TABLE", "ab", "DynamoDB table name"),
+            (
+                "TRUST_LOCK_TABLE",
+                "arn:aws:dynamodb:us-east-1:123456789012:table/locks",
+                "not an ARN",
+            ),
             (
                 "ADMIN_ROLE_NAME",
                 "arn:aws:iam::123456789012:role/x",

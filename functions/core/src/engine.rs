@@ -8,7 +8,14 @@
 //! read at once; then the trust-policy write goes on beside the clusters, each of
 //! which is described and reconciled in turn, at most `cluster_concurrency` at once.
 //! A run thus takes the fewest sequential round trips the APIs allow (see
-//! BENCHMARKS.md). One cluster failing never stops the others; a failed trust-policy
+//! BENCHMARKS.md).
+//!
+//! A run that may write the trust policy holds the [`TrustLock`] lease from before
+//! the users (or the event's user) and the role are read until
+//! `UpdateAssumeRolePolicy` (its retries included) is done, so that two writers (the
+//! two functions, an operator's CLI) never interleave their read-modify-write
+//! cycles; the cluster list is read while the lease is awaited. Dry runs and runs
+//! that leave the trust policy alone take no lease. One cluster failing never stops the others; a failed trust-policy
 //! write does not stop the clusters (their admin mapping does not depend on it). A
 //! dry run does everything but the writes.
 //!
@@ -25,6 +32,7 @@
 //!   offboards nobody; the report carries the error and the run fails.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,6 +49,10 @@ use crate::event::{
 };
 use crate::iam::{IamApi, SdkIam};
 use crate::k8s::{AwsAuthStore, EksKubeConnector, K8sError, KubeConnector};
+use crate::lock::{
+    DynamoDbLock, Lease, LockError, MIN_LEASE_FOR_WRITE, NoLock, TRUST_LOCK_TTL, TrustLock,
+    new_owner, trust_policy_lock_id,
+};
 use crate::plan::{Backend, ClusterChange, ClusterPlan, Plan, TrustPolicyPlan};
 use crate::report::{ClusterReport, ClusterStatus, RunReport};
 use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
@@ -91,6 +103,8 @@ pub struct Engine<I, E, K> {
     eks: E,
     kube: K,
     conflict_backoff: Duration,
+    /// Serializes trust-policy writers ([`NoLock`] unless configured).
+    lock: Arc<dyn TrustLock>,
 }
 
 /// What the clusters must end up with.
@@ -122,6 +136,15 @@ struct RunInput {
     stop: bool,
 }
 
+/// The trust-policy lease of one run.
+enum TrustLease {
+    /// The run does not write the trust policy (dry run, EKS event).
+    NotNeeded,
+    Held(Lease),
+    /// Wanted but not obtained (the error): the trust policy is left alone.
+    Unavailable(String),
+}
+
 struct ClusterResult {
     /// `None` for a region whose clusters could not be listed.
     plan: Option<ClusterPlan>,
@@ -137,7 +160,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             eks,
             kube,
             conflict_backoff: Duration::from_millis(200),
+            lock: Arc::new(NoLock),
         }
+    }
+
+    /// The lease taken around every trust-policy read-modify-write.
+    pub fn with_trust_lock(mut self, lock: Arc<dyn TrustLock>) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    pub fn trust_lock(&self) -> &dyn TrustLock {
+        self.lock.as_ref()
     }
 
     /// First pause after an aws-auth conflict (doubles each retry).
@@ -200,7 +234,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         };
-        self.run(Box::pin(input), scope, dry_run, report).await
+        let writes_trust = !dry_run && !scope.skip_trust_policy;
+        self.run(Box::pin(input), writes_trust, scope, dry_run, report)
+            .await
     }
 
     /// Applies what an IAM event calls for. The user is re-read: the event only says
@@ -251,7 +287,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 ..RunInput::default()
             }
         };
-        self.run(Box::pin(input), &Scope::all(), dry_run, report).await
+        self.run(Box::pin(input), !dry_run, &Scope::all(), dry_run, report)
+            .await
     }
 
     /// An EKS event: reconcile the cluster it names (all tagged clusters if it names
@@ -283,24 +320,40 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     /// the event's user), the admin role and the cluster list are read at once; then
     /// the trust-policy write and the clusters (each described, then reconciled, as
     /// soon as its turn comes) go on side by side.
+    ///
+    /// `writes_trust`: the run may write the trust policy, so the input and the role
+    /// are read under the lease, which is given back once the write is done.
     async fn run(
         &self,
         input: impl Future<Output = RunInput>,
+        writes_trust: bool,
         scope: &Scope,
         dry_run: bool,
         mut report: RunReport,
     ) -> Outcome {
         let mut plan = self.empty_plan(dry_run);
-        let (input, role, (names, mut failures)) = futures::join!(
-            input,
-            self.iam.get_role(&self.config.admin_role_name),
-            self.cluster_names(scope)
-        );
+        // Boxed, as `write_trust` below: the nested futures otherwise make the
+        // handlers' future types too deep for the compiler's default limit.
+        let trust_reads = Box::pin(async {
+            let lease = self.acquire_trust_lock(writes_trust).await;
+            let (input, role) =
+                futures::join!(input, self.iam.get_role(&self.config.admin_role_name));
+            (lease, input, role)
+        });
+        let ((lease, mut input, role), (names, mut failures)) =
+            futures::join!(trust_reads, self.cluster_names(scope));
         report.admin_users = input.admin_users;
-        if let Some(e) = &input.error {
-            report.trust_policy.error = Some(e.clone());
+        let mut errors: Vec<String> = input.error.iter().cloned().collect();
+        if let TrustLease::Unavailable(e) = &lease {
+            // Without the lease the trust policy is left alone.
+            errors.push(e.clone());
+            input.change = None;
+        }
+        if !errors.is_empty() {
+            report.trust_policy.error = Some(errors.join("; "));
         }
         if input.stop {
+            self.release_trust_lock(lease).await;
             return self.finish(plan, report);
         }
         let role = match role {
@@ -308,6 +361,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the admin role");
                 report.trust_policy.error = Some(e.to_string());
+                self.release_trust_lock(lease).await;
                 return self.finish(plan, report);
             }
         };
@@ -361,18 +415,21 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         {
             report.admin_users = set.iter().filter(|p| p.starts_with("arn:")).count();
         }
-        let write_trust = async {
-            let (after, added, removed) = write?;
-            let r = self
-                .iam
-                .update_trust_policy(&self.config.admin_role_name, &after)
-                .await;
-            match &r {
-                Ok(()) => tracing::info!(added, removed, "trust policy written"),
-                Err(e) => tracing::error!(error = %e, "trust policy write failed"),
-            }
-            Some(r)
-        };
+        let write_trust = Box::pin(async {
+            let written = match write {
+                None => None,
+                Some((after, added, removed)) => {
+                    let r = self.write_trust_policy(&lease, &after).await;
+                    match &r {
+                        Ok(()) => tracing::info!(added, removed, "trust policy written"),
+                        Err(e) => tracing::error!(error = %e, "trust policy write failed"),
+                    }
+                    Some(r)
+                }
+            };
+            self.release_trust_lock(lease).await;
+            written
+        });
 
         // 2. The clusters.
         let goal = ClusterGoal {
@@ -402,7 +459,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let (written, described) = futures::join!(write_trust, clusters);
         if let Some(Err(e)) = written {
             report.trust_policy.changed = false;
-            report.trust_policy.error = Some(e.to_string());
+            report.trust_policy.error = Some(e);
         }
 
         let mut results = Vec::new();
@@ -434,6 +491,66 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             report.clusters.push(r.report);
         }
         self.finish(plan, report)
+    }
+
+    /// `UpdateAssumeRolePolicy`, if the lease (when one is held) has time enough left
+    /// for the write and its retries.
+    async fn write_trust_policy(&self, lease: &TrustLease, after: &str) -> Result<(), String> {
+        if let TrustLease::Held(lease) = lease {
+            let left = lease.remaining();
+            if left < MIN_LEASE_FOR_WRITE {
+                return Err(format!(
+                    "trust policy not written: the lock's lease has {} s left, less than the {} s a write may take",
+                    left.as_secs(),
+                    MIN_LEASE_FOR_WRITE.as_secs()
+                ));
+            }
+        }
+        self.iam
+            .update_trust_policy(&self.config.admin_role_name, after)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Takes the trust-policy lease for a run that may write the trust policy
+    /// (`wanted`).
+    async fn acquire_trust_lock(&self, wanted: bool) -> TrustLease {
+        if !wanted {
+            return TrustLease::NotNeeded;
+        }
+        let lock_id = trust_policy_lock_id(self.config.admin_role_name.as_str());
+        match self
+            .lock
+            .acquire(&lock_id, &new_owner(), TRUST_LOCK_TTL)
+            .await
+        {
+            Ok(lease) => TrustLease::Held(lease),
+            Err(e) => {
+                tracing::error!(error = %e, "the trust policy will not be edited: no lock");
+                TrustLease::Unavailable(e.to_string())
+            }
+        }
+    }
+
+    /// Gives the lease back, if held. A failure is logged: the lease then expires on
+    /// its own.
+    async fn release_trust_lock(&self, lease: TrustLease) {
+        let TrustLease::Held(lease) = lease else {
+            return;
+        };
+        match self.lock.release(&lease).await {
+            Ok(()) => {}
+            Err(e @ LockError::Lost { .. }) => tracing::error!(
+                error = %e,
+                "the trust-policy write outlived its lease: another writer may have \
+                 overwritten it; the next full reconcile repairs that"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                ttl_s = TRUST_LOCK_TTL.as_secs(),
+                "cannot release the trust-policy lock; it expires on its own"
+            ),
+        }
     }
 
     fn finish(&self, plan: Plan, mut report: RunReport) -> Outcome {
@@ -1030,12 +1147,22 @@ impl SdkEngine {
         Ok((SdkEngine::from_sdk(config, &sdk), sdk))
     }
 
+    /// The engine over `sdk`; trust-policy writes take a DynamoDB lease when
+    /// `config.trust_lock_table` is set.
     pub fn from_sdk(config: Config, sdk: &SdkConfig) -> SdkEngine {
+        let lock: Arc<dyn TrustLock> = match &config.trust_lock_table {
+            Some(table) => Arc::new(DynamoDbLock::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                table.clone(),
+            )),
+            None => Arc::new(NoLock),
+        };
         Engine::new(
             config,
             SdkIam::new(aws_sdk_iam::Client::new(sdk)),
             SdkEks::new(sdk.clone()),
             EksKubeConnector::new(sdk.clone()),
         )
+        .with_trust_lock(lock)
     }
 }

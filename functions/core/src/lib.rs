@@ -19,6 +19,7 @@ pub mod eks;
 pub mod engine;
 pub mod iam;
 pub mod k8s;
+pub mod lock;
 pub mod report;
 pub mod telemetry;
 pub mod token;

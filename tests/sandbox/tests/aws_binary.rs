@@ -38,6 +38,7 @@ async fn up_seed_faults_and_sigterm_stops_everything() {
         "AWS_ENDPOINT_URL_IAM=",
         "AWS_ENDPOINT_URL_STS=",
         "AWS_ENDPOINT_URL_EKS=",
+        "AWS_ENDPOINT_URL_DYNAMODB=",
         "AWS_REGION=",
         "AWS_DEFAULT_REGION=",
         "AWS_ACCESS_KEY_ID=",

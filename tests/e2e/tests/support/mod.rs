@@ -62,12 +62,49 @@ pub fn event(name: &str, user: &str) -> Value {
 
 /// The configuration the functions get from their environment.
 pub fn config() -> Config {
+    config_with(&[])
+}
+
+/// [`config`] with more variables set (e.g. `TRUST_LOCK_TABLE`).
+pub fn config_with(vars: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| match k {
         "ADMIN_ROLE_NAME" => Some(ADMIN_ROLE.to_owned()),
         "AWS_REGION" => Some("us-east-1".to_owned()),
-        _ => None,
+        _ => vars
+            .iter()
+            .find(|(var, _)| *var == k)
+            .map(|(_, v)| (*v).to_owned()),
     })
     .expect("config")
+}
+
+/// The trust-policy lock table `infra/template.yaml` declares: key `lockId` (S),
+/// on demand. Created in the sandbox's DynamoDB (moto) through the SDK.
+pub async fn create_lock_table(sdk: &SdkConfig, table: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("lockId")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("lockId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
 }
 
 /// An SDK configuration pointing at the sandbox the standard way (what

@@ -1,9 +1,10 @@
 //! The AWS front door: one HTTP port that routes on the SigV4 credential
 //! scope. IAM and STS go to `moto_server` (with what moto lacks added here),
-//! EKS to the control-plane emulator in [`eks`], and `/_sandbox/…` to the
-//! control endpoints in [`control`].
+//! DynamoDB to moto as it is ([`dynamodb`]), EKS to the control-plane emulator
+//! in [`eks`], and `/_sandbox/…` to the control endpoints in [`control`].
 
 pub mod control;
+pub mod dynamodb;
 pub mod eks;
 pub mod iam;
 pub mod moto;
@@ -349,6 +350,7 @@ impl Sandbox {
             "export AWS_ENDPOINT_URL_IAM={ep}\n\
              export AWS_ENDPOINT_URL_STS={ep}\n\
              export AWS_ENDPOINT_URL_EKS={ep}\n\
+             export AWS_ENDPOINT_URL_DYNAMODB={ep}\n\
              export AWS_REGION={region}\n\
              export AWS_DEFAULT_REGION={region}\n\
              export AWS_ACCESS_KEY_ID={ak}\n\
@@ -566,7 +568,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
         )
         .to_xml_response("iam");
     };
-    let json = scope.service == "eks";
+    let json = matches!(scope.service.as_str(), "eks" | "dynamodb");
     let render = |e: AwsError| {
         if json {
             e.to_json_response()
@@ -584,6 +586,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
     let result = match scope.service.as_str() {
         "iam" | "sts" => iam::handle(&fd, &scope.service, &cred, &parts, body).await,
         "eks" => eks::handle(&fd, &scope.region, &cred, &parts, body).await,
+        "dynamodb" => dynamodb::handle(&fd, &parts, body).await,
         other => Err(AwsError::new(
             400,
             "UnknownService",
