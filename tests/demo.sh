@@ -8,7 +8,8 @@
 # and the same steps are refused.
 #
 # Needs: BIN_DIR (eks-access-sync, eks-sandbox), SANDBOX_DIR (.sandbox, with
-# the env file `eks-sandbox up` writes), aws (awscli v1) and kubectl on PATH.
+# the env file `eks-sandbox up` writes and `eks-sandbox seed` adds
+# TRUST_LOCK_TABLE to), aws (awscli v1) and kubectl on PATH.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +53,11 @@ as_user() {
 }
 
 ROLE_ARN=$(aws iam get-role --role-name "$ADMIN_ROLE_NAME" --query Role.Arn --output text)
+
+if [ -n "${TRUST_LOCK_TABLE:-}" ]; then
+  printf '%s(trust-policy writes take the lease in DynamoDB table %s, as deployed: TRUST_LOCK_TABLE)%s\n' \
+    "$dim" "$TRUST_LOCK_TABLE" "$reset"
+fi
 
 step "1. The seeded world: what would change? (plan, a dry run)"
 run "$CLI" plan

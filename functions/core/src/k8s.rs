@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_types::SdkConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -217,21 +217,77 @@ impl AwsAuthStore for KubeAwsAuth {
     }
 }
 
-/// Connects with the function's own credentials: an EKS token per connection.
-#[derive(Debug, Clone)]
+/// How long a client (its connection and the token in it) is reused. EKS accepts a
+/// token for 15 minutes after it is signed (kubectl caches one for 14); renewing
+/// after 5 leaves a wide margin. A warm Lambda thus handles its next events without a
+/// new TLS handshake per cluster.
+pub const CLIENT_REUSE: Duration = Duration::from_secs(5 * 60);
+
+/// Which cluster a cached client talks to: region, name, endpoint and CA.
+type ClientKey = (String, String, String, Vec<u8>);
+
+/// Connects with the function's own credentials: an EKS token per client, each
+/// client reused for [`CLIENT_REUSE`].
+#[derive(Clone)]
 pub struct EksKubeConnector {
     sdk: SdkConfig,
+    reuse: Duration,
+    clients: std::sync::Arc<Mutex<BTreeMap<ClientKey, (kube::Client, Instant)>>>,
+}
+
+impl std::fmt::Debug for EksKubeConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EksKubeConnector")
+            .field("reuse", &self.reuse)
+            .field("cached_clients", &self.cached_clients())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EksKubeConnector {
     pub fn new(sdk: SdkConfig) -> Self {
-        EksKubeConnector { sdk }
+        EksKubeConnector {
+            sdk,
+            reuse: CLIENT_REUSE,
+            clients: std::sync::Arc::default(),
+        }
     }
 
-    /// A kube client for the cluster (also used by `bootstrap`).
+    /// Reuses each client for `reuse` instead of [`CLIENT_REUSE`] (zero: never).
+    pub fn with_reuse(mut self, reuse: Duration) -> Self {
+        self.reuse = reuse;
+        self
+    }
+
+    /// Clients held for reuse.
+    pub fn cached_clients(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or_default()
+    }
+
+    /// A kube client for the cluster (also used by `bootstrap`): the cached one while
+    /// it is younger than the reuse window, else a new one with a fresh token.
     pub async fn client(&self, cluster: &ClusterEndpoint) -> Result<kube::Client, K8sError> {
+        let key: ClientKey = (
+            cluster.region.clone(),
+            cluster.name.clone(),
+            cluster.endpoint.clone(),
+            cluster.ca_pem.clone(),
+        );
+        if let Ok(cache) = self.clients.lock()
+            && let Some((client, made)) = cache.get(&key)
+            && made.elapsed() < self.reuse
+        {
+            return Ok(client.clone());
+        }
         let token = eks_token_from_sdk(&self.sdk, &cluster.region, &cluster.name).await?;
-        kube_client(&cluster.endpoint, &cluster.ca_pem, &token)
+        let client = kube_client(&cluster.endpoint, &cluster.ca_pem, &token)?;
+        if let Ok(mut cache) = self.clients.lock() {
+            cache.retain(|_, (_, made)| made.elapsed() < self.reuse);
+            if !self.reuse.is_zero() {
+                cache.insert(key, (client.clone(), Instant::now()));
+            }
+        }
+        Ok(client)
     }
 }
 

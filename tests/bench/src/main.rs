@@ -178,7 +178,8 @@ fn tag_user_event(user: &str) -> Result<Value, BenchError> {
 }
 
 /// The fewest sequential round trips the calls made allow, as stage names: two chains
-/// side by side, IAM (GetUser ∥ GetRole → UpdateAssumeRolePolicy) and the clusters
+/// side by side, IAM (PutItem (lease) → GetUser ∥ GetRole → UpdateAssumeRolePolicy →
+/// DeleteItem (lease)) and the clusters
 /// (ListClusters → DescribeCluster ∥ … → GET aws-auth ∥ … → write aws-auth ∥ …),
 /// each stage counted only when the counters show its call. The longer chain is the
 /// critical path.
@@ -189,11 +190,17 @@ pub fn critical_stages(calls: &Calls) -> Vec<&'static str> {
             .any(|((cs, co), n)| cs == s && co.starts_with(o) && *n > 0)
     };
     let mut iam = Vec::new();
+    if has("dynamodb", "PutItem") {
+        iam.push("PutItem (lease)");
+    }
     if has("iam", "GetUser") || has("iam", "GetRole") {
         iam.push("GetUser ∥ GetRole");
     }
     if has("iam", "UpdateAssumeRolePolicy") {
         iam.push("UpdateAssumeRolePolicy");
+    }
+    if has("dynamodb", "DeleteItem") {
+        iam.push("DeleteItem (lease)");
     }
     let mut clusters = Vec::new();
     for (s, o, label) in [

@@ -281,17 +281,18 @@ impl Report {
              one admin to the same document. All clusters are CONFIG_MAP and already map the admin role \
              (section 3 ran first), so the clusters are read, not written: adding an admin only changes the \
              trust policy.\n\n\
-             Critical path: the engine reads the event's user (GetUser), the admin role (GetRole) and the \
-             cluster list (ListClusters) at once, then writes the trust policy (UpdateAssumeRolePolicy) \
-             beside the clusters, each described (DescribeCluster) then read (GET aws-auth) and, only when \
-             it needs a change, written, all clusters at once. So two chains run side by side, IAM \
-             (GetUser ∥ GetRole → UpdateAssumeRolePolicy) and the clusters (ListClusters → \
-             DescribeCluster → GET aws-auth [→ write aws-auth]), and the longer one is the fewest \
-             sequential round trips the APIs allow. The bench counts the stages of each chain that the \
-             run's calls show and multiplies the longer chain by {l} ms. (A TLS handshake to each \
-             cluster's API server is real work here but the sandbox adds its latency per request, not \
-             per connection.) The engine runs `CLUSTER_CONCURRENCY` clusters at a time (default 100, \
-             the EKS quota per region); `functions/core/tests/round_trips.rs` checks the round-trip \
+             Critical path: the engine takes the trust-policy lease (DynamoDB PutItem, \
+             `TRUST_LOCK_TABLE`, as deployed), reads the event's user (GetUser) and the admin role \
+             (GetRole) at once, writes the trust policy (UpdateAssumeRolePolicy) and gives the lease back \
+             (DeleteItem: a Lambda cannot leave it for later); beside that chain, from the start, it \
+             lists the clusters (ListClusters) and takes each one, all at once, through DescribeCluster \
+             → GET aws-auth (→ write aws-auth, only when it needs a change). The longer of the two chains \
+             is the fewest sequential round trips the APIs allow a safe write (IAM has no conditional \
+             write, hence the lease). The bench counts the stages of each chain that the run's calls show \
+             and multiplies the longer chain by {l} ms. (A TLS handshake to each cluster's API server is \
+             real work here but the sandbox adds its latency per request, not per connection.) The \
+             engine runs `CLUSTER_CONCURRENCY` clusters at a time (default 100, the EKS quota per \
+             region); `functions/core/tests/round_trips.rs` checks the round-trip \
              count on a paused clock. The same event at latency 0 shows what is not \
              network: the engine's own work plus the sandbox's (moto is a single Python process; the \
              Kubernetes servers share the 2 cores), which adds to the latency in every run.\n"
@@ -337,7 +338,9 @@ impl Report {
              `eks-access-sync reconcile --output json` (the same engine as the reconcile Lambda), timed \
              from spawn to exit (process start included); peak RSS is the last `VmHWM` sampled every 5 ms until exit. Writes are \
              UpdateAssumeRolePolicy, EKS Create/Delete/Associate/Update calls, and Kubernetes \
-             PUT/PATCH/POST/DELETE.\n",
+             PUT/PATCH/POST/DELETE: changes to what eks-access-sync manages. The trust-policy lease \
+             (DynamoDB PutItem and DeleteItem on the lock table) is bookkeeping, not counted as a \
+             write; it shows in the calls column.\n",
             self.users, self.seed_secs, self.admins
         );
         let _ = writeln!(

@@ -264,3 +264,37 @@ async fn reconcile_dry_run_apply_scope_and_eks_events() {
     assert!(data["mapUsers"].contains("user/carol"), "{data:?}");
     w.sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_warm_engine_reuses_its_cluster_clients() {
+    use eks_access_sync::k8s::{
+        AwsAuthStore as _, ClusterEndpoint, EksKubeConnector, KubeConnector as _,
+    };
+    let w = World::start().await;
+    let (endpoint, ca) = w.describe("prod").await;
+    let prod = ClusterEndpoint {
+        region: "us-east-1".into(),
+        name: "prod".into(),
+        endpoint,
+        ca_pem: base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ca)
+            .expect("CA is base64"),
+    };
+    let warm = EksKubeConnector::new(w.sdk.clone());
+    let first = warm.connect(&prod).await.expect("connect").read().await;
+    assert!(first.expect("read").is_some(), "prod has aws-auth");
+    assert_eq!(warm.cached_clients(), 1);
+    // The second store rides on the same client (and token), and still works.
+    let second = warm
+        .connect(&prod)
+        .await
+        .expect("connect again")
+        .read()
+        .await;
+    assert!(second.expect("read again").is_some());
+    assert_eq!(warm.cached_clients(), 1);
+
+    let cold = EksKubeConnector::new(w.sdk.clone()).with_reuse(std::time::Duration::ZERO);
+    let read = cold.connect(&prod).await.expect("connect").read().await;
+    assert!(read.expect("read").is_some());
+    assert_eq!(cold.cached_clients(), 0, "no reuse: nothing held");
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use eks_sandbox::aws::{Sandbox, SandboxOptions};
+use eks_sandbox::aws::{Sandbox, SandboxOptions, with_env_var};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -35,11 +35,13 @@ enum Cmd {
         moto_url: Option<String>,
         #[arg(long, default_value = "us-east-1")]
         region: String,
-        /// Seed the example world after starting.
+        /// Seed the example world after starting (the env file then sets
+        /// TRUST_LOCK_TABLE too).
         #[arg(long)]
         seed: bool,
     },
-    /// Create the README's example world in the running sandbox.
+    /// Create the README's example world in the running sandbox, and add its
+    /// lease table (TRUST_LOCK_TABLE) to the env file.
     Seed {
         #[arg(long, default_value = ".sandbox")]
         dir: PathBuf,
@@ -67,6 +69,8 @@ enum CliError {
     Http(String),
     #[error("the sandbox answered {status}: {body}")]
     Status { status: u16, body: String },
+    #[error("the seed report names no lockTable: {0}")]
+    NoLockTable(String),
 }
 
 fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -74,6 +78,15 @@ fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Sets `export NAME=value` in the env file; written aside and renamed, so a
+/// concurrent `source` reads the old file or the new one.
+fn set_env_var(path: &Path, name: &str, value: &str) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path).map_err(file_err(path))?;
+    let tmp = path.with_extension("tmp");
+    write_private(&tmp, &with_env_var(&text, name, value))?;
+    std::fs::rename(&tmp, path).map_err(file_err(path))
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
@@ -107,14 +120,17 @@ async fn up(
     let env = dir.join("env");
     let pid = dir.join("sandbox.pid");
     let moto_pid = dir.join("moto.pid");
-    write_private(&env, &sandbox.env_lines())?;
+    let mut env_lines = sandbox.env_lines();
+    // Seeded before the env file appears (callers wait for it), so that it is whole.
+    if seed {
+        let report = sandbox.seed().await?;
+        tracing::info!(clusters = ?report.clusters, lock_table = %report.lock_table, "seeded");
+        env_lines = with_env_var(&env_lines, "TRUST_LOCK_TABLE", &report.lock_table);
+    }
+    write_private(&env, &env_lines)?;
     write_private(&pid, &format!("{}\n", std::process::id()))?;
     if let Some(m) = sandbox.moto_pid() {
         write_private(&moto_pid, &format!("{m}\n"))?;
-    }
-    if seed {
-        let report = sandbox.seed().await?;
-        tracing::info!(clusters = ?report.clusters, "seeded");
     }
     println!(
         "eks-sandbox up: {} (moto {}); source {}",
@@ -179,6 +195,19 @@ async fn post(dir: &Path, path: &str, body: String) -> Result<String, CliError> 
     Ok(body)
 }
 
+/// Seeds the running sandbox and sets `TRUST_LOCK_TABLE` in its env file, so that
+/// the functions and the CLI take the trust-policy lease as deployed.
+async fn seed(dir: &Path) -> Result<(), CliError> {
+    let body = post(dir, "/_sandbox/seed", String::new()).await?;
+    let table = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("lockTable")?.as_str().map(str::to_owned))
+        .ok_or_else(|| CliError::NoLockTable(body.clone()))?;
+    set_env_var(&dir.join("env"), "TRUST_LOCK_TABLE", &table)?;
+    println!("{body}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -197,9 +226,7 @@ async fn main() -> ExitCode {
             region,
             seed,
         } => up(dir, port, moto_url, region, seed).await,
-        Cmd::Seed { dir } => post(&dir, "/_sandbox/seed", String::new())
-            .await
-            .map(|b| println!("{b}")),
+        Cmd::Seed { dir } => seed(&dir).await,
         Cmd::Faults { json, dir } => post(&dir, "/_sandbox/faults", json)
             .await
             .map(|b| println!("{b}")),

@@ -54,6 +54,10 @@ async fn up_seed_faults_and_sigterm_stops_everything() {
     let moto_proc = Path::new("/proc").join(moto_pid.trim());
     assert!(moto_proc.exists());
 
+    assert!(
+        !text.contains("TRUST_LOCK_TABLE"),
+        "set before the seed: {text}"
+    );
     for args in [
         vec!["seed"],
         vec!["seed"],
@@ -71,6 +75,16 @@ async fn up_seed_faults_and_sigterm_stops_everything() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The seed names its lease table in the env file, once however often it runs.
+    let seeded = std::fs::read_to_string(&env).unwrap();
+    let line = format!(
+        "export TRUST_LOCK_TABLE={}\n",
+        eks_sandbox::aws::seed::LOCK_TABLE
+    );
+    assert_eq!(seeded.matches("TRUST_LOCK_TABLE").count(), 1, "{seeded}");
+    assert_eq!(seeded, format!("{text}{line}"));
+    let mode = std::fs::metadata(&env).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
     let bad = tokio::process::Command::new(exe)
         .args(["faults", r#"{"cluster": "nope", "errors500": 1}"#])
         .args(["--dir", sdir.to_str().unwrap()])

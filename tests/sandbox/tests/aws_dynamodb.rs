@@ -6,7 +6,7 @@ mod aws_support;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    ScalarAttributeType, TimeToLiveStatus,
 };
 use aws_support::*;
 
@@ -112,5 +112,73 @@ async fn conditional_put_and_delete_work_through_the_sandbox() {
         .await
         .expect_err("bad signature");
     assert_eq!(err.code(), Some("InvalidSignatureException"), "{err:?}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_seed_creates_the_lease_table_like_the_template() {
+    let sb = start().await;
+    // Twice: a second seed keeps the table (and its TTL) and is not an error.
+    let report = sb.seed().await.expect("seed");
+    assert_eq!(sb.seed().await.expect("seed again"), report);
+    assert_eq!(report.lock_table, eks_sandbox::aws::seed::LOCK_TABLE);
+
+    let db = aws_sdk_dynamodb::Client::new(&operator_config(&sb).await);
+    let table = db
+        .describe_table()
+        .table_name(&report.lock_table)
+        .send()
+        .await
+        .expect("DescribeTable")
+        .table
+        .expect("table");
+    let key: Vec<_> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().clone()))
+        .collect();
+    assert_eq!(key, [("lockId", KeyType::Hash)]);
+    let attrs: Vec<_> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name(), a.attribute_type().clone()))
+        .collect();
+    assert_eq!(attrs, [("lockId", ScalarAttributeType::S)]);
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode().cloned()),
+        Some(BillingMode::PayPerRequest)
+    );
+    let ttl = db
+        .describe_time_to_live()
+        .table_name(&report.lock_table)
+        .send()
+        .await
+        .expect("DescribeTimeToLive")
+        .time_to_live_description
+        .expect("ttl");
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_eq!(ttl.attribute_name(), Some("expiresAt"));
+
+    // The lease takes and gives back through it, as the functions do.
+    let owner = "seed-test";
+    let lock_id = AttributeValue::S("trust-policy/eks-admin".into());
+    db.put_item()
+        .table_name(&report.lock_table)
+        .item("lockId", lock_id.clone())
+        .item("owner", AttributeValue::S(owner.into()))
+        .item("expiresAt", AttributeValue::N((now() + 120).to_string()))
+        .condition_expression(CONDITION)
+        .expression_attribute_values(":now", AttributeValue::N(now().to_string()))
+        .send()
+        .await
+        .expect("lease taken");
+    db.delete_item()
+        .table_name(&report.lock_table)
+        .key("lockId", lock_id)
+        .send()
+        .await
+        .expect("lease given back");
     sb.shutdown().await;
 }

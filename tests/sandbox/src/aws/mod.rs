@@ -360,7 +360,8 @@ impl Sandbox {
         )
     }
 
-    /// Creates the README's example world (idempotent).
+    /// Creates the README's example world (idempotent). Its [`SeedReport::lock_table`]
+    /// goes in `.sandbox/env` as `TRUST_LOCK_TABLE` ([`with_env_var`]).
     pub async fn seed(&self) -> Result<SeedReport, SandboxError> {
         seed::seed(&self.fd).await
     }
@@ -395,6 +396,19 @@ impl Drop for Sandbox {
             let _ = c.start_kill();
         }
     }
+}
+
+/// `env` (the `export` lines of `.sandbox/env`) with `export NAME=value` set: an
+/// earlier value of `NAME` is replaced, so a second seed leaves one line.
+pub fn with_env_var(env: &str, name: &str, value: &str) -> String {
+    let prefix = format!("export {name}=");
+    let mut out: String = env
+        .lines()
+        .filter(|l| !l.starts_with(&prefix))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("{prefix}{value}\n"));
+    out
 }
 
 /// The credential scope of a signed request.
@@ -657,6 +671,20 @@ mod tests {
         let s = scope_of(&HeaderMap::new(), Some(q)).map(|s| (s.service, s.presigned));
         assert_eq!(s, Some(("sts".to_string(), true)));
         assert_eq!(scope_of(&HeaderMap::new(), Some("a=b")), None);
+    }
+
+    #[test]
+    fn env_var_is_set_once() {
+        let env = "export AWS_REGION=us-east-1\nunset AWS_PROFILE\n";
+        let once = with_env_var(env, "TRUST_LOCK_TABLE", "t1");
+        assert_eq!(
+            once,
+            "export AWS_REGION=us-east-1\nunset AWS_PROFILE\nexport TRUST_LOCK_TABLE=t1\n"
+        );
+        let twice = with_env_var(&once, "TRUST_LOCK_TABLE", "t2");
+        assert_eq!(twice.matches("TRUST_LOCK_TABLE").count(), 1);
+        assert!(twice.ends_with("export TRUST_LOCK_TABLE=t2\n"));
+        assert!(twice.starts_with("export AWS_REGION=us-east-1\n"));
     }
 
     #[test]

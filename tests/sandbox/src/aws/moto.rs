@@ -214,6 +214,35 @@ impl Moto {
             .map_err(|e| SandboxError::Moto(e.to_string()))?;
         self.send(req).await
     }
+
+    /// The sandbox's own JSON 1.0 call (DynamoDB): `target` is the whole
+    /// `X-Amz-Target`, e.g. `DynamoDB_20120810.CreateTable`; `region` goes in the
+    /// credential scope, which is how moto picks the region's backend.
+    pub async fn call_json(
+        &self,
+        service: &str,
+        target: &str,
+        region: &str,
+        body: &serde_json::Value,
+    ) -> Result<MotoResponse, SandboxError> {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={INTERNAL_KEY}/20260101/{region}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        let req = Request::post(format!("{}/", self.base))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header(
+                "x-amz-target",
+                HeaderValue::from_str(target).map_err(|e| SandboxError::Moto(e.to_string()))?,
+            )
+            .header(
+                "authorization",
+                HeaderValue::from_str(&auth).map_err(|e| SandboxError::Moto(e.to_string()))?,
+            )
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| SandboxError::Moto(e.to_string()))?;
+        self.send(req).await
+    }
 }
 
 /// `arn:aws:iam::<acct>:user/...` or `role/...` → (kind, name).

@@ -16,10 +16,18 @@ use crate::state::{ACCOUNT_ID, AuthMode, StoredObject};
 #[serde(rename_all = "camelCase")]
 pub struct SeedReport {
     pub admin_role_arn: String,
+    /// The trust-policy lease's DynamoDB table ([`LOCK_TABLE`]): what
+    /// `TRUST_LOCK_TABLE` names.
+    pub lock_table: String,
     pub node_role_arn: String,
     pub users: Vec<String>,
     pub clusters: Vec<String>,
 }
+
+/// The DynamoDB table of the trust-policy lease, shaped like the template's
+/// `TrustLockTable`. Not the name the e2e lease tests create for themselves
+/// (`eks-access-sync-trust-lock`), so that they can still create theirs after a seed.
+pub const LOCK_TABLE: &str = "eks-sandbox-trust-lock";
 
 /// The trust policy of `eks-admin` before eks-access-sync touches it: one
 /// statement we do not own.
@@ -99,6 +107,53 @@ async fn ensure_user(
     Ok(format!("arn:aws:iam::{ACCOUNT_ID}:user/{name}"))
 }
 
+/// Creates [`LOCK_TABLE`] in moto (key `lockId` S, on demand, TTL on `expiresAt`);
+/// a table already there is kept.
+async fn ensure_lock_table(fd: &FrontDoor) -> Result<String, SandboxError> {
+    let create = json!({
+        "TableName": LOCK_TABLE,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "lockId", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "lockId", "AttributeType": "S"}],
+    });
+    let r = fd
+        .moto
+        .call_json(
+            "dynamodb",
+            "DynamoDB_20120810.CreateTable",
+            &fd.region,
+            &create,
+        )
+        .await?;
+    if !r.ok() && !r.text().contains("ResourceInUseException") {
+        return Err(SandboxError::Moto(format!(
+            "CreateTable {LOCK_TABLE}: {}",
+            r.text()
+        )));
+    }
+    let ttl = json!({
+        "TableName": LOCK_TABLE,
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": true},
+    });
+    let r = fd
+        .moto
+        .call_json(
+            "dynamodb",
+            "DynamoDB_20120810.UpdateTimeToLive",
+            &fd.region,
+            &ttl,
+        )
+        .await?;
+    // DynamoDB (unlike moto) refuses to enable a TTL twice.
+    if !r.ok() && !r.text().contains("already enabled") {
+        return Err(SandboxError::Moto(format!(
+            "UpdateTimeToLive {LOCK_TABLE}: {}",
+            r.text()
+        )));
+    }
+    Ok(LOCK_TABLE.to_string())
+}
+
 fn put_aws_auth(fd: &FrontDoor, cluster: &str, data: BTreeMap<&str, String>) {
     let ts = time::OffsetDateTime::now_utc()
         .format(format_description!(
@@ -152,6 +207,7 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
         ensure_user(fd, "bob", &[]).await?,
         ensure_user(fd, "carol", &[("team", "data")]).await?,
     ];
+    let lock_table = ensure_lock_table(fd).await?;
     let creator = fd
         .operator()
         .map(|c| canonical_arn(&c.principal))
@@ -201,6 +257,7 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
     );
     Ok(SeedReport {
         admin_role_arn,
+        lock_table,
         node_role_arn,
         users,
         clusters: vec!["prod".into(), "staging".into(), "legacy".into()],
