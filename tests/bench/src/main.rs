@@ -139,31 +139,71 @@ fn machine() -> Machine {
     }
 }
 
+/// Extra environment variables of a run.
+type Env = Vec<(String, String)>;
+
 async fn cold_starts(args: &Args, env: &[(String, String)]) -> Result<Vec<ColdRow>, BenchError> {
     let mut api = RuntimeApi::start().await?;
     let mut rows = Vec::new();
-    for name in ["bench-hello", "iam-events", "reconcile"] {
+    let bundle = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).is_file());
+    let empty = tempfile::tempdir()?;
+    let empty_file = empty.path().join("none.pem");
+    std::fs::write(&empty_file, "")?;
+    let mut runs: Vec<(&str, Option<String>, Env)> = vec![
+        ("bench-hello", None, Vec::new()),
+        ("iam-events", None, Vec::new()),
+        ("reconcile", None, Vec::new()),
+    ];
+    if let Some(bundle) = bundle {
+        let one = vec![("SSL_CERT_FILE".to_string(), bundle.to_string())];
+        runs.push((
+            "iam-events",
+            Some(format!("SSL_CERT_FILE={bundle}")),
+            one.clone(),
+        ));
+        runs.push(("reconcile", Some(format!("SSL_CERT_FILE={bundle}")), one));
+    }
+    let none = vec![
+        (
+            "SSL_CERT_FILE".to_string(),
+            empty_file.display().to_string(),
+        ),
+        (
+            "SSL_CERT_DIR".to_string(),
+            empty.path().display().to_string(),
+        ),
+    ];
+    runs.push(("iam-events", Some("no roots".to_string()), none));
+    for (name, variant, extra) in runs {
         let bin = args.bin_dir.join(name);
         let size = std::fs::metadata(&bin)
             .map_err(|e| BenchError::Child(format!("{}: {e} (build it first)", bin.display())))?
             .len();
+        let env: Vec<(String, String)> = env.iter().cloned().chain(extra).collect();
         // One warm-up run (page cache), not counted.
-        api.measure(&bin, env).await?;
+        api.measure(&bin, &env).await?;
         let mut times = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..args.cold_runs {
-            let r = api.measure(&bin, env).await?;
+            let r = api.measure(&bin, &env).await?;
             times.push(ms(r.to_next));
             rss.push(r.max_rss_kib as f64 / 1024.0);
         }
         let row = ColdRow {
             name: name.to_string(),
+            variant,
             size_bytes: size,
             to_next_ms: Stat::of(&times),
             rss_mib: Stat::of(&rss),
         };
         progress(format!(
-            "cold start {name}: median {:.1} ms",
+            "cold start {name} {}: median {:.1} ms",
+            row.variant.as_deref().unwrap_or(""),
             row.to_next_ms.map(|s| s.median).unwrap_or(f64::NAN)
         ));
         rows.push(row);

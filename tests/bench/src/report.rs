@@ -19,6 +19,8 @@ pub struct Machine {
 #[derive(Debug, Clone)]
 pub struct ColdRow {
     pub name: String,
+    /// Set for a run in another environment than the functions' default (the label).
+    pub variant: Option<String>,
     pub size_bytes: u64,
     pub to_next_ms: Option<Stat>,
     pub rss_mib: Option<Stat>,
@@ -123,7 +125,11 @@ impl Report {
     /// The marks of issue 6.
     pub fn marks(&self) -> Vec<Mark> {
         let mut out = Vec::new();
-        for row in self.cold.iter().filter(|r| r.name != "bench-hello") {
+        for row in self
+            .cold
+            .iter()
+            .filter(|r| r.name != "bench-hello" && r.variant.is_none())
+        {
             let ratio = self.ratio_to_hello(row);
             out.push(Mark {
                 name: format!(
@@ -243,7 +249,16 @@ impl Report {
              arrival of the first `GET /2018-06-01/runtime/invocation/next`, which it holds unanswered. \
              Then it reads the process's peak RSS (`VmHWM` in `/proc/<pid>/status`; not `wait4`'s `ru_maxrss`, which on Linux starts from the spawning parent's RSS) and kills it. One warm-up run \
              per binary is not counted. The floor is `bench-hello` (`lambda_runtime` + `tokio`, same \
-             profile).\n"
+             profile).\n\n\
+             What the functions do before `next` that the floor does not: read the configuration, start \
+             JSON logging, and load the AWS SDK configuration, whose HTTPS client loads the platform's \
+             trusted root certificates. On this host that is one bundle plus a directory of hundreds of \
+             hashed certificate files, read one by one; Lambda's `provided.al2023` image has one bundle \
+             file. The rows marked `SSL_CERT_FILE` point the same binaries at the one bundle (the \
+             standard variable of the native-roots loader), which is what they read on Lambda; \
+             `no roots` points them at an empty file and directory (what is left besides the trust \
+             store; such a process could not verify any TLS peer, so it is a breakdown, not a \
+             configuration). The marks use the default rows.\n"
         );
         let _ = writeln!(
             s,
@@ -254,8 +269,12 @@ impl Report {
             let (rss, rss_spread, _) = cell(r.rss_mib, 1);
             let _ = writeln!(
                 s,
-                "| `{}` | {med} | {spread} | {runs} | {:.2} | {} | {:.1} | {rss} | {rss_spread} |",
+                "| `{}`{} | {med} | {spread} | {runs} | {:.2} | {} | {:.1} | {rss} | {rss_spread} |",
                 r.name,
+                r.variant
+                    .as_deref()
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default(),
                 self.ratio_to_hello(r),
                 r.size_bytes,
                 mib(r.size_bytes)
@@ -435,12 +454,14 @@ mod tests {
         };
         r.cold = vec![
             ColdRow {
+                variant: None,
                 name: "bench-hello".into(),
                 size_bytes: 1,
                 to_next_ms: stat(2.0),
                 rss_mib: stat(3.0),
             },
             ColdRow {
+                variant: None,
                 name: "iam-events".into(),
                 size_bytes: 1,
                 to_next_ms: stat(4.0),
