@@ -50,7 +50,7 @@ struct Args {
     bin_dir: PathBuf,
     #[arg(long, default_value_t = 15)]
     cold_runs: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     event_runs: usize,
     /// Runs of the in-sync full reconcile per cluster count.
     #[arg(long, default_value_t = 3)]
@@ -64,7 +64,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     clusters: Vec<usize>,
     /// Cluster counts of the manual procedure (100 gets one run; it takes minutes).
-    #[arg(long, value_delimiter = ',', default_value = "1,10")]
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     manual_clusters: Vec<usize>,
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
