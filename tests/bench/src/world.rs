@@ -16,9 +16,9 @@ use serde_json::Value;
 use crate::BenchError;
 
 pub const ADMIN_ROLE: &str = "eks-admin";
-/// The trust-policy lease table, as `infra/template.yaml` declares it: the bench runs
-/// the functions as deployed, lease included.
-pub const LOCK_TABLE: &str = "bench-trust-lock";
+/// The trust-policy lease table, shaped as `infra/template.yaml` declares it: the
+/// bench runs the functions as deployed, lease included.
+pub const LOCK_TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;
 pub const ADMIN_TAG: (&str, &str) = ("eks-access", "admin");
 pub const CLUSTER_TAG: (&str, &str) = ("eks-access-sync/managed", "true");
 const SEED_CONCURRENCY: usize = 16;
@@ -28,36 +28,6 @@ fn aws_err(what: &str, e: impl std::error::Error) -> BenchError {
         "{what}: {}",
         aws_sdk_iam::error::DisplayErrorContext(e)
     ))
-}
-
-/// Key `lockId` (S), on demand, as the template's `TrustLockTable`.
-async fn create_lock_table(sdk: &SdkConfig) -> Result<(), BenchError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let build = |e: aws_sdk_dynamodb::error::BuildError| BenchError::Aws(e.to_string());
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(LOCK_TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lockId")
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(build)?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lockId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .send()
-        .await
-        .map_err(|e| aws_err("CreateTable", e))?;
-    Ok(())
 }
 
 /// Calls by (service, operation); every cluster's Kubernetes calls folded into `k8s`.
@@ -100,7 +70,9 @@ impl World {
             .send()
             .await
             .map_err(|e| aws_err("CreateRole", e))?;
-        create_lock_table(&sdk).await?;
+        sb.create_lock_table()
+            .await
+            .map_err(|e| BenchError::Sandbox(e.to_string()))?;
         Ok(World {
             sb,
             sdk,

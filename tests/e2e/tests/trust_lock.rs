@@ -15,9 +15,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use eks_access_sync::engine::SdkEngine;
 use eks_access_sync::lock::{DynamoDbLock, LockError, LockWait, TrustLock};
 use serde_json::json;
-use support::{World, config, config_with, create_lock_table, event, managed_principals, user_arn};
+use support::{World, config, config_with, event, managed_principals, user_arn};
 
-const TABLE: &str = "eks-access-sync-trust-lock";
+/// The seed's lease table (shaped as the template's `TrustLockTable`).
+const TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;
 const LOCK_ID: &str = "trust-policy/eks-admin";
 
 fn now() -> i64 {
@@ -86,7 +87,6 @@ async fn two_writers(w: &World, e1: &SdkEngine, e2: &SdkEngine, a: &str, b: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_keep_every_update_with_the_lease_and_lose_one_without() {
     let w = World::start().await;
-    create_lock_table(&w.sdk, TABLE).await;
     slow_down(&w).await;
 
     // With the lease: iam-events for ann, a second iam-events writer for ben and a
@@ -155,7 +155,6 @@ async fn concurrent_writers_keep_every_update_with_the_lease_and_lose_one_withou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lease_makes_a_writer_wait_and_an_expired_one_is_taken_over() {
     let w = World::start().await;
-    create_lock_table(&w.sdk, TABLE).await;
     let engine = locked_engine(&w);
     w.create_user("gus", true).await;
 
@@ -198,7 +197,6 @@ async fn a_held_lease_makes_a_writer_wait_and_an_expired_one_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_gives_up_on_a_lease_that_outlasts_its_wait_and_writes_nothing() {
     let w = World::start().await;
-    create_lock_table(&w.sdk, TABLE).await;
     let short = LockWait {
         max_wait: Duration::from_secs(1),
         base_delay: Duration::from_millis(100),

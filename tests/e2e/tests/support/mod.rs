@@ -78,35 +78,6 @@ pub fn config_with(vars: &[(&str, &str)]) -> Config {
     .expect("config")
 }
 
-/// The trust-policy lock table `infra/template.yaml` declares: key `lockId` (S),
-/// on demand. Created in the sandbox's DynamoDB (moto) through the SDK.
-pub async fn create_lock_table(sdk: &SdkConfig, table: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lockId")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key schema"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lockId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-}
-
 /// An SDK configuration pointing at the sandbox the standard way (what
 /// `AWS_ENDPOINT_URL_*`, `AWS_REGION` and the key variables give).
 pub async fn sdk_config(sb: &Sandbox, creds: Credentials) -> SdkConfig {

@@ -366,6 +366,12 @@ impl Sandbox {
         seed::seed(&self.fd).await
     }
 
+    /// Creates the trust-policy lease table [`seed::LOCK_TABLE`] alone (idempotent; the
+    /// seed creates it too): for a world built without the seed. Returns its name.
+    pub async fn create_lock_table(&self) -> Result<String, SandboxError> {
+        seed::ensure_lock_table(&self.fd).await
+    }
+
     /// Stops the front door, every cluster API server, and moto.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -109,7 +109,7 @@ async fn ensure_user(
 
 /// Creates [`LOCK_TABLE`] in moto (key `lockId` S, on demand, TTL on `expiresAt`);
 /// a table already there is kept.
-async fn ensure_lock_table(fd: &FrontDoor) -> Result<String, SandboxError> {
+pub(crate) async fn ensure_lock_table(fd: &FrontDoor) -> Result<String, SandboxError> {
     let create = json!({
         "TableName": LOCK_TABLE,
         "BillingMode": "PAY_PER_REQUEST",
