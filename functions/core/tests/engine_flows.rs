@@ -14,19 +14,10 @@ use serde_json::json;
 type TestEngine = Engine<FakeIam, FakeEks, FakeKube>;
 
 fn config() -> Config {
-    Config::from_lookup(|k| {
-        match k {
-            "ADMIN_ROLE_NAME" => Some("eks-admin"),
-            "ADMIN_USER_TAG" => Some("eks-admin=true"),
-            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
-            "CLUSTER_REGIONS" => Some("us-east-1,eu-west-1"),
-            "CLUSTER_CONCURRENCY" => Some("2"),
-            "AWS_REGION" => Some("us-east-1"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .expect("config")
+    test_config(&[
+        ("CLUSTER_REGIONS", "us-east-1,eu-west-1"),
+        ("CLUSTER_CONCURRENCY", "2"),
+    ])
 }
 
 struct World {

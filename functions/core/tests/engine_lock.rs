@@ -21,18 +21,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 fn config() -> Config {
-    Config::from_lookup(|k| {
-        match k {
-            "ADMIN_ROLE_NAME" => Some("eks-admin"),
-            "ADMIN_USER_TAG" => Some("eks-admin=true"),
-            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
-            "AWS_REGION" => Some("us-east-1"),
-            "TRUST_LOCK_TABLE" => Some("trust-lock"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .expect("config")
+    test_config(&[("TRUST_LOCK_TABLE", "trust-lock")])
 }
 
 // ------------------------------------------------------------------ the fakes

@@ -19,19 +19,9 @@ const RTT: Duration = Duration::from_millis(20);
 const CLUSTERS: usize = 100;
 
 fn config(concurrency: Option<&str>) -> Config {
-    Config::from_lookup(|k| {
-        match k {
-            "ADMIN_ROLE_NAME" => Some("eks-admin"),
-            "ADMIN_USER_TAG" => Some("eks-admin=true"),
-            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
-            "CLUSTER_REGIONS" => Some("us-east-1"),
-            "CLUSTER_CONCURRENCY" => concurrency,
-            "AWS_REGION" => Some("us-east-1"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .expect("config")
+    let mut extra = vec![("CLUSTER_REGIONS", "us-east-1")];
+    extra.extend(concurrency.map(|c| ("CLUSTER_CONCURRENCY", c)));
+    test_config(&extra)
 }
 
 struct World {

@@ -39,6 +39,22 @@ pub fn user(name: &str, admin: bool) -> IamUser {
 
 pub const EMPTY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Ec2","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
+/// The engine tests' configuration: admin tag `eks-admin=true`, cluster tag
+/// `eks-access-sync=enabled`, role `eks-admin`, plus `extra` variables.
+pub fn test_config(extra: &[(&str, &str)]) -> eks_access_sync::config::Config {
+    eks_access_sync::config::Config::from_lookup(|k| {
+        match k {
+            "ADMIN_ROLE_NAME" => Some("eks-admin"),
+            "ADMIN_USER_TAG" => Some("eks-admin=true"),
+            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
+            "AWS_REGION" => Some("us-east-1"),
+            _ => extra.iter().find(|(var, _)| *var == k).map(|(_, v)| *v),
+        }
+        .map(str::to_owned)
+    })
+    .expect("config")
+}
+
 /// One network round trip of `rtt` (none when zero).
 async fn round_trip(rtt: Duration) {
     if !rtt.is_zero() {
