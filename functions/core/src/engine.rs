@@ -5,8 +5,9 @@
 //! every edit; the engine reads, calls the editors, and writes what they return.
 //!
 //! Order: the users (or the event's user), the admin role and the cluster list are
-//! read at once; then the trust-policy write goes on beside the clusters, each of
-//! which is described and reconciled in turn, at most `cluster_concurrency` at once.
+//! read at once, and beside them the cluster list and each cluster's description; then
+//! the trust-policy write goes on beside the clusters' reconcile, at most
+//! `cluster_concurrency` clusters at once.
 //! A run thus takes the fewest sequential round trips the APIs allow (see
 //! BENCHMARKS.md).
 //!
@@ -14,10 +15,11 @@
 //! the users (or the event's user) and the role are read until
 //! `UpdateAssumeRolePolicy` (its retries included) is done, so that two writers (the
 //! two functions, an operator's CLI) never interleave their read-modify-write
-//! cycles; the cluster list is read while the lease is awaited. Dry runs and runs
-//! that leave the trust policy alone take no lease. One cluster failing never stops the others; a failed trust-policy
-//! write does not stop the clusters (their admin mapping does not depend on it). A
-//! dry run does everything but the writes.
+//! cycles; the clusters are listed and described while the lease is awaited, and
+//! reconciled once the role and the users are in. Dry runs and runs that leave the
+//! trust policy alone take no lease. One cluster failing never stops the others; a
+//! failed trust-policy write does not stop the clusters (their admin mapping does not
+//! depend on it). A dry run does everything but the writes.
 //!
 //! Decisions where the spec was silent:
 //! - Untagged clusters are not reported (and never touched); a cluster named in the
@@ -121,6 +123,9 @@ struct ClusterGoal {
     existing_users: Option<BTreeSet<String>>,
     account: String,
 }
+
+/// A cluster as `DescribeCluster` answered (region, name, info or the error).
+type Described = (String, ClusterName, Result<ClusterInfo, String>);
 
 /// What a run starts from: the change to the managed principals and whom to offboard.
 #[derive(Default)]
@@ -317,9 +322,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 
     /// The run itself, on the fewest sequential round trips: the input (the users or
-    /// the event's user), the admin role and the cluster list are read at once; then
-    /// the trust-policy write and the clusters (each described, then reconciled, as
-    /// soon as its turn comes) go on side by side.
+    /// the event's user) and the admin role are read (under the lease) beside the
+    /// cluster list and each cluster's description; then the trust-policy write and the
+    /// clusters' reconcile go on side by side.
     ///
     /// `writes_trust`: the run may write the trust policy, so the input and the role
     /// are read under the lease, which is given back once the write is done.
@@ -340,8 +345,21 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 futures::join!(input, self.iam.get_role(&self.config.admin_role_name));
             (lease, input, role)
         });
-        let ((lease, mut input, role), (names, mut failures)) =
-            futures::join!(trust_reads, self.cluster_names(scope));
+        // Beside the lease and those reads: the cluster list, and each cluster described.
+        let clusters_read = Box::pin(async {
+            let (names, failures) = self.cluster_names(scope).await;
+            let described: Vec<Described> = futures::stream::iter(names)
+                .map(|(region, name)| async move {
+                    let info = self.eks.describe_cluster(&region, &name).await;
+                    (region, name, info.map_err(|e| e.to_string()))
+                })
+                .buffer_unordered(self.config.cluster_concurrency.max(1))
+                .collect()
+                .await;
+            (described, failures)
+        });
+        let ((lease, mut input, role), (described, mut failures)) =
+            futures::join!(trust_reads, clusters_read);
         report.admin_users = input.admin_users;
         let mut errors: Vec<String> = input.error.iter().cloned().collect();
         if let TrustLease::Unavailable(e) = &lease {
@@ -452,8 +470,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     .collect()
             }),
         };
-        let clusters = futures::stream::iter(names)
-            .map(|(region, name)| self.describe_and_reconcile(region, name, &goal, dry_run))
+        let clusters = futures::stream::iter(described)
+            .map(|(region, name, info)| {
+                self.reconcile_described(region, name, info, &goal, dry_run)
+            })
             .buffer_unordered(self.config.cluster_concurrency.max(1))
             .collect::<Vec<_>>();
         let (written, described) = futures::join!(write_trust, clusters);
@@ -604,16 +624,17 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         (names, failures)
     }
 
-    /// Describes one cluster and reconciles it if it carries the cluster tag. `None`
-    /// (with the name) for an untagged cluster: it is neither reported nor touched.
-    async fn describe_and_reconcile(
+    /// Reconciles one described cluster if it carries the cluster tag. `None` (with
+    /// the name) for an untagged cluster: it is neither reported nor touched.
+    async fn reconcile_described(
         &self,
         region: String,
         name: ClusterName,
+        info: Result<ClusterInfo, String>,
         goal: &ClusterGoal,
         dry_run: bool,
     ) -> (ClusterName, Option<ClusterResult>) {
-        match self.eks.describe_cluster(&region, &name).await {
+        match info {
             Ok(info) => {
                 if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
                     let r = self.reconcile_cluster(info, goal, dry_run).await;
@@ -625,7 +646,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
             Err(e) => {
                 tracing::error!(cluster = %name, region = %region, error = %e, "cannot describe cluster");
-                let r = failed_result(Some(&name), &region, Backend::ConfigMap, e.to_string());
+                let r = failed_result(Some(&name), &region, Backend::ConfigMap, e);
                 (name, Some(r))
             }
         }

@@ -3,15 +3,22 @@
 //! allow: the event's user (GetUser), the admin role (GetRole) and ListClusters at
 //! once; then UpdateAssumeRolePolicy beside each cluster's DescribeCluster → GET
 //! aws-auth (→ PUT aws-auth). So an event that changes no cluster takes 3 RTTs at any
-//! cluster count, and 4 when every cluster needs a write.
+//! cluster count, and 4 when every cluster needs a write; with the lease (one RTT to
+//! take, one to give back) the clusters are described while it is taken, and an event
+//! that writes everything still takes 4.
 
 mod engine_support;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 
 use eks_access_sync::config::Config;
 use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, EventResult, Scope};
+use eks_access_sync::lock::{Lease, LockError, TrustLock};
 use engine_support::*;
 use serde_json::json;
 
@@ -142,4 +149,48 @@ async fn a_full_run_that_writes_everywhere_takes_four_round_trips() {
     assert!(!r.trust_policy.changed);
     assert_eq!(w.kube.total_writes(), CLUSTERS);
     assert_eq!(rtts, 3.0);
+}
+
+/// A lease that costs one round trip to take and one to give back (DynamoDB's
+/// `PutItem` and `DeleteItem`), never contended.
+#[derive(Debug)]
+struct SlowLock;
+
+impl TrustLock for SlowLock {
+    fn acquire<'a>(
+        &'a self,
+        lock_id: &'a str,
+        owner: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, LockError>> {
+        Box::pin(async move {
+            tokio::time::sleep(RTT).await;
+            Ok(Lease {
+                lock_id: lock_id.to_owned(),
+                owner: owner.to_owned(),
+                expires_at: None,
+                deadline: None,
+            })
+        })
+    }
+
+    fn release<'a>(&'a self, _lease: &'a Lease) -> BoxFuture<'a, Result<(), LockError>> {
+        Box::pin(tokio::time::sleep(RTT).map(Ok))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_lease_an_event_that_writes_every_cluster_takes_four_round_trips() {
+    let w = world(None, false).await;
+    let engine = w.engine.with_trust_lock(Arc::new(SlowLock));
+    let (r, rtts) = rtts_of(engine.handle_iam_events_payload(&tag_user("carol"), false)).await;
+    let EventResult::Ran(r) = r else {
+        panic!("event ignored: {r:?}")
+    };
+    assert!(r.succeeded(), "{r:?}");
+    assert!(r.trust_policy.changed);
+    assert_eq!(w.kube.total_writes(), CLUSTERS);
+    // PutItem → GetUser ∥ GetRole → UpdateAssumeRolePolicy → DeleteItem, beside
+    // ListClusters → DescribeCluster → (the role known) GET → PUT aws-auth.
+    assert_eq!(rtts, 4.0);
 }

@@ -316,14 +316,15 @@ impl Report {
              Critical path: the engine takes the trust-policy lease (DynamoDB PutItem, \
              `TRUST_LOCK_TABLE`, as deployed), reads the event's user (GetUser) and the admin role \
              (GetRole) at once, writes the trust policy (UpdateAssumeRolePolicy) and gives the lease back \
-             (DeleteItem: a Lambda cannot leave it for later); beside that chain, from the start, it \
-             lists the clusters (ListClusters) and takes each one, all at once, through DescribeCluster \
-             → GET aws-auth (→ write aws-auth, only when it needs a change). The longer of the two chains \
-             is the fewest sequential round trips the APIs allow a safe write (IAM has no conditional \
-             write, hence the lease). The bench counts the stages of each chain that the run's calls show \
-             and multiplies the longer chain by {l} ms. (A TLS handshake to each cluster's API server is \
-             real work here but the sandbox adds its latency per request, not per connection.) The \
-             engine runs `CLUSTER_CONCURRENCY` clusters at a time (default 100, the EKS quota per \
+             (DeleteItem: a Lambda cannot leave it for later). Beside that chain it lists the clusters \
+             (ListClusters) and describes each (DescribeCluster), all at once; once the role is known, \
+             each cluster is read (GET aws-auth) and, only when it needs a change, written. The longer \
+             of the two chains is the fewest sequential round trips the APIs allow a safe write (IAM has \
+             no conditional write, hence the lease). The bench counts the stages of each chain that the \
+             run's calls show and multiplies the longer chain by {l} ms. (A TLS handshake to each \
+             cluster's API server is real work here but the sandbox adds its latency per request, not \
+             per connection.) The engine runs `CLUSTER_CONCURRENCY` clusters at a time (default 100, \
+             the EKS quota per \
              region); `functions/core/tests/round_trips.rs` checks the round-trip \
              count on a paused clock. The same event at latency 0 shows what is not \
              network: the engine's own work plus the sandbox's (moto is a single Python process; the \
