@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use eks_access_sync::config::Config;
 use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, EventResult, Scope};
-use eks_access_sync::lock::{Lease, LockError, TrustLock};
+use eks_access_sync::lock::{Lease, LockError, NoLock, TrustLock};
 use engine_support::*;
 use serde_json::json;
 
@@ -161,16 +161,11 @@ impl TrustLock for SlowLock {
         &'a self,
         lock_id: &'a str,
         owner: &'a str,
-        _ttl: Duration,
+        ttl: Duration,
     ) -> BoxFuture<'a, Result<Lease, LockError>> {
         Box::pin(async move {
             tokio::time::sleep(RTT).await;
-            Ok(Lease {
-                lock_id: lock_id.to_owned(),
-                owner: owner.to_owned(),
-                expires_at: None,
-                deadline: None,
-            })
+            NoLock.acquire(lock_id, owner, ttl).await
         })
     }
 
