@@ -213,11 +213,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// A full reconcile: every user, the trust policy, every tagged cluster in scope.
     pub async fn run_full(&self, scope: &Scope, dry_run: bool) -> Outcome {
-        let report = RunReport::new(
-            dry_run,
-            self.config.admin_role_name.as_str(),
-            self.config.trust_policy_max_chars,
-        );
         let input = async {
             match self.iam.list_users().await {
                 Ok(users) => {
@@ -240,7 +235,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         };
         let writes_trust = !dry_run && !scope.skip_trust_policy;
-        self.run(Box::pin(input), writes_trust, scope, dry_run, report)
+        self.run(Box::pin(input), writes_trust, scope, dry_run)
             .await
     }
 
@@ -252,11 +247,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// An IAM event, optionally as a dry run.
     pub async fn run_iam_event(&self, ev: &IamUserEvent, dry_run: bool) -> Outcome {
-        let report = RunReport::new(
-            dry_run,
-            self.config.admin_role_name.as_str(),
-            self.config.trust_policy_max_chars,
-        );
         let input = async {
             let user = match self.iam.get_user(&ev.user_name).await {
                 Ok(u) => u,
@@ -292,7 +282,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 ..RunInput::default()
             }
         };
-        self.run(Box::pin(input), !dry_run, &Scope::all(), dry_run, report)
+        self.run(Box::pin(input), !dry_run, &Scope::all(), dry_run)
             .await
     }
 
@@ -334,8 +324,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         writes_trust: bool,
         scope: &Scope,
         dry_run: bool,
-        mut report: RunReport,
     ) -> Outcome {
+        let mut report = RunReport::new(
+            dry_run,
+            self.config.admin_role_name.as_str(),
+            self.config.trust_policy_max_chars,
+        );
         let mut plan = self.empty_plan(dry_run);
         // Boxed, as `write_trust` below: the nested futures otherwise make the
         // handlers' future types too deep for the compiler's default limit.

@@ -449,13 +449,6 @@ fn sample(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn ran(r: EventResult) -> RunReport {
-    match r {
-        EventResult::Ran(r) => *r,
-        EventResult::Ignored(reason) => panic!("ignored: {reason}"),
-    }
-}
-
 /// The sample events of `events/`, in the order a user's life produces them, with the
 /// default tag (`eks-access=admin`).
 #[tokio::test]

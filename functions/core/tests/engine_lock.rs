@@ -11,11 +11,11 @@ use eks_access_sync::arn::{RoleName, UserName};
 use eks_access_sync::config::Config;
 use eks_access_sync::desired::IamUser;
 use eks_access_sync::eks::AuthMode;
-use eks_access_sync::engine::{Engine, EventResult, Scope};
+use eks_access_sync::engine::{Engine, Scope};
 use eks_access_sync::event::EksClusterEvent;
 use eks_access_sync::iam::{IamApi, IamError, RoleInfo};
 use eks_access_sync::lock::{Lease, LockError, TRUST_LOCK_TTL, TrustLock};
-use eks_access_sync::report::{ClusterStatus, RunReport};
+use eks_access_sync::report::ClusterStatus;
 use engine_support::*;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -202,13 +202,6 @@ fn tag_event(user: &str) -> serde_json::Value {
             "eventID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
         }
     })
-}
-
-fn ran(r: EventResult) -> RunReport {
-    match r {
-        EventResult::Ran(r) => *r,
-        EventResult::Ignored(reason) => panic!("ignored: {reason}"),
-    }
 }
 
 // ------------------------------------------------------------------ the tests

@@ -116,10 +116,10 @@ impl Report {
         Self::median(row.to_next_ms) / Self::median(hello)
     }
 
-    fn event_at(&self, clusters: usize, concurrency: Option<usize>) -> Option<&EventRow> {
-        self.events
-            .iter()
-            .find(|e| e.clusters == clusters && concurrency.is_none_or(|c| e.concurrency == c))
+    /// The event row at `clusters` with the default concurrency (pushed before any
+    /// other row at that count).
+    fn event_at(&self, clusters: usize) -> Option<&EventRow> {
+        self.events.iter().find(|e| e.clusters == clusters)
     }
 
     /// IAM calls of a run that made `here` calls on the sandbox, had it been AWS:
@@ -150,7 +150,7 @@ impl Report {
             });
         }
         let largest = self.events.iter().map(|e| e.clusters).max().unwrap_or(0);
-        if let Some(e) = self.event_at(largest, None) {
+        if let Some(e) = self.event_at(largest) {
             let ratio = Self::median(e.wall_ms) / e.critical_ms;
             out.push(Mark {
                 name: format!(
@@ -435,7 +435,7 @@ impl Report {
         for r in &self.manual {
             let (med, spread, runs) = cell(r.total_ms, 0);
             let (kube, _, _) = cell(r.kubectl_ms, 0);
-            let ev = self.event_at(r.clusters, None).and_then(|e| e.wall_ms);
+            let ev = self.event_at(r.clusters).and_then(|e| e.wall_ms);
             let ratio = Self::median(r.total_ms) / Self::median(ev);
             let err = r
                 .error

@@ -55,6 +55,14 @@ pub fn test_config(extra: &[(&str, &str)]) -> eks_access_sync::config::Config {
     .expect("config")
 }
 
+/// The report of an event the engine ran (panics if it was ignored).
+pub fn ran(r: eks_access_sync::engine::EventResult) -> eks_access_sync::report::RunReport {
+    match r {
+        eks_access_sync::engine::EventResult::Ran(r) => *r,
+        eks_access_sync::engine::EventResult::Ignored(reason) => panic!("ignored: {reason}"),
+    }
+}
+
 /// One network round trip of `rtt` (none when zero).
 async fn round_trip(rtt: Duration) {
     if !rtt.is_zero() {

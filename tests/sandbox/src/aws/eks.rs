@@ -538,22 +538,38 @@ fn list_clusters(
     region: &str,
     q: &BTreeMap<String, Vec<String>>,
 ) -> Result<Response, AwsError> {
-    let max: usize = match q.get("maxResults").and_then(|v| v.first()) {
-        Some(m) => m
-            .parse()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| invalid_param("maxResults must be between 1 and 100"))?,
-        None => 100,
-    };
+    let max = max_results(q)?;
     let names: Vec<String> = lock(&fd.shared)
         .clusters
         .values()
         .filter(|c| c.region == region)
         .map(|c| c.name.clone())
         .collect();
-    let (page, next) = paginate(&names, max, q.get("nextToken").and_then(|v| v.first()))?;
-    let mut out = json!({ "clusters": page });
+    page_response("clusters", &names, max, q)
+}
+
+/// `maxResults` of a List call: 1 to 100, 100 when absent.
+fn max_results(q: &BTreeMap<String, Vec<String>>) -> Result<usize, AwsError> {
+    match q.get("maxResults").and_then(|v| v.first()) {
+        Some(m) => m
+            .parse()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| invalid_param("maxResults must be between 1 and 100")),
+        None => Ok(100),
+    }
+}
+
+/// One page of `items` under `key`, from the request's `nextToken`, with the
+/// `nextToken` of the next page when more follow.
+fn page_response(
+    key: &str,
+    items: &[String],
+    max: usize,
+    q: &BTreeMap<String, Vec<String>>,
+) -> Result<Response, AwsError> {
+    let (page, next) = paginate(items, max, q.get("nextToken").and_then(|v| v.first()))?;
+    let mut out = json!({ key: page });
     if let Some(n) = next {
         out["nextToken"] = json!(n);
     }
@@ -737,14 +753,7 @@ fn list_entries(
     cluster: &str,
     q: &BTreeMap<String, Vec<String>>,
 ) -> Result<Response, AwsError> {
-    let max: usize = match q.get("maxResults").and_then(|v| v.first()) {
-        Some(m) => m
-            .parse()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| invalid_param("maxResults must be between 1 and 100"))?,
-        None => 100,
-    };
+    let max = max_results(q)?;
     let policy = q
         .get("associatedPolicyArn")
         .and_then(|v| v.first())
@@ -761,12 +770,7 @@ fn list_entries(
             .map(|e| e.principal_arn.clone())
             .collect())
     })?;
-    let (page, next) = paginate(&arns, max, q.get("nextToken").and_then(|v| v.first()))?;
-    let mut out = json!({ "accessEntries": page });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(ok(out))
+    page_response("accessEntries", &arns, max, q)
 }
 
 fn update_entry(
