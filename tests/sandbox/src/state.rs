@@ -61,8 +61,14 @@ pub struct AccessEntry {
     /// `STANDARD`, `EC2_LINUX`, ...
     pub entry_type: String,
     pub policies: Vec<PolicyAssociation>,
-    pub created_at: i64,
+    /// Milliseconds since the epoch: EKS reports `createdAt` to the millisecond.
+    pub created_at_ms: i64,
     pub modified_at: i64,
+    /// The principal's unique ID (`AROA…`, `AIDA…`) when the entry was created, as
+    /// EKS stores it: a caller matches the entry only with this ID, so a role deleted
+    /// and re-created under the same name is refused (containers-roadmap #2441).
+    /// `None`: not recorded (the cluster creator's entry), matched by ARN alone.
+    pub principal_id: Option<String>,
 }
 
 /// One Kubernetes object as stored: the full JSON (metadata included).

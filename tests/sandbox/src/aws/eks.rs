@@ -9,8 +9,10 @@ use http::{Method, StatusCode};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-use super::iam::principal_exists;
-use super::{AwsError, ClusterExtra, FrontDoor, canonical_arn, lock, now_secs, request_id};
+use super::iam::principal_id;
+use super::{
+    AwsError, ClusterExtra, FrontDoor, canonical_arn, lock, now_millis, now_secs, request_id,
+};
 use crate::state::{
     ACCOUNT_ID, AccessEntry, AuthMode, Cluster, ClusterFaults, Credential, PolicyAssociation,
 };
@@ -97,6 +99,11 @@ fn query_map(parts: &Parts) -> BTreeMap<String, Vec<String>> {
 
 fn epoch(t: i64) -> Value {
     json!(t)
+}
+
+/// Epoch seconds with milliseconds, as EKS renders `createdAt` (`1.700000000123E9`).
+fn epoch_ms(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
@@ -280,7 +287,7 @@ fn entry_json(c: &Cluster, e: &AccessEntry) -> Value {
         "principalArn": e.principal_arn,
         "kubernetesGroups": e.kubernetes_groups,
         "accessEntryArn": format!("arn:aws:eks:{}:{ACCOUNT_ID}:access-entry/{}/{}/{ACCOUNT_ID}/{id}", c.region, c.name, e.entry_type.to_ascii_lowercase()),
-        "createdAt": epoch(e.created_at),
+        "createdAt": epoch_ms(e.created_at_ms),
         "modifiedAt": epoch(e.modified_at),
         "tags": {},
         "username": e.username,
@@ -467,8 +474,9 @@ fn creator_entry(creator: &str, now: i64) -> AccessEntry {
             namespaces: Vec::new(),
             associated_at: now,
         }],
-        created_at: now,
+        created_at_ms: now * 1000,
         modified_at: now,
+        principal_id: None,
     }
 }
 
@@ -718,12 +726,14 @@ async fn create_entry(
         return Err(invalid_param(format!("The type {entry_type} is invalid.")));
     }
     validate_groups_and_username(&groups, username)?;
-    if !principal_exists(fd, &principal).await? {
+    // EKS keeps the principal's unique ID, not only its ARN.
+    let Some(principal_id) = principal_id(fd, &principal).await? else {
         return Err(invalid_param(format!(
             "The specified principalArn is invalid: invalid principal {principal}"
         )));
-    }
+    };
     let now = now_secs();
+    let now_ms = i64::try_from(now_millis()).unwrap_or(i64::MAX);
     with_cluster_mut(fd, region, cluster, |c| {
         if c.access_entries.contains_key(&principal) {
             return Err(AwsError::new(
@@ -738,8 +748,9 @@ async fn create_entry(
             kubernetes_groups: groups,
             entry_type: entry_type.to_string(),
             policies: Vec::new(),
-            created_at: now,
+            created_at_ms: now_ms,
             modified_at: now,
+            principal_id: Some(principal_id),
         };
         let j = entry_json(c, &e);
         c.access_entries.insert(principal.clone(), e);

@@ -216,24 +216,37 @@ pub(crate) async fn user_arn(fd: &FrontDoor, name: &str) -> Result<Option<String
 
 /// Whether the IAM user or role `arn` exists (exact ARN, path included).
 pub(crate) async fn principal_exists(fd: &FrontDoor, arn: &str) -> Result<bool, AwsError> {
+    Ok(principal_id(fd, arn).await?.is_some())
+}
+
+/// The unique ID (`AIDA…` of a user, moto's `AROA…` of a role) of the IAM user or
+/// role `arn` (exact ARN, path included); `None` when there is no such principal.
+/// A role deleted and re-created under the same name has a new ID.
+pub(crate) async fn principal_id(fd: &FrontDoor, arn: &str) -> Result<Option<String>, AwsError> {
     let Some((kind, name)) = iam_arn_kind_name(arn) else {
-        return Ok(false);
+        return Ok(None);
     };
     // Users created through the front door are known without asking moto.
-    if kind == "user" && lock(&fd.shared).user_ids.contains_key(arn) {
-        return Ok(true);
+    if kind == "user"
+        && let Some(id) = lock(&fd.shared).user_ids.get(arn)
+    {
+        return Ok(Some(id.clone()));
     }
-    let (action, param) = if kind == "user" {
-        ("GetUser", "UserName")
+    let (action, param, id_tag) = if kind == "user" {
+        ("GetUser", "UserName", "UserId")
     } else {
-        ("GetRole", "RoleName")
+        ("GetRole", "RoleName", "RoleId")
     };
     let r = fd
         .moto
         .call("iam", action, &[(param, name)])
         .await
         .map_err(moto_err)?;
-    Ok(r.ok() && xml::text(&r.text(), "Arn").as_deref() == Some(arn))
+    let text = r.text();
+    if !r.ok() || xml::text(&text, "Arn").as_deref() != Some(arn) {
+        return Ok(None);
+    }
+    Ok(xml::text(&text, id_tag).map(|id| fd.moto_ids().get(&id).cloned().unwrap_or(id)))
 }
 
 async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> {

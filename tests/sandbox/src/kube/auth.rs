@@ -283,13 +283,30 @@ fn default_entry_username(id: &Identity) -> String {
     }
 }
 
+/// The caller's unique ID: `AIDA…` for a user, the role's `AROA…` for a session
+/// (what STS `GetCallerIdentity` gives EKS as `UserId`, before the `:`).
+fn unique_id(id: &Identity) -> &str {
+    id.principal_id
+        .split_once(':')
+        .map_or(id.principal_id.as_str(), |(role_id, _)| role_id)
+}
+
+/// The caller's access entry. As in EKS, an entry that recorded its principal's unique
+/// ID matches only a caller with that ID: after the role was deleted and re-created
+/// under the same name (new ID) the entry matches nobody (containers-roadmap #2441),
+/// and `API_AND_CONFIG_MAP` falls back to aws-auth, which maps by ARN.
 fn from_access_entry(cluster: &Cluster, id: &Identity) -> Option<Result<UserInfo, String>> {
     let key = id.canonical_arn.to_ascii_lowercase();
     let entry = cluster
         .access_entries
         .iter()
         .find(|(k, _)| k.to_ascii_lowercase() == key)
-        .map(|(_, e)| e)?;
+        .map(|(_, e)| e)
+        .filter(|e| {
+            e.principal_id
+                .as_deref()
+                .is_none_or(|stored| stored == unique_id(id))
+        })?;
     let template = if entry.username.is_empty() {
         default_entry_username(id)
     } else {
@@ -455,5 +472,75 @@ mod tests {
         )
         .expect("identity");
         assert!(render_username("{{SessionName}}", &user).is_err());
+    }
+
+    fn cluster_with_entry(mode: AuthMode, stored_id: &str) -> Cluster {
+        let principal = "arn:aws:iam::123456789012:role/Admin".to_string();
+        let entry = crate::state::AccessEntry {
+            principal_arn: principal.clone(),
+            username: "admin:{{SessionName}}".into(),
+            kubernetes_groups: vec!["admins".into()],
+            entry_type: "STANDARD".into(),
+            policies: Vec::new(),
+            created_at_ms: 0,
+            modified_at: 0,
+            principal_id: Some(stored_id.into()),
+        };
+        Cluster {
+            name: "c".into(),
+            arn: "arn:aws:eks:us-east-1:123456789012:cluster/c".into(),
+            region: "us-east-1".into(),
+            version: "1.33".into(),
+            created_at: 0,
+            tags: BTreeMap::new(),
+            auth_mode: mode,
+            creator_arn: String::new(),
+            endpoint: String::new(),
+            ca_data_b64: String::new(),
+            access_entries: BTreeMap::from([(principal, entry)]),
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            faults: Default::default(),
+        }
+    }
+
+    fn session_of(role_id: &str) -> Identity {
+        identity_of(
+            &Principal::AssumedRole {
+                role_arn: "arn:aws:iam::123456789012:role/Admin".into(),
+                role_id: role_id.into(),
+                session_name: "alice".into(),
+            },
+            "ASIAKEY",
+        )
+        .expect("identity")
+    }
+
+    #[test]
+    fn an_entry_matches_only_the_unique_id_it_was_made_for() {
+        let c = cluster_with_entry(AuthMode::Api, "AROAOLD");
+        let user = map_identity(&c, &session_of("AROAOLD")).expect("same role");
+        assert_eq!(user.username, "admin:alice");
+        // The role was deleted and re-created under the same name: new ID, refused.
+        let err = map_identity(&c, &session_of("AROANEW")).expect_err("re-created role");
+        assert!(err.contains("is not mapped"), "{err}");
+
+        // API_AND_CONFIG_MAP: the entry matches nobody, aws-auth (by ARN) still does.
+        let mut c = cluster_with_entry(AuthMode::ApiAndConfigMap, "AROAOLD");
+        assert!(map_identity(&c, &session_of("AROANEW")).is_err());
+        c.objects.insert(
+            (
+                "api/v1".into(),
+                "configmaps".into(),
+                "kube-system".into(),
+                "aws-auth".into(),
+            ),
+            crate::state::StoredObject {
+                json: serde_json::json!({"data": {"mapRoles":
+                    "- rolearn: arn:aws:iam::123456789012:role/Admin\n  username: cm:{{SessionName}}\n  groups: [cm]\n"}}),
+            },
+        );
+        let user = map_identity(&c, &session_of("AROANEW")).expect("aws-auth maps by ARN");
+        assert_eq!(user.username, "cm:alice");
     }
 }
