@@ -14,8 +14,32 @@
 //!   `cluster` scope.
 //! - Access entries are not removed by EKS when the IAM user is deleted:
 //!   entries whose principal is an offboarded user are deleted.
+//! - **Re-created role.** EKS stores the principal's unique ID (`AROA…`) in an
+//!   access entry when it is created and matches callers by that ID: a role
+//!   deleted and re-created under the same name gets a new ID, and its old entry
+//!   then silently refuses everyone (containers-roadmap #2441). `DescribeAccessEntry`
+//!   does not show the stored ID, only `createdAt`; `GetRole` gives the role's
+//!   `CreateDate`. Rule: the admin entry is stale when its `createdAt` is strictly
+//!   earlier than the role's `CreateDate`, compared at the precision each service
+//!   reports (EKS: milliseconds; IAM: seconds, truncated, so a role's reported
+//!   `CreateDate` is never later than its real creation and an entry made for the
+//!   role is never taken for stale). A stale entry is deleted and created again for
+//!   the current role, with the policy re-associated. Limits: a role re-created
+//!   within the same second as the entry was created is not seen (its `CreateDate`
+//!   reads as the entry's second); clock skew between IAM and EKS can make an entry
+//!   created within the skew after the role look stale, which costs one needless
+//!   re-creation, after which the new entry is younger than the role (the next run
+//!   writes nothing). Unknown times (a response without them) never trigger it.
+//!   The same holds in `API_AND_CONFIG_MAP` mode, where a caller whose ID matches no
+//!   entry falls back to aws-auth. aws-auth itself is not affected: it maps by ARN,
+//!   so a re-created role keeps its `mapRoles` access.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::arn::RoleArn;
 use crate::awsauth::{AdminMapping, Offboarded};
@@ -28,6 +52,67 @@ pub const CLUSTER_SCOPE: &str = "cluster";
 /// Prefixes EKS refuses in access-entry usernames and groups.
 pub const RESERVED_PREFIXES: [&str; 5] = ["system:", "eks:", "aws:", "amazon:", "iam:"];
 
+/// A creation time as EKS (`createdAt`) or IAM (`CreateDate`) reports it; shown and
+/// serialized as RFC 3339 (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+/// A timestamp that is not RFC 3339 or is out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid timestamp {value:?}: {reason}")]
+pub struct TimestampError {
+    value: String,
+    reason: String,
+}
+
+impl Timestamp {
+    /// From nanoseconds since the Unix epoch; `None` out of range.
+    pub fn from_unix_nanos(nanos: i128) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(self) -> i128 {
+        self.0.unix_timestamp_nanos()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.format(&Rfc3339) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => write!(f, "{}ns", self.unix_nanos()),
+        }
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+    fn from_str(s: &str) -> Result<Self, TimestampError> {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(Timestamp)
+            .map_err(|e| TimestampError {
+                value: s.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An access entry as the cluster holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +122,32 @@ pub struct AccessEntryView {
     pub kubernetes_groups: Vec<String>,
     /// `(policy ARN, access scope type)`.
     pub policies: Vec<(String, String)>,
+    /// `createdAt`; `None` when not known (not read, or not in the response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+/// The admin role's entry was created before the role: the role was deleted and
+/// re-created under the same name, and the entry holds the old role's unique ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaleAdminEntry {
+    /// The principal ARN of the entry to delete (as the entry spells it).
+    pub principal_arn: String,
+    /// The entry's `createdAt`.
+    pub entry_created_at: Timestamp,
+    /// The role's `CreateDate`.
+    pub role_created_at: Timestamp,
+}
+
+impl fmt::Display for StaleAdminEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "re-create access entry of {}: the role was re-created after the entry (entry {} < role {})",
+            self.principal_arn, self.entry_created_at, self.role_created_at
+        )
+    }
 }
 
 /// An access entry to create or update.
@@ -53,6 +164,10 @@ pub struct NewAccessEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntryPlan {
+    /// The admin entry predates the role: delete it first; `create_admin_entry` and
+    /// `associate_admin_policy` then make it again for the current role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreate_admin_entry: Option<StaleAdminEntry>,
     pub create_admin_entry: Option<NewAccessEntry>,
     pub update_admin_entry: Option<NewAccessEntry>,
     /// Associate [`CLUSTER_ADMIN_POLICY`] with `cluster` scope on the admin
@@ -65,7 +180,8 @@ pub struct AccessEntryPlan {
 impl AccessEntryPlan {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.create_admin_entry.is_none()
+        self.recreate_admin_entry.is_none()
+            && self.create_admin_entry.is_none()
             && self.update_admin_entry.is_none()
             && !self.associate_admin_policy
             && self.delete_entries.is_empty()
@@ -105,45 +221,68 @@ fn same_role(principal: &str, admin: &RoleArn) -> bool {
         .unwrap_or(false)
 }
 
-/// Plans the access-entry changes for one cluster.
+/// Plans the access-entry changes for one cluster. `role_created`: the admin role's
+/// `CreateDate`, to tell an entry left from a deleted role of the same name.
 pub fn plan_access_entries(
     current: &[AccessEntryView],
     admin: &AdminMapping,
     offboarded: &[Offboarded],
+    role_created: Option<Timestamp>,
 ) -> AccessEntryPlan {
     let username = (!admin.username.is_empty() && !is_reserved(&admin.username))
         .then(|| admin.username.clone());
     let groups = allowed_groups(&admin.groups);
     let mut plan = AccessEntryPlan::default();
 
-    match current
+    let existing = current
         .iter()
-        .find(|e| same_role(&e.principal_arn, &admin.role_arn))
-    {
-        None => {
-            plan.create_admin_entry = Some(NewAccessEntry {
-                principal_arn: admin.role_arn.to_string(),
-                username,
-                kubernetes_groups: groups,
-            });
-            plan.associate_admin_policy = true;
+        .find(|e| same_role(&e.principal_arn, &admin.role_arn));
+    // The rule of the module documentation: strictly earlier; unknown times never are.
+    let stale = existing.and_then(|e| match (e.created_at, role_created) {
+        (Some(entry_created_at), Some(role_created_at)) if entry_created_at < role_created_at => {
+            Some(StaleAdminEntry {
+                principal_arn: e.principal_arn.clone(),
+                entry_created_at,
+                role_created_at,
+            })
         }
-        Some(e) => {
-            let mut have = e.kubernetes_groups.clone();
-            have.sort();
-            let mut want = groups.clone();
-            want.sort();
-            let user_differs = username.is_some() && e.username != username;
-            if have != want || user_differs {
-                plan.update_admin_entry = Some(NewAccessEntry {
-                    principal_arn: e.principal_arn.clone(),
-                    username: if user_differs { username } else { None },
+        _ => None,
+    });
+    if stale.is_some() {
+        plan.recreate_admin_entry = stale;
+        plan.create_admin_entry = Some(NewAccessEntry {
+            principal_arn: admin.role_arn.to_string(),
+            username,
+            kubernetes_groups: groups,
+        });
+        plan.associate_admin_policy = true;
+    } else {
+        match existing {
+            None => {
+                plan.create_admin_entry = Some(NewAccessEntry {
+                    principal_arn: admin.role_arn.to_string(),
+                    username,
                     kubernetes_groups: groups,
                 });
+                plan.associate_admin_policy = true;
             }
-            plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
-                p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
-            });
+            Some(e) => {
+                let mut have = e.kubernetes_groups.clone();
+                have.sort();
+                let mut want = groups.clone();
+                want.sort();
+                let user_differs = username.is_some() && e.username != username;
+                if have != want || user_differs {
+                    plan.update_admin_entry = Some(NewAccessEntry {
+                        principal_arn: e.principal_arn.clone(),
+                        username: if user_differs { username } else { None },
+                        kubernetes_groups: groups,
+                    });
+                }
+                plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
+                    p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
+                });
+            }
         }
     }
 
@@ -178,12 +317,17 @@ mod tests {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            created_at: None,
         }
+    }
+
+    fn at(s: &str) -> Option<Timestamp> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
     fn creates_entry_with_full_arn_and_no_reserved_groups() {
-        let p = plan_access_entries(&[], &admin(), &[]);
+        let p = plan_access_entries(&[], &admin(), &[], None);
         let c = p.create_admin_entry.clone().unwrap();
         assert_eq!(
             c.principal_arn,
@@ -205,7 +349,7 @@ mod tests {
             &["eks-admins"],
             &[(CLUSTER_ADMIN_POLICY, "cluster")],
         )];
-        let p = plan_access_entries(&cur, &admin(), &[]);
+        let p = plan_access_entries(&cur, &admin(), &[], None);
         assert!(p.is_empty(), "{p:?}");
     }
 
@@ -216,7 +360,7 @@ mod tests {
             &["old"],
             &[(CLUSTER_ADMIN_POLICY, "namespace")],
         )];
-        let p = plan_access_entries(&cur, &admin(), &[]);
+        let p = plan_access_entries(&cur, &admin(), &[], None);
         assert!(p.create_admin_entry.is_none());
         let u = p.update_admin_entry.unwrap();
         assert_eq!(u.principal_arn, "arn:aws:iam::123456789012:role/EKSADMIN");
@@ -230,7 +374,7 @@ mod tests {
         let mut a = admin();
         a.username = "system:admin".into();
         a.groups = vec!["system:masters".into()];
-        let p = plan_access_entries(&[], &a, &[]);
+        let p = plan_access_entries(&[], &a, &[], None);
         let c = p.create_admin_entry.unwrap();
         assert_eq!(c.username, None);
         assert!(c.kubernetes_groups.is_empty());
@@ -253,7 +397,7 @@ mod tests {
             entry("arn:aws:iam::123456789012:role/dave", &[], &[]),
         ];
         let off = [Offboarded::Name("Dave".parse().unwrap())];
-        let p = plan_access_entries(&cur, &admin(), &off);
+        let p = plan_access_entries(&cur, &admin(), &off, None);
         assert_eq!(
             p.delete_entries,
             vec!["arn:aws:iam::123456789012:user/eng/dave"]
@@ -261,10 +405,95 @@ mod tests {
         let off = [Offboarded::Arn(
             "arn:aws:iam::123456789012:user/erin".parse().unwrap(),
         )];
-        let p = plan_access_entries(&cur, &admin(), &off);
+        let p = plan_access_entries(&cur, &admin(), &off, None);
         assert_eq!(
             p.delete_entries,
             vec!["arn:aws:iam::123456789012:user/erin"]
         );
+    }
+
+    #[test]
+    fn an_entry_older_than_the_role_is_deleted_and_made_again() {
+        // Made without the path, before the role was deleted and re-created.
+        let mut old = entry(
+            "arn:aws:iam::123456789012:role/EksAdmin",
+            &["eks-admins"],
+            &[(CLUSTER_ADMIN_POLICY, "cluster")],
+        );
+        old.created_at = at("2026-03-01T10:00:00.250Z");
+        let user = entry("arn:aws:iam::123456789012:user/dave", &[], &[]);
+        let cur = [old, user];
+        let off = [Offboarded::Name("dave".parse().unwrap())];
+        let p = plan_access_entries(&cur, &admin(), &off, at("2026-03-02T08:00:00Z"));
+        let stale = p.recreate_admin_entry.clone().expect("stale entry");
+        assert_eq!(
+            stale.principal_arn,
+            "arn:aws:iam::123456789012:role/EksAdmin"
+        );
+        assert_eq!(
+            stale.to_string(),
+            "re-create access entry of arn:aws:iam::123456789012:role/EksAdmin: the role was \
+             re-created after the entry (entry 2026-03-01T10:00:00.25Z < role 2026-03-02T08:00:00Z)"
+        );
+        let c = p.create_admin_entry.clone().expect("made again");
+        assert_eq!(
+            c.principal_arn,
+            "arn:aws:iam::123456789012:role/teams/EksAdmin"
+        );
+        assert_eq!(c.kubernetes_groups, vec!["eks-admins"]);
+        assert_eq!(
+            c.username.as_deref(),
+            Some("admin:{{AccessKeyID}}:{{SessionName}}")
+        );
+        assert!(p.associate_admin_policy, "the new entry has no policy");
+        assert!(p.update_admin_entry.is_none());
+        assert_eq!(
+            p.delete_entries,
+            vec!["arn:aws:iam::123456789012:user/dave"]
+        );
+        assert!(!p.is_empty());
+        // The plan as JSON names both times.
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json["recreateAdminEntry"]["roleCreatedAt"],
+            "2026-03-02T08:00:00Z"
+        );
+        let back: AccessEntryPlan = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn an_entry_made_for_the_role_or_of_unknown_age_is_kept() {
+        let mut e = entry(
+            "arn:aws:iam::123456789012:role/teams/EksAdmin",
+            &["eks-admins"],
+            &[(CLUSTER_ADMIN_POLICY, "cluster")],
+        );
+        // IAM reports whole seconds: a role made at 08:00:00.9 reads 08:00:00, and an
+        // entry made 50 ms later (same second) is the role's.
+        e.created_at = at("2026-03-02T08:00:00.950Z");
+        let role = at("2026-03-02T08:00:00Z");
+        assert!(plan_access_entries(&[e.clone()], &admin(), &[], role).is_empty());
+        // Exactly the same time is not earlier.
+        e.created_at = role;
+        assert!(plan_access_entries(&[e.clone()], &admin(), &[], role).is_empty());
+        // One millisecond earlier is.
+        e.created_at = at("2026-03-01T23:59:59.999Z");
+        let p = plan_access_entries(&[e.clone()], &admin(), &[], at("2026-03-02T00:00:00Z"));
+        assert!(p.recreate_admin_entry.is_some(), "{p:?}");
+        // Unknown times never trigger it.
+        assert!(plan_access_entries(&[e.clone()], &admin(), &[], None).is_empty());
+        e.created_at = None;
+        assert!(plan_access_entries(&[e], &admin(), &[], role).is_empty());
+    }
+
+    #[test]
+    fn timestamps_parse_order_and_print_as_rfc3339() {
+        let a: Timestamp = "2026-11-29T20:29:15.516319Z".parse().unwrap();
+        let b = Timestamp::from_unix_nanos(a.unix_nanos() + 1).unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "2026-11-29T20:29:15.516319Z");
+        assert!("yesterday".parse::<Timestamp>().is_err());
+        assert!(serde_json::from_str::<Timestamp>("\"2026-13-01T00:00:00Z\"").is_err());
     }
 }

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use crate::accessentry::AccessEntryView;
+use crate::accessentry::{AccessEntryView, Timestamp};
 use crate::arn::ClusterName;
 use crate::k8s::ClusterEndpoint;
 
@@ -159,7 +159,7 @@ pub trait EksApi: Send + Sync {
         region: &str,
         cluster: &ClusterName,
     ) -> impl Future<Output = Result<Vec<String>, EksError>> + Send;
-    /// One access entry with its associated policies; `None` if absent.
+    /// One access entry with its associated policies and `createdAt`; `None` if absent.
     fn describe_access_entry(
         &self,
         region: &str,
@@ -396,6 +396,9 @@ impl EksApi for SdkEks {
             username: entry.username().map(str::to_owned),
             kubernetes_groups: entry.kubernetes_groups().to_vec(),
             policies,
+            created_at: entry
+                .created_at()
+                .and_then(|t| Timestamp::from_unix_nanos(t.as_nanos())),
         }))
     }
 

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::accessentry::{AccessEntryView, plan_access_entries};
+use crate::accessentry::{AccessEntryView, Timestamp, plan_access_entries};
 use crate::arn::{ClusterName, RoleArn, UserArn};
 use crate::awsauth::{AdminMapping, MAP_USERS, Offboarded, edit_aws_auth, parse_entries};
 use crate::config::Config;
@@ -117,6 +117,8 @@ struct ClusterGoal {
     admin_entry: AdminMapping,
     /// The admin role's ARN as IAM gives it (with its path).
     role_arn: RoleArn,
+    /// The admin role's `CreateDate`: an older admin access entry is stale.
+    role_created: Option<Timestamp>,
     offboarded: Vec<Offboarded>,
     /// Names of every existing user (lower-case), when the full listing is known:
     /// direct mappings of this account's users not in it are stale.
@@ -457,6 +459,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             },
             account: role.arn.account().to_owned(),
             role_arn: role.arn.clone(),
+            role_created: role.create_date,
             offboarded,
             existing_users: input.users.as_deref().map(|u| {
                 u.iter()
@@ -828,13 +831,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     username: None,
                     kubernetes_groups: Vec::new(),
                     policies: Vec::new(),
+                    created_at: None,
                 });
             }
         }
         let offboarded = self.offboarded_for(goal, &user_arns);
-        let ae = plan_access_entries(&views, &goal.admin_entry, &offboarded);
+        let ae = plan_access_entries(&views, &goal.admin_entry, &offboarded, goal.role_created);
         let mut changes = access_entry_changes(&ae);
-        let mut status = if ae.create_admin_entry.is_some() {
+        if let Some(stale) = &ae.recreate_admin_entry {
+            tracing::warn!(cluster = %cluster.name, region = %cluster.region, entry_created_at = %stale.entry_created_at, role_created_at = %stale.role_created_at, "the admin role was re-created after its access entry; re-creating the entry");
+            changes.insert(0, stale.to_string());
+        }
+        let mut status = if ae.create_admin_entry.is_some() && ae.recreate_admin_entry.is_none() {
             ClusterStatus::Created
         } else if ae.is_empty() {
             ClusterStatus::Unchanged
@@ -910,6 +918,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     ) -> Result<(), String> {
         let (region, name) = (cluster.region.as_str(), &cluster.name);
         let mut admin_principal = None;
+        // A stale admin entry goes first: the new one may have the same principal ARN.
+        if let Some(stale) = &ae.recreate_admin_entry {
+            self.eks
+                .delete_access_entry(region, name, &stale.principal_arn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         if let Some(e) = &ae.create_admin_entry {
             self.eks
                 .create_access_entry(

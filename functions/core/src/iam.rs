@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::EntityType;
 
+use crate::accessentry::Timestamp;
 use crate::arn::{RoleArn, RoleName, UserArn, UserName};
 use crate::desired::IamUser;
 use crate::trust::decode_policy_document;
@@ -38,6 +39,12 @@ pub struct RoleInfo {
     pub arn: RoleArn,
     /// The trust policy as JSON text (decoded from the URL encoding IAM returns).
     pub trust_policy: String,
+    /// The role's unique ID (`AROA…`): a role deleted and re-created under the same
+    /// name gets a new one.
+    pub role_id: String,
+    /// `CreateDate`: access entries older than this were made for a previous role of
+    /// the same name (see [`crate::accessentry`]). `None` if IAM gave none.
+    pub create_date: Option<Timestamp>,
 }
 
 /// IAM errors. `code`/`message` are the AWS error's; nothing here carries a secret.
@@ -335,6 +342,8 @@ impl IamApi for SdkIam {
                 operation: "GetRole",
                 message: format!("trust policy: {e}"),
             })?,
+            role_id: role.role_id().to_owned(),
+            create_date: Timestamp::from_unix_nanos(role.create_date().as_nanos()),
         })
     }
 

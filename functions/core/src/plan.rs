@@ -241,6 +241,9 @@ impl Plan {
                     if p.is_empty() {
                         let _ = writeln!(out, "  no change");
                     }
+                    if let Some(r) = &p.recreate_admin_entry {
+                        let _ = writeln!(out, "  - access entry {} ({r})", r.principal_arn);
+                    }
                     if let Some(e) = &p.create_admin_entry {
                         let _ = writeln!(
                             out,
@@ -324,6 +327,7 @@ mod tests {
                     region: "eu-west-1".into(),
                     backend: Backend::AccessEntries,
                     change: ClusterChange::AccessEntries(AccessEntryPlan {
+                        recreate_admin_entry: None,
                         create_admin_entry: Some(NewAccessEntry {
                             principal_arn: "arn:aws:iam::123456789012:role/EksAdmin".into(),
                             username: None,

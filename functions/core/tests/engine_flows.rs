@@ -336,6 +336,7 @@ async fn delete_event_removes_user_from_policy_and_direct_mappings() {
             username: Some("alice".into()),
             kubernetes_groups: vec![],
             policies: vec![],
+            created_at: None,
         },
     );
     let r = w.engine.apply_full(&Scope::all()).await;

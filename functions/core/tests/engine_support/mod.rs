@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eks_access_sync::accessentry::AccessEntryView;
+use eks_access_sync::accessentry::{AccessEntryView, Timestamp};
 use eks_access_sync::arn::{ClusterName, RoleArn, RoleName, UserName};
 use eks_access_sync::desired::IamUser;
 use eks_access_sync::eks::{AuthMode, ClusterInfo, EksApi, EksError};
@@ -78,6 +78,8 @@ pub struct IamState {
     pub policy: String,
     pub writes: Vec<String>,
     pub fail_list: bool,
+    /// The admin role's `CreateDate` (`None`: not given).
+    pub role_created: Option<Timestamp>,
     /// Added to every call (tests on tokio's paused clock count round trips with it).
     pub rtt: Duration,
 }
@@ -128,9 +130,12 @@ impl IamApi for FakeIam {
         let rtt = self.0.lock().expect("lock").rtt;
         round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
+        let s = self.0.lock().expect("lock");
         Ok(RoleInfo {
             arn: role_arn(),
-            trust_policy: self.0.lock().expect("lock").policy.clone(),
+            trust_policy: s.policy.clone(),
+            role_id: "AROAEXAMPLEROLEID0001".into(),
+            create_date: s.role_created,
         })
     }
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
@@ -154,6 +159,8 @@ pub struct EksState {
     pub writes: Vec<String>,
     pub fail_describe: Vec<String>,
     pub rtt: Duration,
+    /// `createdAt` of the entries `CreateAccessEntry` makes (`None`: not given).
+    pub now: Option<Timestamp>,
 }
 
 #[derive(Clone, Default)]
@@ -275,6 +282,7 @@ impl EksApi for FakeEks {
     ) -> Result<(), EksError> {
         let mut s = self.0.lock().expect("lock");
         s.writes.push(format!("create {cluster} {principal_arn}"));
+        let created_at = s.now;
         s.entries.entry(cluster.to_string()).or_default().insert(
             principal_arn.to_owned(),
             AccessEntryView {
@@ -282,6 +290,7 @@ impl EksApi for FakeEks {
                 username: username.map(str::to_owned),
                 kubernetes_groups: groups.to_vec(),
                 policies: vec![],
+                created_at,
             },
         );
         Ok(())
