@@ -77,7 +77,8 @@ EXPECTED_FUNCTION_GRANTS = {
     "eks:UpdateAccessEntry": {ADMIN_ENTRY},
     "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY},
     "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
-    "eks:DeleteAccessEntry": {USER_ENTRY},
+    # Users' entries (offboarding); the admin role's own (re-created role).
+    "eks:DeleteAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
     "logs:CreateLogStream": set(LOGS),
     "logs:PutLogEvents": set(LOGS),
     "sqs:SendMessage": {"GetAtt:FailureQueue.Arn"},
@@ -276,6 +277,19 @@ def test_access_entries_are_created_only_for_the_admin_role_with_the_admin_polic
             "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
             "eks:accessScope": "cluster",
         }
+
+
+def test_the_only_role_entry_that_may_be_deleted_is_the_admin_roles():
+    for conditions in all_condition_values():
+        deletes = [
+            s for s in statements("FunctionRole", conditions) if "eks:DeleteAccessEntry" in as_list(s["Action"])
+        ]
+        role_entries = [r for s in deletes for r in as_list(s["Resource"]) if "/role/" in r]
+        assert role_entries == [ADMIN_ENTRY]
+        for s in deletes:
+            if ADMIN_ENTRY in as_list(s["Resource"]):
+                assert as_list(s["Action"]) == ["eks:DeleteAccessEntry"], s
+                assert as_list(s["Resource"]) == [ADMIN_ENTRY], s
 
 
 def test_created_admin_role():
