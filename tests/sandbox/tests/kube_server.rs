@@ -867,8 +867,9 @@ async fn api_mode_uses_access_entries_only() {
                 kubernetes_groups: vec!["viewers".into()],
                 entry_type: "STANDARD".into(),
                 policies: vec![policy("AmazonEKSViewPolicy")],
-                created_at: 0,
+                created_at_ms: 0,
                 modified_at: 0,
+                principal_id: None,
             },
         );
         cl.access_entries.insert(
@@ -879,8 +880,9 @@ async fn api_mode_uses_access_entries_only() {
                 kubernetes_groups: vec![],
                 entry_type: "STANDARD".into(),
                 policies: vec![policy("AmazonEKSClusterAdminPolicy")],
-                created_at: 0,
+                created_at_ms: 0,
                 modified_at: 0,
+                principal_id: None,
             },
         );
     }
