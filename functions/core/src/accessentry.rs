@@ -238,7 +238,7 @@ pub fn plan_access_entries(
         .iter()
         .find(|e| same_role(&e.principal_arn, &admin.role_arn));
     // The rule of the module documentation: strictly earlier; unknown times never are.
-    let stale = existing.and_then(|e| match (e.created_at, role_created) {
+    plan.recreate_admin_entry = existing.and_then(|e| match (e.created_at, role_created) {
         (Some(entry_created_at), Some(role_created_at)) if entry_created_at < role_created_at => {
             Some(StaleAdminEntry {
                 principal_arn: e.principal_arn.clone(),
@@ -248,41 +248,33 @@ pub fn plan_access_entries(
         }
         _ => None,
     });
-    if stale.is_some() {
-        plan.recreate_admin_entry = stale;
-        plan.create_admin_entry = Some(NewAccessEntry {
-            principal_arn: admin.role_arn.to_string(),
-            username,
-            kubernetes_groups: groups,
-        });
-        plan.associate_admin_policy = true;
-    } else {
-        match existing {
-            None => {
-                plan.create_admin_entry = Some(NewAccessEntry {
-                    principal_arn: admin.role_arn.to_string(),
-                    username,
+
+    // A stale entry is made again as a missing one is (after it is deleted).
+    match existing.filter(|_| plan.recreate_admin_entry.is_none()) {
+        None => {
+            plan.create_admin_entry = Some(NewAccessEntry {
+                principal_arn: admin.role_arn.to_string(),
+                username,
+                kubernetes_groups: groups,
+            });
+            plan.associate_admin_policy = true;
+        }
+        Some(e) => {
+            let mut have = e.kubernetes_groups.clone();
+            have.sort();
+            let mut want = groups.clone();
+            want.sort();
+            let user_differs = username.is_some() && e.username != username;
+            if have != want || user_differs {
+                plan.update_admin_entry = Some(NewAccessEntry {
+                    principal_arn: e.principal_arn.clone(),
+                    username: if user_differs { username } else { None },
                     kubernetes_groups: groups,
                 });
-                plan.associate_admin_policy = true;
             }
-            Some(e) => {
-                let mut have = e.kubernetes_groups.clone();
-                have.sort();
-                let mut want = groups.clone();
-                want.sort();
-                let user_differs = username.is_some() && e.username != username;
-                if have != want || user_differs {
-                    plan.update_admin_entry = Some(NewAccessEntry {
-                        principal_arn: e.principal_arn.clone(),
-                        username: if user_differs { username } else { None },
-                        kubernetes_groups: groups,
-                    });
-                }
-                plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
-                    p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
-                });
-            }
+            plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
+                p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
+            });
         }
     }
 
