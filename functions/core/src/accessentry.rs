@@ -252,7 +252,10 @@ mod tests {
             entry("arn:aws:iam::123456789012:user/erin", &[], &[]),
             entry("arn:aws:iam::123456789012:role/dave", &[], &[]),
         ];
-        let off = [Offboarded::Name("Dave".parse().unwrap())];
+        let off = [Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "Dave".parse().unwrap(),
+        }];
         let p = plan_access_entries(&cur, &admin(), &off);
         assert_eq!(
             p.delete_entries,
