@@ -388,7 +388,10 @@ mod tests {
             entry("arn:aws:iam::123456789012:user/erin", &[], &[]),
             entry("arn:aws:iam::123456789012:role/dave", &[], &[]),
         ];
-        let off = [Offboarded::Name("Dave".parse().unwrap())];
+        let off = [Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "Dave".parse().unwrap(),
+        }];
         let p = plan_access_entries(&cur, &admin(), &off, None);
         assert_eq!(
             p.delete_entries,
@@ -415,7 +418,10 @@ mod tests {
         old.created_at = at("2026-03-01T10:00:00.250Z");
         let user = entry("arn:aws:iam::123456789012:user/dave", &[], &[]);
         let cur = [old, user];
-        let off = [Offboarded::Name("dave".parse().unwrap())];
+        let off = [Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "dave".parse().unwrap(),
+        }];
         let p = plan_access_entries(&cur, &admin(), &off, at("2026-03-02T08:00:00Z"));
         let stale = p.recreate_admin_entry.clone().expect("stale entry");
         assert_eq!(

@@ -215,6 +215,26 @@ impl UserName {
     }
 }
 
+/// An AWS account ID (12 digits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+string_newtype!(AccountId);
+
+impl FromStr for AccountId {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        if s.len() != 12 || !s.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ArnError::InvalidName {
+                value: s.to_string(),
+                kind: "AWS account ID",
+                reason: "must be 12 digits".into(),
+            });
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
 /// An IAM role name (`[\w+=,.@-]{1,64}`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -296,6 +316,11 @@ impl UserArn {
     /// The 12-digit account ID.
     pub fn account(&self) -> &str {
         parts_or_empty(&self.0, "user").account
+    }
+    /// Whether this is user `name` (case ignored, as IAM does) of `account`, in
+    /// any path.
+    pub fn is_user_of(&self, account: &AccountId, name: &UserName) -> bool {
+        self.account() == account.as_str() && self.name().eq_ignore_case(name)
     }
     /// `aws`, `aws-cn`, `aws-us-gov`, …
     pub fn partition(&self) -> &str {

@@ -34,7 +34,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::arn::{RoleArn, UserArn, UserName};
+use crate::arn::{AccountId, RoleArn, UserArn, UserName};
 
 /// `data` key holding role mappings.
 pub const MAP_ROLES: &str = "mapRoles";
@@ -56,8 +56,9 @@ pub struct AdminMapping {
 pub enum Offboarded {
     /// Exactly this user (ASCII case ignored).
     Arn(UserArn),
-    /// Any user ARN with this name, whatever its path (case ignored).
-    Name(UserName),
+    /// Any user ARN of `account` with this name, whatever its path (case ignored);
+    /// another account's user of that name is not matched.
+    Name { account: AccountId, name: UserName },
 }
 
 impl Offboarded {
@@ -66,11 +67,10 @@ impl Offboarded {
     pub fn matches(&self, arn: &str) -> bool {
         match self {
             Offboarded::Arn(a) => a.as_str().eq_ignore_ascii_case(arn.trim()),
-            Offboarded::Name(n) => arn
+            Offboarded::Name { account, name } => arn
                 .trim()
                 .parse::<UserArn>()
-                .map(|u| u.name().eq_ignore_case(n))
-                .unwrap_or(false),
+                .is_ok_and(|u| u.is_user_of(account, name)),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::arn::{UserArn, UserName};
+use crate::awsauth::Offboarded;
 use crate::config::TagSpec;
 use crate::event::{IamEventKind, IamUserEvent, TagHint};
 use crate::trust::PrincipalChange;
@@ -44,17 +45,23 @@ pub fn admin_arns(users: &[IamUser], tag: &TagSpec) -> BTreeSet<UserArn> {
 /// The targeted trust-policy change for an IAM event.
 ///
 /// `current` is the user as IAM holds it now (re-read after the event, since
-/// events arrive late and unordered), or `None` when the user does not exist
-/// (any more). The current state wins over the event's hint; the hint only
-/// decides when the user cannot be read. Returns `None` when nothing is to
-/// change.
+/// events arrive late and unordered), or `None` when the lookup missed. The
+/// current state wins over the event's hint. A missed lookup removes someone only
+/// on `DeleteUser` (every ARN of that name in the event's account, case ignored);
+/// on any other event it may be eventual consistency or a spelling IAM resolves
+/// but the read did not, so nobody is removed and the next full run decides.
+/// Returns `None` when nothing is to change.
 pub fn change_for_event(
     event: &IamUserEvent,
     current: Option<&IamUser>,
     tag: &TagSpec,
 ) -> Option<PrincipalChange> {
     match (event.kind, current) {
-        (_, None) => Some(PrincipalChange::RemoveName(event.user_name.clone())),
+        (IamEventKind::DeleteUser, None) => Some(PrincipalChange::RemoveName {
+            account: event.account.clone(),
+            name: event.user_name.clone(),
+        }),
+        (_, None) => None,
         // A late DeleteUser for a user re-created since: its current tags decide.
         (_, Some(u)) if u.has_tag(tag) => Some(PrincipalChange::Add(u.arn.clone())),
         (IamEventKind::DeleteUser, Some(u)) => Some(PrincipalChange::RemoveArn(u.arn.clone())),
@@ -65,6 +72,20 @@ pub fn change_for_event(
             }
             TagHint::Unchanged => None,
         },
+    }
+}
+
+/// Whom an IAM event offboards (their `mapUsers` entries and user access entries
+/// go): only a `DeleteUser` whose user, re-read, no longer exists, matched by name
+/// (case ignored) within the event's account. Losing the admin tag only takes a
+/// user out of the trust policy; a re-created user is not offboarded.
+pub fn offboarded_for_event(event: &IamUserEvent, current: Option<&IamUser>) -> Vec<Offboarded> {
+    match (event.kind, current) {
+        (IamEventKind::DeleteUser, None) => vec![Offboarded::Name {
+            account: event.account.clone(),
+            name: event.user_name.clone(),
+        }],
+        _ => Vec::new(),
     }
 }
 
@@ -109,6 +130,7 @@ mod tests {
         let ev = |kind, hint| IamUserEvent {
             kind,
             user_name: "dave".parse().unwrap(),
+            account: "123456789012".parse().unwrap(),
             event_id: None,
             event_time: None,
             hint,
@@ -138,15 +160,17 @@ mod tests {
                 Some(&tagged),
                 Some(PrincipalChange::Add(tagged.arn.clone())),
             ),
-            (
-                ev(TagUser, TagHint::Added),
-                None,
-                Some(PrincipalChange::RemoveName("dave".parse().unwrap())),
-            ),
+            // A missed lookup on anything but DeleteUser removes nobody.
+            (ev(TagUser, TagHint::Added), None, None),
+            (ev(UntagUser, TagHint::Removed), None, None),
+            (ev(CreateUser, TagHint::Added), None, None),
             (
                 ev(DeleteUser, TagHint::Removed),
                 None,
-                Some(PrincipalChange::RemoveName("dave".parse().unwrap())),
+                Some(PrincipalChange::RemoveName {
+                    account: "123456789012".parse().unwrap(),
+                    name: "dave".parse().unwrap(),
+                }),
             ),
             (
                 ev(DeleteUser, TagHint::Removed),
@@ -156,6 +180,24 @@ mod tests {
         ];
         for (e, cur, want) in cases {
             assert_eq!(change_for_event(&e, cur, &tag), want, "{e:?}");
+        }
+        // Only a DeleteUser whose user is gone offboards, in its own account.
+        for (e, cur) in [
+            (ev(DeleteUser, TagHint::Removed), None),
+            (ev(DeleteUser, TagHint::Removed), Some(&plain)),
+            (ev(UntagUser, TagHint::Removed), None),
+            (ev(UntagUser, TagHint::Removed), Some(&plain)),
+            (ev(TagUser, TagHint::Removed), Some(&plain)),
+            (ev(CreateUser, TagHint::Unchanged), None),
+        ] {
+            let want = match (e.kind, cur) {
+                (DeleteUser, None) => vec![Offboarded::Name {
+                    account: "123456789012".parse().unwrap(),
+                    name: "dave".parse().unwrap(),
+                }],
+                _ => Vec::new(),
+            };
+            assert_eq!(offboarded_for_event(&e, cur), want, "{e:?} {cur:?}");
         }
     }
 }

@@ -35,19 +35,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use rand::Rng;
 
 use crate::accessentry::{AccessEntryView, Timestamp, plan_access_entries};
 use crate::arn::{ClusterName, RoleArn, UserArn};
 use crate::awsauth::{AdminMapping, MAP_USERS, Offboarded, edit_aws_auth, parse_entries};
 use crate::config::Config;
-use crate::desired::{IamUser, admin_arns, change_for_event};
+use crate::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
 use crate::eks::SdkEks;
 use crate::eks::{AuthMode, ClusterInfo, EksApi};
 use crate::event::{
-    EksClusterEvent, EventClass, IamUserEvent, classify_event, cluster_name_from_arn,
+    EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event, cluster_name_from_arn,
 };
 use crate::iam::{IamApi, SdkIam};
 use crate::k8s::{AwsAuthStore, EksKubeConnector, K8sError, KubeConnector};
@@ -60,8 +62,11 @@ use crate::report::{ClusterReport, ClusterStatus, RunReport};
 use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
 use aws_types::SdkConfig;
 
-/// How many times an aws-auth write is attempted when it keeps losing races.
+/// How many times the aws-auth read-modify-write is attempted when it keeps losing
+/// races (409) or meeting transient API errors (5xx, 429).
 pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// The longest pause between two aws-auth attempts.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// Which part of the world a run covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,6 +129,9 @@ struct ClusterGoal {
     /// direct mappings of this account's users not in it are stale.
     existing_users: Option<BTreeSet<String>>,
     account: String,
+    /// aws-auth attempts retried (409, 5xx, 429), every cluster's, failed ones
+    /// included.
+    retries: AtomicU32,
 }
 
 /// A cluster as `DescribeCluster` answered (region, name, info or the error).
@@ -156,7 +164,6 @@ struct ClusterResult {
     /// `None` for a region whose clusters could not be listed.
     plan: Option<ClusterPlan>,
     report: ClusterReport,
-    conflicts: u32,
 }
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
@@ -262,16 +269,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             };
             let change = change_for_event(ev, user.as_ref(), &self.config.admin_user_tag);
-            let offboarded = match &change {
-                Some(PrincipalChange::RemoveName(_) | PrincipalChange::RemoveArn(_)) => {
-                    let mut off = vec![Offboarded::Name(ev.user_name.clone())];
-                    if let Some(u) = &user {
-                        off.push(Offboarded::Arn(u.arn.clone()));
-                    }
-                    off
-                }
-                _ => Vec::new(),
-            };
+            // Only a DeleteUser whose user is gone offboards (in the event's account).
+            let offboarded = offboarded_for_event(ev, user.as_ref());
+            if user.is_none() && ev.kind != IamEventKind::DeleteUser {
+                tracing::warn!(
+                    user = %ev.user_name,
+                    account = %ev.account,
+                    "the event's user was not found (eventual consistency?); nobody is \
+                     removed, the next full run decides"
+                );
+            }
             tracing::info!(
                 user = %ev.user_name,
                 exists = user.is_some(),
@@ -379,7 +386,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 return self.finish(plan, report);
             }
         };
-        let mut offboarded = input.offboarded;
+        // Only a deleted user is offboarded: one the event says is gone, or (on a full
+        // run) one the listing lacks (`offboarded_for`). Leaving the trust policy,
+        // e.g. by losing the tag, does not take a user's own mappings away.
+        let offboarded = input.offboarded;
 
         // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
         let opts = TrustOptions::from(&self.config).with_role(&role.arn);
@@ -397,11 +407,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     t.foreign_dangling = edit.foreign_dangling.clone();
                     t.size_chars = edit.size_after;
                     t.max_chars = edit.max_chars;
-                    for removed in &edit.removed {
-                        if let Ok(arn) = removed.parse::<UserArn>() {
-                            offboarded.push(Offboarded::Arn(arn));
-                        }
-                    }
                     if let Some(after) = edit.after {
                         t.changed = true;
                         if !dry_run {
@@ -466,6 +471,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     .map(|u| u.name.as_str().to_ascii_lowercase())
                     .collect()
             }),
+            retries: AtomicU32::new(0),
         };
         let clusters = futures::stream::iter(described)
             .map(|(region, name, info)| {
@@ -502,8 +508,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         results.sort_by(|a, b| {
             (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
         });
+        report.conflict_retries = goal.retries.load(Ordering::Relaxed);
         for r in results {
-            report.conflict_retries += r.conflicts;
             plan.clusters.extend(r.plan);
             report.clusters.push(r.report);
         }
@@ -716,12 +722,23 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             .connect(&cluster.connection())
             .await
             .map_err(|e| e.to_string())?;
-        let mut conflicts = 0u32;
         let mut delay = self.conflict_backoff;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let current = store.read().await.map_err(|e| e.to_string())?;
+            let current = match store.read().await {
+                Ok(c) => c,
+                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
+                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
+                        .await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "aws-auth read failed after {attempt} attempt(s): {e}"
+                    ));
+                }
+            };
             if current.is_none() && !create_if_absent {
                 return Ok(unchanged_result(cluster, Backend::AccessEntries));
             }
@@ -760,7 +777,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     create,
                 },
             };
-            let done = |conflicts| ClusterResult {
+            let done = || ClusterResult {
                 plan: Some(plan),
                 report: ClusterReport {
                     name: cluster.name.to_string(),
@@ -770,10 +787,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     error: None,
                     changes,
                 },
-                conflicts,
             };
             if dry_run {
-                return Ok(done(conflicts));
+                return Ok(done());
             }
             let written = match &current {
                 None => store.create(edit.data).await,
@@ -782,13 +798,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             match written {
                 Ok(()) => {
                     tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
-                    return Ok(done(conflicts));
+                    return Ok(done());
                 }
-                Err(K8sError::Conflict(msg)) if attempt < MAX_WRITE_ATTEMPTS => {
-                    conflicts += 1;
-                    tracing::warn!(cluster = %cluster.name, attempt, reason = %msg, "aws-auth changed under us; re-reading");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
+                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
+                        .await;
                 }
                 Err(e) => {
                     return Err(format!(
@@ -797,6 +811,30 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         }
+    }
+
+    /// Counts a retry of the aws-auth read-modify-write and waits before it: `delay`
+    /// jittered (half of it at least), which then doubles up to [`MAX_RETRY_PAUSE`].
+    async fn retry_pause(
+        &self,
+        cluster: &ClusterInfo,
+        goal: &ClusterGoal,
+        attempt: u32,
+        error: &K8sError,
+        delay: &mut Duration,
+    ) {
+        goal.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            cluster = %cluster.name,
+            region = %cluster.region,
+            attempt,
+            error = %error,
+            "aws-auth read-modify-write will be retried from a fresh read"
+        );
+        let half = *delay / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+        tokio::time::sleep(half + Duration::from_millis(jitter)).await;
+        *delay = (*delay * 2).min(MAX_RETRY_PAUSE);
     }
 
     async fn reconcile_access_entries(
@@ -877,13 +915,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 ClusterChange::AccessEntries(ae)
             },
         };
-        let mut conflicts = 0;
         // API_AND_CONFIG_MAP: aws-auth is still honoured; take offboarded users out.
         if cluster.auth_mode == AuthMode::ApiAndConfigMap {
             let r = self
                 .reconcile_aws_auth(cluster, goal, dry_run, false)
                 .await?;
-            conflicts = r.conflicts;
             if let Some(p) = r
                 .plan
                 .filter(|p| matches!(p.change, ClusterChange::AwsAuth { .. }))
@@ -905,7 +941,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 error: None,
                 changes,
             },
-            conflicts,
         })
     }
 
@@ -1051,7 +1086,6 @@ fn unchanged_result(cluster: &ClusterInfo, backend: Backend) -> ClusterResult {
             error: None,
             changes: Vec::new(),
         },
-        conflicts: 0,
     }
 }
 
@@ -1078,7 +1112,6 @@ fn failed_result(
             error: Some(error),
             changes: Vec::new(),
         },
-        conflicts: 0,
     }
 }
 
@@ -1105,7 +1138,6 @@ fn skipped_result(
             error: None,
             changes: vec![reason],
         },
-        conflicts: 0,
     }
 }
 

@@ -12,7 +12,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::arn::{ClusterName, UserName};
+use crate::arn::{AccountId, ClusterName, UserName};
 use crate::config::Config;
 
 /// The IAM API calls we react to.
@@ -44,6 +44,10 @@ pub enum TagHint {
 pub struct IamUserEvent {
     pub kind: IamEventKind,
     pub user_name: UserName,
+    /// The account the user lives in (CloudTrail `recipientAccountId`, else the
+    /// caller's `userIdentity.accountId`, else the envelope's `account`): only this
+    /// account's users are ever offboarded by the event.
+    pub account: AccountId,
     pub event_id: Option<String>,
     pub event_time: Option<String>,
     pub hint: TagHint,
@@ -160,6 +164,26 @@ fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Conf
         Ok(u) => u,
         Err(e) => return ignored(format!("{name} event with a bad userName: {e}")),
     };
+    let account = match [
+        str_at(d, &["recipientAccountId"]),
+        str_at(d, &["userIdentity", "accountId"]),
+        env.account.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|a| !a.is_empty())
+    {
+        None => {
+            return ignored(format!(
+                "{name} event without an account (detail.recipientAccountId, \
+                 detail.userIdentity.accountId or account)"
+            ));
+        }
+        Some(a) => match a.parse::<AccountId>() {
+            Ok(a) => a,
+            Err(e) => return ignored(format!("{name} event with a bad account: {e}")),
+        },
+    };
     let tag = &cfg.admin_user_tag;
     let hint = match kind {
         IamEventKind::CreateUser => {
@@ -195,6 +219,7 @@ fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Conf
     EventClass::Iam(IamUserEvent {
         kind,
         user_name,
+        account,
         event_id: str_at(d, &["eventID"])
             .map(str::to_string)
             .or_else(|| env.id.clone()),
@@ -381,6 +406,35 @@ mod tests {
                 "{name} {params}"
             );
         }
+    }
+
+    #[test]
+    fn iam_event_account_from_recipient_then_caller_then_envelope() {
+        let account = |ev: &Value| match classify_event(ev, &cfg()) {
+            EventClass::Iam(e) => e.account.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let mut ev = trail(
+            "aws.iam",
+            "iam.amazonaws.com",
+            "DeleteUser",
+            json!({"userName": "dave"}),
+        );
+        assert_eq!(account(&ev), "123456789012", "the envelope's");
+        ev["detail"]["userIdentity"] = json!({"accountId": "222222222222"});
+        assert_eq!(account(&ev), "222222222222", "the caller's");
+        ev["detail"]["recipientAccountId"] = json!("333333333333");
+        assert_eq!(account(&ev), "333333333333", "the recipient's");
+        ev["detail"]["recipientAccountId"] = json!("12");
+        assert!(reason(classify_event(&ev, &cfg())).contains("account"));
+        let mut none = trail(
+            "aws.iam",
+            "iam.amazonaws.com",
+            "DeleteUser",
+            json!({"userName": "dave"}),
+        );
+        none.as_object_mut().unwrap().remove("account");
+        assert!(reason(classify_event(&none, &cfg())).contains("without an account"));
     }
 
     fn reason(c: EventClass) -> String {

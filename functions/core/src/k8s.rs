@@ -35,6 +35,14 @@ pub enum K8sError {
     /// 409: someone else wrote first (or the object already exists).
     #[error("conflict writing {AWS_AUTH_NAME}: {0}")]
     Conflict(String),
+    /// 5xx or 429: the API server (or what is in front of it) may answer the same
+    /// request the next time; retried like a conflict.
+    #[error("Kubernetes API transient error {code} {reason}: {message}")]
+    Transient {
+        code: u16,
+        reason: String,
+        message: String,
+    },
     #[error("Kubernetes API error {code} {reason}: {message}")]
     Api {
         code: u16,
@@ -49,15 +57,40 @@ pub enum K8sError {
     Token(#[from] TokenError),
 }
 
+impl K8sError {
+    /// The error for an API server status answer: 409 a conflict, 5xx and 429
+    /// transient, any other an API error.
+    pub fn from_status(code: u16, reason: &str, message: &str) -> Self {
+        match code {
+            409 => K8sError::Conflict(message.to_owned()),
+            429 | 500..=599 => K8sError::Transient {
+                code,
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+            },
+            _ => K8sError::Api {
+                code,
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+            },
+        }
+    }
+}
+
+impl K8sError {
+    /// Whether the read-modify-write is worth another attempt (a conflict or a
+    /// transient error).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, K8sError::Conflict(_) | K8sError::Transient { .. })
+    }
+}
+
 impl From<kube::Error> for K8sError {
     fn from(e: kube::Error) -> Self {
         match e {
-            kube::Error::Api(status) if status.code == 409 => K8sError::Conflict(status.message),
-            kube::Error::Api(status) => K8sError::Api {
-                code: status.code,
-                reason: status.reason,
-                message: status.message,
-            },
+            kube::Error::Api(status) => {
+                K8sError::from_status(status.code, &status.reason, &status.message)
+            }
             other => K8sError::Client(other.to_string()),
         }
     }
@@ -447,6 +480,26 @@ mod tests {
         assert_eq!(got.data, data);
         let err = s.create(data).await.expect_err("exists");
         assert!(matches!(err, K8sError::Conflict(_)));
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        for code in [500u16, 502, 503, 504, 429] {
+            let e = K8sError::from_status(code, "ServiceUnavailable", "try again");
+            assert!(
+                matches!(e, K8sError::Transient { code: c, .. } if c == code),
+                "{e:?}"
+            );
+            assert!(e.is_retryable());
+            assert!(e.to_string().contains(&code.to_string()), "{e}");
+        }
+        assert!(K8sError::from_status(409, "Conflict", "modified").is_retryable());
+        for code in [400u16, 401, 403, 404, 422] {
+            let e = K8sError::from_status(code, "Forbidden", "no");
+            assert!(matches!(e, K8sError::Api { .. }), "{e:?}");
+            assert!(!e.is_retryable());
+        }
+        assert!(!K8sError::Client("connection refused".into()).is_retryable());
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub struct RunReport {
     pub trust_policy: TrustPolicyReport,
     /// Sorted by region, then name.
     pub clusters: Vec<ClusterReport>,
-    /// aws-auth writes that lost a race and were re-read and retried.
+    /// aws-auth read-modify-writes retried (a 409, or a 5xx or 429 on the read or the
+    /// write), counted even when the cluster failed in the end.
     pub conflict_retries: u32,
     /// Users carrying the admin tag (in a full run; 1 or 0 for an event).
     pub admin_users: usize,

@@ -35,7 +35,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::arn::{RoleArn, UserArn, UserName, is_unique_id};
+use crate::arn::{AccountId, RoleArn, UserArn, UserName, is_unique_id};
 use crate::config::Config;
 
 /// How to edit the policy.
@@ -80,9 +80,10 @@ pub enum PrincipalChange {
     Add(UserArn),
     /// Remove one user by ARN (ASCII case ignored).
     RemoveArn(UserArn),
-    /// Remove every user ARN with this name, in any path (DeleteUser records
-    /// carry only the name); case ignored as IAM names are case-insensitive.
-    RemoveName(UserName),
+    /// Remove every user ARN of `account` with this name, in any path (DeleteUser
+    /// records carry only the name); case ignored as IAM names are
+    /// case-insensitive. Another account's user of that name stays.
+    RemoveName { account: AccountId, name: UserName },
 }
 
 /// The trust policy cannot be edited.
@@ -402,12 +403,11 @@ pub fn edit_trust_policy(
             .filter(|x| !x.eq_ignore_ascii_case(a.as_str()))
             .cloned()
             .collect(),
-        PrincipalChange::RemoveName(name) => live
+        PrincipalChange::RemoveName { account, name } => live
             .iter()
             .filter(|x| {
                 !x.parse::<UserArn>()
-                    .map(|u| u.name().eq_ignore_case(name))
-                    .unwrap_or(false)
+                    .is_ok_and(|u| u.is_user_of(account, name))
             })
             .cloned()
             .collect(),

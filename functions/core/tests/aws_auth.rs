@@ -159,7 +159,10 @@ fn already_canonical_is_byte_for_byte() {
     let e = edit_aws_auth(
         Some(&input),
         &admin(),
-        &[Offboarded::Name("zoe".parse().unwrap())],
+        &[Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "zoe".parse().unwrap(),
+        }],
     )
     .unwrap();
     assert!(!e.changed(), "{:?}", e.changes);
@@ -241,7 +244,10 @@ fn broken_keys_are_refused() {
     ];
     for (key, text) in cases {
         let input = data(&[("mapRoles", NODE_ROLES), (key, text)]);
-        let off = [Offboarded::Name("dave".parse().unwrap())];
+        let off = [Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "dave".parse().unwrap(),
+        }];
         match edit_aws_auth(Some(&input), &admin(), &off) {
             Err(AwsAuthError::Parse { key: k, message }) => {
                 assert_eq!(k, key);
@@ -258,7 +264,15 @@ fn broken_keys_are_refused() {
 
 #[test]
 fn absent_configmap_or_key_is_created() {
-    let e = edit_aws_auth(None, &admin(), &[Offboarded::Name("dave".parse().unwrap())]).unwrap();
+    let e = edit_aws_auth(
+        None,
+        &admin(),
+        &[Offboarded::Name {
+            account: "123456789012".parse().unwrap(),
+            name: "dave".parse().unwrap(),
+        }],
+    )
+    .unwrap();
     assert!(e.created && e.changed());
     assert_eq!(e.data.keys().collect::<Vec<_>>(), vec!["mapRoles"]);
     assert_eq!(entries(&e.data["mapRoles"]), vec![canonical_admin()]);
@@ -275,6 +289,25 @@ fn absent_configmap_or_key_is_created() {
     assert_eq!(entries(&e.data["mapRoles"]), vec![canonical_admin()]);
 }
 
+/// Defect 2: offboarding `fz9` of one account leaves another account's `fz9`.
+#[test]
+fn offboarded_by_name_only_in_its_account() {
+    let users = "- userarn: arn:aws:iam::123456789012:user/fz9\n  username: a\n  groups:\n    - view\n- userarn: arn:aws:iam::999988887777:user/eng/fz9\n  username: b\n  groups:\n    - view\n";
+    let input = data(&[("mapRoles", NODE_ROLES), ("mapUsers", users)]);
+    let off = [Offboarded::Name {
+        account: "123456789012".parse().unwrap(),
+        name: "FZ9".parse().unwrap(),
+    }];
+    let e = edit_aws_auth(Some(&input), &admin(), &off).unwrap();
+    let left: Vec<String> = entries(&e.data["mapUsers"])
+        .iter()
+        .map(|u| u["userarn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, vec!["arn:aws:iam::999988887777:user/eng/fz9"]);
+    assert!(!off[0].matches("arn:aws:iam::999988887777:user/fz9"));
+    assert!(off[0].matches("arn:aws:iam::123456789012:user/eng/Fz9"));
+}
+
 #[test]
 fn offboarded_users_removed_by_arn_or_name() {
     let roles = render_yaml_list("mapRoles", &[canonical_admin()]).unwrap();
@@ -285,7 +318,10 @@ fn offboarded_users_removed_by_arn_or_name() {
     ]);
     let cases: Vec<(Vec<Offboarded>, Vec<&str>)> = vec![
         (
-            vec![Offboarded::Name("DAVE".parse().unwrap())],
+            vec![Offboarded::Name {
+                account: "123456789012".parse().unwrap(),
+                name: "DAVE".parse().unwrap(),
+            }],
             vec!["alice", "davey"],
         ),
         (
@@ -301,8 +337,14 @@ fn offboarded_users_removed_by_arn_or_name() {
         (
             vec![
                 Offboarded::Arn("arn:aws:iam::123456789012:user/alice".parse().unwrap()),
-                Offboarded::Name("davey".parse().unwrap()),
-                Offboarded::Name("dave".parse().unwrap()),
+                Offboarded::Name {
+                    account: "123456789012".parse().unwrap(),
+                    name: "davey".parse().unwrap(),
+                },
+                Offboarded::Name {
+                    account: "123456789012".parse().unwrap(),
+                    name: "dave".parse().unwrap(),
+                },
             ],
             vec![],
         ),

@@ -118,7 +118,10 @@ fn change() -> impl Strategy<Value = PrincipalChange> {
         prop::collection::btree_set(ua(), 0..8).prop_map(PrincipalChange::Set),
         ua().prop_map(PrincipalChange::Add),
         ua().prop_map(PrincipalChange::RemoveArn),
-        user_names().prop_map(|n| PrincipalChange::RemoveName(n.parse::<UserName>().unwrap())),
+        user_names().prop_map(|n| PrincipalChange::RemoveName {
+            account: ACCT.parse().unwrap(),
+            name: n.parse::<UserName>().unwrap(),
+        }),
     ]
 }
 
@@ -211,7 +214,10 @@ fn offboarded() -> impl Strategy<Value = Vec<Offboarded>> {
     prop::collection::vec(
         prop_oneof![
             user_arn().prop_map(|a| Offboarded::Arn(a.parse().unwrap())),
-            user_names().prop_map(|n| Offboarded::Name(n.parse().unwrap())),
+            user_names().prop_map(|n| Offboarded::Name {
+                account: ACCT.parse().unwrap(),
+                name: n.parse().unwrap(),
+            }),
         ],
         0..3,
     )

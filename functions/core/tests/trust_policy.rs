@@ -172,7 +172,10 @@ fn remove_by_name_in_any_path_and_case() {
     let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/eng/Dave","arn:aws:iam::123456789012:user/alice","arn:aws:iam::123456789012:user/davey"]},"Action":"sts:AssumeRole"}]}"#;
     let e = edit_trust_policy(
         doc,
-        &PrincipalChange::RemoveName("dave".parse().unwrap()),
+        &PrincipalChange::RemoveName {
+            account: "123456789012".parse().unwrap(),
+            name: "dave".parse().unwrap(),
+        },
         &opts(),
     )
     .unwrap();
@@ -181,7 +184,10 @@ fn remove_by_name_in_any_path_and_case() {
     // Removing someone absent from a canonical document is a no-op.
     let noop = edit_trust_policy(
         &after,
-        &PrincipalChange::RemoveName("zoe".parse().unwrap()),
+        &PrincipalChange::RemoveName {
+            account: "123456789012".parse().unwrap(),
+            name: "zoe".parse().unwrap(),
+        },
         &opts(),
     )
     .unwrap();
@@ -204,6 +210,28 @@ fn remove_by_name_in_any_path_and_case() {
     assert_eq!(e.removed, vec!["arn:aws:iam::123456789012:user/alice"]);
 }
 
+/// Defect 2: `DeleteUser` of `fz9` in one account leaves another account's `fz9`.
+#[test]
+fn remove_by_name_keeps_another_accounts_user_of_that_name() {
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/fz9","arn:aws:iam::999988887777:user/fz9"]},"Action":"sts:AssumeRole"}]}"#;
+    let e = edit_trust_policy(
+        doc,
+        &PrincipalChange::RemoveName {
+            account: "123456789012".parse().unwrap(),
+            name: "FZ9".parse().unwrap(),
+        },
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(e.removed, vec!["arn:aws:iam::123456789012:user/fz9"]);
+    assert_eq!(
+        managed_principals(&e.after.unwrap(), SID).unwrap(),
+        ["arn:aws:iam::999988887777:user/fz9"]
+            .map(String::from)
+            .into()
+    );
+}
+
 #[test]
 fn empty_set_removes_our_statement_or_leaves_a_deny_placeholder() {
     let with_foreign = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"},{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#;
@@ -219,7 +247,10 @@ fn empty_set_removes_our_statement_or_leaves_a_deny_placeholder() {
     let only_ours = r#"{"Version":"2012-10-17","Statement":[{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":"arn:aws-cn:iam::210987654321:user/alice"},"Action":"sts:AssumeRole"}]}"#;
     let e = edit_trust_policy(
         only_ours,
-        &PrincipalChange::RemoveName("alice".parse().unwrap()),
+        &PrincipalChange::RemoveName {
+            account: "210987654321".parse().unwrap(),
+            name: "alice".parse().unwrap(),
+        },
         &opts(),
     )
     .unwrap();

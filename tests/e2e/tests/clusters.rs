@@ -65,6 +65,53 @@ async fn a_write_that_loses_a_race_keeps_the_other_writers_entry() {
     w.sb.shutdown().await;
 }
 
+/// A Kubernetes 500 is retried like a conflict and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_are_retried_and_counted() {
+    let w = World::start().await;
+    let legacy_rv = w.resource_version("legacy").expect("legacy rv");
+    let (status, body) = w
+        .control("/_sandbox/faults", r#"{"cluster":"prod","errors500":2}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let report = reconcile::handle(&w.engine, json!({"clusters": ["prod"]}))
+        .await
+        .expect("reconcile");
+    assert_eq!(report["conflictRetries"], 2, "{report}");
+    assert_eq!(cluster(&report, "prod")["status"], "updated", "{report}");
+    assert!(map_roles(&w, "prod").contains(&role_arn()));
+    w.assert_invariants(&Default::default(), &legacy_rv);
+
+    // Errors that do not stop: the cluster fails after the capped attempts, saying
+    // how many and why, and the retries are still counted.
+    let max = eks_access_sync::engine::MAX_WRITE_ATTEMPTS;
+    let (status, body) = w
+        .control(
+            "/_sandbox/faults",
+            &format!(r#"{{"cluster":"prod","errors500":{max}}}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.reset_calls().await;
+    let report = reconcile::handle(&w.engine, json!({"clusters": ["prod"]}))
+        .await
+        .expect("a manual run answers its report");
+    let prod = cluster(&report, "prod");
+    assert_eq!(prod["status"], "failed", "{report}");
+    let error = prod["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("{max} attempt")) && error.contains("500"),
+        "{report}"
+    );
+    assert_eq!(report["conflictRetries"], max - 1, "{report}");
+    assert_eq!(
+        w.count("k8s:prod", "GET configmaps"),
+        u64::from(max),
+        "capped: {max} reads"
+    );
+    w.sb.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_map_roles_fails_that_cluster_only() {
     let w = World::start().await;

@@ -194,8 +194,10 @@ fn map_users(w: &World) -> String {
         .unwrap_or_default()
 }
 
+/// Losing the tag takes a user out of the trust policy only: their own direct
+/// mapping (granted apart from this tool) stays; only deletion offboards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untag_user_revokes_the_role_and_direct_mappings() {
+async fn untag_user_revokes_the_role_but_keeps_direct_mappings() {
     let w = World::start().await;
     let (untouched, legacy_rv) = prepare_prod(&w, "erin");
     let erin = onboard(&w, "erin").await;
@@ -225,8 +227,8 @@ async fn untag_user_revokes_the_role_and_direct_mappings() {
     );
     let users = map_users(&w);
     assert!(
-        !users.contains("user/erin"),
-        "erin's direct mapping is gone:\n{users}"
+        users.contains(&user_arn("erin")),
+        "erin's own direct mapping stays (untagging is not offboarding):\n{users}"
     );
     assert!(
         users.contains(&user_arn("carol")),
@@ -246,6 +248,13 @@ async fn untag_user_revokes_the_role_and_direct_mappings() {
 async fn delete_user_revokes_the_role_and_direct_mappings() {
     let w = World::start().await;
     let (untouched, legacy_rv) = prepare_prod(&w, "frank");
+    // Another account's frank, mapped directly, is not this account's frank.
+    let other_frank = "arn:aws:iam::210987654321:user/frank";
+    let mut users = map_users(&w);
+    users.push_str(&format!(
+        "- userarn: {other_frank}\n  username: other-frank\n  groups:\n  - viewers\n"
+    ));
+    w.set_aws_auth_key("prod", "mapUsers", &users);
     let frank = onboard(&w, "frank").await;
 
     // As an offboarding runbook does: keys first, then the user.
@@ -278,8 +287,12 @@ async fn delete_user_revokes_the_role_and_direct_mappings() {
     );
     let users = map_users(&w);
     assert!(
-        !users.contains("user/frank"),
+        !users.contains(&user_arn("frank")),
         "frank's direct mapping is gone:\n{users}"
+    );
+    assert!(
+        users.contains(other_frank),
+        "the other account's frank stays:\n{users}"
     );
     assert!(users.contains(&user_arn("carol")), "{users}");
     w.assert_invariants(&untouched, &legacy_rv);
@@ -295,5 +308,47 @@ async fn delete_user_revokes_the_role_and_direct_mappings() {
     ok(iam_events::handle(&w.engine, event("iam-delete-user", "frank")).await);
     assert_eq!(w.count("iam", "UpdateAssumeRolePolicy"), 0);
     assert_eq!(w.all_writes(), Vec::<String>::new(), "replay wrote");
+    w.sb.shutdown().await;
+}
+
+/// IAM resolves `CASEY` to `casey`: a TagUser event naming `CASEY` while `casey` is
+/// an admin leaves `casey` trusted and mapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_variant_in_an_event_keeps_the_admin() {
+    let w = World::start().await;
+    let (untouched, legacy_rv) = prepare_prod(&w, "casey");
+    let casey = onboard(&w, "casey").await;
+    w.iam
+        .tag_user()
+        .user_name("CASEY")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("sre")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("TagUser by another spelling");
+    let report = ok(iam_events::handle(&w.engine, event("iam-tag-user", "CASEY")).await);
+    assert!(
+        managed_principals(&w.trust_policy().await).contains(&user_arn("casey")),
+        "casey stays trusted: {report}"
+    );
+    assert_eq!(
+        report["trustPolicy"]["removed"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    let users = map_users(&w);
+    assert!(
+        users.contains(&user_arn("casey")),
+        "casey's mapping stays:\n{users}"
+    );
+    w.assume_admin(&casey, "casey")
+        .await
+        .expect("casey still assumes the role");
+    w.assert_invariants(&untouched, &legacy_rv);
     w.sb.shutdown().await;
 }

@@ -359,3 +359,134 @@ async fn bad_signatures_and_unknown_keys_are_refused() {
     assert_eq!(who.arn(), Some(sb.operator_arn().as_str()));
     sb.shutdown().await;
 }
+
+fn tag(k: &str, v: &str) -> aws_sdk_iam::types::Tag {
+    aws_sdk_iam::types::Tag::builder()
+        .key(k)
+        .value(v)
+        .build()
+        .unwrap()
+}
+
+/// IAM user names are case-insensitive: every call naming a user by another
+/// spelling resolves to the stored user (whose name and ARN keep their case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_names_resolve_whatever_their_case() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    iam.create_user()
+        .user_name("casey")
+        .tags(tag("eks-access", "admin"))
+        .send()
+        .await
+        .unwrap();
+    let arn = format!("arn:aws:iam::{ACCT}:user/casey");
+
+    // GetUser
+    let got = iam.get_user().user_name("CASEY").send().await.unwrap();
+    let user = got.user.unwrap();
+    assert_eq!((user.user_name(), user.arn()), ("casey", arn.as_str()));
+    assert_eq!(user.tags().len(), 1, "tags of the stored user");
+
+    // TagUser / ListUserTags / UntagUser
+    iam.tag_user()
+        .user_name("Casey")
+        .tags(tag("team", "sre"))
+        .send()
+        .await
+        .unwrap();
+    let tags = iam
+        .list_user_tags()
+        .user_name("cAsEy")
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = tags.tags().iter().map(|t| t.key()).collect();
+    keys.sort();
+    assert_eq!(keys, ["eks-access", "team"]);
+    iam.untag_user()
+        .user_name("CASEY")
+        .tag_keys("eks-access")
+        .send()
+        .await
+        .unwrap();
+    let tags = iam
+        .list_user_tags()
+        .user_name("casey")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = tags.tags().iter().map(|t| t.key()).collect();
+    assert_eq!(keys, ["team"]);
+
+    // AddUserToGroup
+    iam.create_group().group_name("ops").send().await.unwrap();
+    iam.add_user_to_group()
+        .group_name("ops")
+        .user_name("CASEY")
+        .send()
+        .await
+        .unwrap();
+    let groups = iam
+        .list_groups_for_user()
+        .user_name("Casey")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups
+            .groups()
+            .iter()
+            .map(|g| g.group_name())
+            .collect::<Vec<_>>(),
+        ["ops"]
+    );
+    iam.remove_user_from_group()
+        .group_name("ops")
+        .user_name("casEY")
+        .send()
+        .await
+        .unwrap();
+
+    // A name nobody holds in any case is still NoSuchEntity.
+    let err = iam.get_user().user_name("caseyy").send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "NoSuchEntity");
+
+    // DeleteUser by another spelling deletes the user.
+    iam.delete_user().user_name("CASEY").send().await.unwrap();
+    let err = iam.get_user().user_name("casey").send().await.unwrap_err();
+    assert_eq!(code_and_message(&err).0, "NoSuchEntity");
+    sb.shutdown().await;
+}
+
+/// `CreateUser` of a case variant of an existing user is refused as IAM does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_user_refuses_a_case_variant() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    iam.create_user().user_name("casey").send().await.unwrap();
+    let err = iam
+        .create_user()
+        .user_name("CASEY")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "EntityAlreadyExists".to_string(),
+            "User with name CASEY already exists.".to_string()
+        )
+    );
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(409));
+    let users = iam.list_users().send().await.unwrap();
+    assert_eq!(
+        users
+            .users()
+            .iter()
+            .filter(|u| u.user_name().eq_ignore_ascii_case("casey"))
+            .count(),
+        1
+    );
+    sb.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! In-memory fakes of IAM, EKS and the clusters' aws-auth, for engine tests.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -359,6 +359,33 @@ pub struct CmState {
     pub race: Option<(String, String)>,
     pub connects: usize,
     pub rtt: Duration,
+    /// HTTP statuses the next reads/writes answer with, one per call, in order
+    /// (0: answer normally; 409 is a conflict; others as the API server sends them).
+    pub faults: VecDeque<u16>,
+    /// Reads, replaces and creates attempted (faulted ones included).
+    pub calls: usize,
+}
+
+/// The error the kube client gives for an API status `code`.
+fn status_error(code: u16) -> K8sError {
+    let reason = match code {
+        409 => "Conflict",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        _ => "InternalError",
+    };
+    K8sError::from_status(code, reason, &format!("injected {code}"))
+}
+
+impl CmState {
+    /// Counts the call; the next injected fault, if any.
+    fn fault(&mut self) -> Result<(), K8sError> {
+        self.calls += 1;
+        match self.faults.pop_front() {
+            Some(code) if code != 0 => Err(status_error(code)),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -402,7 +429,8 @@ impl AwsAuthStore for FakeStore {
     async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
         let rtt = self.0.lock().expect("lock").rtt;
         round_trip(rtt).await;
-        let s = self.0.lock().expect("lock");
+        let mut s = self.0.lock().expect("lock");
+        s.fault()?;
         Ok(s.data.as_ref().map(|d| AwsAuthObject {
             data: d.clone(),
             resource_version: s.version.to_string(),
@@ -416,6 +444,7 @@ impl AwsAuthStore for FakeStore {
         let rtt = self.0.lock().expect("lock").rtt;
         round_trip(rtt).await;
         let mut s = self.0.lock().expect("lock");
+        s.fault()?;
         if let Some((k, v)) = s.race.take() {
             s.data.get_or_insert_with(BTreeMap::new).insert(k, v);
             s.version += 1;
@@ -432,6 +461,7 @@ impl AwsAuthStore for FakeStore {
         let rtt = self.0.lock().expect("lock").rtt;
         round_trip(rtt).await;
         let mut s = self.0.lock().expect("lock");
+        s.fault()?;
         if s.data.is_some() {
             return Err(K8sError::Conflict("already exists".into()));
         }

@@ -81,7 +81,7 @@ pub async fn handle(
     parts: &Parts,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let params = params_of(parts, &body);
+    let mut params = params_of(parts, &body);
     let action = params.get("Action").cloned().unwrap_or_default();
     fd.count(service, &action);
     if service == "iam" {
@@ -91,9 +91,30 @@ pub async fn handle(
             return Err(AwsError::new(400, "Throttling", "Rate exceeded"));
         }
     }
+    let (mut path, mut body) = (path_of(parts).to_owned(), body);
+    if service == "iam"
+        && let Some(asked) = params.get("UserName").cloned()
+    {
+        // IAM user names are case-insensitive: any spelling names the stored user.
+        match (action.as_str(), stored_user_name(fd, &asked).await?) {
+            ("CreateUser", Some(stored)) if stored != asked => {
+                return Err(AwsError::new(
+                    409,
+                    "EntityAlreadyExists",
+                    format!("User with name {asked} already exists."),
+                ));
+            }
+            ("CreateUser", _) => {}
+            (_, Some(stored)) if stored != asked => {
+                params.insert("UserName".to_owned(), stored);
+                (path, body) = with_params(parts, &params);
+            }
+            _ => {}
+        }
+    }
     let forward = || {
         fd.moto
-            .forward(&parts.method, path_of(parts), &parts.headers, body.clone())
+            .forward(&parts.method, &path, &parts.headers, body.clone())
     };
     match (service, action.as_str()) {
         ("sts", "GetCallerIdentity") => Ok(caller_identity(&cred.principal)),
@@ -164,6 +185,44 @@ pub async fn handle(
 
 fn path_of(parts: &Parts) -> &str {
     parts.uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+/// The request's path and body carrying `params` (a GET in its query, else in a
+/// form body).
+fn with_params(parts: &Parts, params: &Params) -> (String, Bytes) {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    if parts.method == http::Method::GET {
+        (format!("{}?{form}", parts.uri.path()), Bytes::new())
+    } else {
+        (parts.uri.path().to_owned(), Bytes::from(form))
+    }
+}
+
+/// The stored spelling of user `asked` (names are unique regardless of case, as in
+/// IAM), `None` when no user has that name in any case. Users created through the
+/// front door are known without asking moto.
+async fn stored_user_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>, AwsError> {
+    let known: Vec<String> = lock(&fd.shared)
+        .user_ids
+        .keys()
+        .filter_map(|arn| iam_arn_kind_name(arn).map(|(_, name)| name.to_owned()))
+        .collect();
+    if let Some(hit) = pick_name(&known, asked) {
+        return Ok(Some(hit));
+    }
+    let names = fd.moto.user_names().await.map_err(moto_err)?;
+    Ok(pick_name(&names, asked))
+}
+
+/// `asked` if present, else its (only possible) case variant.
+fn pick_name(names: &[String], asked: &str) -> Option<String> {
+    names
+        .iter()
+        .find(|n| n.as_str() == asked)
+        .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(asked)))
+        .cloned()
 }
 
 fn caller_identity(p: &Principal) -> Response {

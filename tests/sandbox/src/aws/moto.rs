@@ -215,6 +215,37 @@ impl Moto {
         self.send(req).await
     }
 
+    /// Every IAM user name moto holds (`ListUsers`, every page), as stored.
+    pub async fn user_names(&self) -> Result<Vec<String>, SandboxError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut params = vec![("MaxItems", "1000")];
+            if let Some(m) = &marker {
+                params.push(("Marker", m.as_str()));
+            }
+            let r = self.call("iam", "ListUsers", &params).await?;
+            if !r.ok() {
+                return Err(SandboxError::Moto(format!(
+                    "ListUsers answered {}: {}",
+                    r.status,
+                    r.text()
+                )));
+            }
+            let text = r.text();
+            names.extend(
+                super::xml::raw_all(&text, "UserName")
+                    .into_iter()
+                    .map(super::xml::unescape),
+            );
+            marker = super::xml::text(&text, "Marker")
+                .filter(|_| super::xml::text(&text, "IsTruncated").as_deref() == Some("true"));
+            if marker.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
     /// The sandbox's own JSON 1.0 call (DynamoDB): `target` is the whole
     /// `X-Amz-Target`, e.g. `DynamoDB_20120810.CreateTable`; `region` goes in the
     /// credential scope, which is how moto picks the region's backend.
