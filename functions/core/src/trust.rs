@@ -347,16 +347,13 @@ fn set_session_condition(stmt: &mut Map<String, Value>, require: bool) {
         }
     }
     if require {
-        match cond
+        // A malformed (non-object) `StringEquals` is the administrator's: left alone.
+        if let Value::Object(keys) = cond
             .entry(SESSION_OPERATOR)
             .or_insert_with(|| Value::Object(Map::new()))
         {
-            Value::Object(keys) => {
-                keys.insert(SESSION_KEY.into(), Value::String(SESSION_VALUE.into()));
-                emptied.retain(|op| op != SESSION_OPERATOR);
-            }
-            // A malformed `StringEquals` is the administrator's: leave it.
-            _ => {}
+            keys.insert(SESSION_KEY.into(), Value::String(SESSION_VALUE.into()));
+            emptied.retain(|op| op != SESSION_OPERATOR);
         }
     }
     for op in emptied {
