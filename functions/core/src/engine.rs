@@ -481,8 +481,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             .collect::<Vec<_>>();
         let (written, described) = futures::join!(write_trust, clusters);
         if let Some(Err(e)) = written {
-            report.trust_policy.changed = false;
-            report.trust_policy.error = Some(e);
+            // Nothing was applied: no user is reported added or removed, and the size
+            // is the policy's as it stands.
+            let t = &mut report.trust_policy;
+            t.changed = false;
+            t.error = Some(e);
+            t.added.clear();
+            t.removed.clear();
+            t.dangling_removed.clear();
+            t.size_chars = crate::trust::policy_size_chars(&role.trust_policy);
         }
 
         let mut results = Vec::new();

@@ -18,6 +18,7 @@ pub mod trust;
 pub mod eks;
 pub mod engine;
 pub mod iam;
+pub mod intake;
 pub mod k8s;
 pub mod lock;
 pub mod report;

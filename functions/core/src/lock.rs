@@ -9,7 +9,10 @@
 //! `lockId` (the key, `trust-policy/<role name>`), `owner` (a unique id per run) and
 //! `expiresAt` (epoch seconds, also the table's TTL attribute so that abandoned items
 //! go away). Taking it is a conditional `PutItem` that succeeds only when no item
-//! exists or the existing one has expired; giving it back is a `DeleteItem` on the
+//! exists, the existing one has expired, or it is malformed (no `expiresAt`, one that
+//! is not a number, or one beyond [`LEASE_HORIZON`]: nothing would ever expire it, and
+//! DynamoDB's TTL ignores it too); a malformed lease taken over is logged as a warning
+//! naming the table and key. Giving it back is a `DeleteItem` on the
 //! condition that we still own it. A writer that crashes holding it blocks the others
 //! for at most the lease's TTL. [`NoLock`] is used when no table is configured (the
 //! CLI on a laptop, one writer).
@@ -18,7 +21,7 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::future::BoxFuture;
 use rand::Rng;
 
@@ -31,6 +34,12 @@ pub const TRUST_LOCK_TTL: Duration = Duration::from_secs(120);
 /// `Invalid principal in policy` retries (60 s) and a margin. That leaves the reads
 /// before it (the users, the role) 45 s of a [`TRUST_LOCK_TTL`] lease.
 pub const MIN_LEASE_FOR_WRITE: Duration = Duration::from_secs(75);
+
+/// A lease whose `expiresAt` lies further ahead than this (or than the TTL asked for,
+/// if longer) was not written by a writer of ours, which sets now + TTL: it is
+/// malformed and taken over. Far beyond [`TRUST_LOCK_TTL`] and any clock skew
+/// between writers.
+pub const LEASE_HORIZON: Duration = Duration::from_secs(3600);
 
 /// How long a writer waits for a lease held by someone else before giving up. Longer
 /// than [`TRUST_LOCK_TTL`], so that a lease left behind by a crashed writer is always
@@ -237,6 +246,8 @@ impl DynamoDbLock {
         let now = epoch_secs();
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);
         let expires_at = now.saturating_add(ttl_secs);
+        let horizon = i64::try_from(LEASE_HORIZON.as_secs()).unwrap_or(i64::MAX);
+        let far = now.saturating_add(ttl_secs.max(horizon));
         let put = self
             .client
             .put_item()
@@ -244,22 +255,65 @@ impl DynamoDbLock {
             .item("lockId", AttributeValue::S(lock_id.to_owned()))
             .item("owner", AttributeValue::S(owner.to_owned()))
             .item("expiresAt", AttributeValue::N(expires_at.to_string()))
-            .condition_expression("attribute_not_exists(lockId) OR expiresAt < :now")
+            // Free, expired, or malformed (no `expiresAt`, not a number, or beyond any
+            // TTL a writer sets): a malformed lease would otherwise block every writer
+            // forever, as nothing ever expires it.
+            .condition_expression(
+                "attribute_not_exists(lockId) OR attribute_not_exists(expiresAt) \
+                 OR NOT attribute_type(expiresAt, :number) OR expiresAt < :now \
+                 OR expiresAt > :far",
+            )
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":far", AttributeValue::N(far.to_string()))
+            .expression_attribute_values(":number", AttributeValue::S("N".to_owned()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match put.map_err(|e| LockError::from_sdk("PutItem", &self.table, e)) {
-            Ok(_) => Ok(Some(Lease {
-                lock_id: lock_id.to_owned(),
-                owner: owner.to_owned(),
-                expires_at: Some(expires_at),
-                // `expiresAt` is whole seconds after `now`, which was read before the
-                // request was sent; counting from `started` is never later than that.
-                deadline: Some(started + Duration::from_secs(ttl.as_secs().max(1))),
-            })),
+            Ok(out) => {
+                if let Some(reason) = out
+                    .attributes()
+                    .and_then(|old| malformed_lease(old.get("expiresAt"), far))
+                {
+                    let previous = out
+                        .attributes()
+                        .and_then(|old| old.get("owner"))
+                        .and_then(|o| o.as_s().ok())
+                        .map_or("", String::as_str);
+                    tracing::warn!(
+                        table = %self.table,
+                        lock = %lock_id,
+                        previous_owner = %previous,
+                        reason = %reason,
+                        "malformed trust-policy lease taken over"
+                    );
+                }
+                Ok(Some(Lease {
+                    lock_id: lock_id.to_owned(),
+                    owner: owner.to_owned(),
+                    expires_at: Some(expires_at),
+                    // `expiresAt` is whole seconds after `now`, which was read before the
+                    // request was sent; counting from `started` is never later than that.
+                    deadline: Some(started + Duration::from_secs(ttl.as_secs().max(1))),
+                }))
+            }
             Err(e) if e.is_condition_failed() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Why a replaced lease item could not have been a live lease (`None`: it was a
+/// valid one, expired).
+fn malformed_lease(expires_at: Option<&AttributeValue>, far: i64) -> Option<String> {
+    match expires_at {
+        None => Some("no expiresAt".to_owned()),
+        Some(AttributeValue::N(n)) => match n.parse::<i64>() {
+            Ok(t) if t > far => Some(format!("expiresAt {t} is beyond any lease's TTL")),
+            Ok(_) => None,
+            Err(_) => Some(format!("expiresAt {n} is not whole epoch seconds")),
+        },
+        Some(_) => Some("expiresAt is not a number".to_owned()),
     }
 }
 
@@ -360,6 +414,19 @@ mod tests {
         assert_eq!(a.remaining(), Duration::MAX);
         assert_eq!(b.owner, "b");
         l.release(&a).await.unwrap();
+    }
+
+    #[test]
+    fn malformed_leases_are_told_from_expired_ones() {
+        let far = 10_000;
+        assert_eq!(
+            malformed_lease(Some(&AttributeValue::N("9000".into())), far),
+            None
+        );
+        assert!(malformed_lease(None, far).is_some());
+        assert!(malformed_lease(Some(&AttributeValue::S("soon".into())), far).is_some());
+        assert!(malformed_lease(Some(&AttributeValue::N("10001".into())), far).is_some());
+        assert!(malformed_lease(Some(&AttributeValue::N("1.5".into())), far).is_some());
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! The trust-policy editor.
 //!
-//! We own exactly one statement of the admin role's trust policy, found by its
+//! We own the principals of one statement of the admin role's trust policy, found by its
 //! `Sid`. Every other statement is kept exactly as it was: same position, same
 //! keys in the same order, same values (`serde_json` with `preserve_order`).
 //!
-//! Our statement is always written in one canonical form:
+//! In our statement we own `Principal.AWS` (the users), its `Effect` (`Allow`) and,
+//! with `require_session_name`, the session-name condition
+//! `StringEquals {"sts:RoleSessionName": "${aws:username}"}`. Everything else an
+//! administrator put there is kept as written, in place: other condition operators
+//! and keys (also other keys under `StringEquals`), the `Action` (a second action
+//! such as `sts:TagSession`), `Service`/`Federated` principals beside `AWS`, unknown
+//! fields. A statement we create is
 //!
 //! ```json
 //! {"Sid":"<sid>","Effect":"Allow","Principal":{"AWS":<sorted user ARNs>},
@@ -13,12 +19,28 @@
 //!
 //! with a single string instead of a list when there is one principal, and the
 //! `Condition` only when `require_session_name` is on. Several statements with
-//! our Sid are merged into one at the place of the first.
+//! our Sid are merged into one at the place of the first (the first `Allow` one
+//! gives the fields kept, so its conditions then apply to all the users).
 //!
+//! The session-name condition: with the option on, `sts:RoleSessionName` is ours
+//! under every operator of our statement (another rule on that key would contradict
+//! ours) and is set under `StringEquals`, beside the keys already there. With it off,
+//! only the exact entry we add is removed; an operator or `Condition` left empty by
+//! that goes too.
 //! Decisions where IAM leaves a choice:
 //! - Dangling unique IDs (`AIDA…`, `AROA…`) are dropped from our statement and
 //!   only reported when found in statements we do not own.
-//! - An empty managed set removes our statement. If that would leave no
+//! - A wildcard principal in our statement (`"Principal": "*"`, `"*"` under
+//!   `Principal.AWS`) would open the role to everyone: it is removed on every edit
+//!   and reported ([`TrustEdit::wildcard_removed`], and `*` in
+//!   [`TrustEdit::removed`]).
+//! - `NotPrincipal` in our statement cannot be combined with the principals we
+//!   manage: the edit is refused with [`TrustPolicyError::NotPrincipalInManaged`]
+//!   rather than dropping it.
+//! - A managed statement whose `Effect` is not `Allow` is our deny placeholder and
+//!   is rebuilt when users are added.
+//! - An empty managed set removes our statement (kept, without `AWS`, when it also
+//!   names `Service` or `Federated` principals). If that would leave no
 //!   statement at all (IAM rejects an empty `Statement`), we write a
 //!   placeholder statement with our Sid that **denies** `sts:AssumeRole` to the
 //!   account root, `arn:<partition>:iam::<account>:root`. The account is taken
@@ -109,6 +131,12 @@ pub enum TrustPolicyError {
         users_that_fit: usize,
     },
     #[error(
+        "statement {sid} (managed by eks-access-sync) uses NotPrincipal, which cannot \
+         be combined with the principals it manages; edit it by hand: give it a \
+         Principal, or another Sid if it is not meant for eks-access-sync"
+    )]
+    NotPrincipalInManaged { sid: String },
+    #[error(
         "removing the last managed principal would leave no statement, and the \
          document has no ARN to take the account from for the placeholder"
     )]
@@ -122,6 +150,9 @@ pub struct TrustEdit {
     pub added: Vec<UserArn>,
     /// Principals removed from our statement (not counting dangling IDs).
     pub removed: Vec<String>,
+    /// A wildcard principal (`"*"`, `{"AWS": "*"}`) was found in our statement and
+    /// removed; it is also listed in `removed` as `*`.
+    pub wildcard_removed: bool,
     /// Dangling unique IDs dropped from our statement.
     pub dangling_removed: Vec<String>,
     /// Dangling unique IDs seen in statements we do not own (left alone).
@@ -261,24 +292,126 @@ pub fn managed_principals(doc: &str, sid: &str) -> Result<BTreeSet<String>, Trus
         .collect())
 }
 
-fn our_statement(sid: &str, principals: &BTreeSet<String>, opts: &TrustOptions) -> Value {
-    let aws = if principals.len() == 1 {
-        Value::String(principals.iter().next().cloned().unwrap_or_default())
-    } else {
-        Value::Array(principals.iter().cloned().map(Value::String).collect())
-    };
-    let mut m = Map::new();
-    m.insert("Sid".into(), Value::String(sid.to_string()));
-    m.insert("Effect".into(), json!("Allow"));
-    m.insert("Principal".into(), json!({ "AWS": aws }));
-    m.insert("Action".into(), json!("sts:AssumeRole"));
-    if opts.require_session_name {
-        m.insert(
-            "Condition".into(),
-            json!({"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}),
-        );
+/// The session-name condition we add with `require_session_name`.
+const SESSION_OPERATOR: &str = "StringEquals";
+const SESSION_KEY: &str = "sts:RoleSessionName";
+const SESSION_VALUE: &str = "${aws:username}";
+
+/// A wildcard principal: `"Principal": "*"` or `"*"` under `Principal.AWS`.
+fn has_wildcard(stmt: &Value) -> bool {
+    if stmt.get("Effect").and_then(Value::as_str) != Some("Allow") {
+        return false;
     }
-    Value::Object(m)
+    match stmt.get("Principal") {
+        Some(Value::String(s)) => s == "*",
+        Some(_) => aws_principals(stmt).iter().any(|x| x == "*"),
+        None => false,
+    }
+}
+
+/// Whether a condition value is exactly our `${aws:username}` (string or one-item list).
+fn is_session_value(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == SESSION_VALUE,
+        Value::Array(a) => a.len() == 1 && a[0].as_str() == Some(SESSION_VALUE),
+        _ => false,
+    }
+}
+
+/// Adds or removes our session-name condition in `stmt`, leaving every other
+/// operator and key as it was. With the option on, `sts:RoleSessionName` is ours
+/// under every operator (another rule on it would contradict ours); with it off,
+/// only our exact entry is removed.
+fn set_session_condition(stmt: &mut Map<String, Value>, require: bool) {
+    let mut cond = match stmt.get("Condition") {
+        Some(Value::Object(c)) => c.clone(),
+        // Not an object: not ours to repair; IAM would have refused it anyway.
+        Some(_) => return,
+        None => Map::new(),
+    };
+    let mut emptied = Vec::new();
+    for (op, keys) in cond.iter_mut() {
+        let Value::Object(keys) = keys else { continue };
+        let ours: Vec<String> = keys
+            .iter()
+            .filter(|(k, v)| {
+                k.eq_ignore_ascii_case(SESSION_KEY)
+                    && (require || (op == SESSION_OPERATOR && is_session_value(v)))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &ours {
+            keys.shift_remove(k);
+        }
+        if !ours.is_empty() && keys.is_empty() {
+            emptied.push(op.clone());
+        }
+    }
+    if require {
+        // A malformed (non-object) `StringEquals` is the administrator's: left alone.
+        if let Value::Object(keys) = cond
+            .entry(SESSION_OPERATOR)
+            .or_insert_with(|| Value::Object(Map::new()))
+        {
+            keys.insert(SESSION_KEY.into(), Value::String(SESSION_VALUE.into()));
+            emptied.retain(|op| op != SESSION_OPERATOR);
+        }
+    }
+    for op in emptied {
+        cond.shift_remove(&op);
+    }
+    if cond.is_empty() {
+        stmt.shift_remove("Condition");
+    } else {
+        stmt.insert("Condition".into(), Value::Object(cond));
+    }
+}
+
+/// Our statement for `principals`, built on `template` (the first managed Allow
+/// statement) so that everything but `Effect`, `Principal.AWS` and the
+/// session-name condition stays as the administrator wrote it. `None` when nothing
+/// would be left to trust (no users and no other principal).
+fn our_statement(
+    template: Option<&Map<String, Value>>,
+    principals: &BTreeSet<String>,
+    opts: &TrustOptions,
+) -> Option<Value> {
+    let mut m = match template {
+        Some(t) => t.clone(),
+        None => {
+            let mut m = Map::new();
+            m.insert("Sid".into(), Value::String(opts.sid.clone()));
+            m.insert("Effect".into(), json!("Allow"));
+            m.insert("Principal".into(), json!({}));
+            m.insert("Action".into(), json!("sts:AssumeRole"));
+            m
+        }
+    };
+    m.insert("Effect".into(), json!("Allow"));
+    // A string principal (only `"*"` is valid) is the wildcard: dropped.
+    let mut principal = match m.get("Principal") {
+        Some(Value::Object(p)) => p.clone(),
+        _ => Map::new(),
+    };
+    if principals.is_empty() {
+        principal.shift_remove("AWS");
+    } else {
+        let aws = if principals.len() == 1 {
+            Value::String(principals.iter().next().cloned().unwrap_or_default())
+        } else {
+            Value::Array(principals.iter().cloned().map(Value::String).collect())
+        };
+        principal.insert("AWS".into(), aws);
+    }
+    if principal.is_empty() {
+        return None;
+    }
+    m.insert("Principal".into(), Value::Object(principal));
+    if !m.contains_key("Action") && !m.contains_key("NotAction") {
+        m.insert("Action".into(), json!("sts:AssumeRole"));
+    }
+    set_session_condition(&mut m, opts.require_session_name);
+    Some(Value::Object(m))
 }
 
 fn placeholder(sid: &str, partition: &str, account: &str) -> Value {
@@ -314,19 +447,27 @@ fn build(
     opts: &TrustOptions,
 ) -> Result<String, TrustPolicyError> {
     let mut out: Vec<Value> = Vec::with_capacity(p.statements.len() + 1);
+    // The first managed Allow statement carries the administrator's fields; a
+    // managed Deny is our placeholder and is rebuilt.
+    let template = p
+        .statements
+        .iter()
+        .filter(|s| is_ours(s, &opts.sid))
+        .find(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .and_then(Value::as_object);
     let mut placed = false;
     for s in &p.statements {
         if is_ours(s, &opts.sid) {
-            if !placed && !principals.is_empty() {
-                out.push(our_statement(&opts.sid, principals, opts));
+            if !placed && let Some(ours) = our_statement(template, principals, opts) {
+                out.push(ours);
             }
             placed = true;
         } else {
             out.push(s.clone());
         }
     }
-    if !placed && !principals.is_empty() {
-        out.push(our_statement(&opts.sid, principals, opts));
+    if !placed && let Some(ours) = our_statement(template, principals, opts) {
+        out.push(ours);
     }
     if out.is_empty() {
         let (part, acct) = account_in(&p.statements)
@@ -367,9 +508,16 @@ pub fn edit_trust_policy(
 
     let mut foreign_dangling = Vec::new();
     let mut old: Vec<String> = Vec::new();
+    let mut wildcard_removed = false;
     for s in &p.statements {
         if is_ours(s, &opts.sid) {
-            old.extend(aws_principals(s));
+            if s.get("NotPrincipal").is_some() {
+                return Err(TrustPolicyError::NotPrincipalInManaged {
+                    sid: opts.sid.clone(),
+                });
+            }
+            wildcard_removed |= has_wildcard(s);
+            old.extend(aws_principals(s).into_iter().filter(|x| x != "*"));
         } else {
             let mut strs = Vec::new();
             for k in ["Principal", "NotPrincipal"] {
@@ -417,7 +565,10 @@ pub fn edit_trust_policy(
         .difference(&live)
         .filter_map(|s| s.parse().ok())
         .collect();
-    let removed: Vec<String> = live.difference(&new).cloned().collect();
+    let mut removed: Vec<String> = live.difference(&new).cloned().collect();
+    if wildcard_removed {
+        removed.insert(0, "*".to_owned());
+    }
 
     let after_doc = build(&p, &new, opts)?;
     let size_before = policy_size_chars(&before);
@@ -449,6 +600,7 @@ pub fn edit_trust_policy(
     Ok(TrustEdit {
         added,
         removed,
+        wildcard_removed,
         dangling_removed,
         foreign_dangling,
         size_before,

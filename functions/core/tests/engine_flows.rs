@@ -782,3 +782,48 @@ async fn persistent_read_errors_fail_the_cluster_after_the_capped_attempts() {
         MAX_WRITE_ATTEMPTS as usize
     );
 }
+
+/// Issue 3 §5: a refused write must not be reported as users added or removed.
+#[tokio::test]
+async fn a_refused_trust_policy_write_reports_nothing_as_done() {
+    let w = world();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{{"AWS":["AIDAXQJ2KXNMDAVE7EXMP","arn:aws:iam::{ACCOUNT}:user/bob"]}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    {
+        let mut s = w.iam.0.lock().expect("lock");
+        s.policy = policy.clone();
+        s.fail_update = Some("LimitExceeded".into());
+    }
+    // The plan (a dry run) says what would change ...
+    let plan = w.engine.run_full(&Scope::all(), true).await.report;
+    assert_eq!(plan.trust_policy.added.len(), 1, "{plan:#?}");
+    assert_eq!(plan.trust_policy.removed.len(), 1);
+    assert_eq!(plan.trust_policy.dangling_removed.len(), 1);
+    // ... the refused apply says none of it happened.
+    let r = w.engine.apply_full(&Scope::all()).await;
+    let t = &r.trust_policy;
+    assert!(!r.succeeded());
+    assert!(
+        t.error.as_deref().unwrap_or("").contains("LimitExceeded"),
+        "{t:#?}"
+    );
+    assert!(!t.changed);
+    assert!(
+        t.added.is_empty(),
+        "not trusted, yet reported added: {t:#?}"
+    );
+    assert!(t.removed.is_empty(), "{t:#?}");
+    assert!(t.dangling_removed.is_empty(), "{t:#?}");
+    assert_eq!(
+        t.size_chars,
+        eks_access_sync::trust::policy_size_chars(&policy),
+        "the size is the policy's as it stands"
+    );
+    assert_eq!(w.iam.policy(), policy);
+    assert!(
+        r.render_text().contains("0 added, 0 removed"),
+        "{}",
+        r.render_text()
+    );
+}

@@ -1,6 +1,7 @@
 //! The `iam-events` Lambda: EventBridge IAM CloudTrail events (CreateUser, TagUser,
 //! UntagUser, DeleteUser) → the admin role's trust policy → every tagged cluster.
 //!
+//! A payload over [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) (EventBridge's 256 KiB) is refused unparsed.
 //! Ignored events (failed calls, other names, malformed records) succeed with
 //! `{"ignored": reason}` so that they are not retried. A run that fails returns an
 //! error, so that Lambda's retries and the on-failure destination take over.
@@ -8,9 +9,11 @@
 use eks_access_sync::eks::EksApi;
 use eks_access_sync::engine::{Engine, EventResult};
 use eks_access_sync::iam::IamApi;
+use eks_access_sync::intake::{IntakeError, parse_raw_event};
 use eks_access_sync::k8s::KubeConnector;
 use eks_access_sync::report::RunReport;
 use eks_access_sync::telemetry::emit_emf;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// The function name used in metrics.
@@ -36,6 +39,30 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
             finish(*report)
         }
     }
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The payload was refused unread (over [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES)) or is not JSON. An
+    /// error, not `{"ignored": …}`: the invocation fails, so the event reaches the
+    /// function's on-failure destination rather than being dropped.
+    #[error(transparent)]
+    Input(#[from] IntakeError),
+    #[error(transparent)]
+    Run(#[from] RunFailed),
+}
+
+/// Handles one payload as the Lambda runtime hands it over (unparsed): one over
+/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is built into a tree.
+pub async fn handle_raw<I: IamApi, E: EksApi, K: KubeConnector>(
+    engine: &Engine<I, E, K>,
+    raw: &RawValue,
+) -> Result<Value, HandlerError> {
+    let event = parse_raw_event(raw).inspect_err(|e| {
+        tracing::error!(error = %e, bytes = raw.get().len(), "event refused");
+    })?;
+    Ok(handle(engine, event).await?)
 }
 
 /// `Ok(report JSON)` if the run succeeded, else `Err` carrying the failures.

@@ -1,10 +1,12 @@
 //! Lambda entry point of `iam-events`. Configuration and the AWS SDK configuration are
 //! read once, at cold start.
+//! The payload is taken unparsed (a `RawValue`, its JSON text) so that an oversized
+//! event is refused before it is built into a tree.
 
 use eks_access_sync::engine::SdkEngine;
 use eks_access_sync::telemetry::{LogTarget, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,10 +15,12 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "cannot start");
     })?;
     let engine = &engine;
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        iam_events::handle(engine, ev.payload)
-            .await
-            .map_err(Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<Box<RawValue>>| async move {
+            iam_events::handle_raw(engine, &ev.payload)
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

@@ -8,6 +8,8 @@
 //! - EventBridge `Scheduled Event` → a full apply;
 //! - EventBridge EKS `CreateCluster` / `TagResource` → that cluster only.
 //!
+//! A payload over [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) (EventBridge's 256 KiB) is refused unparsed.
+//!
 //! A manual invocation always returns the report (read `succeeded` there). A scheduled
 //! or event-driven run that fails returns an error so that Lambda's failure handling
 //! (and the alarm on it) sees it. IAM events are left to `iam-events`.
@@ -18,10 +20,12 @@ use eks_access_sync::eks::EksApi;
 use eks_access_sync::engine::{Engine, Scope, eks_event_scope};
 use eks_access_sync::event::{EventClass, classify_event};
 use eks_access_sync::iam::IamApi;
+use eks_access_sync::intake::{IntakeError, parse_raw_event};
 use eks_access_sync::k8s::KubeConnector;
 use eks_access_sync::report::RunReport;
 use eks_access_sync::telemetry::emit_emf;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 pub const FUNCTION: &str = "reconcile";
@@ -40,6 +44,9 @@ pub struct ManualRequest {
 pub enum ReconcileError {
     #[error("invalid request: {0} (expected {{\"dryRun\": bool, \"clusters\": [\"name\", …]}})")]
     BadRequest(String),
+    /// Over [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES), or not JSON: refused unread.
+    #[error(transparent)]
+    Input(#[from] IntakeError),
     #[error("run failed: {summary}")]
     RunFailed {
         summary: String,
@@ -88,6 +95,18 @@ pub fn parse_request(config: &Config, event: &Value) -> Result<Request, Reconcil
         dry_run: req.dry_run,
         scope,
     })
+}
+
+/// Handles one payload as the Lambda runtime hands it over (unparsed): one over
+/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is built into a tree.
+pub async fn handle_raw<I: IamApi, E: EksApi, K: KubeConnector>(
+    engine: &Engine<I, E, K>,
+    raw: &RawValue,
+) -> Result<Value, ReconcileError> {
+    let event = parse_raw_event(raw).inspect_err(|e| {
+        tracing::error!(error = %e, bytes = raw.get().len(), "event refused");
+    })?;
+    handle(engine, event).await
 }
 
 /// Handles one invocation.

@@ -8,7 +8,10 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::{World, command, repo_root, run, user_arn};
+use support::{World, command, managed_principals, repo_root, run, user_arn};
+
+/// The seed's lease table (the stack's `TrustLockTable`).
+const LOCK_TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;
 
 fn cli_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
@@ -32,9 +35,12 @@ async fn cli_plan_reconcile_and_handle_event() {
     let bin = cli_binary();
     let bin = bin.to_str().expect("utf-8 path");
     let home = tempfile::tempdir().expect("tempdir");
+    // As an operator beside a deployed stack: with the stack's lease table.
     let cli = |args: &[&str]| {
         let mut c = command(&w.sb, bin, home.path());
-        c.args(args).current_dir(repo_root());
+        c.args(args)
+            .current_dir(repo_root())
+            .env("TRUST_LOCK_TABLE", LOCK_TABLE);
         run(c)
     };
 
@@ -109,5 +115,87 @@ async fn cli_plan_reconcile_and_handle_event() {
         assert!(!text.contains(&sk), "secret key leaked");
         assert!(!text.contains("k8s-aws-v1."), "token leaked");
     }
+    w.sb.shutdown().await;
+}
+
+/// Issue 3: without `TRUST_LOCK_TABLE` the CLI refuses to write the trust policy
+/// (two such writers lost 90 of 100 updates) unless told `--no-lease`; `plan` needs
+/// no lease. An event over EventBridge's 256 KiB is refused unread, from a file or
+/// from stdin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_refuses_unserialized_writes_and_oversized_events() {
+    let w = World::start().await;
+    let bin = cli_binary();
+    let bin = bin.to_str().expect("utf-8 path");
+    let home = tempfile::tempdir().expect("tempdir");
+    let without_table = |args: &[&str]| {
+        let mut c = command(&w.sb, bin, home.path());
+        c.args(args)
+            .current_dir(repo_root())
+            .env_remove("TRUST_LOCK_TABLE");
+        run(c)
+    };
+    w.create_user("dave", true).await;
+    w.reset_calls().await;
+
+    for args in [
+        &["reconcile"][..],
+        &["handle-event", "events/iam-create-user-tagged.json"][..],
+    ] {
+        let (code, out, err) = without_table(args).await;
+        assert_eq!(code, 1, "{args:?} without the lease\n{out}\n{err}");
+        assert!(
+            err.contains("TRUST_LOCK_TABLE") && err.contains("--no-lease"),
+            "{args:?}: the message says what to do:\n{err}"
+        );
+    }
+    assert_eq!(w.all_writes(), Vec::<String>::new(), "refused, yet wrote");
+    assert_eq!(w.count("iam", "GetRole"), 0, "refused before any work");
+    let (code, out, err) = without_table(&["plan"]).await;
+    assert_eq!(code, 0, "plan needs no lease\n{out}\n{err}");
+
+    // Oversized: refused from a file and from stdin, before any AWS call.
+    let event = std::fs::read_to_string(repo_root().join("events/iam-create-user-tagged.json"))
+        .expect("sample event");
+    let mut big: serde_json::Value = serde_json::from_str(&event).expect("JSON");
+    big["detail"]["padding"] = serde_json::Value::String("x".repeat(300 * 1024));
+    let big_file = home.path().join("big.json");
+    std::fs::write(&big_file, serde_json::to_vec(&big).expect("JSON")).expect("write");
+    let big_path = big_file.to_str().expect("utf-8 path");
+    w.reset_calls().await;
+    let (code, out, err) = without_table(&["handle-event", "--no-lease", big_path]).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("262144 bytes") && err.contains("256 KiB"),
+        "{err}"
+    );
+    let mut c = command(&w.sb, bin, home.path());
+    c.args(["handle-event", "--no-lease", "-"])
+        .current_dir(repo_root())
+        .stdin(std::fs::File::open(&big_file).expect("open"));
+    let (code, out, err) = run(c).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("256 KiB"), "{err}");
+    assert_eq!(
+        w.all_writes(),
+        Vec::<String>::new(),
+        "an oversized event wrote"
+    );
+    assert!(
+        !managed_principals(&w.trust_policy().await).contains(&user_arn("dave")),
+        "an oversized event was handled"
+    );
+
+    // --no-lease: today's behaviour, one writer.
+    let (code, out, err) = without_table(&[
+        "handle-event",
+        "--no-lease",
+        "events/iam-create-user-tagged.json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(managed_principals(&w.trust_policy().await).contains(&user_arn("dave")));
+    let (code, out, err) = without_table(&["reconcile", "--no-lease"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
     w.sb.shutdown().await;
 }

@@ -352,3 +352,44 @@ async fn a_case_variant_in_an_event_keeps_the_admin() {
     w.assert_invariants(&untouched, &legacy_rv);
     w.sb.shutdown().await;
 }
+
+/// Issue 3: an event over EventBridge's 256 KiB is refused by both handlers, as the
+/// Lambda runtime hands it over (unparsed), with a clear error; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_events_are_refused_by_both_handlers_and_write_nothing() {
+    let w = World::start().await;
+    w.create_user("dave", true).await;
+    w.reset_calls().await;
+    let padded = |mut ev: serde_json::Value| {
+        ev["detail"]["padding"] = serde_json::Value::String("x".repeat(300 * 1024));
+        serde_json::value::RawValue::from_string(serde_json::to_string(&ev).expect("JSON"))
+            .expect("raw")
+    };
+    let raw = padded(event("iam-tag-user", "dave"));
+    let err = iam_events::handle_raw(&w.engine, &raw)
+        .await
+        .expect_err("an oversized IAM event is refused");
+    assert!(err.to_string().contains("256 KiB"), "{err}");
+    let raw = padded(event("schedule", ""));
+    let err = reconcile::handle_raw(&w.engine, &raw)
+        .await
+        .expect_err("an oversized scheduled event is refused");
+    assert!(err.to_string().contains("256 KiB"), "{err}");
+    assert_eq!(
+        w.all_writes(),
+        Vec::<String>::new(),
+        "an oversized event wrote"
+    );
+    assert_eq!(w.count("iam", "GetRole"), 0, "refused before any work");
+    assert!(!managed_principals(&w.trust_policy().await).contains(&user_arn("dave")));
+    // At the cap's side of the line, the same events are served.
+    let raw = serde_json::value::RawValue::from_string(
+        serde_json::to_string(&event("iam-tag-user", "dave")).expect("JSON"),
+    )
+    .expect("raw");
+    iam_events::handle_raw(&w.engine, &raw)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(managed_principals(&w.trust_policy().await).contains(&user_arn("dave")));
+    w.sb.shutdown().await;
+}

@@ -237,3 +237,55 @@ async fn a_writer_gives_up_on_a_lease_that_outlasts_its_wait_and_writes_nothing(
     assert_eq!(lease_owner(&w).await, None);
     w.sb.shutdown().await;
 }
+
+/// Issue 3 §7: a lease item that cannot be a live lease (no `expiresAt`, a string
+/// one, or one far beyond any TTL a writer sets) is taken over at once instead of
+/// blocking every writer forever; a valid, live lease is still waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_lease_is_taken_over_and_a_live_one_is_not() {
+    let w = World::start().await;
+    let short = LockWait {
+        max_wait: Duration::from_secs(1),
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+    };
+    let lock = DynamoDbLock::new(aws_sdk_dynamodb::Client::new(&w.sdk), TABLE).with_wait(short);
+    let client = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let ten_years = now() + 10 * 365 * 24 * 3600;
+    for (what, expires_at) in [
+        ("no expiresAt", None),
+        (
+            "a string expiresAt",
+            Some(AttributeValue::S("tomorrow".into())),
+        ),
+        (
+            "an expiresAt ten years ahead",
+            Some(AttributeValue::N(ten_years.to_string())),
+        ),
+    ] {
+        let mut put = client
+            .put_item()
+            .table_name(TABLE)
+            .item("lockId", AttributeValue::S(LOCK_ID.into()))
+            .item("owner", AttributeValue::S("broken-writer".into()));
+        if let Some(v) = expires_at {
+            put = put.item("expiresAt", v);
+        }
+        put.send().await.expect("PutItem");
+        let lease = lock
+            .acquire(LOCK_ID, "me", eks_access_sync::lock::TRUST_LOCK_TTL)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: not taken over: {e}"));
+        assert_eq!(lease_owner(&w).await.as_deref(), Some("me"), "{what}");
+        lock.release(&lease).await.expect("released");
+    }
+    // A live lease (as long as the TTL) is still respected.
+    put_lease(&w, "live-writer", now() + 120).await;
+    let err = lock
+        .acquire(LOCK_ID, "me", eks_access_sync::lock::TRUST_LOCK_TTL)
+        .await
+        .expect_err("a live lease is waited for");
+    assert!(matches!(err, LockError::Busy { .. }), "{err}");
+    assert_eq!(lease_owner(&w).await.as_deref(), Some("live-writer"));
+    w.sb.shutdown().await;
+}

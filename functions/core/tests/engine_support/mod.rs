@@ -80,6 +80,8 @@ pub struct IamState {
     pub fail_list: bool,
     /// The admin role's `CreateDate` (`None`: not given).
     pub role_created: Option<Timestamp>,
+    /// `UpdateAssumeRolePolicy` fails with this error code.
+    pub fail_update: Option<String>,
     /// Added to every call (tests on tokio's paused clock count round trips with it).
     pub rtt: Duration,
 }
@@ -143,6 +145,13 @@ impl IamApi for FakeIam {
         round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
         let mut s = self.0.lock().expect("lock");
+        if let Some(code) = &s.fail_update {
+            return Err(IamError::Service {
+                operation: "UpdateAssumeRolePolicy",
+                code: code.clone(),
+                message: "Cannot exceed quota for ACLSizePerRole: 2048".into(),
+            });
+        }
         s.policy = document.to_owned();
         s.writes.push(document.to_owned());
         Ok(())

@@ -2,11 +2,10 @@
 
 mod bootstrap;
 
-use std::io::Read as _;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use eks_access_sync::arn::{ClusterName, RoleArn};
 use eks_access_sync::engine::{EventResult, Scope, SdkEngine};
+use eks_access_sync::intake::{IntakeError, parse_event, read_event};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -54,11 +53,19 @@ pub enum Command {
         /// Limit to these clusters (repeatable).
         #[arg(long = "cluster", value_name = "NAME")]
         clusters: Vec<ClusterName>,
+        /// Write the trust policy without the lease (TRUST_LOCK_TABLE unset): safe
+        /// only when nothing else writes it.
+        #[arg(long)]
+        no_lease: bool,
     },
     /// Process an EventBridge event exactly as the iam-events function would.
     HandleEvent {
-        /// A JSON file, or `-` for stdin.
+        /// A JSON file, or `-` for stdin (at most 256 KiB, as EventBridge delivers).
         file: String,
+        /// Write the trust policy without the lease (TRUST_LOCK_TABLE unset): safe
+        /// only when nothing else writes it.
+        #[arg(long)]
+        no_lease: bool,
     },
     /// Give the functions' role access to a cluster (run once, as a cluster admin).
     Bootstrap {
@@ -78,6 +85,34 @@ fn scope_of(clusters: Vec<ClusterName>) -> Scope {
     } else {
         Scope::clusters(clusters)
     }
+}
+
+/// The message when a command would write the trust policy without the lease.
+pub const NO_LEASE_MESSAGE: &str = "refusing to write the trust policy without the lease: \
+TRUST_LOCK_TABLE is not set, and two writers at once lose updates (IAM has no conditional \
+write). Set TRUST_LOCK_TABLE to the stack's TrustLockTable (aws cloudformation \
+describe-stack-resource --stack-name <stack> --logical-resource-id TrustLockTable --query \
+StackResourceDetail.PhysicalResourceId --output text), or pass --no-lease to write without \
+serialization (safe only when nothing else writes the trust policy)";
+
+/// Whether a writing command may go on: with the lease's table, or told `--no-lease`.
+fn lease_or_told(engine: &SdkEngine, no_lease: bool) -> bool {
+    if no_lease || engine.config().trust_lock_table.is_some() {
+        true
+    } else {
+        eprintln!("error: {NO_LEASE_MESSAGE}");
+        false
+    }
+}
+
+/// The event of `handle-event`: a file or stdin, refused unread over the cap.
+fn read_event_arg(file: &str) -> Result<serde_json::Value, IntakeError> {
+    let bytes = if file == "-" {
+        read_event(std::io::stdin().lock())?
+    } else {
+        read_event(std::fs::File::open(file)?)?
+    };
+    parse_event(&bytes)
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -137,7 +172,14 @@ pub async fn run(cli: Cli) -> u8 {
                 EXIT_OK
             }
         }
-        Command::Reconcile { output, clusters } => {
+        Command::Reconcile {
+            output,
+            clusters,
+            no_lease,
+        } => {
+            if !lease_or_told(&engine, no_lease) {
+                return EXIT_FAILED;
+            }
             let report = engine.apply_full(&scope_of(clusters)).await;
             match output {
                 Output::Text => print!("{}", report.render_text()),
@@ -149,24 +191,14 @@ pub async fn run(cli: Cli) -> u8 {
                 EXIT_FAILED
             }
         }
-        Command::HandleEvent { file } => {
-            let text = if file == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).map(|_| s)
-            } else {
-                std::fs::read_to_string(&file)
-            };
-            let text = match text {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot read {file}: {e}");
-                    return EXIT_FAILED;
-                }
-            };
-            let event: serde_json::Value = match serde_json::from_str(&text) {
+        Command::HandleEvent { file, no_lease } => {
+            if !lease_or_told(&engine, no_lease) {
+                return EXIT_FAILED;
+            }
+            let event = match read_event_arg(&file) {
                 Ok(v) => v,
                 Err(e) => {
-                    eprintln!("error: {file} is not JSON: {e}");
+                    eprintln!("error: {file}: {e}");
                     return EXIT_FAILED;
                 }
             };
@@ -220,7 +252,13 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let c = Cli::try_parse_from(["eks-access-sync", "handle-event", "-"]).expect("event");
-        assert!(matches!(c.command, Command::HandleEvent { file } if file == "-"));
+        assert!(matches!(c.command, Command::HandleEvent { file, no_lease: false } if file == "-"));
+        let c = Cli::try_parse_from(["eks-access-sync", "reconcile", "--no-lease"])
+            .expect("reconcile --no-lease");
+        assert!(matches!(
+            c.command,
+            Command::Reconcile { no_lease: true, .. }
+        ));
         let c = Cli::try_parse_from([
             "eks-access-sync",
             "bootstrap",
