@@ -6,25 +6,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::{World, command, repo_root, run, user_arn};
-
-fn cli_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/cli-<hash> -> target/<profile>/eks-access-sync
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("eks-access-sync");
-    assert!(
-        bin.is_file(),
-        "{} not found: build it with `cargo build -p eks-access-sync` (make test does)",
-        bin.display()
-    );
-    bin
-}
+use support::{World, cli_binary, command, repo_root, run, user_arn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_plan_reconcile_and_handle_event() {
