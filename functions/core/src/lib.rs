@@ -21,5 +21,6 @@ pub mod iam;
 pub mod k8s;
 pub mod lock;
 pub mod report;
+pub mod sdk;
 pub mod telemetry;
 pub mod token;
