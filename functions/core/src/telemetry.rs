@@ -35,8 +35,14 @@ pub enum LogTarget {
 /// (an STS answer holds credentials) at TRACE.
 pub const LOG_CEILINGS: &[(&str, LevelFilter)] = &[
     ("aws_sigv4", LevelFilter::INFO),
-    ("aws_smithy_runtime::client::orchestrator", LevelFilter::DEBUG),
-    ("aws_smithy_runtime_api::client::orchestrator", LevelFilter::DEBUG),
+    (
+        "aws_smithy_runtime::client::orchestrator",
+        LevelFilter::DEBUG,
+    ),
+    (
+        "aws_smithy_runtime_api::client::orchestrator",
+        LevelFilter::DEBUG,
+    ),
     ("aws_smithy_runtime_api::http", LevelFilter::DEBUG),
     ("aws_smithy_http_client", LevelFilter::DEBUG),
     ("aws_smithy_http", LevelFilter::DEBUG),
@@ -72,7 +78,9 @@ fn try_init<W>(writer: W) -> Result<(), tracing_subscriber::util::TryInitError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::registry().with(json_layer(writer)).try_init()
+    tracing_subscriber::registry()
+        .with(json_layer(writer))
+        .try_init()
 }
 
 /// The product's log layer (JSON, `RUST_LOG` under [`log_ceiling`]) over any writer:
@@ -352,7 +360,10 @@ mod tests {
                 "token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_QWN0aW9u end",
                 "token k8s-aws-v1.[redacted] end",
             ),
-            ("authorization: Bearer eyJhbGciOi.abc-def_x", "Bearer [redacted]"),
+            (
+                "authorization: Bearer eyJhbGciOi.abc-def_x",
+                "Bearer [redacted]",
+            ),
             (
                 "x-amz-security-token:IQoJb3Jp//abc=\\nhost:sts",
                 "x-amz-security-token:[redacted]\\nhost",
@@ -421,8 +432,8 @@ mod tests {
             tracing::info!(target: "aws_sigv4::http_request::sign", "info from sigv4");
             tracing::info!(target: "eks_access_sync::engine", secret = %TOKEN, "leak attempt");
         });
-        let text = String::from_utf8(cap.0.lock().map(|b| b.clone()).unwrap_or_default())
-            .expect("utf-8");
+        let text =
+            String::from_utf8(cap.0.lock().map(|b| b.clone()).unwrap_or_default()).expect("utf-8");
         assert!(!text.contains("calculated signing parameters"), "{text}");
         assert!(!text.contains("a hyper trace"), "{text}");
         assert!(text.contains("our own trace"), "{text}");

@@ -35,7 +35,10 @@ fn shapes() -> Vec<(&'static str, Regex)> {
     [
         ("X-Amz-Signature", r"(?i)X-Amz-Signature=[0-9a-f]{16}"),
         ("Signature", r"Signature=[0-9a-f]{16}"),
-        ("X-Amz-Security-Token", r"(?i)X-Amz-Security-Token[=:]\s*[A-Za-z0-9%+/]{16}"),
+        (
+            "X-Amz-Security-Token",
+            r"(?i)X-Amz-Security-Token[=:]\s*[A-Za-z0-9%+/]{16}",
+        ),
         ("EKS token", r"k8s-aws-v1\.[A-Za-z0-9_-]{16}"),
         ("Bearer", r"(?i)Bearer\s+[A-Za-z0-9._~+/-]{16}"),
     ]
@@ -209,7 +212,12 @@ async fn no_secret_in_any_trace_line() {
             .filter(|s| line.contains(s.as_str()))
             .map(|_| "a sandbox secret")
             .collect();
-        what.extend(shapes.iter().filter(|(_, r)| r.is_match(line)).map(|(n, _)| *n));
+        what.extend(
+            shapes
+                .iter()
+                .filter(|(_, r)| r.is_match(line))
+                .map(|(n, _)| *n),
+        );
         if !what.is_empty() {
             let head: String = line.chars().take(160).collect();
             hits.push(format!("line {i}: {what:?}: {head}"));
