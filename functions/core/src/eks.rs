@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{AccessScope, AccessScopeType, AuthenticationMode};
 use aws_types::SdkConfig;
 use aws_types::region::Region;
@@ -136,7 +136,7 @@ impl EksError {
             },
             None => EksError::Transport {
                 operation,
-                message: DisplayErrorContext(&err).to_string(),
+                message: crate::sdk::transport_message(&err),
             },
         }
     }

@@ -1212,13 +1212,15 @@ impl SdkEngine {
     /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`).
     pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = crate::sdk::load_sdk_config().await;
         Ok((SdkEngine::from_sdk(config, &sdk), sdk))
     }
 
     /// The engine over `sdk`; trust-policy writes take a DynamoDB lease when
     /// `config.trust_lock_table` is set.
+    /// Every client gets [`crate::sdk::timeout_config`] unless `sdk` sets its own.
     pub fn from_sdk(config: Config, sdk: &SdkConfig) -> SdkEngine {
+        let sdk = &crate::sdk::with_timeouts(sdk);
         let lock: Arc<dyn TrustLock> = match &config.trust_lock_table {
             Some(table) => Arc::new(DynamoDbLock::new(
                 aws_sdk_dynamodb::Client::new(sdk),

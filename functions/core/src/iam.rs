@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::EntityType;
 
 use crate::accessentry::Timestamp;
@@ -92,7 +92,7 @@ impl IamError {
             },
             None => IamError::Transport {
                 operation,
-                message: DisplayErrorContext(&err).to_string(),
+                message: crate::sdk::transport_message(&err),
             },
         }
     }

@@ -91,8 +91,54 @@ impl From<kube::Error> for K8sError {
             kube::Error::Api(status) => {
                 K8sError::from_status(status.code, &status.reason, &status.message)
             }
-            other => K8sError::Client(other.to_string()),
+            other => K8sError::Client(client_error_message(&other)),
         }
+    }
+}
+
+/// Connect (TCP + TLS handshake) timeout of the Kubernetes API: an EKS endpoint
+/// answers a handshake in milliseconds; 5 s rides out a lost packet.
+pub const K8S_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read and write timeouts: the aws-auth calls (one object) answer in well under a
+/// second; a server that stops answering fails the cluster in 10 s.
+pub const K8S_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A kube client error in words: a timeout as a timeout (with the bounds), a refused or
+/// reset connection as such, else the error and its causes. Never holds the token
+/// (kube keeps it out of its errors).
+fn client_error_message(e: &kube::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut timed_out = false;
+    let mut io_kind = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            io_kind.get_or_insert(io.kind());
+        }
+        let text = err.to_string();
+        timed_out |= text.contains("timed out") || text.contains("deadline has elapsed");
+        if chain.last() != Some(&text) {
+            chain.push(text);
+        }
+        cur = err.source();
+    }
+    let chain = chain.join(": ");
+    if timed_out {
+        format!(
+            "timed out (no connection within {} s or no answer within {} s): {chain}",
+            K8S_CONNECT_TIMEOUT.as_secs(),
+            K8S_IO_TIMEOUT.as_secs()
+        )
+    } else if let Some(
+        kind @ (std::io::ErrorKind::ConnectionRefused
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted),
+    ) = io_kind
+    {
+        format!("connection failed ({kind}): {chain}")
+    } else {
+        chain
     }
 }
 
@@ -162,9 +208,9 @@ pub fn kube_client(
     config.default_namespace = KUBE_SYSTEM.to_owned();
     config.root_cert = Some(pem_to_der(ca_pem)?);
     config.auth_info.token = Some(secrecy::SecretString::from(token.expose().to_owned()));
-    config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = Some(Duration::from_secs(30));
-    config.write_timeout = Some(Duration::from_secs(30));
+    config.connect_timeout = Some(K8S_CONNECT_TIMEOUT);
+    config.read_timeout = Some(K8S_IO_TIMEOUT);
+    config.write_timeout = Some(K8S_IO_TIMEOUT);
     kube::Client::try_from(config).map_err(|e| K8sError::Client(e.to_string()))
 }
 

@@ -22,5 +22,6 @@ pub mod intake;
 pub mod k8s;
 pub mod lock;
 pub mod report;
+pub mod sdk;
 pub mod telemetry;
 pub mod token;

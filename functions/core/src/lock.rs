@@ -20,7 +20,7 @@
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::future::BoxFuture;
 use rand::Rng;
@@ -131,7 +131,7 @@ impl LockError {
             None => LockError::Transport {
                 operation,
                 table: table.to_owned(),
-                message: DisplayErrorContext(&err).to_string(),
+                message: crate::sdk::transport_message(&err),
             },
         }
     }

@@ -6,28 +6,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::{World, command, managed_principals, repo_root, run, user_arn};
+use support::{World, cli_binary, command, managed_principals, repo_root, run, user_arn};
 
 /// The seed's lease table (the stack's `TrustLockTable`).
 const LOCK_TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;
-
-fn cli_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/cli-<hash> -> target/<profile>/eks-access-sync
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("eks-access-sync");
-    assert!(
-        bin.is_file(),
-        "{} not found: build it with `cargo build -p eks-access-sync` (make test does)",
-        bin.display()
-    );
-    bin
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_plan_reconcile_and_handle_event() {

@@ -476,6 +476,30 @@ pub fn command(sb: &Sandbox, program: &str, home: &Path) -> tokio::process::Comm
     cmd
 }
 
+/// The operator CLI (`eks-access-sync`, another package's binary), looked up next to
+/// the test's executable (`target/<profile>/`). `cargo test --workspace` (what `make
+/// test` runs) builds it; on its own, run `cargo build -p eks-access-sync` first.
+/// `EKS_ACCESS_SYNC_BIN` names another binary (e.g. a copy, when a target directory is
+/// shared by several checkouts).
+pub fn cli_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("EKS_ACCESS_SYNC_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/eks-access-sync
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("eks-access-sync");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it with `cargo build -p eks-access-sync` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// Runs a command; (exit code, stdout, stderr).
 pub async fn run(mut cmd: tokio::process::Command) -> (i32, String, String) {
     let out = cmd

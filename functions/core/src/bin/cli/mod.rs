@@ -129,7 +129,7 @@ pub async fn run(cli: Cli) -> u8 {
         role_arn,
     } = &cli.command
     {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = eks_access_sync::sdk::load_sdk_config().await;
         return match bootstrap::bootstrap(&sdk, region, cluster, role_arn).await {
             Ok(lines) => {
                 for l in lines {
