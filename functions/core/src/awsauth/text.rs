@@ -447,14 +447,14 @@ impl Located {
                 out.push_str(&s);
                 kept += 1;
             }
-            if i + 1 == n {
-                if let Some(a) = append {
-                    if !out.is_empty() && !out.ends_with('\n') {
-                        out.push_str(nl);
-                    }
-                    out.push_str(&a.block(indent, nl));
-                    kept += 1;
+            if i + 1 == n
+                && let Some(a) = append
+            {
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push_str(nl);
                 }
+                out.push_str(&a.block(indent, nl));
+                kept += 1;
             }
             let next = self.entries.get(i + 1).map_or(text.len(), |e| e.span.start);
             out.push_str(&text[self.entries[i].span.end..next]);
