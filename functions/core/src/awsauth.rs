@@ -5,28 +5,36 @@
 //! (`pkg/authconfigmap`) read it:
 //!
 //! - `mapRoles` and `mapUsers` are parsed as YAML sequences (JSON is accepted,
-//!   being YAML) with `serde-saphyr` into `serde_json::Value`s, which keep
-//!   every field of every entry, unknown ones included, in their order.
+//!   being YAML) with `serde-saphyr` into `serde_json::Value`s to decide which
+//!   entries are ours; the text is then edited surgically (`text`): the lines
+//!   of the entries we drop are removed, our values are replaced, our entry
+//!   appended. An entry we do not own is never re-serialised: the
+//!   authenticator reads aws-auth with go-yaml (YAML 1.1), which resolves
+//!   plain scalars (`yes`, `012`, `0o12`, `1e3`) by other rules than YAML 1.2,
+//!   and one non-string where a string is expected loses the whole key.
 //! - We own one `mapRoles` entry: the one whose `rolearn` names the admin role,
 //!   compared case-insensitively **without the role's path** (the
 //!   authenticator canonicalises assumed roles without path, so a `rolearn`
-//!   with a path never matches). It is written without the path, with the
-//!   configured `username` and `groups`; its other fields are kept. Duplicates
-//!   are collapsed into the first one's position.
+//!   with a path never matches). Its `rolearn` (without the path),
+//!   `username` and `groups` are written as double-quoted strings, which YAML
+//!   1.1 and 1.2 readers both read as strings (a value right for YAML 1.2 but
+//!   not for 1.1 is re-quoted); its other fields keep their text. Duplicates
+//!   are removed, the first one's position is kept.
 //! - `mapUsers` entries of offboarded users are removed (by ARN, ignoring
 //!   ASCII case, or by user name in any path).
-//! - Everything else stays: entries we do not own keep their place and all
-//!   their fields; a key we do not change (and `mapAccounts`, and every other
-//!   key) stays byte-for-byte; when nothing changes, the output equals the
-//!   input.
+//! - Everything else stays byte-for-byte: entries we do not own (as written,
+//!   even when YAML 1.1 would read them badly: the operator's to fix),
+//!   comments, blank lines, a key we do not change, `mapAccounts` and every
+//!   other key. When nothing changes, the output equals the input.
 //! - A key that does not parse is never rewritten: the edit is refused with
-//!   [`AwsAuthError::Parse`] (the authenticator would drop the whole key).
+//!   [`AwsAuthError::Parse`] (the authenticator would drop the whole key); one
+//!   whose entries cannot be located in the text, with [`AwsAuthError::Locate`].
+//!   Each verb of [`AwsAuth`] reads only its own key: a broken `mapRoles`
+//!   does not block removing users from `mapUsers`.
 //! - An absent ConfigMap or `mapRoles` key is created.
 //!
 //! Field names inside entries match case-insensitively, as in the
-//! authenticator. A rewritten key is emitted as block-style YAML that parses
-//! back to the same entries. YAML comments inside a key we rewrite are lost
-//! (they carry no mapping); a key we leave alone keeps them.
+//! authenticator; the spelling found is kept.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,6 +43,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::arn::{AccountId, RoleArn, UserArn, UserName};
+
+mod doc;
+mod text;
+
+pub use doc::AwsAuth;
 
 /// `data` key holding role mappings.
 pub const MAP_ROLES: &str = "mapRoles";
@@ -84,6 +97,13 @@ pub enum AwsAuthError {
     /// Rendering failed (should not happen for parsed values).
     #[error("cannot render aws-auth data.{key}: {message}")]
     Render { key: String, message: String },
+    /// The key parses, but its entries cannot be located reliably in its
+    /// text (anchors, several documents, an unusual layout): we refuse to
+    /// edit it rather than re-serialise entries we do not own.
+    #[error(
+        "aws-auth data.{key}: cannot edit its text surgically, refusing to rewrite it: {message}"
+    )]
+    Locate { key: String, message: String },
 }
 
 /// One change, for people and for the plan.
@@ -98,6 +118,9 @@ pub enum AwsAuthChange {
         from: Option<String>,
         to: String,
     },
+    /// A field of the admin role mapping had the right value for YAML 1.2
+    /// but not for YAML 1.1 (go-yaml in the authenticator); it is now quoted.
+    AdminRoleRequoted { field: String },
     /// Extra entries for the admin role were removed.
     AdminDuplicatesRemoved { count: usize },
     /// A mapUsers entry of an offboarded user was removed.
@@ -117,6 +140,10 @@ impl fmt::Display for AwsAuthChange {
                 Some(from) => write!(f, "mapRoles: admin role {field}: {from} -> {to}"),
                 None => write!(f, "mapRoles: admin role {field}: (absent) -> {to}"),
             },
+            AwsAuthChange::AdminRoleRequoted { field } => write!(
+                f,
+                "mapRoles: admin role {field}: quoted so YAML 1.1 reads it as a string"
+            ),
             AwsAuthChange::AdminDuplicatesRemoved { count } => {
                 write!(
                     f,
@@ -281,88 +308,20 @@ fn admin_entry_value(admin: &AdminMapping) -> Value {
     Value::Object(m)
 }
 
-/// Ensures the admin role mapping and removes offboarded users' mappings.
+/// Ensures the admin role mapping and removes offboarded users' mappings
+/// (`mapUsers` is only read when someone must go). A thin wrapper over
+/// [`AwsAuth::ensure_role`] and [`AwsAuth::remove_users`].
 pub fn edit_aws_auth(
     data: Option<&BTreeMap<String, String>>,
     admin: &AdminMapping,
     offboarded: &[Offboarded],
 ) -> Result<AwsAuthEdit, AwsAuthError> {
-    let mut out = data.cloned().unwrap_or_default();
-    let created = data.is_none_or(|d| !d.contains_key(MAP_ROLES));
-    let mut changes = Vec::new();
-
-    // mapRoles
-    let roles_text = out.get(MAP_ROLES).cloned().unwrap_or_default();
-    let roles = parse_entries(MAP_ROLES, &roles_text)?;
-    let users_text = out.get(MAP_USERS).cloned();
-    // mapUsers is only parsed (and so can only refuse) when someone must go.
-    let users = match &users_text {
-        Some(t) if !offboarded.is_empty() => Some(parse_entries(MAP_USERS, t)?),
-        _ => None,
-    };
-
-    let mut new_roles: Vec<Value> = Vec::with_capacity(roles.len() + 1);
-    let mut seen_admin = false;
-    let mut duplicates = 0;
-    let want_arn = Value::String(admin.role_arn.without_path().to_string());
-    let want_user = Value::String(admin.username.clone());
-    let want_groups = Value::Array(admin.groups.iter().cloned().map(Value::String).collect());
-    for entry in roles {
-        if !is_admin_entry(&entry, &admin.role_arn) {
-            new_roles.push(entry);
-            continue;
-        }
-        if seen_admin {
-            duplicates += 1;
-            continue;
-        }
-        seen_admin = true;
-        let mut m = entry.as_object().cloned().unwrap_or_default();
-        set_field(&mut m, "rolearn", want_arn.clone(), &mut changes);
-        set_field(&mut m, "username", want_user.clone(), &mut changes);
-        set_field(&mut m, "groups", want_groups.clone(), &mut changes);
-        new_roles.push(Value::Object(m));
-    }
-    if !seen_admin {
-        changes.push(AwsAuthChange::AdminRoleAdded {
-            rolearn: admin.role_arn.without_path().to_string(),
-        });
-        new_roles.push(admin_entry_value(admin));
-    }
-    if duplicates > 0 {
-        changes.push(AwsAuthChange::AdminDuplicatesRemoved { count: duplicates });
-    }
-    if !changes.is_empty() || created {
-        out.insert(
-            MAP_ROLES.to_string(),
-            render_yaml_list(MAP_ROLES, &new_roles)?,
-        );
-    }
-
-    // mapUsers
-    if let Some(users) = users {
-        let before = changes.len();
-        let mut kept = Vec::with_capacity(users.len());
-        for entry in users {
-            let arn = entry.as_object().and_then(|m| field_str(m, "userarn"));
-            match arn {
-                Some(a) if offboarded.iter().any(|o| o.matches(&a)) => {
-                    changes.push(AwsAuthChange::UserMappingRemoved {
-                        userarn: a,
-                        username: entry.as_object().and_then(|m| field_str(m, "username")),
-                    });
-                }
-                _ => kept.push(entry),
-            }
-        }
-        if changes.len() > before {
-            out.insert(MAP_USERS.to_string(), render_yaml_list(MAP_USERS, &kept)?);
-        }
-    }
-
+    let mut doc = AwsAuth::parse(data);
+    doc.ensure_role(admin)?;
+    doc.remove_users(offboarded)?;
     Ok(AwsAuthEdit {
-        data: out,
-        changes,
-        created,
+        created: doc.created(),
+        changes: doc.changes().to_vec(),
+        data: doc.into_data(),
     })
 }

@@ -367,7 +367,7 @@ mod tests {
             "Cluster prod (us-east-1, aws-auth):",
             "  * mapRoles: add admin role mapping arn:aws:iam::123456789012:role/EksAdmin",
             "--- aws-auth/data.mapRoles (current)",
-            "+- rolearn: arn:aws:iam::123456789012:role/EksAdmin",
+            "+- rolearn: \"arn:aws:iam::123456789012:role/EksAdmin\"",
             "Cluster api (eu-west-1, access entries):",
             "  + access entry arn:aws:iam::123456789012:role/EksAdmin (username (EKS default), groups [])",
             "  - access entry arn:aws:iam::123456789012:user/dave",
