@@ -1,27 +1,21 @@
 //! eks-access-sync: keeps EKS cluster-admin access in step with IAM.
 //!
-//! The pure engine (no I/O) decides exactly what to change and changes
-//! nothing else; the adapters (behind small traits) talk to IAM, EKS and
-//! each cluster's Kubernetes API.
+//! Layers, each importing only the ones before it:
+//! [`model`] (data) → [`policy`] (pure decisions) → [`output`] (plan and report) →
+//! [`ports`] (the traits the engine needs; they import the adapters' error enums) →
+//! [`engine`] (orchestration over the ports) → [`adapters`] (AWS SDK and kube).
+//! [`bootstrap`], [`intake`] and [`telemetry`] serve the entry points (the Lambdas
+//! and the CLI). The in-memory fakes are in `testing` (feature `testing`).
 
-// Pure core: parsing, editing, planning. No network, no Lambda types.
-pub mod accessentry;
-pub mod arn;
-pub mod awsauth;
-pub mod config;
-pub mod desired;
-pub mod event;
-pub mod plan;
-pub mod trust;
+pub mod model;
+pub mod policy;
 
-// Adapters and orchestration.
-pub mod eks;
+pub mod output;
+
+pub mod ports;
+
 pub mod engine;
-pub mod iam;
+
+pub mod adapters;
 pub mod intake;
-pub mod k8s;
-pub mod lock;
-pub mod report;
-pub mod sdk;
 pub mod telemetry;
-pub mod token;

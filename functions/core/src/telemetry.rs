@@ -14,7 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::report::{ClusterStatus, RunReport};
+use crate::output::report::{ClusterStatus, RunReport};
 
 /// CloudWatch namespace of every metric.
 pub const METRIC_NAMESPACE: &str = "EksAccessSync";
@@ -326,7 +326,7 @@ pub fn emit_emf(function: &str, report: &RunReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Backend, ClusterReport};
+    use crate::{model::cluster::Backend, output::report::ClusterReport};
     use std::sync::Mutex;
 
     const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def=";

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
-use eks_access_sync::iam::{IamApi, SdkIam, WriteRetry};
+use eks_access_sync::{
+    adapters::aws::iam::{SdkIam, WriteRetry},
+    ports::IamApi,
+};
 
 struct Moto {
     child: Child,

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use eks_access_sync::awsauth::{
-    AdminMapping, AwsAuth, AwsAuthChange, AwsAuthError, Offboarded, edit_aws_auth, parse_entries,
-    render_yaml_list,
+use eks_access_sync::{
+    model::mapping::{AdminMapping, Offboarded},
+    policy::awsauth::{
+        AwsAuth, AwsAuthChange, AwsAuthError, edit_aws_auth, parse_entries, render_yaml_list,
+    },
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};

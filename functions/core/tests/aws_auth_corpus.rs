@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use awsauth_gen::{GenDoc, GenEntry, Owner, generate};
-use eks_access_sync::awsauth::{AdminMapping, edit_aws_auth, parse_entries};
+use eks_access_sync::{
+    model::mapping::AdminMapping,
+    policy::awsauth::{edit_aws_auth, parse_entries},
+};
 use serde_json::{Value, json};
 
 fn env_u64(name: &str, default: u64) -> u64 {

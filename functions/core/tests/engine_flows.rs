@@ -4,10 +4,10 @@ mod engine_support;
 
 use std::time::Duration;
 
-use eks_access_sync::config::Config;
-use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, EventResult, Scope};
-use eks_access_sync::report::{ClusterStatus, RunReport};
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::output::report::{ClusterStatus, RunReport};
 use engine_support::*;
 use serde_json::json;
 
@@ -331,7 +331,7 @@ async fn delete_event_removes_user_from_policy_and_direct_mappings() {
     w.kube.set("c1", aws_auth(NODE_ROLES, Some(&users)));
     w.eks.put_entry(
         "c4",
-        eks_access_sync::accessentry::AccessEntryView {
+        eks_access_sync::policy::accessentry::AccessEntryView {
             principal_arn: format!("arn:aws:iam::{ACCOUNT}:user/alice"),
             username: Some("alice".into()),
             kubernetes_groups: vec![],
@@ -546,8 +546,8 @@ fn map_users_yaml(arns: &[String]) -> String {
         .collect()
 }
 
-fn user_entry(arn: &str) -> eks_access_sync::accessentry::AccessEntryView {
-    eks_access_sync::accessentry::AccessEntryView {
+fn user_entry(arn: &str) -> eks_access_sync::policy::accessentry::AccessEntryView {
+    eks_access_sync::policy::accessentry::AccessEntryView {
         principal_arn: arn.to_owned(),
         username: None,
         kubernetes_groups: vec![],
@@ -567,10 +567,11 @@ fn world_with_direct(arns: &[String], trusted: &[String]) -> World {
     }
     if !trusted.is_empty() {
         let set = trusted.iter().map(|a| a.parse().expect("arn")).collect();
-        let opts = eks_access_sync::trust::TrustOptions::from(&config()).with_role(&role_arn());
-        let edit = eks_access_sync::trust::edit_trust_policy(
+        let opts =
+            eks_access_sync::policy::trust::TrustOptions::from(&config()).with_role(&role_arn());
+        let edit = eks_access_sync::policy::trust::edit_trust_policy(
             EMPTY_TRUST,
-            &eks_access_sync::trust::PrincipalChange::Set(set),
+            &eks_access_sync::policy::trust::PrincipalChange::Set(set),
             &opts,
         )
         .expect("seed trust policy");
@@ -817,7 +818,7 @@ async fn a_refused_trust_policy_write_reports_nothing_as_done() {
     assert!(t.dangling_removed.is_empty(), "{t:#?}");
     assert_eq!(
         t.size_chars,
-        eks_access_sync::trust::policy_size_chars(&policy),
+        eks_access_sync::policy::trust::policy_size_chars(&policy),
         "the size is the policy's as it stands"
     );
     assert_eq!(w.iam.policy(), policy);

@@ -7,15 +7,21 @@ mod engine_support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eks_access_sync::arn::{RoleName, UserName};
-use eks_access_sync::config::Config;
-use eks_access_sync::desired::IamUser;
-use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, Scope};
-use eks_access_sync::event::EksClusterEvent;
-use eks_access_sync::iam::{IamApi, IamError, RoleInfo};
-use eks_access_sync::lock::{Lease, LockError, TRUST_LOCK_TTL, TrustLock};
-use eks_access_sync::report::ClusterStatus;
+use eks_access_sync::model::arn::{RoleName, UserName};
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::output::report::ClusterStatus;
+use eks_access_sync::policy::desired::IamUser;
+use eks_access_sync::policy::event::EksClusterEvent;
+use eks_access_sync::{
+    adapters::aws::iam::IamError,
+    ports::{IamApi, RoleInfo},
+};
+use eks_access_sync::{
+    adapters::aws::lock::{LockError, TRUST_LOCK_TTL},
+    ports::{Lease, TrustLock},
+};
 use engine_support::*;
 use futures::future::BoxFuture;
 use serde_json::json;

@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eks_access_sync::arn::{RoleArn, UserArn, UserName};
-use eks_access_sync::awsauth::{
-    AdminMapping, Offboarded, edit_aws_auth, parse_entries, render_yaml_list,
-};
-use eks_access_sync::trust::{
+use eks_access_sync::model::arn::{RoleArn, UserArn, UserName};
+use eks_access_sync::policy::trust::{
     PrincipalChange, TrustOptions, TrustPolicyError, edit_trust_policy, policy_size_chars,
+};
+use eks_access_sync::{
+    model::mapping::{AdminMapping, Offboarded},
+    policy::awsauth::{edit_aws_auth, parse_entries, render_yaml_list},
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};

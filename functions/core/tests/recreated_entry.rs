@@ -4,10 +4,10 @@
 
 mod engine_support;
 
-use eks_access_sync::accessentry::{AccessEntryView, CLUSTER_ADMIN_POLICY, Timestamp};
-use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, Scope};
-use eks_access_sync::report::ClusterStatus;
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::output::report::ClusterStatus;
+use eks_access_sync::policy::accessentry::{AccessEntryView, CLUSTER_ADMIN_POLICY, Timestamp};
 use engine_support::*;
 
 fn at(s: &str) -> Option<Timestamp> {
@@ -25,7 +25,7 @@ async fn an_entry_older_than_the_role_is_deleted_made_again_and_given_the_policy
         "c4",
         AccessEntryView {
             principal_arn: old.clone(),
-            username: Some(eks_access_sync::config::DEFAULT_K8S_USERNAME.into()),
+            username: Some(eks_access_sync::model::config::DEFAULT_K8S_USERNAME.into()),
             kubernetes_groups: vec![],
             policies: vec![(CLUSTER_ADMIN_POLICY.into(), "cluster".into())],
             created_at: at("2026-01-15T12:00:00.123Z"),

@@ -15,10 +15,13 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use eks_access_sync::config::Config;
-use eks_access_sync::eks::AuthMode;
 use eks_access_sync::engine::{Engine, EventResult, Scope};
-use eks_access_sync::lock::{Lease, LockError, NoLock, TrustLock};
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::{
+    adapters::aws::lock::{LockError, NoLock},
+    ports::{Lease, TrustLock},
+};
 use engine_support::*;
 use serde_json::json;
 

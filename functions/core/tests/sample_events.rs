@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use eks_access_sync::config::Config;
-use eks_access_sync::event::{EventClass, IamEventKind, TagHint, classify_event};
+use eks_access_sync::model::config::Config;
+use eks_access_sync::policy::event::{EventClass, IamEventKind, TagHint, classify_event};
 use serde_json::Value;
 
 fn events_dir() -> PathBuf {

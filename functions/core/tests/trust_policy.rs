@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use eks_access_sync::arn::UserArn;
-use eks_access_sync::trust::{
+use eks_access_sync::model::arn::UserArn;
+use eks_access_sync::policy::trust::{
     PrincipalChange, TrustOptions, TrustPolicyError, decode_policy_document, edit_trust_policy,
     managed_principals, policy_size_chars,
 };

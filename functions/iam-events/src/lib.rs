@@ -6,12 +6,12 @@
 //! `{"ignored": reason}` so that they are not retried. A run that fails returns an
 //! error, so that Lambda's retries and the on-failure destination take over.
 
-use eks_access_sync::eks::EksApi;
 use eks_access_sync::engine::{Engine, EventResult};
-use eks_access_sync::iam::IamApi;
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
-use eks_access_sync::k8s::KubeConnector;
-use eks_access_sync::report::RunReport;
+use eks_access_sync::output::report::RunReport;
+use eks_access_sync::ports::EksApi;
+use eks_access_sync::ports::IamApi;
+use eks_access_sync::ports::KubeConnector;
 use eks_access_sync::telemetry::emit_emf;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -80,7 +80,10 @@ pub fn finish(report: RunReport) -> Result<Value, RunFailed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eks_access_sync::report::{Backend, ClusterReport, ClusterStatus};
+    use eks_access_sync::{
+        model::cluster::Backend,
+        output::report::{ClusterReport, ClusterStatus},
+    };
 
     #[test]
     fn success_returns_the_report_and_failure_an_error() {

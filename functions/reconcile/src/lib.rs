@@ -14,15 +14,15 @@
 //! or event-driven run that fails returns an error so that Lambda's failure handling
 //! (and the alarm on it) sees it. IAM events are left to `iam-events`.
 
-use eks_access_sync::arn::ClusterName;
-use eks_access_sync::config::Config;
-use eks_access_sync::eks::EksApi;
 use eks_access_sync::engine::{Engine, Scope, eks_event_scope};
-use eks_access_sync::event::{EventClass, classify_event};
-use eks_access_sync::iam::IamApi;
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
-use eks_access_sync::k8s::KubeConnector;
-use eks_access_sync::report::RunReport;
+use eks_access_sync::model::arn::ClusterName;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::output::report::RunReport;
+use eks_access_sync::policy::event::{EventClass, classify_event};
+use eks_access_sync::ports::EksApi;
+use eks_access_sync::ports::IamApi;
+use eks_access_sync::ports::KubeConnector;
 use eks_access_sync::telemetry::emit_emf;
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -3,7 +3,7 @@
 //! The payload is taken unparsed (a `RawValue`, its JSON text) so that an oversized
 //! event is refused before it is built into a tree.
 
-use eks_access_sync::engine::SdkEngine;
+use eks_access_sync::adapters::SdkEngine;
 use eks_access_sync::telemetry::{LogTarget, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use eks_access_sync::config::Config;
-use eks_access_sync::engine::SdkEngine;
+use eks_access_sync::adapters::SdkEngine;
+use eks_access_sync::model::config::Config;
 use serde_json::{Value, json};
 
 use crate::coldstart::RuntimeApi;
@@ -441,7 +441,7 @@ async fn full_reconcile(
 /// managed statement (or a new statement when there is none).
 fn with_principal(doc: &str, arn: &str) -> Result<String, BenchError> {
     let mut v: Value = serde_json::from_str(doc)?;
-    let sid = eks_access_sync::config::DEFAULT_TRUST_STATEMENT_SID;
+    let sid = eks_access_sync::model::config::DEFAULT_TRUST_STATEMENT_SID;
     let statements = v["Statement"]
         .as_array_mut()
         .ok_or_else(|| BenchError::Config("trust policy without a Statement list".into()))?;
@@ -607,7 +607,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
             .events
             .push(one_event(&w, &args, n, None, "d").await?);
         if n == *sizes.last().unwrap_or(&0)
-            && n > eks_access_sync::config::DEFAULT_CLUSTER_CONCURRENCY
+            && n > eks_access_sync::model::config::DEFAULT_CLUSTER_CONCURRENCY
         {
             report
                 .events

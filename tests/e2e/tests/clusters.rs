@@ -196,7 +196,7 @@ async fn api_mode_clusters_get_an_access_entry() {
             .expect("entry");
         assert_eq!(
             entry.username.as_deref(),
-            Some(eks_access_sync::config::DEFAULT_K8S_USERNAME)
+            Some(eks_access_sync::model::config::DEFAULT_K8S_USERNAME)
         );
         let policies = w
             .eks
@@ -211,7 +211,7 @@ async fn api_mode_clusters_get_an_access_entry() {
         assert_eq!(policies.len(), 1, "{policies:?}");
         assert_eq!(
             policies[0].policy_arn.as_deref(),
-            Some(eks_access_sync::accessentry::CLUSTER_ADMIN_POLICY)
+            Some(eks_access_sync::policy::accessentry::CLUSTER_ADMIN_POLICY)
         );
         assert_eq!(
             policies[0]
@@ -314,8 +314,10 @@ async fn reconcile_dry_run_apply_scope_and_eks_events() {
 
 #[tokio::test]
 async fn a_warm_engine_reuses_its_cluster_clients() {
-    use eks_access_sync::k8s::{
-        AwsAuthStore as _, ClusterEndpoint, EksKubeConnector, KubeConnector as _,
+    use eks_access_sync::{
+        adapters::kube::client::EksKubeConnector,
+        model::cluster::ClusterEndpoint,
+        ports::{AwsAuthStore as _, KubeConnector as _},
     };
     let w = World::start().await;
     let (endpoint, ca) = w.describe("prod").await;

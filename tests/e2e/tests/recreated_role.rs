@@ -144,7 +144,7 @@ async fn a_re_created_admin_role_gets_its_access_entries_made_again() {
                 .iter()
                 .filter_map(|p| p.policy_arn.as_deref())
                 .collect::<Vec<_>>(),
-            [eks_access_sync::accessentry::CLUSTER_ADMIN_POLICY],
+            [eks_access_sync::policy::accessentry::CLUSTER_ADMIN_POLICY],
             "{name}"
         );
     }

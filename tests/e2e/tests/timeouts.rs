@@ -10,7 +10,9 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use eks_access_sync::k8s::{AwsAuthStore, KubeAwsAuth, kube_client};
+use eks_access_sync::{
+    adapters::kube::client::kube_client, adapters::kube::store::KubeAwsAuth, ports::AwsAuthStore,
+};
 use support::{World, cli_binary, command, repo_root, run};
 use tokio::net::TcpListener;
 

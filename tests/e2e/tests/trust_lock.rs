@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use eks_access_sync::engine::SdkEngine;
-use eks_access_sync::lock::{DynamoDbLock, LockError, LockWait, TrustLock};
+use eks_access_sync::adapters::SdkEngine;
+use eks_access_sync::{
+    adapters::aws::lock::{DynamoDbLock, LockError, LockWait},
+    ports::TrustLock,
+};
 use serde_json::json;
 use support::{World, config, config_with, event, managed_principals, user_arn};
 
@@ -273,7 +276,11 @@ async fn a_malformed_lease_is_taken_over_and_a_live_one_is_not() {
         }
         put.send().await.expect("PutItem");
         let lease = lock
-            .acquire(LOCK_ID, "me", eks_access_sync::lock::TRUST_LOCK_TTL)
+            .acquire(
+                LOCK_ID,
+                "me",
+                eks_access_sync::adapters::aws::lock::TRUST_LOCK_TTL,
+            )
             .await
             .unwrap_or_else(|e| panic!("{what}: not taken over: {e}"));
         assert_eq!(lease_owner(&w).await.as_deref(), Some("me"), "{what}");
@@ -282,7 +289,11 @@ async fn a_malformed_lease_is_taken_over_and_a_live_one_is_not() {
     // A live lease (as long as the TTL) is still respected.
     put_lease(&w, "live-writer", now() + 120).await;
     let err = lock
-        .acquire(LOCK_ID, "me", eks_access_sync::lock::TRUST_LOCK_TTL)
+        .acquire(
+            LOCK_ID,
+            "me",
+            eks_access_sync::adapters::aws::lock::TRUST_LOCK_TTL,
+        )
         .await
         .expect_err("a live lease is waited for");
     assert!(matches!(err, LockError::Busy { .. }), "{err}");

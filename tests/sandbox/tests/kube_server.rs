@@ -1,6 +1,6 @@
 //! The per-cluster Kubernetes API server, driven by the real kube client and
 //! kubectl with tokens from the production presigner
-//! (`eks_access_sync::token::eks_token`). No AWS front door needed: the
+//! (`eks_access_sync::adapters::kube::token::eks_token`). No AWS front door needed: the
 //! shared state is built by hand.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use base64::Engine as _;
-use eks_access_sync::token::eks_token;
+use eks_access_sync::adapters::kube::token::eks_token;
 use eks_sandbox::kube::{ClusterServer, start_cluster_server};
 use eks_sandbox::state::{
     AccessEntry, AuthMode, Cluster, ClusterFaults, Credential, PolicyAssociation, Principal,

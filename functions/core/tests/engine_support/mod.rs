@@ -5,12 +5,23 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eks_access_sync::accessentry::{AccessEntryView, Timestamp};
-use eks_access_sync::arn::{ClusterName, RoleArn, RoleName, UserName};
-use eks_access_sync::desired::IamUser;
-use eks_access_sync::eks::{AuthMode, ClusterInfo, EksApi, EksError};
-use eks_access_sync::iam::{IamApi, IamError, RoleInfo};
-use eks_access_sync::k8s::{AwsAuthObject, AwsAuthStore, ClusterEndpoint, K8sError, KubeConnector};
+use eks_access_sync::model::arn::{ClusterName, RoleArn, RoleName, UserName};
+use eks_access_sync::policy::accessentry::{AccessEntryView, Timestamp};
+use eks_access_sync::policy::desired::IamUser;
+use eks_access_sync::{
+    adapters::aws::eks::EksError,
+    model::cluster::{AuthMode, ClusterInfo},
+    ports::EksApi,
+};
+use eks_access_sync::{
+    adapters::aws::iam::IamError,
+    ports::{IamApi, RoleInfo},
+};
+use eks_access_sync::{
+    adapters::kube::store::K8sError,
+    model::cluster::ClusterEndpoint,
+    ports::{AwsAuthObject, AwsAuthStore, KubeConnector},
+};
 
 pub const ACCOUNT: &str = "111122223333";
 pub const ROLE_NAME: &str = "eks-admin";
@@ -41,8 +52,8 @@ pub const EMPTY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Ec
 
 /// The engine tests' configuration: admin tag `eks-admin=true`, cluster tag
 /// `eks-access-sync=enabled`, role `eks-admin`, plus `extra` variables.
-pub fn test_config(extra: &[(&str, &str)]) -> eks_access_sync::config::Config {
-    eks_access_sync::config::Config::from_lookup(|k| {
+pub fn test_config(extra: &[(&str, &str)]) -> eks_access_sync::model::config::Config {
+    eks_access_sync::model::config::Config::from_lookup(|k| {
         match k {
             "ADMIN_ROLE_NAME" => Some("eks-admin"),
             "ADMIN_USER_TAG" => Some("eks-admin=true"),
@@ -56,7 +67,7 @@ pub fn test_config(extra: &[(&str, &str)]) -> eks_access_sync::config::Config {
 }
 
 /// The report of an event the engine ran (panics if it was ignored).
-pub fn ran(r: eks_access_sync::engine::EventResult) -> eks_access_sync::report::RunReport {
+pub fn ran(r: eks_access_sync::engine::EventResult) -> eks_access_sync::output::report::RunReport {
     match r {
         eks_access_sync::engine::EventResult::Ran(r) => *r,
         eks_access_sync::engine::EventResult::Ignored(reason) => panic!("ignored: {reason}"),

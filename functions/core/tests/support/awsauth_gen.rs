@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use eks_access_sync::awsauth::{AdminMapping, Offboarded};
+use eks_access_sync::model::mapping::{AdminMapping, Offboarded};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use base64::Engine as _;
-use eks_access_sync::awsauth::parse_entries;
-use eks_access_sync::config::Config;
-use eks_access_sync::engine::SdkEngine;
+use eks_access_sync::adapters::SdkEngine;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::policy::awsauth::parse_entries;
 use eks_sandbox::aws::{Sandbox, SandboxOptions, lock};
 use eks_sandbox::state::ACCOUNT_ID;
 use http_body_util::{BodyExt, Full};
@@ -205,8 +205,12 @@ impl World {
     }
 
     /// An EKS token for `cluster` signed with `creds`.
-    pub fn token(&self, creds: &Credentials, cluster: &str) -> eks_access_sync::token::EksToken {
-        eks_access_sync::token::eks_token(
+    pub fn token(
+        &self,
+        creds: &Credentials,
+        cluster: &str,
+    ) -> eks_access_sync::adapters::kube::token::EksToken {
+        eks_access_sync::adapters::kube::token::eks_token(
             creds,
             &self.sb.region(),
             cluster,
@@ -222,8 +226,12 @@ impl World {
         let pem = base64::engine::general_purpose::STANDARD
             .decode(ca)
             .expect("CA is base64");
-        eks_access_sync::k8s::kube_client(&endpoint, &pem, &self.token(creds, cluster))
-            .expect("kube client")
+        eks_access_sync::adapters::kube::client::kube_client(
+            &endpoint,
+            &pem,
+            &self.token(creds, cluster),
+        )
+        .expect("kube client")
     }
 
     /// What `kubectl auth whoami` asks: a SelfSubjectReview, through the kube client.
@@ -430,7 +438,7 @@ pub fn managed_principals(policy: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for s in stmts
         .iter()
-        .filter(|s| s["Sid"] == eks_access_sync::config::DEFAULT_TRUST_STATEMENT_SID)
+        .filter(|s| s["Sid"] == eks_access_sync::model::config::DEFAULT_TRUST_STATEMENT_SID)
     {
         match &s["Principal"]["AWS"] {
             Value::String(a) => out.push(a.clone()),

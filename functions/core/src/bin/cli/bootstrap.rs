@@ -15,12 +15,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_types::SdkConfig;
-use eks_access_sync::arn::{ClusterName, RoleArn};
-use eks_access_sync::awsauth::{AdminMapping, edit_aws_auth};
-use eks_access_sync::eks::{EksApi, SdkEks};
-use eks_access_sync::k8s::{
-    AWS_AUTH_NAME, AwsAuthStore, EksKubeConnector, K8sError, KUBE_SYSTEM, KubeAwsAuth,
+use eks_access_sync::model::arn::{ClusterName, RoleArn};
+use eks_access_sync::{adapters::aws::eks::SdkEks, ports::EksApi};
+use eks_access_sync::{
+    adapters::kube::client::EksKubeConnector,
+    adapters::kube::store::{AWS_AUTH_NAME, K8sError, KUBE_SYSTEM, KubeAwsAuth},
+    ports::AwsAuthStore,
 };
+use eks_access_sync::{model::mapping::AdminMapping, policy::awsauth::edit_aws_auth};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
@@ -31,7 +33,7 @@ pub const FUNCTIONS_IDENTITY: &str = "eks-access-sync";
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("EKS: {0}")]
-    Eks(#[from] eks_access_sync::eks::EksError),
+    Eks(#[from] eks_access_sync::adapters::aws::eks::EksError),
     #[error("Kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("refusing to edit aws-auth: {0}")]

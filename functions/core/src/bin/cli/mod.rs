@@ -3,9 +3,12 @@
 mod bootstrap;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use eks_access_sync::arn::{ClusterName, RoleArn};
-use eks_access_sync::engine::{EventResult, Scope, SdkEngine};
 use eks_access_sync::intake::{IntakeError, parse_event, read_event};
+use eks_access_sync::model::arn::{ClusterName, RoleArn};
+use eks_access_sync::{
+    adapters::SdkEngine,
+    engine::{EventResult, Scope},
+};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -129,7 +132,7 @@ pub async fn run(cli: Cli) -> u8 {
         role_arn,
     } = &cli.command
     {
-        let sdk = eks_access_sync::sdk::load_sdk_config().await;
+        let sdk = eks_access_sync::adapters::aws::sdk::load_sdk_config().await;
         return match bootstrap::bootstrap(&sdk, region, cluster, role_arn).await {
             Ok(lines) => {
                 for l in lines {

@@ -41,8 +41,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::arn::RoleArn;
-use crate::awsauth::{AdminMapping, Offboarded};
+use crate::model::arn::RoleArn;
+use crate::model::mapping::{AdminMapping, Offboarded};
 
 /// The EKS managed policy giving cluster-admin.
 pub const CLUSTER_ADMIN_POLICY: &str =

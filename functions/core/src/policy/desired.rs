@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::arn::{UserArn, UserName};
-use crate::awsauth::Offboarded;
-use crate::config::TagSpec;
-use crate::event::{IamEventKind, IamUserEvent, TagHint};
-use crate::trust::PrincipalChange;
+use crate::model::arn::{UserArn, UserName};
+use crate::model::config::TagSpec;
+use crate::model::mapping::Offboarded;
+use crate::policy::event::{IamEventKind, IamUserEvent, TagHint};
+use crate::policy::trust::PrincipalChange;
 
 /// An IAM user as `GetAccountAuthorizationDetails` (filter `User`) returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::future::BoxFuture;
 use rand::Rng;
 
+use crate::ports::{Lease, TrustLock};
+
 /// The lease's lifetime. Longer than a trust-policy write can take: the
 /// `Invalid principal in policy` retries last up to 60 s, throttling retries a few
 /// seconds more.
@@ -61,28 +63,6 @@ pub fn new_owner() -> String {
         .unwrap_or_else(|| "cli".to_owned());
     let id: u128 = rand::rng().random();
     format!("{who}/{}/{id:032x}", std::process::id())
-}
-
-/// A held lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub lock_id: String,
-    pub owner: String,
-    /// Epoch seconds after which others may take the lease (`None`: never expires,
-    /// [`NoLock`]).
-    pub expires_at: Option<i64>,
-    /// When the lease runs out by our own clock (measured from before the request
-    /// that took it, so never later than the table's view).
-    pub deadline: Option<Instant>,
-}
-
-impl Lease {
-    /// Time left before others may take the lease over (`Duration::MAX` if never).
-    pub fn remaining(&self) -> Duration {
-        self.deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        })
-    }
 }
 
 /// Why a lease could not be taken or given back. Nothing here carries a secret.
@@ -131,7 +111,7 @@ impl LockError {
             None => LockError::Transport {
                 operation,
                 table: table.to_owned(),
-                message: crate::sdk::transport_message(&err),
+                message: crate::adapters::aws::sdk::transport_message(&err),
             },
         }
     }
@@ -139,22 +119,6 @@ impl LockError {
     fn is_condition_failed(&self) -> bool {
         matches!(self, LockError::Service { code, .. } if code == "ConditionalCheckFailedException")
     }
-}
-
-/// What the engine needs from a lock. Object-safe (the futures are boxed) so that the
-/// engine holds any implementation without another type parameter.
-pub trait TrustLock: Send + Sync + fmt::Debug {
-    /// Takes the lease `lock_id` for `owner` for `ttl`, waiting (bounded) while
-    /// someone else holds an unexpired one.
-    fn acquire<'a>(
-        &'a self,
-        lock_id: &'a str,
-        owner: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<Lease, LockError>>;
-
-    /// Gives the lease back (only if still ours).
-    fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), LockError>>;
 }
 
 /// No serialization: one writer (the CLI without `TRUST_LOCK_TABLE`).

@@ -57,8 +57,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::arn::{AccountId, RoleArn, UserArn, UserName, is_unique_id};
-use crate::config::Config;
+use crate::model::arn::{AccountId, RoleArn, UserArn, UserName, is_unique_id};
+use crate::model::config::Config;
 
 /// How to edit the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,49 +3,16 @@
 //! [`IamApi`] is the small surface the engine needs; [`SdkIam`] implements it over
 //! `aws_sdk_iam::Client`. Errors keep the AWS error code and message, never credentials.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::EntityType;
 
-use crate::accessentry::Timestamp;
-use crate::arn::{RoleArn, RoleName, UserArn, UserName};
-use crate::desired::IamUser;
-use crate::trust::decode_policy_document;
-
-/// What the engine needs from IAM.
-pub trait IamApi: Send + Sync {
-    /// Every user of the account with its tags (`GetAccountAuthorizationDetails`, filter `User`).
-    fn list_users(&self) -> impl Future<Output = Result<Vec<IamUser>, IamError>> + Send;
-    /// One user, re-read (`GetUser`); `None` if it does not exist.
-    fn get_user(
-        &self,
-        name: &UserName,
-    ) -> impl Future<Output = Result<Option<IamUser>, IamError>> + Send;
-    /// The role's ARN and its trust policy, percent-decoded.
-    fn get_role(&self, name: &RoleName) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
-    /// `UpdateAssumeRolePolicy`, retried on eventual-consistency and throttling errors.
-    fn update_trust_policy(
-        &self,
-        name: &RoleName,
-        document: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-}
-
-/// A role as read by `GetRole`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleInfo {
-    pub arn: RoleArn,
-    /// The trust policy as JSON text (decoded from the URL encoding IAM returns).
-    pub trust_policy: String,
-    /// The role's unique ID (`AROA…`): a role deleted and re-created under the same
-    /// name gets a new one.
-    pub role_id: String,
-    /// `CreateDate`: access entries older than this were made for a previous role of
-    /// the same name (see [`crate::accessentry`]). `None` if IAM gave none.
-    pub create_date: Option<Timestamp>,
-}
+use crate::model::arn::{RoleArn, RoleName, UserArn, UserName};
+use crate::policy::accessentry::Timestamp;
+use crate::policy::desired::IamUser;
+use crate::policy::trust::decode_policy_document;
+use crate::ports::{IamApi, RoleInfo};
 
 /// IAM errors. `code`/`message` are the AWS error's; nothing here carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +59,7 @@ impl IamError {
             },
             None => IamError::Transport {
                 operation,
-                message: crate::sdk::transport_message(&err),
+                message: crate::adapters::aws::sdk::transport_message(&err),
             },
         }
     }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::plan::Backend;
+pub use crate::model::cluster::Backend;
 
 /// The outcome of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

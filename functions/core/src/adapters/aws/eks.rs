@@ -4,8 +4,7 @@
 //! [`EksApi`] is what the engine needs; [`SdkEks`] implements it with one
 //! `aws_sdk_eks::Client` per region, built from the shared `SdkConfig`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
@@ -14,81 +13,11 @@ use aws_types::SdkConfig;
 use aws_types::region::Region;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
 
-use crate::accessentry::{AccessEntryView, Timestamp};
-use crate::arn::ClusterName;
-use crate::k8s::ClusterEndpoint;
-
-/// `accessConfig.authenticationMode`. A cluster without one is `CONFIG_MAP`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AuthMode {
-    ConfigMap,
-    ApiAndConfigMap,
-    Api,
-}
-
-impl AuthMode {
-    /// Whether access entries are honoured (and used by this tool).
-    pub fn uses_access_entries(self) -> bool {
-        matches!(self, AuthMode::Api | AuthMode::ApiAndConfigMap)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMode::ConfigMap => "CONFIG_MAP",
-            AuthMode::ApiAndConfigMap => "API_AND_CONFIG_MAP",
-            AuthMode::Api => "API",
-        }
-    }
-}
-
-impl std::str::FromStr for AuthMode {
-    type Err = EksError;
-    fn from_str(s: &str) -> Result<Self, EksError> {
-        match s {
-            "CONFIG_MAP" => Ok(AuthMode::ConfigMap),
-            "API_AND_CONFIG_MAP" => Ok(AuthMode::ApiAndConfigMap),
-            "API" => Ok(AuthMode::Api),
-            other => Err(EksError::InvalidResponse {
-                operation: "DescribeCluster",
-                message: format!("unknown authentication mode {other:?}"),
-            }),
-        }
-    }
-}
-
-/// One cluster as `DescribeCluster` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterInfo {
-    pub name: ClusterName,
-    pub region: String,
-    pub arn: String,
-    /// Empty while the cluster is being created.
-    pub endpoint: String,
-    /// The CA bundle, PEM (decoded from base64).
-    pub ca_pem: Vec<u8>,
-    pub tags: BTreeMap<String, String>,
-    pub auth_mode: AuthMode,
-    /// `ACTIVE`, `CREATING`, …
-    pub status: String,
-}
-
-impl ClusterInfo {
-    pub fn has_tag(&self, key: &str, value: &str) -> bool {
-        self.tags.get(key).is_some_and(|v| v == value)
-    }
-
-    pub fn connection(&self) -> ClusterEndpoint {
-        ClusterEndpoint {
-            region: self.region.clone(),
-            name: self.name.to_string(),
-            endpoint: self.endpoint.clone(),
-            ca_pem: self.ca_pem.clone(),
-        }
-    }
-}
+use crate::model::arn::ClusterName;
+use crate::model::cluster::{AuthMode, ClusterInfo, UnknownAuthMode};
+use crate::policy::accessentry::{AccessEntryView, Timestamp};
+use crate::ports::EksApi;
 
 /// EKS errors with the AWS code and message.
 #[derive(Debug, thiserror::Error)]
@@ -136,66 +65,10 @@ impl EksError {
             },
             None => EksError::Transport {
                 operation,
-                message: crate::sdk::transport_message(&err),
+                message: crate::adapters::aws::sdk::transport_message(&err),
             },
         }
     }
-}
-
-/// What the engine needs from EKS.
-pub trait EksApi: Send + Sync {
-    fn list_clusters(
-        &self,
-        region: &str,
-    ) -> impl Future<Output = Result<Vec<ClusterName>, EksError>> + Send;
-    fn describe_cluster(
-        &self,
-        region: &str,
-        name: &ClusterName,
-    ) -> impl Future<Output = Result<ClusterInfo, EksError>> + Send;
-    /// Principal ARNs of the cluster's access entries.
-    fn list_access_entries(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-    ) -> impl Future<Output = Result<Vec<String>, EksError>> + Send;
-    /// One access entry with its associated policies and `createdAt`; `None` if absent.
-    fn describe_access_entry(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-        principal_arn: &str,
-    ) -> impl Future<Output = Result<Option<AccessEntryView>, EksError>> + Send;
-    fn create_access_entry(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-        principal_arn: &str,
-        username: Option<&str>,
-        groups: &[String],
-    ) -> impl Future<Output = Result<(), EksError>> + Send;
-    fn update_access_entry(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-        principal_arn: &str,
-        username: Option<&str>,
-        groups: &[String],
-    ) -> impl Future<Output = Result<(), EksError>> + Send;
-    fn delete_access_entry(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-        principal_arn: &str,
-    ) -> impl Future<Output = Result<(), EksError>> + Send;
-    /// Associates `policy_arn` at cluster scope.
-    fn associate_access_policy(
-        &self,
-        region: &str,
-        cluster: &ClusterName,
-        principal_arn: &str,
-        policy_arn: &str,
-    ) -> impl Future<Output = Result<(), EksError>> + Send;
 }
 
 /// [`EksApi`] over the AWS SDK, one client per region.
@@ -532,5 +405,14 @@ mod tests {
             .certificate_authority(Certificate::builder().data("%%%").build())
             .build();
         assert!(cluster_info("us-east-1", &bad).is_err());
+    }
+}
+
+impl From<UnknownAuthMode> for EksError {
+    fn from(e: UnknownAuthMode) -> Self {
+        EksError::InvalidResponse {
+            operation: "DescribeCluster",
+            message: e.to_string(),
+        }
     }
 }

@@ -41,26 +41,38 @@ use std::time::Duration;
 use futures::StreamExt;
 use rand::Rng;
 
-use crate::accessentry::{AccessEntryView, Timestamp, plan_access_entries};
-use crate::arn::{ClusterName, RoleArn, UserArn};
-use crate::awsauth::{AdminMapping, MAP_USERS, Offboarded, edit_aws_auth, parse_entries};
-use crate::config::Config;
-use crate::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
-use crate::eks::SdkEks;
-use crate::eks::{AuthMode, ClusterInfo, EksApi};
-use crate::event::{
+use crate::model::arn::{ClusterName, RoleArn, UserArn};
+use crate::model::config::Config;
+use crate::output::report::{ClusterReport, ClusterStatus, RunReport};
+use crate::policy::accessentry::{AccessEntryView, Timestamp, plan_access_entries};
+use crate::policy::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
+use crate::policy::event::{
     EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event, cluster_name_from_arn,
 };
-use crate::iam::{IamApi, SdkIam};
-use crate::k8s::{AwsAuthStore, EksKubeConnector, K8sError, KubeConnector};
-use crate::lock::{
-    DynamoDbLock, Lease, LockError, MIN_LEASE_FOR_WRITE, NoLock, TRUST_LOCK_TTL, TrustLock,
-    new_owner, trust_policy_lock_id,
+use crate::policy::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
+use crate::ports::IamApi;
+use crate::{
+    adapters::aws::lock::{
+        LockError, MIN_LEASE_FOR_WRITE, NoLock, TRUST_LOCK_TTL, new_owner, trust_policy_lock_id,
+    },
+    ports::{Lease, TrustLock},
 };
-use crate::plan::{Backend, ClusterChange, ClusterPlan, Plan, TrustPolicyPlan};
-use crate::report::{ClusterReport, ClusterStatus, RunReport};
-use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
-use aws_types::SdkConfig;
+use crate::{
+    adapters::kube::store::K8sError,
+    ports::{AwsAuthStore, KubeConnector},
+};
+use crate::{
+    model::cluster::Backend,
+    output::plan::{ClusterChange, ClusterPlan, Plan, TrustPolicyPlan},
+};
+use crate::{
+    model::cluster::{AuthMode, ClusterInfo},
+    ports::EksApi,
+};
+use crate::{
+    model::mapping::{AdminMapping, Offboarded},
+    policy::awsauth::{MAP_USERS, edit_aws_auth, parse_entries},
+};
 
 /// How many times the aws-auth read-modify-write is attempted when it keeps losing
 /// races (409) or meeting transient API errors (5xx, 429).
@@ -393,7 +405,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
         // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
         let opts = TrustOptions::from(&self.config).with_role(&role.arn);
-        report.trust_policy.size_chars = crate::trust::policy_size_chars(&role.trust_policy);
+        report.trust_policy.size_chars =
+            crate::policy::trust::policy_size_chars(&role.trust_policy);
         let mut write = None;
         if let Some(change) = &input.change {
             match edit_trust_policy(&role.trust_policy, change, &opts) {
@@ -489,7 +502,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             t.added.clear();
             t.removed.clear();
             t.dangling_removed.clear();
-            t.size_chars = crate::trust::policy_size_chars(&role.trust_policy);
+            t.size_chars = crate::policy::trust::policy_size_chars(&role.trust_policy);
         }
 
         let mut results = Vec::new();
@@ -954,7 +967,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     async fn apply_access_entries(
         &self,
         cluster: &ClusterInfo,
-        ae: &crate::accessentry::AccessEntryPlan,
+        ae: &crate::policy::accessentry::AccessEntryPlan,
         existing_admin: Option<&str>,
         fallback_admin: &str,
     ) -> Result<(), String> {
@@ -1002,7 +1015,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     region,
                     name,
                     &principal,
-                    crate::accessentry::CLUSTER_ADMIN_POLICY,
+                    crate::policy::accessentry::CLUSTER_ADMIN_POLICY,
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -1057,7 +1070,7 @@ fn map_users_arns(data: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-fn access_entry_changes(ae: &crate::accessentry::AccessEntryPlan) -> Vec<String> {
+fn access_entry_changes(ae: &crate::policy::accessentry::AccessEntryPlan) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(e) = &ae.create_admin_entry {
         out.push(format!("create access entry for {}", e.principal_arn));
@@ -1068,7 +1081,7 @@ fn access_entry_changes(ae: &crate::accessentry::AccessEntryPlan) -> Vec<String>
     if ae.associate_admin_policy {
         out.push(format!(
             "associate {} (cluster scope)",
-            crate::accessentry::CLUSTER_ADMIN_POLICY
+            crate::policy::accessentry::CLUSTER_ADMIN_POLICY
         ));
     }
     for p in &ae.delete_entries {
@@ -1194,46 +1207,5 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 EventResult::Ignored(reason)
             }
         }
-    }
-}
-
-/// The engine over the real AWS SDK and kube clients.
-pub type SdkEngine = Engine<SdkIam, SdkEks, EksKubeConnector>;
-
-/// Why the engine could not be built at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("invalid configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
-}
-
-impl SdkEngine {
-    /// Reads the configuration from the environment and the AWS SDK configuration the
-    /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`).
-    pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
-        let config = Config::from_env()?;
-        let sdk = crate::sdk::load_sdk_config().await;
-        Ok((SdkEngine::from_sdk(config, &sdk), sdk))
-    }
-
-    /// The engine over `sdk`; trust-policy writes take a DynamoDB lease when
-    /// `config.trust_lock_table` is set.
-    /// Every client gets [`crate::sdk::timeout_config`] unless `sdk` sets its own.
-    pub fn from_sdk(config: Config, sdk: &SdkConfig) -> SdkEngine {
-        let sdk = &crate::sdk::with_timeouts(sdk);
-        let lock: Arc<dyn TrustLock> = match &config.trust_lock_table {
-            Some(table) => Arc::new(DynamoDbLock::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                table.clone(),
-            )),
-            None => Arc::new(NoLock),
-        };
-        Engine::new(
-            config,
-            SdkIam::new(aws_sdk_iam::Client::new(sdk)),
-            SdkEks::new(sdk.clone()),
-            EksKubeConnector::new(sdk.clone()),
-        )
-        .with_trust_lock(lock)
     }
 }

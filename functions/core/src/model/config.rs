@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::arn::RoleName;
+use crate::model::arn::RoleName;
 
 /// A configuration value is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

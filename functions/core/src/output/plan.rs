@@ -11,9 +11,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
-use crate::accessentry::{AccessEntryPlan, CLUSTER_ADMIN_POLICY};
-use crate::arn::{ClusterName, RoleName, UserArn};
-use crate::trust::TrustEdit;
+use crate::model::arn::{ClusterName, RoleName, UserArn};
+use crate::model::cluster::Backend;
+use crate::policy::accessentry::{AccessEntryPlan, CLUSTER_ADMIN_POLICY};
+use crate::policy::trust::TrustEdit;
 
 /// Everything a run would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,17 +68,6 @@ impl From<(RoleName, &TrustEdit)> for TrustPolicyPlan {
     fn from((role, e): (RoleName, &TrustEdit)) -> Self {
         Self::from_edit(role, e)
     }
-}
-
-/// How a cluster's access is managed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Backend {
-    /// `aws-auth` ConfigMap (`CONFIG_MAP`).
-    #[serde(rename = "configmap")]
-    ConfigMap,
-    /// EKS access entries (`API`, `API_AND_CONFIG_MAP`).
-    AccessEntries,
 }
 
 /// One cluster's part of the plan.
@@ -279,9 +269,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accessentry::{AccessEntryPlan, NewAccessEntry};
-    use crate::awsauth::{AdminMapping, edit_aws_auth};
-    use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy};
+    use crate::policy::accessentry::{AccessEntryPlan, NewAccessEntry};
+    use crate::policy::trust::{PrincipalChange, TrustOptions, edit_trust_policy};
+    use crate::{model::mapping::AdminMapping, policy::awsauth::edit_aws_auth};
 
     const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"},{"Sid":"EksAccessSyncAdmins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"}]}"#;
 

@@ -12,8 +12,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::arn::{AccountId, ClusterName, UserName};
-use crate::config::Config;
+use crate::model::arn::{AccountId, ClusterName, UserName};
+use crate::model::config::Config;
 
 /// The IAM API calls we react to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

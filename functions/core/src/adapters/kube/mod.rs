@@ -1,0 +1,5 @@
+//! Kubernetes adapters: the aws-auth store, kube clients for EKS, EKS bearer tokens.
+
+pub mod client;
+pub mod store;
+pub mod token;

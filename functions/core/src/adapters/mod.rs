@@ -1,0 +1,58 @@
+//! The adapters: AWS (IAM, EKS, the DynamoDB lease, SDK settings) and Kubernetes
+//! (aws-auth store, clients, EKS tokens). They implement [`crate::ports`].
+
+use std::sync::Arc;
+
+use aws_types::SdkConfig;
+
+use crate::adapters::aws::eks::SdkEks;
+use crate::adapters::aws::iam::SdkIam;
+use crate::adapters::aws::lock::{DynamoDbLock, NoLock};
+use crate::adapters::kube::client::EksKubeConnector;
+use crate::engine::Engine;
+use crate::model::config::Config;
+use crate::ports::TrustLock;
+
+pub mod aws;
+pub mod kube;
+
+/// The engine over the real AWS SDK and kube clients.
+pub type SdkEngine = Engine<SdkIam, SdkEks, EksKubeConnector>;
+
+/// Why the engine could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::model::config::ConfigError),
+}
+
+impl SdkEngine {
+    /// Reads the configuration from the environment and the AWS SDK configuration the
+    /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`).
+    pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
+        let config = Config::from_env()?;
+        let sdk = crate::adapters::aws::sdk::load_sdk_config().await;
+        Ok((SdkEngine::from_sdk(config, &sdk), sdk))
+    }
+
+    /// The engine over `sdk`; trust-policy writes take a DynamoDB lease when
+    /// `config.trust_lock_table` is set.
+    /// Every client gets [`crate::adapters::aws::sdk::timeout_config`] unless `sdk` sets its own.
+    pub fn from_sdk(config: Config, sdk: &SdkConfig) -> SdkEngine {
+        let sdk = &crate::adapters::aws::sdk::with_timeouts(sdk);
+        let lock: Arc<dyn TrustLock> = match &config.trust_lock_table {
+            Some(table) => Arc::new(DynamoDbLock::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                table.clone(),
+            )),
+            None => Arc::new(NoLock),
+        };
+        Engine::new(
+            config,
+            SdkIam::new(aws_sdk_iam::Client::new(sdk)),
+            SdkEks::new(sdk.clone()),
+            EksKubeConnector::new(sdk.clone()),
+        )
+        .with_trust_lock(lock)
+    }
+}

@@ -1,0 +1,101 @@
+//! A cluster as the engine sees it: its authentication mode, what `DescribeCluster`
+//! says about it, where its API server is, and which backend manages its access.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::arn::ClusterName;
+
+/// `accessConfig.authenticationMode`. A cluster without one is `CONFIG_MAP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthMode {
+    ConfigMap,
+    ApiAndConfigMap,
+    Api,
+}
+
+impl AuthMode {
+    /// Whether access entries are honoured (and used by this tool).
+    pub fn uses_access_entries(self) -> bool {
+        matches!(self, AuthMode::Api | AuthMode::ApiAndConfigMap)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::ConfigMap => "CONFIG_MAP",
+            AuthMode::ApiAndConfigMap => "API_AND_CONFIG_MAP",
+            AuthMode::Api => "API",
+        }
+    }
+}
+
+/// An `authenticationMode` this tool does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown authentication mode {0:?}")]
+pub struct UnknownAuthMode(pub String);
+
+impl std::str::FromStr for AuthMode {
+    type Err = UnknownAuthMode;
+    fn from_str(s: &str) -> Result<Self, UnknownAuthMode> {
+        match s {
+            "CONFIG_MAP" => Ok(AuthMode::ConfigMap),
+            "API_AND_CONFIG_MAP" => Ok(AuthMode::ApiAndConfigMap),
+            "API" => Ok(AuthMode::Api),
+            other => Err(UnknownAuthMode(other.to_owned())),
+        }
+    }
+}
+
+/// One cluster as `DescribeCluster` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: ClusterName,
+    pub region: String,
+    pub arn: String,
+    /// Empty while the cluster is being created.
+    pub endpoint: String,
+    /// The CA bundle, PEM (decoded from base64).
+    pub ca_pem: Vec<u8>,
+    pub tags: BTreeMap<String, String>,
+    pub auth_mode: AuthMode,
+    /// `ACTIVE`, `CREATING`, …
+    pub status: String,
+}
+
+impl ClusterInfo {
+    pub fn has_tag(&self, key: &str, value: &str) -> bool {
+        self.tags.get(key).is_some_and(|v| v == value)
+    }
+
+    pub fn connection(&self) -> ClusterEndpoint {
+        ClusterEndpoint {
+            region: self.region.clone(),
+            name: self.name.to_string(),
+            endpoint: self.endpoint.clone(),
+            ca_pem: self.ca_pem.clone(),
+        }
+    }
+}
+
+/// Where a cluster's API server is and how to trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    pub region: String,
+    pub name: String,
+    pub endpoint: String,
+    /// PEM (as decoded from `certificateAuthority.data`).
+    pub ca_pem: Vec<u8>,
+}
+
+/// How a cluster's access is managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    /// `aws-auth` ConfigMap (`CONFIG_MAP`).
+    #[serde(rename = "configmap")]
+    ConfigMap,
+    /// EKS access entries (`API`, `API_AND_CONFIG_MAP`).
+    AccessEntries,
+}

@@ -1,0 +1,8 @@
+//! Data types: ARNs and names, the configuration, clusters and mappings.
+//!
+//! The bottom layer: imports nothing else of this crate, does no I/O.
+
+pub mod arn;
+pub mod cluster;
+pub mod config;
+pub mod mapping;
