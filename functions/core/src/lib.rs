@@ -17,5 +17,6 @@ pub mod ports;
 pub mod engine;
 
 pub mod adapters;
+pub mod backoff;
 pub mod intake;
 pub mod telemetry;

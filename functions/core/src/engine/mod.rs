@@ -33,52 +33,44 @@
 //! - When `ListUsers` fails the run still ensures every cluster's admin mapping but
 //!   offboards nobody; the report carries the error and the run fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+//!
+//! Files: `trust_step` (lease, trust-policy edit and write), `clusters` (list,
+//! describe, dispatch by backend), `aws_auth` (the aws-auth read-modify-write,
+//! [`write_with_retry`]), `access_entries`, `outcome` (each cluster's plan and report
+//! part) and [`Error`].
+
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
-use rand::Rng;
-
-use crate::model::arn::{ClusterName, RoleArn, UserArn};
+use crate::adapters::aws::lock::NoLock;
+use crate::model::arn::ClusterName;
 use crate::model::config::Config;
-use crate::output::report::{ClusterReport, ClusterStatus, RunReport};
-use crate::policy::accessentry::{AccessEntryView, Timestamp, plan_access_entries};
+use crate::model::mapping::Offboarded;
+use crate::output::plan::{Plan, TrustPolicyPlan};
+use crate::output::report::RunReport;
 use crate::policy::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
 use crate::policy::event::{
     EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event, cluster_name_from_arn,
 };
-use crate::policy::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
-use crate::ports::IamApi;
-use crate::{
-    adapters::aws::lock::{
-        LockError, MIN_LEASE_FOR_WRITE, NoLock, TRUST_LOCK_TTL, new_owner, trust_policy_lock_id,
-    },
-    ports::{Lease, TrustLock},
-};
-use crate::{
-    adapters::kube::store::K8sError,
-    ports::{AwsAuthStore, KubeConnector},
-};
-use crate::{
-    model::cluster::Backend,
-    output::plan::{ClusterChange, ClusterPlan, Plan, TrustPolicyPlan},
-};
-use crate::{
-    model::cluster::{AuthMode, ClusterInfo},
-    ports::EksApi,
-};
-use crate::{
-    model::mapping::{AdminMapping, Offboarded},
-    policy::awsauth::{MAP_USERS, edit_aws_auth, parse_entries},
-};
+use crate::policy::trust::PrincipalChange;
+use crate::ports::{EksApi, IamApi, KubeConnector, TrustLock};
 
-/// How many times the aws-auth read-modify-write is attempted when it keeps losing
-/// races (409) or meeting transient API errors (5xx, 429).
-pub const MAX_WRITE_ATTEMPTS: u32 = 5;
-/// The longest pause between two aws-auth attempts.
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+mod access_entries;
+mod aws_auth;
+mod clusters;
+mod error;
+mod outcome;
+mod trust_step;
+
+pub use aws_auth::{AwsAuthWrite, MAX_RETRY_PAUSE, MAX_WRITE_ATTEMPTS, write_with_retry};
+pub use error::{Error, ErrorKind};
+
+use clusters::ClusterGoal;
+use outcome::ClusterOutcome;
+use trust_step::{TrustLease, write_failed};
 
 /// Which part of the world a run covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +107,15 @@ pub struct Outcome {
     pub report: RunReport,
 }
 
+/// What happened to an event.
+#[derive(Debug, Clone)]
+pub enum EventResult {
+    /// Nothing to do; the reason is logged and returned.
+    Ignored(String),
+    /// The engine ran.
+    Ran(Box<RunReport>),
+}
+
 /// The engine. `config` is read once at start-up.
 pub struct Engine<I, E, K> {
     config: Config,
@@ -126,29 +127,6 @@ pub struct Engine<I, E, K> {
     lock: Arc<dyn TrustLock>,
 }
 
-/// What the clusters must end up with.
-struct ClusterGoal {
-    /// For aws-auth: the role ARN without its path.
-    admin: AdminMapping,
-    /// For access entries: the role's full ARN (EKS accepts paths there).
-    admin_entry: AdminMapping,
-    /// The admin role's ARN as IAM gives it (with its path).
-    role_arn: RoleArn,
-    /// The admin role's `CreateDate`: an older admin access entry is stale.
-    role_created: Option<Timestamp>,
-    offboarded: Vec<Offboarded>,
-    /// Names of every existing user (lower-case), when the full listing is known:
-    /// direct mappings of this account's users not in it are stale.
-    existing_users: Option<BTreeSet<String>>,
-    account: String,
-    /// aws-auth attempts retried (409, 5xx, 429), every cluster's, failed ones
-    /// included.
-    retries: AtomicU32,
-}
-
-/// A cluster as `DescribeCluster` answered (region, name, info or the error).
-type Described = (String, ClusterName, Result<ClusterInfo, String>);
-
 /// What a run starts from: the change to the managed principals and whom to offboard.
 #[derive(Default)]
 struct RunInput {
@@ -158,24 +136,9 @@ struct RunInput {
     users: Option<Vec<IamUser>>,
     admin_users: usize,
     /// Why the input is incomplete (reported as the trust policy's error).
-    error: Option<String>,
+    error: Option<Error>,
     /// Nothing can be decided (the event's user could not be read): stop.
     stop: bool,
-}
-
-/// The trust-policy lease of one run.
-enum TrustLease {
-    /// The run does not write the trust policy (dry run, EKS event).
-    NotNeeded,
-    Held(Lease),
-    /// Wanted but not obtained (the error): the trust policy is left alone.
-    Unavailable(String),
-}
-
-struct ClusterResult {
-    /// `None` for a region whose clusters could not be listed.
-    plan: Option<ClusterPlan>,
-    report: ClusterReport,
 }
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
@@ -196,10 +159,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         self
     }
 
-    pub fn trust_lock(&self) -> &dyn TrustLock {
-        self.lock.as_ref()
-    }
-
     /// First pause after an aws-auth conflict (doubles each retry).
     pub fn with_conflict_backoff(mut self, backoff: Duration) -> Self {
         self.conflict_backoff = backoff;
@@ -208,18 +167,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    pub fn iam(&self) -> &I {
-        &self.iam
-    }
-
-    pub fn eks(&self) -> &E {
-        &self.eks
-    }
-
-    pub fn kube(&self) -> &K {
-        &self.kube
     }
 
     /// What a full run would change (nothing is written).
@@ -249,7 +196,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     tracing::error!(error = %e, "cannot list IAM users");
                     // Every cluster still gets its admin mapping; nobody is offboarded.
                     RunInput {
-                        error: Some(e.to_string()),
+                        error: Some(e.into()),
                         ..RunInput::default()
                     }
                 }
@@ -260,13 +207,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             .await
     }
 
-    /// Applies what an IAM event calls for. The user is re-read: the event only says
-    /// whom to look at.
-    pub async fn handle_iam_event(&self, ev: &IamUserEvent) -> RunReport {
-        self.run_iam_event(ev, false).await.report
-    }
-
-    /// An IAM event, optionally as a dry run.
+    /// An IAM event, optionally as a dry run. The user is re-read: the event only
+    /// says whom to look at.
     pub async fn run_iam_event(&self, ev: &IamUserEvent, dry_run: bool) -> Outcome {
         let input = async {
             let user = match self.iam.get_user(&ev.user_name).await {
@@ -274,7 +216,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 Err(e) => {
                     tracing::error!(user = %ev.user_name, error = %e, "cannot read the user");
                     return RunInput {
-                        error: Some(e.to_string()),
+                        error: Some(e.into()),
                         stop: true,
                         ..RunInput::default()
                     };
@@ -291,12 +233,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                      removed, the next full run decides"
                 );
             }
-            tracing::info!(
-                user = %ev.user_name,
-                exists = user.is_some(),
-                change = ?change,
-                "event re-read"
-            );
+            let shown = change
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), ToString::to_string);
+            tracing::info!(user = %ev.user_name, exists = user.is_some(), change = %shown, "event re-read");
             RunInput {
                 change,
                 offboarded,
@@ -346,254 +286,84 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         scope: &Scope,
         dry_run: bool,
     ) -> Outcome {
+        let cfg = &self.config;
         let mut report = RunReport::new(
             dry_run,
-            self.config.admin_role_name.as_str(),
-            self.config.trust_policy_max_chars,
+            cfg.admin_role_name.as_str(),
+            cfg.trust_policy_max_chars,
         );
         let mut plan = self.empty_plan(dry_run);
-        // Boxed, as `write_trust` below: the nested futures otherwise make the
-        // handlers' future types too deep for the compiler's default limit.
-        let trust_reads = Box::pin(async {
-            let lease = self.acquire_trust_lock(writes_trust).await;
-            let (input, role) =
-                futures::join!(input, self.iam.get_role(&self.config.admin_role_name));
-            (lease, input, role)
-        });
-        // Beside the lease and those reads: the cluster list, and each cluster described.
-        let clusters_read = Box::pin(async {
-            let (names, failures) = self.cluster_names(scope).await;
-            let described: Vec<Described> = futures::stream::iter(names)
-                .map(|(region, name)| async move {
-                    let info = self.eks.describe_cluster(&region, &name).await;
-                    (region, name, info.map_err(|e| e.to_string()))
-                })
-                .buffer_unordered(self.config.cluster_concurrency.max(1))
-                .collect()
-                .await;
-            (described, failures)
-        });
-        let ((lease, mut input, role), (described, mut failures)) =
+        // Boxed: the nested futures otherwise make the handlers' future types too deep
+        // for the compiler's default limit.
+        let trust_reads = Box::pin(self.read_trust_side(writes_trust, input));
+        let clusters_read = Box::pin(self.read_cluster_side(scope));
+        let ((lease, mut input, role), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
         report.admin_users = input.admin_users;
-        let mut errors: Vec<String> = input.error.iter().cloned().collect();
-        if let TrustLease::Unavailable(e) = &lease {
-            // Without the lease the trust policy is left alone.
-            errors.push(e.clone());
-            input.change = None;
-        }
-        if !errors.is_empty() {
-            report.trust_policy.error = Some(errors.join("; "));
-        }
-        if input.stop {
-            self.release_trust_lock(lease).await;
-            return self.finish(plan, report);
-        }
+        settle_input(&mut input, &lease, &mut report);
         let role = match role {
-            Ok(r) => r,
+            Ok(r) if !input.stop => r,
+            Ok(_) => {
+                self.release_trust_lock(lease).await;
+                return self.finish(plan, report);
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the admin role");
-                report.trust_policy.error = Some(e.to_string());
+                if !input.stop {
+                    tracing::error!(error = %e, "cannot read the admin role");
+                    report.trust_policy.error = Some(e.to_string());
+                }
                 self.release_trust_lock(lease).await;
                 return self.finish(plan, report);
             }
         };
-        // Only a deleted user is offboarded: one the event says is gone, or (on a full
-        // run) one the listing lacks (`offboarded_for`). Leaving the trust policy,
-        // e.g. by losing the tag, does not take a user's own mappings away.
-        let offboarded = input.offboarded;
-
         // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
-        let opts = TrustOptions::from(&self.config).with_role(&role.arn);
-        report.trust_policy.size_chars =
-            crate::policy::trust::policy_size_chars(&role.trust_policy);
-        let mut write = None;
-        if let Some(change) = &input.change {
-            match edit_trust_policy(&role.trust_policy, change, &opts) {
-                Ok(edit) => {
-                    plan.trust_policy =
-                        TrustPolicyPlan::from_edit(self.config.admin_role_name.clone(), &edit);
-                    let t = &mut report.trust_policy;
-                    t.added = edit.added.iter().map(ToString::to_string).collect();
-                    t.removed = edit.removed.clone();
-                    t.dangling_removed = edit.dangling_removed.clone();
-                    t.foreign_dangling = edit.foreign_dangling.clone();
-                    t.size_chars = edit.size_after;
-                    t.max_chars = edit.max_chars;
-                    if let Some(after) = edit.after {
-                        t.changed = true;
-                        if !dry_run {
-                            write = Some((after, edit.added.len(), edit.removed.len()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "trust policy edit refused");
-                    report.trust_policy.error = Some(e.to_string());
-                }
-            }
-        } else {
-            plan.trust_policy.before = role.trust_policy.clone();
-            plan.trust_policy.size_before = report.trust_policy.size_chars;
-            plan.trust_policy.size_after = report.trust_policy.size_chars;
-        }
-        if report.admin_users == 0
-            && let Some(doc) = plan
-                .trust_policy
-                .after
-                .as_ref()
-                .or(Some(&role.trust_policy))
-            && let Ok(set) = managed_principals(doc, &self.config.trust_statement_sid)
-        {
-            report.admin_users = set.iter().filter(|p| p.starts_with("arn:")).count();
-        }
-        let write_trust = Box::pin(async {
-            let written = match write {
-                None => None,
-                Some((after, added, removed)) => {
-                    let r = self.write_trust_policy(&lease, &after).await;
-                    match &r {
-                        Ok(()) => tracing::info!(added, removed, "trust policy written"),
-                        Err(e) => tracing::error!(error = %e, "trust policy write failed"),
-                    }
-                    Some(r)
-                }
-            };
-            self.release_trust_lock(lease).await;
-            written
-        });
-
-        // 2. The clusters.
-        let goal = ClusterGoal {
-            admin: AdminMapping {
-                role_arn: role.arn.without_path(),
-                username: self.config.k8s_username.clone(),
-                groups: self.config.k8s_groups.clone(),
-            },
-            admin_entry: AdminMapping {
-                role_arn: role.arn.clone(),
-                username: self.config.k8s_username.clone(),
-                groups: self.config.k8s_groups.clone(),
-            },
-            account: role.arn.account().to_owned(),
-            role_arn: role.arn.clone(),
-            role_created: role.create_date,
-            offboarded,
-            existing_users: input.users.as_deref().map(|u| {
-                u.iter()
-                    .map(|u| u.name.as_str().to_ascii_lowercase())
-                    .collect()
-            }),
-            retries: AtomicU32::new(0),
-        };
-        let clusters = futures::stream::iter(described)
-            .map(|(region, name, info)| {
-                self.reconcile_described(region, name, info, &goal, dry_run)
-            })
-            .buffer_unordered(self.config.cluster_concurrency.max(1))
-            .collect::<Vec<_>>();
-        let (written, described) = futures::join!(write_trust, clusters);
+        let write = self.plan_trust(
+            &role,
+            input.change.as_ref(),
+            dry_run,
+            &mut plan,
+            &mut report,
+        );
+        let write_trust = Box::pin(self.write_and_release(lease, write));
+        // 2. The clusters. Only a deleted user is offboarded: one the event says is
+        // gone, or (on a full run) one the listing lacks.
+        let goal = ClusterGoal::new(cfg, &role, input.offboarded, input.users.as_deref());
+        let clusters = self.reconcile_all(described, &goal, dry_run);
+        let (written, reconciled) = futures::join!(write_trust, clusters);
         if let Some(Err(e)) = written {
-            // Nothing was applied: no user is reported added or removed, and the size
-            // is the policy's as it stands.
-            let t = &mut report.trust_policy;
-            t.changed = false;
-            t.error = Some(e);
-            t.added.clear();
-            t.removed.clear();
-            t.dangling_removed.clear();
-            t.size_chars = crate::policy::trust::policy_size_chars(&role.trust_policy);
+            write_failed(&mut report, &role, &e);
         }
-
-        let mut results = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (name, result) in described {
-            if let Some(r) = result {
-                seen.insert(name);
-                results.push(r);
-            }
-        }
-        if let Some(wanted) = &scope.clusters {
-            for name in wanted.iter().filter(|n| !seen.contains(*n)) {
-                let reason = format!(
-                    "no cluster named {name} carrying the tag {}={} in {}",
-                    self.config.cluster_tag.key,
-                    self.config.cluster_tag.value,
-                    self.config.cluster_regions.join(", ")
-                );
-                failures.push(skipped_result(name, "", Backend::ConfigMap, reason));
-            }
-        }
-        results.append(&mut failures);
-        results.sort_by(|a, b| {
-            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
-        });
+        let outcomes = self.collect_outcomes(scope, reconciled, failures);
         report.conflict_retries = goal.retries.load(Ordering::Relaxed);
-        for r in results {
+        for r in outcomes {
             plan.clusters.extend(r.plan);
             report.clusters.push(r.report);
         }
         self.finish(plan, report)
     }
 
-    /// `UpdateAssumeRolePolicy`, if the lease (when one is held) has time enough left
-    /// for the write and its retries.
-    async fn write_trust_policy(&self, lease: &TrustLease, after: &str) -> Result<(), String> {
-        if let TrustLease::Held(lease) = lease {
-            let left = lease.remaining();
-            if left < MIN_LEASE_FOR_WRITE {
-                return Err(format!(
-                    "trust policy not written: the lock's lease has {} s left, less than the {} s a write may take",
-                    left.as_secs(),
-                    MIN_LEASE_FOR_WRITE.as_secs()
-                ));
+    /// The reconciled clusters, the failures, and the scope's clusters not found,
+    /// sorted by region and name.
+    fn collect_outcomes(
+        &self,
+        scope: &Scope,
+        reconciled: Vec<(ClusterName, Option<ClusterOutcome>)>,
+        failures: Vec<ClusterOutcome>,
+    ) -> Vec<ClusterOutcome> {
+        let mut seen = BTreeSet::new();
+        let mut results = Vec::new();
+        for (name, result) in reconciled {
+            if let Some(r) = result {
+                seen.insert(name);
+                results.push(r);
             }
         }
-        self.iam
-            .update_trust_policy(&self.config.admin_role_name, after)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Takes the trust-policy lease for a run that may write the trust policy
-    /// (`wanted`).
-    async fn acquire_trust_lock(&self, wanted: bool) -> TrustLease {
-        if !wanted {
-            return TrustLease::NotNeeded;
-        }
-        let lock_id = trust_policy_lock_id(self.config.admin_role_name.as_str());
-        match self
-            .lock
-            .acquire(&lock_id, &new_owner(), TRUST_LOCK_TTL)
-            .await
-        {
-            Ok(lease) => TrustLease::Held(lease),
-            Err(e) => {
-                tracing::error!(error = %e, "the trust policy will not be edited: no lock");
-                TrustLease::Unavailable(e.to_string())
-            }
-        }
-    }
-
-    /// Gives the lease back, if held. A failure is logged: the lease then expires on
-    /// its own.
-    async fn release_trust_lock(&self, lease: TrustLease) {
-        let TrustLease::Held(lease) = lease else {
-            return;
-        };
-        match self.lock.release(&lease).await {
-            Ok(()) => {}
-            Err(e @ LockError::Lost { .. }) => tracing::error!(
-                error = %e,
-                "the trust-policy write outlived its lease: another writer may have \
-                 overwritten it; the next full reconcile repairs that"
-            ),
-            Err(e) => tracing::warn!(
-                error = %e,
-                ttl_s = TRUST_LOCK_TTL.as_secs(),
-                "cannot release the trust-policy lock; it expires on its own"
-            ),
-        }
+        results.extend(self.missing_in_scope(scope, &seen));
+        results.extend(failures);
+        results.sort_by(|a, b| {
+            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
+        });
+        results
     }
 
     fn finish(&self, plan: Plan, mut report: RunReport) -> Outcome {
@@ -611,422 +381,46 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         Outcome { plan, report }
     }
 
-    /// The clusters in scope, by region (the regions are listed at once), and results
-    /// for the regions that could not be listed.
-    async fn cluster_names(
+    /// What the `iam-events` function does with an EventBridge payload (also the CLI's
+    /// `handle-event`): IAM user events run the engine, everything else is ignored
+    /// with a reason.
+    pub async fn handle_iam_events_payload(
         &self,
-        scope: &Scope,
-    ) -> (Vec<(String, ClusterName)>, Vec<ClusterResult>) {
-        let listed = futures::future::join_all(
-            self.config
-                .cluster_regions
-                .iter()
-                .map(|region| async move { (region, self.eks.list_clusters(region).await) }),
-        )
-        .await;
-        let mut names = Vec::new();
-        let mut failures = Vec::new();
-        for (region, r) in listed {
-            match r {
-                Ok(list) => names.extend(
-                    list.into_iter()
-                        .filter(|n| scope.includes(n))
-                        .map(|n| (region.clone(), n)),
-                ),
-                Err(e) => {
-                    tracing::error!(region = %region, error = %e, "cannot list clusters");
-                    failures.push(failed_result(
-                        None,
-                        region,
-                        Backend::ConfigMap,
-                        e.to_string(),
-                    ));
-                }
-            }
-        }
-        (names, failures)
-    }
-
-    /// Reconciles one described cluster if it carries the cluster tag. `None` (with
-    /// the name) for an untagged cluster: it is neither reported nor touched.
-    async fn reconcile_described(
-        &self,
-        region: String,
-        name: ClusterName,
-        info: Result<ClusterInfo, String>,
-        goal: &ClusterGoal,
+        raw: &serde_json::Value,
         dry_run: bool,
-    ) -> (ClusterName, Option<ClusterResult>) {
-        match info {
-            Ok(info) => {
-                if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
-                    let r = self.reconcile_cluster(info, goal, dry_run).await;
-                    (name, Some(r))
-                } else {
-                    tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
-                    (name, None)
-                }
+    ) -> EventResult {
+        let reason = match classify_event(raw, &self.config) {
+            EventClass::Iam(ev) => {
+                tracing::info!(
+                    user = %ev.user_name,
+                    kind = ev.kind.as_str(),
+                    event_id = ev.event_id.as_deref().unwrap_or(""),
+                    "IAM event"
+                );
+                return EventResult::Ran(Box::new(self.run_iam_event(&ev, dry_run).await.report));
             }
-            Err(e) => {
-                tracing::error!(cluster = %name, region = %region, error = %e, "cannot describe cluster");
-                let r = failed_result(Some(&name), &region, Backend::ConfigMap, e);
-                (name, Some(r))
-            }
-        }
-    }
-
-    async fn reconcile_cluster(
-        &self,
-        cluster: ClusterInfo,
-        goal: &ClusterGoal,
-        dry_run: bool,
-    ) -> ClusterResult {
-        let backend = if cluster.auth_mode.uses_access_entries() {
-            Backend::AccessEntries
-        } else {
-            Backend::ConfigMap
+            EventClass::Ignored { reason } => reason,
+            EventClass::Eks(ev) => format!(
+                "EKS {} event: handled by the reconcile function, not iam-events",
+                ev.kind
+            ),
+            EventClass::Schedule => "scheduled event: handled by the reconcile function".to_owned(),
         };
-        if cluster.endpoint.is_empty() {
-            let reason = format!(
-                "cluster is {} and has no endpoint yet; the next run will bring it in",
-                if cluster.status.is_empty() {
-                    "not active"
-                } else {
-                    &cluster.status
-                }
-            );
-            return skipped_result(&cluster.name, &cluster.region, backend, reason);
-        }
-        let result = match cluster.auth_mode {
-            AuthMode::ConfigMap => self.reconcile_aws_auth(&cluster, goal, dry_run, true).await,
-            AuthMode::Api | AuthMode::ApiAndConfigMap => {
-                self.reconcile_access_entries(&cluster, goal, dry_run).await
-            }
-        };
-        match result {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, "cluster failed");
-                failed_result(Some(&cluster.name), &cluster.region, backend, e)
-            }
-        }
+        tracing::info!(reason = %reason, "event ignored");
+        EventResult::Ignored(reason)
     }
+}
 
-    /// Offboarded users for one aws-auth document: the run's, plus this account's
-    /// users mapped directly in `mapUsers` who no longer exist.
-    fn offboarded_for(&self, goal: &ClusterGoal, user_arns: &[String]) -> Vec<Offboarded> {
-        let mut out = goal.offboarded.clone();
-        if let Some(existing) = &goal.existing_users {
-            for raw in user_arns {
-                if let Ok(arn) = raw.parse::<UserArn>()
-                    && arn.account() == goal.account
-                    && !existing.contains(&arn.name().as_str().to_ascii_lowercase())
-                {
-                    tracing::info!(user = %arn, "direct mapping of a user that no longer exists");
-                    out.push(Offboarded::Arn(arn));
-                }
-            }
-        }
-        out
+/// The input's errors and the lease's go into the report; without the lease the
+/// trust policy is left alone.
+fn settle_input(input: &mut RunInput, lease: &TrustLease, report: &mut RunReport) {
+    let mut errors: Vec<String> = input.error.iter().map(ToString::to_string).collect();
+    if let TrustLease::Unavailable(e) = lease {
+        errors.push(e.to_string());
+        input.change = None;
     }
-
-    async fn reconcile_aws_auth(
-        &self,
-        cluster: &ClusterInfo,
-        goal: &ClusterGoal,
-        dry_run: bool,
-        create_if_absent: bool,
-    ) -> Result<ClusterResult, String> {
-        let store = self
-            .kube
-            .connect(&cluster.connection())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut delay = self.conflict_backoff;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let current = match store.read().await {
-                Ok(c) => c,
-                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
-                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
-                        .await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "aws-auth read failed after {attempt} attempt(s): {e}"
-                    ));
-                }
-            };
-            if current.is_none() && !create_if_absent {
-                return Ok(unchanged_result(cluster, Backend::AccessEntries));
-            }
-            let data = current.as_ref().map(|c| &c.data);
-            let user_arns = data.map(map_users_arns).unwrap_or_default();
-            let offboarded = self.offboarded_for(goal, &user_arns);
-            if !create_if_absent && !mentions_offboarded(&user_arns, &offboarded) {
-                // API_AND_CONFIG_MAP: aws-auth is only edited to take users out.
-                return Ok(unchanged_result(cluster, Backend::AccessEntries));
-            }
-            let edit = edit_aws_auth(data, &goal.admin, &offboarded)
-                .map_err(|e| format!("refusing to edit aws-auth: {e}"))?;
-            let backend = if create_if_absent {
-                Backend::ConfigMap
-            } else {
-                Backend::AccessEntries
-            };
-            if !edit.changed() {
-                return Ok(unchanged_result(cluster, backend));
-            }
-            let changes: Vec<String> = edit.changes.iter().map(ToString::to_string).collect();
-            let create = current.is_none();
-            let status = if create {
-                ClusterStatus::Created
-            } else {
-                ClusterStatus::Updated
-            };
-            let plan = ClusterPlan {
-                name: cluster.name.clone(),
-                region: cluster.region.clone(),
-                backend,
-                change: ClusterChange::AwsAuth {
-                    before: current.as_ref().map(|c| c.data.clone()),
-                    after: edit.data.clone(),
-                    changes: changes.clone(),
-                    create,
-                },
-            };
-            let done = || ClusterResult {
-                plan: Some(plan),
-                report: ClusterReport {
-                    name: cluster.name.to_string(),
-                    region: cluster.region.clone(),
-                    backend,
-                    status,
-                    error: None,
-                    changes,
-                },
-            };
-            if dry_run {
-                return Ok(done());
-            }
-            let written = match &current {
-                None => store.create(edit.data).await,
-                Some(c) => store.replace(edit.data, &c.resource_version).await,
-            };
-            match written {
-                Ok(()) => {
-                    tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
-                    return Ok(done());
-                }
-                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
-                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
-                        .await;
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "aws-auth write failed after {attempt} attempt(s): {e}"
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Counts a retry of the aws-auth read-modify-write and waits before it: `delay`
-    /// jittered (half of it at least), which then doubles up to [`MAX_RETRY_PAUSE`].
-    async fn retry_pause(
-        &self,
-        cluster: &ClusterInfo,
-        goal: &ClusterGoal,
-        attempt: u32,
-        error: &K8sError,
-        delay: &mut Duration,
-    ) {
-        goal.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            cluster = %cluster.name,
-            region = %cluster.region,
-            attempt,
-            error = %error,
-            "aws-auth read-modify-write will be retried from a fresh read"
-        );
-        let half = *delay / 2;
-        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-        tokio::time::sleep(half + Duration::from_millis(jitter)).await;
-        *delay = (*delay * 2).min(MAX_RETRY_PAUSE);
-    }
-
-    async fn reconcile_access_entries(
-        &self,
-        cluster: &ClusterInfo,
-        goal: &ClusterGoal,
-        dry_run: bool,
-    ) -> Result<ClusterResult, String> {
-        let (region, name) = (cluster.region.as_str(), &cluster.name);
-        let principals = self
-            .eks
-            .list_access_entries(region, name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut views = Vec::new();
-        let mut user_arns = Vec::new();
-        for p in &principals {
-            if let Ok(role) = p.parse::<RoleArn>() {
-                if role.eq_ignoring_path_and_case(&goal.role_arn)
-                    && let Some(v) = self
-                        .eks
-                        .describe_access_entry(region, name, p)
-                        .await
-                        .map_err(|e| e.to_string())?
-                {
-                    views.push(v);
-                }
-            } else if p.parse::<UserArn>().is_ok() {
-                user_arns.push(p.clone());
-                views.push(AccessEntryView {
-                    principal_arn: p.clone(),
-                    username: None,
-                    kubernetes_groups: Vec::new(),
-                    policies: Vec::new(),
-                    created_at: None,
-                });
-            }
-        }
-        let offboarded = self.offboarded_for(goal, &user_arns);
-        let ae = plan_access_entries(&views, &goal.admin_entry, &offboarded, goal.role_created);
-        let mut changes = access_entry_changes(&ae);
-        if let Some(stale) = &ae.recreate_admin_entry {
-            tracing::warn!(cluster = %cluster.name, region = %cluster.region, entry_created_at = %stale.entry_created_at, role_created_at = %stale.role_created_at, "the admin role was re-created after its access entry; re-creating the entry");
-            changes.insert(0, stale.to_string());
-        }
-        let mut status = if ae.create_admin_entry.is_some() && ae.recreate_admin_entry.is_none() {
-            ClusterStatus::Created
-        } else if ae.is_empty() {
-            ClusterStatus::Unchanged
-        } else {
-            ClusterStatus::Updated
-        };
-        if !dry_run && !ae.is_empty() {
-            let existing_admin = views
-                .iter()
-                .find(|v| {
-                    v.principal_arn
-                        .parse::<RoleArn>()
-                        .is_ok_and(|r| r.eq_ignoring_path_and_case(&goal.role_arn))
-                })
-                .map(|v| v.principal_arn.clone());
-            self.apply_access_entries(
-                cluster,
-                &ae,
-                existing_admin.as_deref(),
-                goal.role_arn.as_str(),
-            )
-            .await?;
-            tracing::info!(cluster = %cluster.name, region = %cluster.region, "access entries written");
-        }
-        let mut plan = ClusterPlan {
-            name: cluster.name.clone(),
-            region: cluster.region.clone(),
-            backend: Backend::AccessEntries,
-            change: if ae.is_empty() {
-                ClusterChange::Unchanged
-            } else {
-                ClusterChange::AccessEntries(ae)
-            },
-        };
-        // API_AND_CONFIG_MAP: aws-auth is still honoured; take offboarded users out.
-        if cluster.auth_mode == AuthMode::ApiAndConfigMap {
-            let r = self
-                .reconcile_aws_auth(cluster, goal, dry_run, false)
-                .await?;
-            if let Some(p) = r
-                .plan
-                .filter(|p| matches!(p.change, ClusterChange::AwsAuth { .. }))
-            {
-                changes.extend(r.report.changes.iter().map(|c| format!("aws-auth: {c}")));
-                if status == ClusterStatus::Unchanged {
-                    status = ClusterStatus::Updated;
-                    plan = p;
-                }
-            }
-        }
-        Ok(ClusterResult {
-            plan: Some(plan),
-            report: ClusterReport {
-                name: cluster.name.to_string(),
-                region: cluster.region.clone(),
-                backend: Backend::AccessEntries,
-                status,
-                error: None,
-                changes,
-            },
-        })
-    }
-
-    async fn apply_access_entries(
-        &self,
-        cluster: &ClusterInfo,
-        ae: &crate::policy::accessentry::AccessEntryPlan,
-        existing_admin: Option<&str>,
-        fallback_admin: &str,
-    ) -> Result<(), String> {
-        let (region, name) = (cluster.region.as_str(), &cluster.name);
-        let mut admin_principal = None;
-        // A stale admin entry goes first: the new one may have the same principal ARN.
-        if let Some(stale) = &ae.recreate_admin_entry {
-            self.eks
-                .delete_access_entry(region, name, &stale.principal_arn)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        if let Some(e) = &ae.create_admin_entry {
-            self.eks
-                .create_access_entry(
-                    region,
-                    name,
-                    &e.principal_arn,
-                    e.username.as_deref(),
-                    &e.kubernetes_groups,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            admin_principal = Some(e.principal_arn.clone());
-        }
-        if let Some(e) = &ae.update_admin_entry {
-            self.eks
-                .update_access_entry(
-                    region,
-                    name,
-                    &e.principal_arn,
-                    e.username.as_deref(),
-                    &e.kubernetes_groups,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            admin_principal = Some(e.principal_arn.clone());
-        }
-        if ae.associate_admin_policy {
-            let principal = admin_principal
-                .or_else(|| existing_admin.map(str::to_owned))
-                .unwrap_or_else(|| fallback_admin.to_owned());
-            self.eks
-                .associate_access_policy(
-                    region,
-                    name,
-                    &principal,
-                    crate::policy::accessentry::CLUSTER_ADMIN_POLICY,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for p in &ae.delete_entries {
-            self.eks
-                .delete_access_entry(region, name, p)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+    if !errors.is_empty() {
+        report.trust_policy.error = Some(errors.join("; "));
     }
 }
 
@@ -1042,170 +436,5 @@ pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
             clusters: None,
             skip_trust_policy: true,
         },
-    }
-}
-
-/// Whether any of `user_arns` (from `mapUsers`) names an offboarded user.
-fn mentions_offboarded(user_arns: &[String], offboarded: &[Offboarded]) -> bool {
-    user_arns
-        .iter()
-        .any(|raw| offboarded.iter().any(|o| o.matches(raw)))
-}
-
-/// `userarn` of every `mapUsers` entry (a light, read-only parse; the editor does the
-/// real one and refuses broken YAML).
-fn map_users_arns(data: &BTreeMap<String, String>) -> Vec<String> {
-    let Some(raw) = data.get(MAP_USERS) else {
-        return Vec::new();
-    };
-    parse_entries(MAP_USERS, raw)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            e.as_object()?
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("userarn"))
-                .and_then(|(_, v)| v.as_str().map(str::to_owned))
-        })
-        .collect()
-}
-
-fn access_entry_changes(ae: &crate::policy::accessentry::AccessEntryPlan) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(e) = &ae.create_admin_entry {
-        out.push(format!("create access entry for {}", e.principal_arn));
-    }
-    if let Some(e) = &ae.update_admin_entry {
-        out.push(format!("update access entry for {}", e.principal_arn));
-    }
-    if ae.associate_admin_policy {
-        out.push(format!(
-            "associate {} (cluster scope)",
-            crate::policy::accessentry::CLUSTER_ADMIN_POLICY
-        ));
-    }
-    for p in &ae.delete_entries {
-        out.push(format!("delete access entry for {p}"));
-    }
-    out
-}
-
-fn unchanged_result(cluster: &ClusterInfo, backend: Backend) -> ClusterResult {
-    ClusterResult {
-        plan: Some(ClusterPlan {
-            name: cluster.name.clone(),
-            region: cluster.region.clone(),
-            backend,
-            change: ClusterChange::Unchanged,
-        }),
-        report: ClusterReport {
-            name: cluster.name.to_string(),
-            region: cluster.region.clone(),
-            backend,
-            status: ClusterStatus::Unchanged,
-            error: None,
-            changes: Vec::new(),
-        },
-    }
-}
-
-fn failed_result(
-    name: Option<&ClusterName>,
-    region: &str,
-    backend: Backend,
-    error: String,
-) -> ClusterResult {
-    ClusterResult {
-        plan: name.map(|name| ClusterPlan {
-            name: name.clone(),
-            region: region.to_owned(),
-            backend,
-            change: ClusterChange::Failed {
-                error: error.clone(),
-            },
-        }),
-        report: ClusterReport {
-            name: name.map_or_else(|| "*".to_owned(), ToString::to_string),
-            region: region.to_owned(),
-            backend,
-            status: ClusterStatus::Failed,
-            error: Some(error),
-            changes: Vec::new(),
-        },
-    }
-}
-
-fn skipped_result(
-    name: &ClusterName,
-    region: &str,
-    backend: Backend,
-    reason: String,
-) -> ClusterResult {
-    ClusterResult {
-        plan: Some(ClusterPlan {
-            name: name.clone(),
-            region: region.to_owned(),
-            backend,
-            change: ClusterChange::Skipped {
-                reason: reason.clone(),
-            },
-        }),
-        report: ClusterReport {
-            name: name.to_string(),
-            region: region.to_owned(),
-            backend,
-            status: ClusterStatus::Skipped,
-            error: None,
-            changes: vec![reason],
-        },
-    }
-}
-
-/// What happened to an event.
-#[derive(Debug, Clone)]
-pub enum EventResult {
-    /// Nothing to do; the reason is logged and returned.
-    Ignored(String),
-    /// The engine ran.
-    Ran(Box<RunReport>),
-}
-
-impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// What the `iam-events` function does with an EventBridge payload (also the CLI's
-    /// `handle-event`): IAM user events run the engine, everything else is ignored
-    /// with a reason.
-    pub async fn handle_iam_events_payload(
-        &self,
-        raw: &serde_json::Value,
-        dry_run: bool,
-    ) -> EventResult {
-        match classify_event(raw, &self.config) {
-            EventClass::Iam(ev) => {
-                tracing::info!(
-                    user = %ev.user_name,
-                    kind = ?ev.kind,
-                    event_id = ev.event_id.as_deref().unwrap_or(""),
-                    "IAM event"
-                );
-                EventResult::Ran(Box::new(self.run_iam_event(&ev, dry_run).await.report))
-            }
-            EventClass::Ignored { reason } => {
-                tracing::info!(reason = %reason, "event ignored");
-                EventResult::Ignored(reason)
-            }
-            EventClass::Eks(ev) => {
-                let reason = format!(
-                    "EKS {} event: handled by the reconcile function, not iam-events",
-                    ev.kind
-                );
-                tracing::info!(reason = %reason, "event ignored");
-                EventResult::Ignored(reason)
-            }
-            EventClass::Schedule => {
-                let reason = "scheduled event: handled by the reconcile function".to_owned();
-                tracing::info!(reason = %reason, "event ignored");
-                EventResult::Ignored(reason)
-            }
-        }
     }
 }

@@ -22,6 +22,15 @@ impl AuthMode {
         matches!(self, AuthMode::Api | AuthMode::ApiAndConfigMap)
     }
 
+    /// The backend that manages a cluster in this mode.
+    pub fn backend(self) -> Backend {
+        if self.uses_access_entries() {
+            Backend::AccessEntries
+        } else {
+            Backend::ConfigMap
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::ConfigMap => "CONFIG_MAP",

@@ -187,13 +187,22 @@ impl AccessEntryPlan {
             && self.delete_entries.is_empty()
     }
 
-    /// The principal ARN the admin entry has (or will have).
-    pub fn admin_principal<'a>(&'a self, admin: &'a AdminMapping) -> &'a str {
-        self.create_admin_entry
-            .as_ref()
-            .or(self.update_admin_entry.as_ref())
-            .map(|e| e.principal_arn.as_str())
-            .unwrap_or(admin.role_arn.as_str())
+    /// One line per write, for people and the report.
+    pub fn change_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.create_admin_entry {
+            out.push(format!("create access entry for {}", e.principal_arn));
+        }
+        if let Some(e) = &self.update_admin_entry {
+            out.push(format!("update access entry for {}", e.principal_arn));
+        }
+        if self.associate_admin_policy {
+            out.push(format!("associate {CLUSTER_ADMIN_POLICY} (cluster scope)"));
+        }
+        for p in &self.delete_entries {
+            out.push(format!("delete access entry for {p}"));
+        }
+        out
     }
 }
 

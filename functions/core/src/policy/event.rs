@@ -24,6 +24,18 @@ pub enum IamEventKind {
     DeleteUser,
 }
 
+impl IamEventKind {
+    /// The API call's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IamEventKind::CreateUser => "CreateUser",
+            IamEventKind::TagUser => "TagUser",
+            IamEventKind::UntagUser => "UntagUser",
+            IamEventKind::DeleteUser => "DeleteUser",
+        }
+    }
+}
+
 /// What the event itself says about the admin tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TagHint {

@@ -54,6 +54,7 @@
 //!   even when its whitespace differs.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use serde_json::{Map, Value, json};
 
@@ -106,6 +107,19 @@ pub enum PrincipalChange {
     /// records carry only the name); case ignored as IAM names are
     /// case-insensitive. Another account's user of that name stays.
     RemoveName { account: AccountId, name: UserName },
+}
+
+impl fmt::Display for PrincipalChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrincipalChange::Set(users) => write!(f, "set {} user(s)", users.len()),
+            PrincipalChange::Add(u) => write!(f, "add {u}"),
+            PrincipalChange::RemoveArn(u) => write!(f, "remove {u}"),
+            PrincipalChange::RemoveName { account, name } => {
+                write!(f, "remove {name} (any path) of account {account}")
+            }
+        }
+    }
 }
 
 /// The trust policy cannot be edited.

@@ -1,0 +1,240 @@
+//! aws-auth: the read-modify-write of one cluster's ConfigMap, with the [`AwsAuth`]
+//! verbs each authentication mode calls for, and the retry loop that the engine and
+//! `bootstrap` share.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::adapters::kube::store::K8sError;
+use crate::backoff::Backoff;
+use crate::engine::clusters::ClusterGoal;
+use crate::engine::outcome::ClusterOutcome;
+use crate::engine::{Engine, Error};
+use crate::model::arn::UserArn;
+use crate::model::cluster::{Backend, ClusterInfo};
+use crate::model::mapping::Offboarded;
+use crate::output::plan::ClusterChange;
+use crate::output::report::ClusterStatus;
+use crate::policy::awsauth::AwsAuth;
+use crate::ports::{AwsAuthObject, AwsAuthStore, EksApi, IamApi, KubeConnector};
+
+/// How many times the aws-auth read-modify-write is attempted when it keeps losing
+/// races (409) or meeting transient API errors (5xx, 429).
+pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// The longest pause between two aws-auth attempts.
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// What the engine does with a cluster's aws-auth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AwsAuthJob {
+    /// `CONFIG_MAP`: aws-auth is ours to keep: `ensure_role` and `remove_users`;
+    /// created when absent.
+    Own,
+    /// `API_AND_CONFIG_MAP`: only offboarded users' `mapUsers` entries are removed
+    /// (`mapRoles` is not read); an absent ConfigMap stays absent.
+    OffboardOnly,
+}
+
+impl AwsAuthJob {
+    fn backend(self) -> Backend {
+        match self {
+            AwsAuthJob::Own => Backend::ConfigMap,
+            AwsAuthJob::OffboardOnly => Backend::AccessEntries,
+        }
+    }
+}
+
+/// One edit to write: the new data, and what the caller wants back once written.
+pub struct AwsAuthWrite<T> {
+    pub data: BTreeMap<String, String>,
+    pub payload: T,
+}
+
+/// The aws-auth read-modify-write: read, `edit` (`None`: nothing to write), then
+/// create or replace at the version read. A conflict or a transient error (on the
+/// read or the write) starts over from a fresh read after `backoff`, up to
+/// `max_attempts` attempts; `on_retry` is told of each retry. With `write` false
+/// (a dry run) the edit is returned unwritten. Returns the object read and the
+/// payload of the edit, or `None` when `edit` found nothing to do.
+pub async fn write_with_retry<S: AwsAuthStore, T>(
+    store: &S,
+    mut backoff: Backoff,
+    max_attempts: u32,
+    write: bool,
+    mut edit: impl FnMut(Option<&AwsAuthObject>) -> Result<Option<AwsAuthWrite<T>>, Error>,
+    mut on_retry: impl FnMut(u32, &K8sError),
+) -> Result<Option<(Option<AwsAuthObject>, T)>, Error> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let current = match store.read().await {
+            Ok(c) => c,
+            Err(e) if e.is_retryable() && attempt < max_attempts => {
+                on_retry(attempt, &e);
+                backoff.wait().await;
+                continue;
+            }
+            Err(source) => {
+                return Err(Error::AwsAuthRead {
+                    attempts: attempt,
+                    source,
+                });
+            }
+        };
+        let Some(AwsAuthWrite { data, payload }) = edit(current.as_ref())? else {
+            return Ok(None);
+        };
+        if !write {
+            return Ok(Some((current, payload)));
+        }
+        let written = match &current {
+            None => store.create(data).await,
+            Some(c) => store.replace(data, &c.resource_version).await,
+        };
+        match written {
+            Ok(()) => return Ok(Some((current, payload))),
+            Err(e) if e.is_retryable() && attempt < max_attempts => {
+                on_retry(attempt, &e);
+                backoff.wait().await;
+            }
+            Err(source) => {
+                return Err(Error::AwsAuthWrite {
+                    attempts: attempt,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// What one edit changes, for the plan and the report.
+struct Edited {
+    after: BTreeMap<String, String>,
+    changes: Vec<String>,
+}
+
+impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
+    /// One cluster's aws-auth, as `job` says.
+    pub(super) async fn reconcile_aws_auth(
+        &self,
+        cluster: &ClusterInfo,
+        goal: &ClusterGoal,
+        dry_run: bool,
+        job: AwsAuthJob,
+    ) -> Result<ClusterOutcome, Error> {
+        let store = self.kube.connect(&cluster.connection()).await?;
+        let backoff = Backoff::new(self.conflict_backoff, MAX_RETRY_PAUSE);
+        let on_retry = |attempt: u32, error: &K8sError| {
+            goal.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                cluster = %cluster.name,
+                region = %cluster.region,
+                attempt,
+                error = %error,
+                "aws-auth read-modify-write will be retried from a fresh read"
+            );
+        };
+        let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal);
+        let written = write_with_retry(
+            &store,
+            backoff,
+            MAX_WRITE_ATTEMPTS,
+            !dry_run,
+            edit,
+            on_retry,
+        )
+        .await?;
+        let Some((current, edited)) = written else {
+            return Ok(ClusterOutcome::unchanged(cluster, job.backend()));
+        };
+        if !dry_run {
+            tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
+        }
+        let create = current.is_none();
+        let status = if create {
+            ClusterStatus::Created
+        } else {
+            ClusterStatus::Updated
+        };
+        let change = ClusterChange::AwsAuth {
+            before: current.map(|c| c.data),
+            after: edited.after,
+            changes: edited.changes.clone(),
+            create,
+        };
+        Ok(ClusterOutcome::changed(
+            cluster,
+            job.backend(),
+            status,
+            change,
+            edited.changes,
+        ))
+    }
+}
+
+/// The edit `job` calls for on `current`; `None` when there is nothing to write.
+fn aws_auth_edit(
+    job: AwsAuthJob,
+    current: Option<&AwsAuthObject>,
+    goal: &ClusterGoal,
+) -> Result<Option<AwsAuthWrite<Edited>>, Error> {
+    if current.is_none() && job == AwsAuthJob::OffboardOnly {
+        return Ok(None);
+    }
+    let mut doc = AwsAuth::parse(current.map(|c| &c.data));
+    // A light read of mapUsers: the verb does the real parse and refuses broken YAML.
+    let user_arns = doc.user_arns().unwrap_or_default();
+    let offboarded = offboarded_for(goal, &user_arns);
+    let changed = match job {
+        AwsAuthJob::Own => {
+            doc.ensure_role(&goal.admin)?;
+            doc.remove_users(&offboarded)?;
+            doc.created() || !doc.changes().is_empty()
+        }
+        AwsAuthJob::OffboardOnly => {
+            if !mentions_offboarded(&user_arns, &offboarded) {
+                return Ok(None);
+            }
+            doc.remove_users(&offboarded)?;
+            !doc.changes().is_empty()
+        }
+    };
+    if !changed {
+        return Ok(None);
+    }
+    let changes = doc.changes().iter().map(ToString::to_string).collect();
+    let data = doc.into_data();
+    Ok(Some(AwsAuthWrite {
+        payload: Edited {
+            after: data.clone(),
+            changes,
+        },
+        data,
+    }))
+}
+
+/// Offboarded users for one document: the run's, plus this account's users mapped
+/// directly (`user_arns`) who no longer exist.
+pub(super) fn offboarded_for(goal: &ClusterGoal, user_arns: &[String]) -> Vec<Offboarded> {
+    let mut out = goal.offboarded.clone();
+    if let Some(existing) = &goal.existing_users {
+        for raw in user_arns {
+            if let Ok(arn) = raw.parse::<UserArn>()
+                && arn.account() == goal.account
+                && !existing.contains(&arn.name().as_str().to_ascii_lowercase())
+            {
+                tracing::info!(user = %arn, "direct mapping of a user that no longer exists");
+                out.push(Offboarded::Arn(arn));
+            }
+        }
+    }
+    out
+}
+
+/// Whether any of `user_arns` (from `mapUsers`) names an offboarded user.
+fn mentions_offboarded(user_arns: &[String], offboarded: &[Offboarded]) -> bool {
+    user_arns
+        .iter()
+        .any(|raw| offboarded.iter().any(|o| o.matches(raw)))
+}

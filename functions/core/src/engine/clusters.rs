@@ -1,0 +1,222 @@
+//! The cluster side of a run: list and describe the clusters in scope, then reconcile
+//! each tagged one with its backend.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU32;
+
+use futures::StreamExt;
+
+use crate::engine::aws_auth::AwsAuthJob;
+use crate::engine::outcome::ClusterOutcome;
+use crate::engine::{Engine, Error, Scope};
+use crate::model::arn::{ClusterName, RoleArn};
+use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
+use crate::model::config::Config;
+use crate::model::mapping::{AdminMapping, Offboarded};
+use crate::policy::accessentry::Timestamp;
+use crate::policy::desired::IamUser;
+use crate::ports::{EksApi, IamApi, KubeConnector, RoleInfo};
+
+/// What the clusters must end up with.
+pub(super) struct ClusterGoal {
+    /// For aws-auth: the role ARN without its path.
+    pub(super) admin: AdminMapping,
+    /// For access entries: the role's full ARN (EKS accepts paths there).
+    pub(super) admin_entry: AdminMapping,
+    /// The admin role's ARN as IAM gives it (with its path).
+    pub(super) role_arn: RoleArn,
+    /// The admin role's `CreateDate`: an older admin access entry is stale.
+    pub(super) role_created: Option<Timestamp>,
+    pub(super) offboarded: Vec<Offboarded>,
+    /// Names of every existing user (lower-case), when the full listing is known:
+    /// direct mappings of this account's users not in it are stale.
+    pub(super) existing_users: Option<BTreeSet<String>>,
+    pub(super) account: String,
+    /// aws-auth attempts retried (409, 5xx, 429), every cluster's, failed ones
+    /// included.
+    pub(super) retries: AtomicU32,
+}
+
+impl ClusterGoal {
+    pub(super) fn new(
+        config: &Config,
+        role: &RoleInfo,
+        offboarded: Vec<Offboarded>,
+        users: Option<&[IamUser]>,
+    ) -> Self {
+        let mapping = |role_arn: RoleArn| AdminMapping {
+            role_arn,
+            username: config.k8s_username.clone(),
+            groups: config.k8s_groups.clone(),
+        };
+        ClusterGoal {
+            admin: mapping(role.arn.without_path()),
+            admin_entry: mapping(role.arn.clone()),
+            account: role.arn.account().to_owned(),
+            role_arn: role.arn.clone(),
+            role_created: role.create_date,
+            offboarded,
+            existing_users: users.map(|u| {
+                u.iter()
+                    .map(|u| u.name.as_str().to_ascii_lowercase())
+                    .collect()
+            }),
+            retries: AtomicU32::new(0),
+        }
+    }
+}
+
+/// A cluster as `DescribeCluster` answered (region, name, info or the error).
+pub(super) type Described = (String, ClusterName, Result<ClusterInfo, Error>);
+
+impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
+    /// The cluster list (every region at once), then each cluster described, at most
+    /// `cluster_concurrency` at once; outcomes for the regions that could not be listed.
+    pub(super) async fn read_cluster_side(
+        &self,
+        scope: &Scope,
+    ) -> (Vec<Described>, Vec<ClusterOutcome>) {
+        let (names, failures) = self.cluster_names(scope).await;
+        let described: Vec<Described> = futures::stream::iter(names)
+            .map(|(region, name)| async move {
+                let info = self.eks.describe_cluster(&region, &name).await;
+                (region, name, info.map_err(Error::from))
+            })
+            .buffer_unordered(self.config.cluster_concurrency.max(1))
+            .collect()
+            .await;
+        (described, failures)
+    }
+
+    /// The clusters in scope, by region (the regions are listed at once), and outcomes
+    /// for the regions that could not be listed.
+    async fn cluster_names(
+        &self,
+        scope: &Scope,
+    ) -> (Vec<(String, ClusterName)>, Vec<ClusterOutcome>) {
+        let listed = futures::future::join_all(
+            self.config
+                .cluster_regions
+                .iter()
+                .map(|region| async move { (region, self.eks.list_clusters(region).await) }),
+        )
+        .await;
+        let mut names = Vec::new();
+        let mut failures = Vec::new();
+        for (region, r) in listed {
+            match r {
+                Ok(list) => names.extend(
+                    list.into_iter()
+                        .filter(|n| scope.includes(n))
+                        .map(|n| (region.clone(), n)),
+                ),
+                Err(e) => {
+                    tracing::error!(region = %region, error = %e, "cannot list clusters");
+                    let e = Error::from(e);
+                    failures.push(ClusterOutcome::failed(None, region, Backend::ConfigMap, &e));
+                }
+            }
+        }
+        (names, failures)
+    }
+
+    /// Every described cluster reconciled, at most `cluster_concurrency` at once.
+    pub(super) async fn reconcile_all(
+        &self,
+        described: Vec<Described>,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> Vec<(ClusterName, Option<ClusterOutcome>)> {
+        futures::stream::iter(described)
+            .map(|(region, name, info)| self.reconcile_described(region, name, info, goal, dry_run))
+            .buffer_unordered(self.config.cluster_concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Reconciles one described cluster if it carries the cluster tag. `None` (with
+    /// the name) for an untagged cluster: it is neither reported nor touched.
+    async fn reconcile_described(
+        &self,
+        region: String,
+        name: ClusterName,
+        info: Result<ClusterInfo, Error>,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> (ClusterName, Option<ClusterOutcome>) {
+        match info {
+            Ok(info) => {
+                if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
+                    let r = self.reconcile_cluster(info, goal, dry_run).await;
+                    (name, Some(r))
+                } else {
+                    tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
+                    (name, None)
+                }
+            }
+            Err(e) => {
+                tracing::error!(cluster = %name, region = %region, error = %e, kind = e.kind().as_str(), "cannot describe cluster");
+                let r = ClusterOutcome::failed(Some(&name), &region, Backend::ConfigMap, &e);
+                (name, Some(r))
+            }
+        }
+    }
+
+    /// One tagged cluster, by its backend.
+    async fn reconcile_cluster(
+        &self,
+        cluster: ClusterInfo,
+        goal: &ClusterGoal,
+        dry_run: bool,
+    ) -> ClusterOutcome {
+        let backend = cluster.auth_mode.backend();
+        if cluster.endpoint.is_empty() {
+            let reason = format!(
+                "cluster is {} and has no endpoint yet; the next run will bring it in",
+                if cluster.status.is_empty() {
+                    "not active"
+                } else {
+                    &cluster.status
+                }
+            );
+            return ClusterOutcome::skipped(&cluster.name, &cluster.region, backend, reason);
+        }
+        let result = match cluster.auth_mode {
+            AuthMode::ConfigMap => {
+                self.reconcile_aws_auth(&cluster, goal, dry_run, AwsAuthJob::Own)
+                    .await
+            }
+            AuthMode::Api | AuthMode::ApiAndConfigMap => {
+                self.reconcile_access_entries(&cluster, goal, dry_run).await
+            }
+        };
+        result.unwrap_or_else(|e| {
+            tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, kind = e.kind().as_str(), "cluster failed");
+            ClusterOutcome::failed(Some(&cluster.name), &cluster.region, backend, &e)
+        })
+    }
+
+    /// Skipped outcomes for the clusters the scope names that were not found tagged.
+    pub(super) fn missing_in_scope(
+        &self,
+        scope: &Scope,
+        seen: &BTreeSet<ClusterName>,
+    ) -> Vec<ClusterOutcome> {
+        let Some(wanted) = &scope.clusters else {
+            return Vec::new();
+        };
+        wanted
+            .iter()
+            .filter(|n| !seen.contains(*n))
+            .map(|name| {
+                let reason = format!(
+                    "no cluster named {name} carrying the tag {}={} in {}",
+                    self.config.cluster_tag.key,
+                    self.config.cluster_tag.value,
+                    self.config.cluster_regions.join(", ")
+                );
+                ClusterOutcome::skipped(name, "", Backend::ConfigMap, reason)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,118 @@
+//! What each cluster's reconcile returns, and how its plan and report are built.
+
+use crate::engine::Error;
+use crate::model::arn::ClusterName;
+use crate::model::cluster::{Backend, ClusterInfo};
+use crate::output::plan::{ClusterChange, ClusterPlan};
+use crate::output::report::{ClusterReport, ClusterStatus};
+
+/// One cluster's result: its part of the plan and of the report.
+pub(crate) struct ClusterOutcome {
+    /// `None` for a region whose clusters could not be listed.
+    pub(crate) plan: Option<ClusterPlan>,
+    pub(crate) report: ClusterReport,
+}
+
+impl ClusterOutcome {
+    /// Nothing to do.
+    pub(crate) fn unchanged(cluster: &ClusterInfo, backend: Backend) -> Self {
+        ClusterOutcome {
+            plan: Some(ClusterPlan {
+                name: cluster.name.clone(),
+                region: cluster.region.clone(),
+                backend,
+                change: ClusterChange::Unchanged,
+            }),
+            report: ClusterReport {
+                name: cluster.name.to_string(),
+                region: cluster.region.clone(),
+                backend,
+                status: ClusterStatus::Unchanged,
+                error: None,
+                changes: Vec::new(),
+            },
+        }
+    }
+
+    /// A change (planned, or made); `status` is Created or Updated.
+    pub(crate) fn changed(
+        cluster: &ClusterInfo,
+        backend: Backend,
+        status: ClusterStatus,
+        change: ClusterChange,
+        changes: Vec<String>,
+    ) -> Self {
+        ClusterOutcome {
+            plan: Some(ClusterPlan {
+                name: cluster.name.clone(),
+                region: cluster.region.clone(),
+                backend,
+                change,
+            }),
+            report: ClusterReport {
+                name: cluster.name.to_string(),
+                region: cluster.region.clone(),
+                backend,
+                status,
+                error: None,
+                changes,
+            },
+        }
+    }
+
+    /// A failure; `name` is `None` for a region whose clusters could not be listed
+    /// (reported as the cluster `*`).
+    pub(crate) fn failed(
+        name: Option<&ClusterName>,
+        region: &str,
+        backend: Backend,
+        error: &Error,
+    ) -> Self {
+        let error = error.to_string();
+        ClusterOutcome {
+            plan: name.map(|name| ClusterPlan {
+                name: name.clone(),
+                region: region.to_owned(),
+                backend,
+                change: ClusterChange::Failed {
+                    error: error.clone(),
+                },
+            }),
+            report: ClusterReport {
+                name: name.map_or_else(|| "*".to_owned(), ToString::to_string),
+                region: region.to_owned(),
+                backend,
+                status: ClusterStatus::Failed,
+                error: Some(error),
+                changes: Vec::new(),
+            },
+        }
+    }
+
+    /// Left alone, with the reason.
+    pub(crate) fn skipped(
+        name: &ClusterName,
+        region: &str,
+        backend: Backend,
+        reason: String,
+    ) -> Self {
+        ClusterOutcome {
+            plan: Some(ClusterPlan {
+                name: name.clone(),
+                region: region.to_owned(),
+                backend,
+                change: ClusterChange::Skipped {
+                    reason: reason.clone(),
+                },
+            }),
+            report: ClusterReport {
+                name: name.to_string(),
+                region: region.to_owned(),
+                backend,
+                status: ClusterStatus::Skipped,
+                error: None,
+                changes: vec![reason],
+            },
+        }
+    }
+}

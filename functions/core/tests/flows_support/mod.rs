@@ -1,0 +1,116 @@
+//! Helpers of the engine flow tests (engine_flows.rs, engine_offboard.rs): a world of
+//! fakes with clusters c1–c4, and small readers of its state.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use eks_access_sync::engine::Engine;
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::model::config::Config;
+use eks_access_sync::output::report::{ClusterStatus, RunReport};
+use serde_json::json;
+
+pub use crate::engine_support::*;
+
+pub type TestEngine = Engine<FakeIam, FakeEks, FakeKube>;
+
+pub fn config() -> Config {
+    test_config(&[
+        ("CLUSTER_REGIONS", "us-east-1,eu-west-1"),
+        ("CLUSTER_CONCURRENCY", "2"),
+    ])
+}
+
+pub struct World {
+    pub iam: FakeIam,
+    pub eks: FakeEks,
+    pub kube: FakeKube,
+    pub engine: TestEngine,
+}
+
+/// alice is an admin, bob is not. c1 (us-east-1, tagged, CONFIG_MAP, node role
+/// mapped), c2 (eu-west-1, untagged), c3 (eu-west-1, tagged, no aws-auth yet),
+/// c4 (us-east-1, tagged, API).
+pub fn world() -> World {
+    let iam = FakeIam::new(vec![user("alice", true), user("bob", false)], EMPTY_TRUST);
+    let eks = FakeEks::new(vec![
+        cluster("c1", "us-east-1", true, AuthMode::ConfigMap),
+        cluster("c2", "eu-west-1", false, AuthMode::ConfigMap),
+        cluster("c3", "eu-west-1", true, AuthMode::ConfigMap),
+        cluster("c4", "us-east-1", true, AuthMode::Api),
+    ]);
+    let kube = FakeKube::default();
+    kube.set("c1", aws_auth(NODE_ROLES, None));
+    kube.set("c2", aws_auth(NODE_ROLES, None));
+    kube.set("c3", None);
+    let engine = Engine::new(config(), iam.clone(), eks.clone(), kube.clone())
+        .with_conflict_backoff(Duration::from_millis(1));
+    World {
+        iam,
+        eks,
+        kube,
+        engine,
+    }
+}
+
+pub fn status(r: &RunReport, name: &str) -> ClusterStatus {
+    r.clusters
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("{name} not in report: {r:#?}"))
+        .status
+}
+
+pub fn map_roles_entries(
+    data: &std::collections::BTreeMap<String, String>,
+) -> Vec<serde_json::Value> {
+    serde_saphyr::from_str(&data["mapRoles"]).expect("mapRoles parses")
+}
+
+pub fn node_entry() -> serde_json::Value {
+    let v: Vec<serde_json::Value> = serde_saphyr::from_str(NODE_ROLES).expect("node yaml");
+    v[0].clone()
+}
+
+pub fn total_writes(w: &World) -> usize {
+    w.iam.writes() + w.eks.writes() + w.kube.total_writes()
+}
+
+pub fn iam_event(name: &str, user_name: &str) -> serde_json::Value {
+    let mut params = json!({ "userName": user_name });
+    if name == "TagUser" {
+        params["tags"] = json!([{ "key": "eks-admin", "value": "true" }]);
+    }
+    if name == "UntagUser" {
+        params["tagKeys"] = json!(["eks-admin"]);
+    }
+    json!({
+        "version": "0",
+        "id": "6f1b3b0e-0000-0000-0000-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam",
+        "account": ACCOUNT,
+        "time": "2026-11-28T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": { "type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/ops"), "accountId": ACCOUNT },
+            "eventTime": "2026-11-28T12:00:00Z",
+            "eventSource": "iam.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "192.0.2.1",
+            "userAgent": "aws-cli/2",
+            "requestParameters": params,
+            "responseElements": null,
+            "requestID": "11111111-2222-3333-4444-555555555555",
+            "eventID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management"
+        }
+    })
+}
