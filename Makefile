@@ -137,7 +137,7 @@ CLUSTER_REGION ?= $(REGION)
 bootstrap: $(VENV)/.installed
 	@[ -n "$(CLUSTER)" ] || { echo "usage: make bootstrap CLUSTER=name [CLUSTER_REGION=region]"; exit 1; }
 	role=$$($(call stack_output,FunctionRoleArn)); \
-	$(CARGO) run --quiet -p eks-access-sync --bin eks-access-sync -- \
+	$(CARGO) run --quiet -p eks-access-sync-cli --bin eks-access-sync -- \
 	  bootstrap --cluster "$(CLUSTER)" --region "$(CLUSTER_REGION)" --role-arn "$$role"
 
 # ------------------------------------------------------------ quality ----
@@ -155,7 +155,7 @@ test: tools check-kubectl
 # ------------------------------------------------------------ sandbox ----
 
 sandbox-up: $(VENV)/.installed
-	$(CARGO) build -p eks-access-sync -p eks-sandbox
+	$(CARGO) build -p eks-access-sync-cli -p eks-sandbox
 	@mkdir -p $(SANDBOX_DIR)
 	@if [ -f $(SANDBOX_DIR)/sandbox.pid ] && kill -0 "$$(cat $(SANDBOX_DIR)/sandbox.pid)" 2>/dev/null \
 	    && [ -s $(SANDBOX_DIR)/env ]; then \
@@ -191,7 +191,7 @@ sandbox-down:
 	@$(sandbox_down)
 
 demo: tools check-kubectl
-	$(CARGO) build -p eks-access-sync -p eks-sandbox
+	$(CARGO) build -p eks-access-sync-cli -p eks-sandbox
 	$(MAKE) sandbox-up
 	status=0; \
 	{ $(TARGET_DIR)/debug/eks-sandbox seed --dir $(SANDBOX_DIR) \
@@ -207,5 +207,5 @@ demo: tools check-kubectl
 # The functions' metric lines (EMF, stdout) are dropped; progress is on stderr.
 .PHONY: bench
 bench: $(VENV)/.installed
-	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync -p bench-hello -p bench
+	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync-cli -p bench-hello -p bench
 	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md $(BENCH_ARGS) >/dev/null

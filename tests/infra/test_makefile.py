@@ -46,7 +46,7 @@ def test_target_exists(target):
 def test_bench_builds_release_binaries_and_writes_the_report():
     out = dry("bench")
     build = out.index("cargo build --release")
-    for package in ("iam-events", "reconcile", "eks-access-sync", "bench-hello", "bench"):
+    for package in ("iam-events", "reconcile", "eks-access-sync-cli", "bench-hello", "bench"):
         assert f"-p {package}" in out[build:], package
     run = out.index("release/bench ")
     assert build < run

@@ -1,4 +1,5 @@
 //! eks-access-sync: keeps EKS cluster-admin access in step with IAM.
+#![warn(clippy::too_many_lines)]
 //!
 //! Layers, each importing only the ones before it:
 //! [`model`] (data) → [`policy`] (pure decisions) → [`output`] (plan and report) →
@@ -18,5 +19,9 @@ pub mod engine;
 
 pub mod adapters;
 pub mod backoff;
+pub mod bootstrap;
 pub mod intake;
 pub mod telemetry;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

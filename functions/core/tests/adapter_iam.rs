@@ -168,28 +168,29 @@ async fn service_errors_keep_code_and_message() {
     );
 }
 
+/// One GetAccountAuthorizationDetails page of the stub server (`marker`: more follow).
+fn page(users: &[&str], marker: Option<&str>) -> String {
+    let members: String = users
+        .iter()
+        .map(|u| format!(
+            "<member><UserName>{u}</UserName><UserId>AIDA{u:0>16}</UserId><Arn>arn:aws:iam::123456789012:user/{u}</Arn><Path>/</Path><CreateDate>2026-01-01T00:00:00Z</CreateDate><Tags><member><Key>k</Key><Value>{u}</Value></member></Tags></member>"
+        ))
+        .collect();
+    let (trunc, m) = match marker {
+        Some(m) => ("true", format!("<Marker>{m}</Marker>")),
+        None => ("false", String::new()),
+    };
+    format!(
+        "<GetAccountAuthorizationDetailsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetAccountAuthorizationDetailsResult><IsTruncated>{trunc}</IsTruncated>{m}<UserDetailList>{members}</UserDetailList><GroupDetailList/><RoleDetailList/><Policies/></GetAccountAuthorizationDetailsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetAccountAuthorizationDetailsResponse>"
+    )
+}
+
 /// moto ignores `MaxItems` on GetAccountAuthorizationDetails, so pagination is shown
 /// against a two-page stub server: one call per page, the marker passed on.
 #[tokio::test]
 async fn follows_markers_one_call_per_page() {
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    fn page(users: &[&str], marker: Option<&str>) -> String {
-        let members: String = users
-            .iter()
-            .map(|u| format!(
-                "<member><UserName>{u}</UserName><UserId>AIDA{u:0>16}</UserId><Arn>arn:aws:iam::123456789012:user/{u}</Arn><Path>/</Path><CreateDate>2026-01-01T00:00:00Z</CreateDate><Tags><member><Key>k</Key><Value>{u}</Value></member></Tags></member>"
-            ))
-            .collect();
-        let (trunc, m) = match marker {
-            Some(m) => ("true", format!("<Marker>{m}</Marker>")),
-            None => ("false", String::new()),
-        };
-        format!(
-            "<GetAccountAuthorizationDetailsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetAccountAuthorizationDetailsResult><IsTruncated>{trunc}</IsTruncated>{m}<UserDetailList>{members}</UserDetailList><GroupDetailList/><RoleDetailList/><Policies/></GetAccountAuthorizationDetailsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetAccountAuthorizationDetailsResponse>"
-        )
-    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

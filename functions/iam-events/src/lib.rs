@@ -5,6 +5,7 @@
 //! Ignored events (failed calls, other names, malformed records) succeed with
 //! `{"ignored": reason}` so that they are not retried. A run that fails returns an
 //! error, so that Lambda's retries and the on-failure destination take over.
+#![warn(clippy::too_many_lines)]
 
 use eks_access_sync::engine::{Engine, EventResult};
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
@@ -65,6 +66,25 @@ pub async fn handle_raw<I: IamApi, E: EksApi, K: KubeConnector>(
     Ok(handle(engine, event).await?)
 }
 
+impl HandlerError {
+    /// The `errorType` Lambda reports.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Input(_) => "InputRefused",
+            HandlerError::Run(_) => "RunFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// `Ok(report JSON)` if the run succeeded, else `Err` carrying the failures.
 pub fn finish(report: RunReport) -> Result<Value, RunFailed> {
     if report.succeeded() {
@@ -102,5 +122,91 @@ mod tests {
         let err = finish(r).expect_err("failed");
         assert!(err.to_string().contains("eu-west-1/prod"), "{err}");
         assert!(err.to_string().contains("mapRoles"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod handle_tests {
+    use super::*;
+    use eks_access_sync::model::cluster::AuthMode;
+    use eks_access_sync::testing::*;
+
+    type TestEngine = Engine<FakeIam, FakeEks, FakeKube>;
+
+    /// dave (tagged admin) and erin; one tagged CONFIG_MAP cluster.
+    fn engine(iam: &FakeIam) -> TestEngine {
+        let eks = FakeEks::new(vec![cluster("c1", "us-east-1", true, AuthMode::ConfigMap)]);
+        let kube = FakeKube::default();
+        kube.set("c1", aws_auth(NODE_ROLES, None));
+        Engine::new(
+            test_config(&[("CLUSTER_REGIONS", "us-east-1")]),
+            iam.clone(),
+            eks,
+            kube,
+        )
+    }
+
+    fn iam() -> FakeIam {
+        FakeIam::new(vec![user("dave", true), user("erin", false)], EMPTY_TRUST)
+    }
+
+    #[tokio::test]
+    async fn malformed_payload_is_ignored() {
+        let iam = iam();
+        let out = handle(&engine(&iam), json!({"dryRun": true}))
+            .await
+            .expect("ignored, not an error");
+        let reason = out["ignored"].as_str().expect("ignored");
+        assert!(reason.contains("not an EventBridge event"), "{reason}");
+        assert_eq!(iam.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn failed_call_is_ignored() {
+        let iam = iam();
+        let mut ev = iam_event("CreateUser", "dave");
+        ev["detail"]["errorCode"] = json!("EntityAlreadyExistsException");
+        ev["detail"]["errorMessage"] = json!("User with name dave already exists.");
+        let out = handle(&engine(&iam), ev).await.expect("ignored");
+        let reason = out["ignored"].as_str().expect("ignored");
+        assert!(reason.contains("EntityAlreadyExistsException"), "{reason}");
+        assert_eq!(iam.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn tag_user_trusts_the_user() {
+        let iam = iam();
+        let out = handle(&engine(&iam), iam_event("TagUser", "dave"))
+            .await
+            .expect("run succeeded");
+        assert_eq!(
+            out["trustPolicy"]["added"],
+            json!([format!("arn:aws:iam::{ACCOUNT}:user/dave")])
+        );
+        assert_eq!(iam.writes(), 1);
+        assert!(iam.policy().contains("user/dave"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_is_an_error_with_a_readable_type() {
+        let iam = iam();
+        iam.0.lock().expect("lock").fail_update = Some("MalformedPolicyDocument".into());
+        let err = handle_raw(&engine(&iam), &raw(&iam_event("TagUser", "dave")))
+            .await
+            .expect_err("the trust-policy write failed");
+        assert!(err.to_string().contains("MalformedPolicyDocument"), "{err}");
+        let d = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(d.error_type, "RunFailed");
+        let err = handle_raw(&engine(&iam), &raw(&json!("x".repeat(300 * 1024))))
+            .await
+            .expect_err("oversized");
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(err).error_type,
+            "InputRefused"
+        );
+    }
+
+    fn raw(v: &Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).expect("raw")
     }
 }

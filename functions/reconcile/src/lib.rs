@@ -13,6 +13,7 @@
 //! A manual invocation always returns the report (read `succeeded` there). A scheduled
 //! or event-driven run that fails returns an error so that Lambda's failure handling
 //! (and the alarm on it) sees it. IAM events are left to `iam-events`.
+#![warn(clippy::too_many_lines)]
 
 use eks_access_sync::engine::{Engine, Scope, eks_event_scope};
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
@@ -61,6 +62,39 @@ pub enum Request {
     Scheduled,
     Eks(Scope),
     Ignored(String),
+}
+
+impl Request {
+    /// The kind of request, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Manual { dry_run: true, .. } => "manual (dry run)",
+            Request::Manual { .. } => "manual",
+            Request::Scheduled => "scheduled",
+            Request::Eks(_) => "eks event",
+            Request::Ignored(_) => "ignored",
+        }
+    }
+}
+
+impl ReconcileError {
+    /// The `errorType` Lambda reports.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ReconcileError::BadRequest(_) => "BadRequest",
+            ReconcileError::Input(_) => "InputRefused",
+            ReconcileError::RunFailed { .. } => "RunFailed",
+        }
+    }
+}
+
+impl From<ReconcileError> for lambda_runtime::Diagnostic {
+    fn from(e: ReconcileError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Tells an EventBridge envelope from a manual payload and parses it.
@@ -115,7 +149,7 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
     event: Value,
 ) -> Result<Value, ReconcileError> {
     let request = parse_request(engine.config(), &event)?;
-    tracing::info!(request = ?request, "reconcile");
+    tracing::info!(request = request.name(), "reconcile");
     let (report, manual) = match request {
         Request::Ignored(reason) => {
             tracing::info!(reason = %reason, "event ignored");
@@ -279,5 +313,82 @@ mod tests {
         let mut r = RunReport::new(false, "eks-admin", 2048);
         r.trust_policy.error = Some("LimitExceeded".into());
         assert!(r.failure_summary().contains("trust policy: LimitExceeded"));
+    }
+}
+
+#[cfg(test)]
+mod handle_tests {
+    use super::*;
+    use eks_access_sync::model::cluster::AuthMode;
+    use eks_access_sync::testing::*;
+
+    struct World {
+        iam: FakeIam,
+        kube: FakeKube,
+        engine: Engine<FakeIam, FakeEks, FakeKube>,
+    }
+
+    /// dave (tagged admin); one tagged CONFIG_MAP cluster without the admin mapping.
+    fn world() -> World {
+        let iam = FakeIam::new(vec![user("dave", true)], EMPTY_TRUST);
+        let eks = FakeEks::new(vec![cluster("c1", "us-east-1", true, AuthMode::ConfigMap)]);
+        let kube = FakeKube::default();
+        kube.set("c1", aws_auth(NODE_ROLES, None));
+        let cfg = test_config(&[("CLUSTER_REGIONS", "us-east-1")]);
+        let engine = Engine::new(cfg, iam.clone(), eks, kube.clone());
+        World { iam, kube, engine }
+    }
+
+    #[tokio::test]
+    async fn bad_request_is_an_error_with_its_type() {
+        let w = world();
+        let err = handle(&w.engine, json!({"dryRun": "yes"}))
+            .await
+            .expect_err("bad request");
+        assert!(matches!(err, ReconcileError::BadRequest(_)), "{err:?}");
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(err).error_type,
+            "BadRequest"
+        );
+        assert_eq!(w.iam.writes() + w.kube.total_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn dry_run_writes_nothing_and_returns_the_plan() {
+        let w = world();
+        let out = handle(&w.engine, json!({"dryRun": true}))
+            .await
+            .expect("report");
+        assert!(out["plan"].is_object(), "{out}");
+        assert_eq!(out["trustPolicy"]["changed"], json!(true));
+        assert_eq!(w.iam.writes(), 0);
+        assert_eq!(w.kube.total_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn iam_event_is_ignored() {
+        let w = world();
+        let out = handle(&w.engine, iam_event("TagUser", "dave"))
+            .await
+            .expect("ignored");
+        let reason = out["ignored"].as_str().expect("ignored");
+        assert!(reason.contains("iam-events"), "{reason}");
+        assert_eq!(w.iam.writes() + w.kube.total_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_scheduled_run_is_a_run_failed_error() {
+        let w = world();
+        w.iam.0.lock().expect("lock").fail_update = Some("MalformedPolicyDocument".into());
+        let ev = json!({
+            "version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": ACCOUNT, "time": "2026-11-28T12:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {}
+        });
+        let err = handle(&w.engine, ev).await.expect_err("run failed");
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(err).error_type,
+            "RunFailed"
+        );
     }
 }

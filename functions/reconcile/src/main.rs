@@ -2,6 +2,7 @@
 //! read once, at cold start.
 //! The payload is taken unparsed (a `RawValue`, its JSON text) so that an oversized
 //! event is refused before it is built into a tree.
+#![warn(clippy::too_many_lines)]
 
 use eks_access_sync::adapters::SdkEngine;
 use eks_access_sync::telemetry::{LogTarget, init_tracing};
@@ -17,9 +18,7 @@ async fn main() -> Result<(), Error> {
     let engine = &engine;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<Box<RawValue>>| async move {
-            reconcile::handle_raw(engine, &ev.payload)
-                .await
-                .map_err(Error::from)
+            reconcile::handle_raw(engine, &ev.payload).await
         },
     ))
     .await

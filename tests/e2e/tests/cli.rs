@@ -2,7 +2,7 @@
 //!
 //! The binary is another package's: it is looked up next to this test's executable
 //! (`target/<profile>/`). `cargo test --workspace` (what `make test` runs) builds it;
-//! on its own, run `cargo build -p eks-access-sync` first.
+//! on its own, run `cargo build -p eks-access-sync-cli` first.
 
 mod support;
 

@@ -59,18 +59,27 @@ impl TagSpec {
     }
 }
 
+/// A tag specification that is not `key=value` within IAM's limits; the text says
+/// what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{expected}")]
+pub struct TagSpecError {
+    pub expected: &'static str,
+}
+
 impl FromStr for TagSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TagSpecError;
+    fn from_str(s: &str) -> Result<Self, TagSpecError> {
+        let bad = |expected| Err(TagSpecError { expected });
         let Some((k, v)) = s.split_once('=') else {
-            return Err("key=value".into());
+            return bad("key=value");
         };
         let (k, v) = (k.trim(), v.trim());
         if k.is_empty() || k.len() > 128 {
-            return Err("key=value with a key of 1 to 128 characters".into());
+            return bad("key=value with a key of 1 to 128 characters");
         }
         if v.len() > 256 {
-            return Err("key=value with a value of at most 256 characters".into());
+            return bad("key=value with a value of at most 256 characters");
         }
         Ok(TagSpec {
             key: k.to_string(),
@@ -185,10 +194,10 @@ impl Config {
 
         let tag = |var: &'static str, default: &str| -> Result<TagSpec, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.to_string());
-            v.parse().map_err(|expected| ConfigError::Invalid {
+            v.parse().map_err(|e: TagSpecError| ConfigError::Invalid {
                 var,
                 value: v.clone(),
-                expected,
+                expected: e.to_string(),
             })
         };
         let admin_user_tag = tag("ADMIN_USER_TAG", DEFAULT_ADMIN_USER_TAG)?;
@@ -232,46 +241,8 @@ impl Config {
             None => DEFAULT_CLUSTER_CONCURRENCY,
         };
 
-        let trust_lock_table = match get("TRUST_LOCK_TABLE") {
-            Some(v) if is_table_name(v.trim()) => Some(v.trim().to_string()),
-            Some(v) => {
-                return Err(ConfigError::Invalid {
-                    var: "TRUST_LOCK_TABLE",
-                    value: v,
-                    expected: "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -), not an ARN"
-                        .into(),
-                });
-            }
-            None => None,
-        };
-
-        let (regions_var, regions_raw) = match get("CLUSTER_REGIONS") {
-            Some(v) => ("CLUSTER_REGIONS", v),
-            None => match get("AWS_REGION") {
-                Some(v) => ("AWS_REGION", v),
-                None => match get("AWS_DEFAULT_REGION") {
-                    Some(v) => ("AWS_DEFAULT_REGION", v),
-                    None => {
-                        return Err(ConfigError::Missing {
-                            var: "CLUSTER_REGIONS",
-                            expected: "a comma list of regions (e.g. us-east-1,eu-west-1); \
-                                       it defaults to AWS_REGION or AWS_DEFAULT_REGION, \
-                                       and neither is set",
-                        });
-                    }
-                },
-            },
-        };
-        let mut cluster_regions = comma_list(&regions_raw);
-        let mut seen = std::collections::BTreeSet::new();
-        cluster_regions.retain(|r| seen.insert(r.clone()));
-        if cluster_regions.is_empty() || !cluster_regions.iter().all(|r| is_region(r)) {
-            return Err(ConfigError::Invalid {
-                var: regions_var,
-                value: regions_raw,
-                expected: "a comma list of AWS regions such as us-east-1,eu-west-1".into(),
-            });
-        }
+        let trust_lock_table = lookup_trust_lock_table(&get)?;
+        let cluster_regions = lookup_regions(&get)?;
 
         Ok(Config {
             admin_role_name,
@@ -287,6 +258,56 @@ impl Config {
             trust_lock_table,
         })
     }
+}
+
+/// `TRUST_LOCK_TABLE`: a DynamoDB table name, if set.
+fn lookup_trust_lock_table(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    Ok(match get("TRUST_LOCK_TABLE") {
+        Some(v) if is_table_name(v.trim()) => Some(v.trim().to_string()),
+        Some(v) => {
+            return Err(ConfigError::Invalid {
+                var: "TRUST_LOCK_TABLE",
+                value: v,
+                expected: "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -), not an ARN"
+                    .into(),
+            });
+        }
+        None => None,
+    })
+}
+
+/// `CLUSTER_REGIONS` (else `AWS_REGION`, else `AWS_DEFAULT_REGION`), deduplicated.
+fn lookup_regions(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let (regions_var, regions_raw) = match get("CLUSTER_REGIONS") {
+        Some(v) => ("CLUSTER_REGIONS", v),
+        None => match get("AWS_REGION") {
+            Some(v) => ("AWS_REGION", v),
+            None => match get("AWS_DEFAULT_REGION") {
+                Some(v) => ("AWS_DEFAULT_REGION", v),
+                None => {
+                    return Err(ConfigError::Missing {
+                        var: "CLUSTER_REGIONS",
+                        expected: "a comma list of regions (e.g. us-east-1,eu-west-1); \
+                                   it defaults to AWS_REGION or AWS_DEFAULT_REGION, \
+                                   and neither is set",
+                    });
+                }
+            },
+        },
+    };
+    let mut cluster_regions = comma_list(&regions_raw);
+    let mut seen = std::collections::BTreeSet::new();
+    cluster_regions.retain(|r| seen.insert(r.clone()));
+    if cluster_regions.is_empty() || !cluster_regions.iter().all(|r| is_region(r)) {
+        return Err(ConfigError::Invalid {
+            var: regions_var,
+            value: regions_raw,
+            expected: "a comma list of AWS regions such as us-east-1,eu-west-1".into(),
+        });
+    }
+    Ok(cluster_regions)
 }
 
 #[cfg(test)]

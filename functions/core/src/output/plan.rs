@@ -203,66 +203,77 @@ impl Plan {
                     after,
                     changes,
                     create,
-                } => {
-                    if *create && before.is_none() {
-                        let _ = writeln!(out, "  create ConfigMap kube-system/aws-auth");
-                    }
-                    for ch in changes {
-                        let _ = writeln!(out, "  * {ch}");
-                    }
-                    let empty = BTreeMap::new();
-                    let before = before.as_ref().unwrap_or(&empty);
-                    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-                    for k in keys {
-                        let (o, n) = (before.get(k), after.get(k));
-                        if o == n {
-                            continue;
-                        }
-                        diff(
-                            &mut out,
-                            o.map(String::as_str).unwrap_or(""),
-                            n.map(String::as_str).unwrap_or(""),
-                            &format!("aws-auth/data.{k} (current)"),
-                            &format!("aws-auth/data.{k} (planned)"),
-                        );
-                    }
-                }
-                ClusterChange::AccessEntries(p) => {
-                    if p.is_empty() {
-                        let _ = writeln!(out, "  no change");
-                    }
-                    if let Some(r) = &p.recreate_admin_entry {
-                        let _ = writeln!(out, "  - access entry {} ({r})", r.principal_arn);
-                    }
-                    if let Some(e) = &p.create_admin_entry {
-                        let _ = writeln!(
-                            out,
-                            "  + access entry {} (username {}, groups [{}])",
-                            e.principal_arn,
-                            e.username.as_deref().unwrap_or("(EKS default)"),
-                            e.kubernetes_groups.join(", ")
-                        );
-                    }
-                    if let Some(e) = &p.update_admin_entry {
-                        let _ = writeln!(
-                            out,
-                            "  ~ access entry {} (username {}, groups [{}])",
-                            e.principal_arn,
-                            e.username.as_deref().unwrap_or("(unchanged)"),
-                            e.kubernetes_groups.join(", ")
-                        );
-                    }
-                    if p.associate_admin_policy {
-                        let _ =
-                            writeln!(out, "  + associate {CLUSTER_ADMIN_POLICY} (scope cluster)");
-                    }
-                    for d in &p.delete_entries {
-                        let _ = writeln!(out, "  - access entry {d}");
-                    }
-                }
+                } => render_aws_auth(&mut out, before.as_ref(), after, changes, *create),
+                ClusterChange::AccessEntries(p) => render_access_entries(&mut out, p),
             }
         }
         out
+    }
+}
+
+/// A cluster's aws-auth change: the change lines, then a diff per changed key.
+fn render_aws_auth(
+    out: &mut String,
+    before: Option<&BTreeMap<String, String>>,
+    after: &BTreeMap<String, String>,
+    changes: &[String],
+    create: bool,
+) {
+    if create && before.is_none() {
+        let _ = writeln!(out, "  create ConfigMap kube-system/aws-auth");
+    }
+    for ch in changes {
+        let _ = writeln!(out, "  * {ch}");
+    }
+    let empty = BTreeMap::new();
+    let before = before.unwrap_or(&empty);
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for k in keys {
+        let (o, n) = (before.get(k), after.get(k));
+        if o == n {
+            continue;
+        }
+        diff(
+            out,
+            o.map(String::as_str).unwrap_or(""),
+            n.map(String::as_str).unwrap_or(""),
+            &format!("aws-auth/data.{k} (current)"),
+            &format!("aws-auth/data.{k} (planned)"),
+        );
+    }
+}
+
+/// A cluster's access-entry writes, one line each.
+fn render_access_entries(out: &mut String, p: &AccessEntryPlan) {
+    if p.is_empty() {
+        let _ = writeln!(out, "  no change");
+    }
+    if let Some(r) = &p.recreate_admin_entry {
+        let _ = writeln!(out, "  - access entry {} ({r})", r.principal_arn);
+    }
+    if let Some(e) = &p.create_admin_entry {
+        let _ = writeln!(
+            out,
+            "  + access entry {} (username {}, groups [{}])",
+            e.principal_arn,
+            e.username.as_deref().unwrap_or("(EKS default)"),
+            e.kubernetes_groups.join(", ")
+        );
+    }
+    if let Some(e) = &p.update_admin_entry {
+        let _ = writeln!(
+            out,
+            "  ~ access entry {} (username {}, groups [{}])",
+            e.principal_arn,
+            e.username.as_deref().unwrap_or("(unchanged)"),
+            e.kubernetes_groups.join(", ")
+        );
+    }
+    if p.associate_admin_policy {
+        let _ = writeln!(out, "  + associate {CLUSTER_ADMIN_POLICY} (scope cluster)");
+    }
+    for d in &p.delete_entries {
+        let _ = writeln!(out, "  - access entry {d}");
     }
 }
 

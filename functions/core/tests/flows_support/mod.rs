@@ -8,7 +8,6 @@ use eks_access_sync::engine::Engine;
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
 use eks_access_sync::output::report::{ClusterStatus, RunReport};
-use serde_json::json;
 
 pub use crate::engine_support::*;
 
@@ -74,43 +73,4 @@ pub fn node_entry() -> serde_json::Value {
 
 pub fn total_writes(w: &World) -> usize {
     w.iam.writes() + w.eks.writes() + w.kube.total_writes()
-}
-
-pub fn iam_event(name: &str, user_name: &str) -> serde_json::Value {
-    let mut params = json!({ "userName": user_name });
-    if name == "TagUser" {
-        params["tags"] = json!([{ "key": "eks-admin", "value": "true" }]);
-    }
-    if name == "UntagUser" {
-        params["tagKeys"] = json!(["eks-admin"]);
-    }
-    json!({
-        "version": "0",
-        "id": "6f1b3b0e-0000-0000-0000-000000000001",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.iam",
-        "account": ACCOUNT,
-        "time": "2026-11-28T12:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.09",
-            "userIdentity": { "type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/ops"), "accountId": ACCOUNT },
-            "eventTime": "2026-11-28T12:00:00Z",
-            "eventSource": "iam.amazonaws.com",
-            "eventName": name,
-            "awsRegion": "us-east-1",
-            "sourceIPAddress": "192.0.2.1",
-            "userAgent": "aws-cli/2",
-            "requestParameters": params,
-            "responseElements": null,
-            "requestID": "11111111-2222-3333-4444-555555555555",
-            "eventID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
-            "readOnly": false,
-            "eventType": "AwsApiCall",
-            "managementEvent": true,
-            "recipientAccountId": ACCOUNT,
-            "eventCategory": "Management"
-        }
-    })
 }

@@ -486,7 +486,7 @@ pub fn command(sb: &Sandbox, program: &str, home: &Path) -> tokio::process::Comm
 
 /// The operator CLI (`eks-access-sync`, another package's binary), looked up next to
 /// the test's executable (`target/<profile>/`). `cargo test --workspace` (what `make
-/// test` runs) builds it; on its own, run `cargo build -p eks-access-sync` first.
+/// test` runs) builds it; on its own, run `cargo build -p eks-access-sync-cli` first.
 /// `EKS_ACCESS_SYNC_BIN` names another binary (e.g. a copy, when a target directory is
 /// shared by several checkouts).
 pub fn cli_binary() -> PathBuf {
@@ -502,7 +502,7 @@ pub fn cli_binary() -> PathBuf {
         .join("eks-access-sync");
     assert!(
         bin.is_file(),
-        "{} not found: build it with `cargo build -p eks-access-sync` (make test does)",
+        "{} not found: build it with `cargo build -p eks-access-sync-cli` (make test does)",
         bin.display()
     );
     bin

@@ -362,6 +362,15 @@ impl EksApi for SdkEks {
     }
 }
 
+impl From<UnknownAuthMode> for EksError {
+    fn from(e: UnknownAuthMode) -> Self {
+        EksError::InvalidResponse {
+            operation: "DescribeCluster",
+            message: e.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,14 +414,5 @@ mod tests {
             .certificate_authority(Certificate::builder().data("%%%").build())
             .build();
         assert!(cluster_info("us-east-1", &bad).is_err());
-    }
-}
-
-impl From<UnknownAuthMode> for EksError {
-    fn from(e: UnknownAuthMode) -> Self {
-        EksError::InvalidResponse {
-            operation: "DescribeCluster",
-            message: e.to_string(),
-        }
     }
 }

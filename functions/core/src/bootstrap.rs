@@ -14,15 +14,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+use crate::engine::{AwsAuthWrite, Error, MAX_RETRY_PAUSE, MAX_WRITE_ATTEMPTS, write_with_retry};
+use crate::policy::awsauth::AwsAuth;
+use crate::ports::AwsAuthObject;
+
+use crate::adapters::kube::client::EksKubeConnector;
+use crate::adapters::kube::store::{AWS_AUTH_NAME, K8sError, KUBE_SYSTEM, KubeAwsAuth};
+use crate::model::arn::{ClusterName, RoleArn};
+use crate::model::mapping::AdminMapping;
+use crate::{adapters::aws::eks::SdkEks, ports::EksApi};
 use aws_types::SdkConfig;
-use eks_access_sync::model::arn::{ClusterName, RoleArn};
-use eks_access_sync::{adapters::aws::eks::SdkEks, ports::EksApi};
-use eks_access_sync::{
-    adapters::kube::client::EksKubeConnector,
-    adapters::kube::store::{AWS_AUTH_NAME, K8sError, KUBE_SYSTEM, KubeAwsAuth},
-    ports::AwsAuthStore,
-};
-use eks_access_sync::{model::mapping::AdminMapping, policy::awsauth::edit_aws_auth};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
@@ -30,14 +32,18 @@ use kube::api::{Api, PostParams};
 /// Kubernetes user and group of the functions' role; name of the Role and RoleBinding.
 pub const FUNCTIONS_IDENTITY: &str = "eks-access-sync";
 
+/// First pause after an aws-auth conflict during the bootstrap.
+const BOOTSTRAP_BACKOFF: Duration = Duration::from_millis(200);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("EKS: {0}")]
-    Eks(#[from] eks_access_sync::adapters::aws::eks::EksError),
+    Eks(#[from] crate::adapters::aws::eks::EksError),
     #[error("Kubernetes: {0}")]
     K8s(#[from] K8sError),
-    #[error("refusing to edit aws-auth: {0}")]
-    AwsAuth(String),
+    /// The aws-auth edit was refused, or its write kept failing.
+    #[error(transparent)]
+    AwsAuth(#[from] crate::engine::Error),
     #[error("cluster {0} has no endpoint yet (status {1}); retry when it is ACTIVE")]
     NotActive(String, String),
 }
@@ -143,40 +149,32 @@ async fn ensure_aws_auth(
     store: &KubeAwsAuth,
     mapping: &AdminMapping,
 ) -> Result<String, BootstrapError> {
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=5u32 {
-        let current = store.read().await?;
-        let edit = edit_aws_auth(current.as_ref().map(|c| &c.data), mapping, &[])
-            .map_err(|e| BootstrapError::AwsAuth(e.to_string()))?;
-        if !edit.changed() {
-            return Ok("aws-auth: functions' role already mapped".to_owned());
+    let edit = |current: Option<&AwsAuthObject>| {
+        let mut doc = AwsAuth::parse(current.map(|c| &c.data));
+        doc.ensure_role(mapping).map_err(Error::from)?;
+        if !doc.created() && doc.changes().is_empty() {
+            return Ok(None);
         }
-        let written = match &current {
-            None => store.create(edit.data).await,
-            Some(c) => store.replace(edit.data, &c.resource_version).await,
-        };
-        match written {
-            Ok(()) => {
-                return Ok(format!(
-                    "aws-auth: {} mapped as {FUNCTIONS_IDENTITY} (group {FUNCTIONS_IDENTITY}){}",
-                    mapping.role_arn,
-                    if current.is_none() {
-                        "; ConfigMap created"
-                    } else {
-                        ""
-                    }
-                ));
+        Ok(Some(AwsAuthWrite {
+            data: doc.into_data(),
+            payload: (),
+        }))
+    };
+    let backoff = Backoff::new(BOOTSTRAP_BACKOFF, MAX_RETRY_PAUSE);
+    let written =
+        write_with_retry(store, backoff, MAX_WRITE_ATTEMPTS, true, edit, |_, _| {}).await?;
+    Ok(match written {
+        None => "aws-auth: functions' role already mapped".to_owned(),
+        Some((current, ())) => format!(
+            "aws-auth: {} mapped as {FUNCTIONS_IDENTITY} (group {FUNCTIONS_IDENTITY}){}",
+            mapping.role_arn,
+            if current.is_none() {
+                "; ConfigMap created"
+            } else {
+                ""
             }
-            Err(K8sError::Conflict(_)) if attempt < 5 => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(BootstrapError::K8s(K8sError::Conflict(
-        "aws-auth kept changing".into(),
-    )))
+        ),
+    })
 }
 
 /// Runs the bootstrap with the caller's credentials. Returns one line per step.

@@ -1,8 +1,7 @@
 //! Command-line parsing and the commands.
 
-mod bootstrap;
-
 use clap::{Parser, Subcommand, ValueEnum};
+use eks_access_sync::bootstrap;
 use eks_access_sync::intake::{IntakeError, parse_event, read_event};
 use eks_access_sync::model::arn::{ClusterName, RoleArn};
 use eks_access_sync::{
@@ -132,19 +131,7 @@ pub async fn run(cli: Cli) -> u8 {
         role_arn,
     } = &cli.command
     {
-        let sdk = eks_access_sync::adapters::aws::sdk::load_sdk_config().await;
-        return match bootstrap::bootstrap(&sdk, region, cluster, role_arn).await {
-            Ok(lines) => {
-                for l in lines {
-                    println!("{l}");
-                }
-                EXIT_OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_FAILED
-            }
-        };
+        return cmd_bootstrap(cluster, region, role_arn).await;
     }
     let engine = match SdkEngine::from_env().await {
         Ok((engine, _)) => engine,
@@ -158,23 +145,7 @@ pub async fn run(cli: Cli) -> u8 {
             output,
             exit_code,
             clusters,
-        } => {
-            let outcome = engine.run_full(&scope_of(clusters), true).await;
-            match output {
-                Output::Text => {
-                    print!("{}", outcome.plan.render_text());
-                    print!("{}", outcome.report.render_text());
-                }
-                Output::Json => print_json(&outcome.report),
-            }
-            if !outcome.report.succeeded() {
-                EXIT_FAILED
-            } else if exit_code && outcome.plan.has_changes() {
-                EXIT_CHANGES
-            } else {
-                EXIT_OK
-            }
-        }
+        } => cmd_plan(&engine, output, exit_code, clusters).await,
         Command::Reconcile {
             output,
             clusters,
@@ -183,44 +154,91 @@ pub async fn run(cli: Cli) -> u8 {
             if !lease_or_told(&engine, no_lease) {
                 return EXIT_FAILED;
             }
-            let report = engine.apply_full(&scope_of(clusters)).await;
-            match output {
-                Output::Text => print!("{}", report.render_text()),
-                Output::Json => print_json(&report),
+            cmd_reconcile(&engine, output, clusters).await
+        }
+        Command::HandleEvent { file, no_lease } => {
+            if !lease_or_told(&engine, no_lease) {
+                return EXIT_FAILED;
             }
+            cmd_handle_event(&engine, &file).await
+        }
+        Command::Bootstrap { .. } => EXIT_FAILED,
+    }
+}
+
+async fn cmd_bootstrap(cluster: &ClusterName, region: &str, role_arn: &RoleArn) -> u8 {
+    let sdk = eks_access_sync::adapters::aws::sdk::load_sdk_config().await;
+    match bootstrap::bootstrap(&sdk, region, cluster, role_arn).await {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn cmd_plan(
+    engine: &SdkEngine,
+    output: Output,
+    exit_code: bool,
+    clusters: Vec<ClusterName>,
+) -> u8 {
+    let outcome = engine.run_full(&scope_of(clusters), true).await;
+    match output {
+        Output::Text => {
+            print!("{}", outcome.plan.render_text());
+            print!("{}", outcome.report.render_text());
+        }
+        Output::Json => print_json(&outcome.report),
+    }
+    if !outcome.report.succeeded() {
+        EXIT_FAILED
+    } else if exit_code && outcome.plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    }
+}
+
+async fn cmd_reconcile(engine: &SdkEngine, output: Output, clusters: Vec<ClusterName>) -> u8 {
+    let report = engine.apply_full(&scope_of(clusters)).await;
+    match output {
+        Output::Text => print!("{}", report.render_text()),
+        Output::Json => print_json(&report),
+    }
+    if report.succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+async fn cmd_handle_event(engine: &SdkEngine, file: &str) -> u8 {
+    let event = match read_event_arg(file) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {file}: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    match engine.handle_iam_events_payload(&event, false).await {
+        EventResult::Ignored(reason) => {
+            print_json(&serde_json::json!({ "ignored": reason }));
+            EXIT_OK
+        }
+        EventResult::Ran(report) => {
+            print_json(&report);
             if report.succeeded() {
                 EXIT_OK
             } else {
                 EXIT_FAILED
             }
         }
-        Command::HandleEvent { file, no_lease } => {
-            if !lease_or_told(&engine, no_lease) {
-                return EXIT_FAILED;
-            }
-            let event = match read_event_arg(&file) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("error: {file}: {e}");
-                    return EXIT_FAILED;
-                }
-            };
-            match engine.handle_iam_events_payload(&event, false).await {
-                EventResult::Ignored(reason) => {
-                    print_json(&serde_json::json!({ "ignored": reason }));
-                    EXIT_OK
-                }
-                EventResult::Ran(report) => {
-                    print_json(&report);
-                    if report.succeeded() {
-                        EXIT_OK
-                    } else {
-                        EXIT_FAILED
-                    }
-                }
-            }
-        }
-        Command::Bootstrap { .. } => EXIT_FAILED,
     }
 }
 

@@ -2,6 +2,7 @@
 //! functions. Output (plan, diff, report) goes to stdout, logs (JSON) to stderr.
 //!
 //! Exit codes: 0 success, 1 failure, 2 with `plan --exit-code` when changes are pending.
+#![warn(clippy::too_many_lines)]
 
 mod cli;
 

@@ -1,0 +1,192 @@
+//! The fake clusters' aws-auth ConfigMaps.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::adapters::kube::store::K8sError;
+use crate::model::cluster::ClusterEndpoint;
+use crate::ports::{AwsAuthObject, AwsAuthStore, KubeConnector};
+
+use super::round_trip;
+
+#[derive(Default, Debug)]
+pub struct CmState {
+    pub data: Option<BTreeMap<String, String>>,
+    pub version: u64,
+    pub writes: usize,
+    /// Before the next replace, another writer sets this key (and the replace conflicts).
+    pub race: Option<(String, String)>,
+    pub connects: usize,
+    pub rtt: Duration,
+    /// HTTP statuses the next reads/writes answer with, one per call, in order
+    /// (0: answer normally; 409 is a conflict; others as the API server sends them).
+    pub faults: VecDeque<u16>,
+    /// Reads, replaces and creates attempted (faulted ones included).
+    pub calls: usize,
+}
+
+/// The error the kube client gives for an API status `code`.
+fn status_error(code: u16) -> K8sError {
+    let reason = match code {
+        409 => "Conflict",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        _ => "InternalError",
+    };
+    K8sError::from_status(code, reason, &format!("injected {code}"))
+}
+
+impl CmState {
+    /// Counts the call; the next injected fault, if any.
+    fn fault(&mut self) -> Result<(), K8sError> {
+        self.calls += 1;
+        match self.faults.pop_front() {
+            Some(code) if code != 0 => Err(status_error(code)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct FakeKube(pub Arc<Mutex<BTreeMap<String, Arc<Mutex<CmState>>>>>);
+
+impl FakeKube {
+    pub fn set(&self, cluster: &str, data: Option<BTreeMap<String, String>>) {
+        let st = CmState {
+            data,
+            version: 1,
+            ..CmState::default()
+        };
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(cluster.to_owned(), Arc::new(Mutex::new(st)));
+    }
+    pub fn state(&self, cluster: &str) -> Arc<Mutex<CmState>> {
+        self.0
+            .lock()
+            .expect("lock")
+            .entry(cluster.to_owned())
+            .or_default()
+            .clone()
+    }
+    pub fn data(&self, cluster: &str) -> Option<BTreeMap<String, String>> {
+        self.state(cluster)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .data
+            .clone()
+    }
+    pub fn writes(&self, cluster: &str) -> usize {
+        self.state(cluster)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .writes
+    }
+    pub fn total_writes(&self) -> usize {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .writes
+            })
+            .sum()
+    }
+}
+
+pub struct FakeStore(Arc<Mutex<CmState>>);
+
+impl AwsAuthStore for FakeStore {
+    async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.fault()?;
+        Ok(s.data.as_ref().map(|d| AwsAuthObject {
+            data: d.clone(),
+            resource_version: s.version.to_string(),
+        }))
+    }
+    async fn replace(
+        &self,
+        data: BTreeMap<String, String>,
+        resource_version: &str,
+    ) -> Result<(), K8sError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.fault()?;
+        if let Some((k, v)) = s.race.take() {
+            s.data.get_or_insert_with(BTreeMap::new).insert(k, v);
+            s.version += 1;
+        }
+        if s.version.to_string() != resource_version {
+            return Err(K8sError::Conflict("the object has been modified".into()));
+        }
+        s.data = Some(data);
+        s.version += 1;
+        s.writes += 1;
+        Ok(())
+    }
+    async fn create(&self, data: BTreeMap<String, String>) -> Result<(), K8sError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.fault()?;
+        if s.data.is_some() {
+            return Err(K8sError::Conflict("already exists".into()));
+        }
+        s.data = Some(data);
+        s.version += 1;
+        s.writes += 1;
+        Ok(())
+    }
+}
+
+impl KubeConnector for FakeKube {
+    type Store = FakeStore;
+    async fn connect(&self, cluster: &ClusterEndpoint) -> Result<FakeStore, K8sError> {
+        let st = self.state(&cluster.name);
+        st.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connects += 1;
+        Ok(FakeStore(st))
+    }
+}
+
+pub fn aws_auth(map_roles: &str, map_users: Option<&str>) -> Option<BTreeMap<String, String>> {
+    let mut d = BTreeMap::new();
+    d.insert("mapRoles".to_owned(), map_roles.to_owned());
+    if let Some(u) = map_users {
+        d.insert("mapUsers".to_owned(), u.to_owned());
+    }
+    d.insert("mapAccounts".to_owned(), "- \"111122223333\"\n".to_owned());
+    Some(d)
+}

@@ -1,0 +1,476 @@
+//! In-memory fakes of IAM, EKS and the clusters' aws-auth, for engine tests (this
+//! crate's, the Lambda crates' `handle()` tests). Compiled only for tests or with the
+//! feature `testing`; as test support, its fixture builders `expect` on literals.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
+use crate::policy::accessentry::{AccessEntryView, Timestamp};
+use crate::policy::desired::IamUser;
+use crate::{
+    adapters::aws::eks::EksError,
+    model::cluster::{AuthMode, ClusterInfo},
+    ports::EksApi,
+};
+use crate::{
+    adapters::aws::iam::IamError,
+    ports::{IamApi, RoleInfo},
+};
+
+pub const ACCOUNT: &str = "111122223333";
+pub const ROLE_NAME: &str = "eks-admin";
+pub const NODE_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/node-group-1\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n";
+
+pub fn role_arn() -> RoleArn {
+    format!("arn:aws:iam::{ACCOUNT}:role/ops/{ROLE_NAME}")
+        .parse()
+        .expect("role arn")
+}
+
+pub fn user(name: &str, admin: bool) -> IamUser {
+    IamUser {
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}")
+            .parse()
+            .expect("user arn"),
+        name: name.parse().expect("user name"),
+        user_id: format!("AIDA{:0>16}", name.len()),
+        tags: if admin {
+            vec![("eks-admin".to_owned(), "true".to_owned())]
+        } else {
+            vec![("team".to_owned(), "x".to_owned())]
+        },
+    }
+}
+
+pub const EMPTY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Ec2","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// The engine tests' configuration: admin tag `eks-admin=true`, cluster tag
+/// `eks-access-sync=enabled`, role `eks-admin`, plus `extra` variables.
+pub fn test_config(extra: &[(&str, &str)]) -> crate::model::config::Config {
+    crate::model::config::Config::from_lookup(|k| {
+        match k {
+            "ADMIN_ROLE_NAME" => Some("eks-admin"),
+            "ADMIN_USER_TAG" => Some("eks-admin=true"),
+            "CLUSTER_TAG" => Some("eks-access-sync=enabled"),
+            "AWS_REGION" => Some("us-east-1"),
+            _ => extra.iter().find(|(var, _)| *var == k).map(|(_, v)| *v),
+        }
+        .map(str::to_owned)
+    })
+    .expect("config")
+}
+
+/// The report of an event the engine ran (panics if it was ignored).
+pub fn ran(r: crate::engine::EventResult) -> crate::output::report::RunReport {
+    match r {
+        crate::engine::EventResult::Ran(r) => *r,
+        crate::engine::EventResult::Ignored(reason) => panic!("ignored: {reason}"),
+    }
+}
+
+/// One network round trip of `rtt` (none when zero).
+pub(crate) async fn round_trip(rtt: Duration) {
+    if !rtt.is_zero() {
+        tokio::time::sleep(rtt).await;
+    }
+}
+
+// ---------------------------------------------------------------- IAM
+
+#[derive(Default)]
+pub struct IamState {
+    pub users: Vec<IamUser>,
+    pub policy: String,
+    pub writes: Vec<String>,
+    pub fail_list: bool,
+    /// The admin role's `CreateDate` (`None`: not given).
+    pub role_created: Option<Timestamp>,
+    /// `UpdateAssumeRolePolicy` fails with this error code.
+    pub fail_update: Option<String>,
+    /// Added to every call (tests on tokio's paused clock count round trips with it).
+    pub rtt: Duration,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeIam(pub Arc<Mutex<IamState>>);
+
+impl FakeIam {
+    pub fn new(users: Vec<IamUser>, policy: &str) -> Self {
+        FakeIam(Arc::new(Mutex::new(IamState {
+            users,
+            policy: policy.to_owned(),
+            ..IamState::default()
+        })))
+    }
+    pub fn writes(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .writes
+            .len()
+    }
+    pub fn policy(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .policy
+            .clone()
+    }
+    pub fn set_users(&self, users: Vec<IamUser>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .users = users;
+    }
+}
+
+impl IamApi for FakeIam {
+    async fn list_users(&self) -> Result<Vec<IamUser>, IamError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.fail_list {
+            return Err(IamError::Service {
+                operation: "GetAccountAuthorizationDetails",
+                code: "ServiceFailure".into(),
+                message: "boom".into(),
+            });
+        }
+        Ok(s.users.clone())
+    }
+    async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(s.users.iter().find(|u| &u.name == name).cloned())
+    }
+    async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        assert_eq!(name.as_str(), ROLE_NAME);
+        let s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(RoleInfo {
+            arn: role_arn(),
+            trust_policy: s.policy.clone(),
+            role_id: "AROAEXAMPLEROLEID0001".into(),
+            create_date: s.role_created,
+        })
+    }
+    async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        assert_eq!(name.as_str(), ROLE_NAME);
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(code) = &s.fail_update {
+            return Err(IamError::Service {
+                operation: "UpdateAssumeRolePolicy",
+                code: code.clone(),
+                message: "Cannot exceed quota for ACLSizePerRole: 2048".into(),
+            });
+        }
+        s.policy = document.to_owned();
+        s.writes.push(document.to_owned());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- EKS
+
+#[derive(Default)]
+pub struct EksState {
+    pub clusters: Vec<ClusterInfo>,
+    /// cluster name → principal → entry
+    pub entries: BTreeMap<String, BTreeMap<String, AccessEntryView>>,
+    pub writes: Vec<String>,
+    pub fail_describe: Vec<String>,
+    pub rtt: Duration,
+    /// `createdAt` of the entries `CreateAccessEntry` makes (`None`: not given).
+    pub now: Option<Timestamp>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeEks(pub Arc<Mutex<EksState>>);
+
+pub fn cluster(name: &str, region: &str, tagged: bool, mode: AuthMode) -> ClusterInfo {
+    let mut tags = BTreeMap::new();
+    tags.insert("env".to_owned(), "test".to_owned());
+    if tagged {
+        tags.insert("eks-access-sync".to_owned(), "enabled".to_owned());
+    }
+    ClusterInfo {
+        name: name.parse().expect("cluster name"),
+        region: region.to_owned(),
+        arn: format!("arn:aws:eks:{region}:{ACCOUNT}:cluster/{name}"),
+        endpoint: format!("https://{name}.example"),
+        ca_pem: b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n".to_vec(),
+        tags,
+        auth_mode: mode,
+        status: "ACTIVE".to_owned(),
+    }
+}
+
+impl FakeEks {
+    pub fn new(clusters: Vec<ClusterInfo>) -> Self {
+        FakeEks(Arc::new(Mutex::new(EksState {
+            clusters,
+            ..EksState::default()
+        })))
+    }
+    pub fn writes(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .writes
+            .len()
+    }
+    pub fn entries(&self, cluster: &str) -> BTreeMap<String, AccessEntryView> {
+        self.0
+            .lock()
+            .expect("lock")
+            .entries
+            .get(cluster)
+            .cloned()
+            .unwrap_or_default()
+    }
+    pub fn put_entry(&self, cluster: &str, v: AccessEntryView) {
+        self.0
+            .lock()
+            .expect("lock")
+            .entries
+            .entry(cluster.to_owned())
+            .or_default()
+            .insert(v.principal_arn.clone(), v);
+    }
+}
+
+fn not_found(op: &'static str) -> EksError {
+    EksError::Service {
+        operation: op,
+        code: "ResourceNotFoundException".into(),
+        message: "not found".into(),
+    }
+}
+
+impl EksApi for FakeEks {
+    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        Ok(self
+            .0
+            .lock()
+            .expect("lock")
+            .clusters
+            .iter()
+            .filter(|c| c.region == region)
+            .map(|c| c.name.clone())
+            .collect())
+    }
+    async fn describe_cluster(
+        &self,
+        region: &str,
+        name: &ClusterName,
+    ) -> Result<ClusterInfo, EksError> {
+        let rtt = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rtt;
+        round_trip(rtt).await;
+        let s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.fail_describe.iter().any(|n| n == name.as_str()) {
+            return Err(EksError::Service {
+                operation: "DescribeCluster",
+                code: "ServerException".into(),
+                message: "boom".into(),
+            });
+        }
+        s.clusters
+            .iter()
+            .find(|c| c.region == region && &c.name == name)
+            .cloned()
+            .ok_or_else(|| not_found("DescribeCluster"))
+    }
+    async fn list_access_entries(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+    ) -> Result<Vec<String>, EksError> {
+        Ok(self.entries(cluster.as_str()).into_keys().collect())
+    }
+    async fn describe_access_entry(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> Result<Option<AccessEntryView>, EksError> {
+        Ok(self.entries(cluster.as_str()).get(principal_arn).cloned())
+    }
+    async fn create_access_entry(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> Result<(), EksError> {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.writes.push(format!("create {cluster} {principal_arn}"));
+        let created_at = s.now;
+        s.entries.entry(cluster.to_string()).or_default().insert(
+            principal_arn.to_owned(),
+            AccessEntryView {
+                principal_arn: principal_arn.to_owned(),
+                username: username.map(str::to_owned),
+                kubernetes_groups: groups.to_vec(),
+                policies: vec![],
+                created_at,
+            },
+        );
+        Ok(())
+    }
+    async fn update_access_entry(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        username: Option<&str>,
+        groups: &[String],
+    ) -> Result<(), EksError> {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.writes.push(format!("update {cluster} {principal_arn}"));
+        let e = s
+            .entries
+            .get_mut(cluster.as_str())
+            .and_then(|m| m.get_mut(principal_arn))
+            .ok_or_else(|| not_found("UpdateAccessEntry"))?;
+        e.username = username.map(str::to_owned);
+        e.kubernetes_groups = groups.to_vec();
+        Ok(())
+    }
+    async fn delete_access_entry(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+    ) -> Result<(), EksError> {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.writes.push(format!("delete {cluster} {principal_arn}"));
+        if let Some(m) = s.entries.get_mut(cluster.as_str()) {
+            m.remove(principal_arn);
+        }
+        Ok(())
+    }
+    async fn associate_access_policy(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> Result<(), EksError> {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.writes
+            .push(format!("associate {cluster} {principal_arn}"));
+        let e = s
+            .entries
+            .get_mut(cluster.as_str())
+            .and_then(|m| m.get_mut(principal_arn))
+            .ok_or_else(|| not_found("AssociateAccessPolicy"))?;
+        e.policies
+            .push((policy_arn.to_owned(), "cluster".to_owned()));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- aws-auth
+
+pub fn iam_event(name: &str, user_name: &str) -> serde_json::Value {
+    let mut params = serde_json::json!({ "userName": user_name });
+    if name == "TagUser" {
+        params["tags"] = serde_json::json!([{ "key": "eks-admin", "value": "true" }]);
+    }
+    if name == "UntagUser" {
+        params["tagKeys"] = serde_json::json!(["eks-admin"]);
+    }
+    serde_json::json!({
+        "version": "0",
+        "id": "6f1b3b0e-0000-0000-0000-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam",
+        "account": ACCOUNT,
+        "time": "2026-11-28T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": { "type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/ops"), "accountId": ACCOUNT },
+            "eventTime": "2026-11-28T12:00:00Z",
+            "eventSource": "iam.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "192.0.2.1",
+            "userAgent": "aws-cli/2",
+            "requestParameters": params,
+            "responseElements": null,
+            "requestID": "11111111-2222-3333-4444-555555555555",
+            "eventID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management"
+        }
+    })
+}
+
+mod kube;
+pub use kube::*;
