@@ -383,6 +383,11 @@ impl Sandbox {
         seed::ensure_lock_table(&self.fd).await
     }
 
+    /// What `POST /_sandbox/faults` does, in-process.
+    pub fn apply_faults(&self, f: &control::FaultRequest) -> Result<(), String> {
+        control::apply_faults(&self.fd, f)
+    }
+
     /// Stops the front door, every cluster API server, and moto.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
