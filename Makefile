@@ -51,7 +51,7 @@ help:
 	@echo "make demo | test | lint | tools | build [ARCH=arm64] | deploy"
 	@echo "make invoke-<event> (events/*.json) | repair | repair-dry-run   [STACK=$(STACK) REGION=$(REGION)]"
 	@echo "make bootstrap CLUSTER=name [CLUSTER_REGION=r]   (run once per cluster, as a cluster admin)"
-	@echo "make sandbox-up | sandbox-down"
+	@echo "make sandbox-up | sandbox-down | bench | soak | soak-quick"
 	@echo "events: $(EVENTS)"
 
 # ---------------------------------------------------------------- tools ----
@@ -209,3 +209,39 @@ demo: tools check-kubectl
 bench: $(VENV)/.installed
 	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync -p bench-hello -p bench
 	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md $(BENCH_ARGS) >/dev/null
+
+# ------------------------------------------------------------- soak ----
+
+# Reliability (RELIABILITY.md): the soak program (tests/soak) against in-process
+# sandboxes: aws-auth races, IAM events at once through the lease, the fault matrix
+# (every AWS and Kubernetes call failing once and always: throttling, 500, hang,
+# reset). `make soak` first runs the other producers and reads their outputs: the
+# fuzzers (`make fuzz`, if the Makefile has it; SOAK_SKIP_FUZZ=1 skips it), the
+# aws-auth corpus test and the secrets test (a missing producer gives a "not run"
+# row). `make soak-quick` is the short version CI runs (a few minutes). Both exit
+# non-zero when anything was lost. SOAK_ARGS passes more flags (--guard-secs, --parallel).
+SOAK_CORPUS_TEST ?= aws_auth_corpus
+SOAK_SECRETS_TEST ?= secrets
+SOAK_CORPUS_DOCS ?= 100000
+SOAK_LOGS := $(TARGET_DIR)/soak-logs
+SOAK_SKIP_FUZZ ?= 0
+
+.PHONY: soak soak-quick soak-inputs
+soak-inputs:
+	@mkdir -p $(SOAK_LOGS)
+	@if [ "$(SOAK_SKIP_FUZZ)" != 1 ] && $(MAKE) -n fuzz >/dev/null 2>&1; then \
+	  $(MAKE) fuzz || echo "soak: make fuzz failed; the fuzzing row reads what it left"; \
+	else echo "soak: fuzzing skipped (SOAK_SKIP_FUZZ=1 or no fuzz target)"; fi
+	AWSAUTH_CORPUS_DOCS=$(SOAK_CORPUS_DOCS) $(CARGO) test -p eks-access-sync --test $(SOAK_CORPUS_TEST) \
+	  -- --nocapture >$(SOAK_LOGS)/corpus.log 2>&1 || echo "soak: corpus test failed (see $(SOAK_LOGS)/corpus.log)"
+	$(CARGO) test -p e2e --test $(SOAK_SECRETS_TEST) \
+	  -- --nocapture >$(SOAK_LOGS)/secrets.log 2>&1 || echo "soak: secrets test failed (see $(SOAK_LOGS)/secrets.log)"
+
+soak: $(VENV)/.installed soak-inputs
+	$(CARGO) build -p soak
+	$(TARGET_DIR)/debug/soak --out RELIABILITY.md \
+	  --corpus-log $(SOAK_LOGS)/corpus.log --secrets-log $(SOAK_LOGS)/secrets.log $(SOAK_ARGS)
+
+soak-quick: $(VENV)/.installed
+	$(CARGO) build -p soak
+	$(TARGET_DIR)/debug/soak --quick --out RELIABILITY.md $(SOAK_ARGS)

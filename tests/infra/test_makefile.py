@@ -164,3 +164,21 @@ def test_sandbox_up_reports_a_crashed_sandbox(tmp_path):
     result = make("sandbox-up", "CARGO=true", f"TARGET_DIR={target}", f"SANDBOX_DIR={tmp_path / 'sb'}", check=False)
     assert result.returncode != 0
     assert "port 4566 already in use" in result.stdout
+
+
+def test_soak_runs_the_producers_then_the_soak_program():
+    out = make("-n", "soak", "SOAK_SKIP_FUZZ=1").stdout
+    corpus = out.index("AWSAUTH_CORPUS_DOCS=100000 cargo test -p eks-access-sync --test aws_auth_corpus")
+    secrets = out.index("cargo test -p e2e --test secrets")
+    run = out.index("debug/soak --out RELIABILITY.md")
+    assert corpus < run and secrets < run
+    assert "--corpus-log" in out[run:] and "--secrets-log" in out[run:]
+    assert "--quick" not in out
+    assert "fuzzing skipped" in out
+
+
+def test_soak_quick_is_short_and_names_no_producers():
+    out = dry("soak-quick")
+    assert "cargo build -p soak" in out
+    assert "debug/soak --quick --out RELIABILITY.md" in out
+    assert "AWSAUTH_CORPUS_DOCS" not in out
