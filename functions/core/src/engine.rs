@@ -62,9 +62,13 @@ use crate::report::{ClusterReport, ClusterStatus, RunReport};
 use crate::trust::{PrincipalChange, TrustOptions, edit_trust_policy, managed_principals};
 use aws_types::SdkConfig;
 
-/// How many times the aws-auth read-modify-write is attempted when it keeps losing
-/// races (409) or meeting transient API errors (5xx, 429).
+/// How many times the aws-auth read-modify-write is attempted when it keeps meeting
+/// transient API errors (5xx, 429); the pause between attempts doubles.
 pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// How many times it is attempted when it keeps losing races (409): another writer
+/// won, the server is fine, so a fresh read follows after a short jittered pause (at
+/// most a quarter of the conflict backoff, 50 ms by default).
+pub const MAX_CONFLICT_ATTEMPTS: u32 = 10;
 /// The longest pause between two aws-auth attempts.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
@@ -729,14 +733,14 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             .connect(&cluster.connection())
             .await
             .map_err(|e| e.to_string())?;
-        let mut delay = self.conflict_backoff;
+        let mut budget = RetryBudget::new(self.conflict_backoff);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let current = match store.read().await {
                 Ok(c) => c,
-                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
-                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
+                Err(e) if budget.allows(&e) => {
+                    self.retry_pause(cluster, goal, attempt, &e, &mut budget)
                         .await;
                     continue;
                 }
@@ -807,8 +811,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
                     return Ok(done());
                 }
-                Err(e) if e.is_retryable() && attempt < MAX_WRITE_ATTEMPTS => {
-                    self.retry_pause(cluster, goal, attempt, &e, &mut delay)
+                Err(e) if budget.allows(&e) => {
+                    self.retry_pause(cluster, goal, attempt, &e, &mut budget)
                         .await;
                 }
                 Err(e) => {
@@ -820,15 +824,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
     }
 
-    /// Counts a retry of the aws-auth read-modify-write and waits before it: `delay`
-    /// jittered (half of it at least), which then doubles up to [`MAX_RETRY_PAUSE`].
+    /// Counts a retry of the aws-auth read-modify-write and waits before it (see
+    /// [`RetryBudget::pause`]).
     async fn retry_pause(
         &self,
         cluster: &ClusterInfo,
         goal: &ClusterGoal,
         attempt: u32,
         error: &K8sError,
-        delay: &mut Duration,
+        budget: &mut RetryBudget,
     ) {
         goal.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
@@ -838,10 +842,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             error = %error,
             "aws-auth read-modify-write will be retried from a fresh read"
         );
-        let half = *delay / 2;
-        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-        tokio::time::sleep(half + Duration::from_millis(jitter)).await;
-        *delay = (*delay * 2).min(MAX_RETRY_PAUSE);
+        tokio::time::sleep(budget.pause(error)).await;
     }
 
     async fn reconcile_access_entries(
@@ -1014,6 +1015,58 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// The retries left to one aws-auth read-modify-write: conflicts and transient errors
+/// have budgets of their own ([`MAX_CONFLICT_ATTEMPTS`], [`MAX_WRITE_ATTEMPTS`]).
+struct RetryBudget {
+    conflicts: u32,
+    transients: u32,
+    /// The next pause after a transient error (doubles up to [`MAX_RETRY_PAUSE`]).
+    delay: Duration,
+    /// The longest pause after a conflict.
+    conflict_pause: Duration,
+}
+
+impl RetryBudget {
+    fn new(backoff: Duration) -> Self {
+        RetryBudget {
+            conflicts: 0,
+            transients: 0,
+            delay: backoff,
+            conflict_pause: backoff / 4,
+        }
+    }
+
+    /// Whether `e` may be retried; counts it against its budget if so.
+    fn allows(&mut self, e: &K8sError) -> bool {
+        let (used, max) = match e {
+            K8sError::Conflict(_) => (&mut self.conflicts, MAX_CONFLICT_ATTEMPTS),
+            e if e.is_retryable() => (&mut self.transients, MAX_WRITE_ATTEMPTS),
+            _ => return false,
+        };
+        if *used + 1 < max {
+            *used += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The pause before the next attempt: after a conflict, a short jittered one (a
+    /// fresh read is all it takes); after a transient error, `delay` jittered (half of
+    /// it at least), which then doubles.
+    fn pause(&mut self, e: &K8sError) -> Duration {
+        let mut rng = rand::rng();
+        if matches!(e, K8sError::Conflict(_)) {
+            let max = self.conflict_pause.as_millis() as u64;
+            return Duration::from_millis(rng.random_range(0..=max));
+        }
+        let half = self.delay / 2;
+        let jitter = rng.random_range(0..=half.as_millis() as u64);
+        self.delay = (self.delay * 2).min(MAX_RETRY_PAUSE);
+        half + Duration::from_millis(jitter)
     }
 }
 

@@ -49,6 +49,10 @@ pub enum K8sError {
         reason: String,
         message: String,
     },
+    /// The call did not end within [`K8S_OPERATION_TIMEOUT`], its own retries (the
+    /// kube client retries 429/503/504 by itself) included.
+    #[error("Kubernetes {operation} of {AWS_AUTH_NAME} timed out after {} s", K8S_OPERATION_TIMEOUT.as_secs())]
+    Timeout { operation: &'static str },
     #[error("Kubernetes client error: {0}")]
     Client(String),
     #[error("invalid cluster connection data: {0}")]
@@ -102,6 +106,21 @@ pub const K8S_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read and write timeouts: the aws-auth calls (one object) answer in well under a
 /// second; a server that stops answering fails the cluster in 10 s.
 pub const K8S_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole of one aws-auth call, the kube client's own retries of 429/503/504
+/// included (they back off for minutes otherwise): a throttling server fails the
+/// cluster in 30 s, well within a run's minute.
+pub const K8S_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call` within [`K8S_OPERATION_TIMEOUT`].
+async fn within<T>(
+    operation: &'static str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, K8sError> {
+    match tokio::time::timeout(K8S_OPERATION_TIMEOUT, call).await {
+        Ok(r) => r.map_err(K8sError::from),
+        Err(_) => Err(K8sError::Timeout { operation }),
+    }
+}
 
 /// A kube client error in words: a timeout as a timeout (with the bounds), a refused or
 /// reset connection as such, else the error and its causes. Never holds the token
@@ -245,7 +264,7 @@ impl KubeAwsAuth {
 
 impl AwsAuthStore for KubeAwsAuth {
     async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
-        let cm = self.api.get_opt(AWS_AUTH_NAME).await?;
+        let cm = within("GET", self.api.get_opt(AWS_AUTH_NAME)).await?;
         let out = cm.as_ref().map(|cm| AwsAuthObject {
             data: cm.data.clone().unwrap_or_default(),
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
@@ -263,19 +282,18 @@ impl AwsAuthStore for KubeAwsAuth {
             Some(cm) => cm,
             // Not the version we hold: fetch the object for its other fields; the
             // write still carries the caller's version, so a mismatch is a 409.
-            None => self
-                .api
-                .get_opt(AWS_AUTH_NAME)
+            None => within("GET", self.api.get_opt(AWS_AUTH_NAME))
                 .await?
                 .ok_or_else(|| K8sError::Conflict("aws-auth was deleted".into()))?,
         };
         cm.metadata.resource_version = Some(resource_version.to_owned());
         cm.metadata.managed_fields = None;
         cm.data = Some(data);
-        let written = self
-            .api
-            .replace(AWS_AUTH_NAME, &PostParams::default(), &cm)
-            .await?;
+        let written = within(
+            "PUT",
+            self.api.replace(AWS_AUTH_NAME, &PostParams::default(), &cm),
+        )
+        .await?;
         self.remember(Some(written));
         Ok(())
     }
@@ -290,7 +308,7 @@ impl AwsAuthStore for KubeAwsAuth {
             data: Some(data),
             ..ConfigMap::default()
         };
-        let written = self.api.create(&PostParams::default(), &cm).await?;
+        let written = within("POST", self.api.create(&PostParams::default(), &cm)).await?;
         self.remember(Some(written));
         Ok(())
     }
