@@ -244,11 +244,12 @@ fuzz: fuzz-build
 	  mkdir -p $(FUZZ_DIR)/artifacts/$$t $(FUZZ_DIR)/corpus/$$t; \
 	  log=$(FUZZ_DIR)/artifacts/$$t.log; \
 	  limit=$(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS)); \
+	  dict=; [ ! -f $(FUZZ_DIR)/dicts/$$t.dict ] || dict=-dict=$(FUZZ_DIR)/dicts/$$t.dict; \
 	  echo "fuzz $$t ($$limit)"; \
 	  before=$$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l); \
 	  start=$$(date +%s.%N); status=0; \
 	  $(FUZZ_CARGO) run $(FUZZ_FLAGS) $$t $(FUZZ_DIR)/corpus/$$t -- \
-	    $$limit -print_final_stats=1 -print_pcs=0 \
+	    $$limit $$dict -print_final_stats=1 -print_pcs=0 \
 	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ >$$log 2>&1 || status=$$?; \
 	  end=$$(date +%s.%N); \
 	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -1); \

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fills tests/fuzz/corpus/<target>/ with seeds (`make fuzz` runs it first).
 
-Sources: the committed hand-written seeds (tests/fuzz/seeds/<target>/), the sample
+Sources: the committed hand-written seeds (tests/fuzz/seeds/<target>/), the crashes
+found so far (tests/fuzz/regressions/<target>/), the sample
 events (events/*.json), and the string fixtures of the core's tests
 (functions/core/tests/*.rs: raw strings r#"..."# and `const X: &str = "..."`),
 sorted by shape: EventBridge events, trust policies, aws-auth mapRoles/mapUsers.
@@ -42,8 +43,10 @@ def rust_strings(text):
 def main(corpus):
     for t in TARGETS:
         os.makedirs(os.path.join(corpus, t), exist_ok=True)
-        for f in glob.glob(os.path.join(FUZZ, "seeds", t, "*")):
-            shutil.copy(f, os.path.join(corpus, t, os.path.basename(f)))
+        # Hand-written seeds, and every crash found so far (replayed on each run).
+        for sub in ("seeds", "regressions"):
+            for f in glob.glob(os.path.join(FUZZ, sub, t, "*")):
+                shutil.copy(f, os.path.join(corpus, t, os.path.basename(f)))
 
     events = []
     for f in sorted(glob.glob(os.path.join(ROOT, "events", "*.json"))):

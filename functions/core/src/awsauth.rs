@@ -246,6 +246,19 @@ fn set_field(
         other => other.to_string(),
     };
     let existing = field(m, name).map(|(k, v)| (k.clone(), v.clone()));
+    // Another spelling of the same field (`ROLEARN` beside `rolearn`): the
+    // authenticator reads the last one, so keep only the one we set.
+    if let Some((kept, _)) = &existing {
+        let before = m.len();
+        m.retain(|k, _| k == kept || !k.eq_ignore_ascii_case(name));
+        if m.len() < before {
+            changes.push(AwsAuthChange::AdminRoleUpdated {
+                field: name.to_string(),
+                from: Some("several spellings".into()),
+                to: kept.clone(),
+            });
+        }
+    }
     match existing {
         Some((_, v)) if v == want => {}
         Some((k, v)) => {
