@@ -245,3 +245,60 @@ soak: $(VENV)/.installed soak-inputs
 soak-quick: $(VENV)/.installed
 	$(CARGO) build -p soak
 	$(TARGET_DIR)/debug/soak --quick --out RELIABILITY.md $(SOAK_ARGS)
+
+# ------------------------------------------------------------- fuzzing ----
+
+# cargo-fuzz targets in tests/fuzz (its own workspace and target dir, nightly only; never
+# part of `make test`). `make fuzz` runs each target for FUZZ_RUNS executions (or
+# FUZZ_SECONDS seconds when set), one after the other, and writes one line per target to
+# tests/fuzz/summary.tsv (target, executions, seconds, exec/s, crashes) for the soak
+# report. Crashes land in tests/fuzz/artifacts/<target>/. `make fuzz-smoke`: 20,000 runs each.
+# FUZZ_SANITIZER=address for ASan (about 2x slower; our code has no unsafe).
+.PHONY: fuzz fuzz-smoke fuzz-tools fuzz-build
+FUZZ_DIR := tests/fuzz
+FUZZ_TARGETS ?= event_classifier trust_policy aws_auth config arn_token
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?=
+FUZZ_SANITIZER ?= none
+FUZZ_SUMMARY ?= $(FUZZ_DIR)/summary.tsv
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_CARGO := CARGO_TARGET_DIR=$(CURDIR)/$(FUZZ_DIR)/target cargo +nightly fuzz
+FUZZ_FLAGS := --fuzz-dir $(FUZZ_DIR) --sanitizer $(FUZZ_SANITIZER) --debug-assertions
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version 2>/dev/null | grep -q ' $(CARGO_FUZZ_VERSION)$$' || \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+
+fuzz-build: fuzz-tools
+	$(FUZZ_CARGO) build $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	$(PYTHON) $(FUZZ_DIR)/seed.py $(FUZZ_DIR)/corpus
+	@printf 'target\texecutions\tseconds\texec_per_s\tcrashes\n' > $(FUZZ_SUMMARY)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/artifacts/$$t $(FUZZ_DIR)/corpus/$$t; \
+	  log=$(FUZZ_DIR)/artifacts/$$t.log; \
+	  limit=$(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS)); \
+	  dict=; [ ! -f $(FUZZ_DIR)/dicts/$$t.dict ] || dict=-dict=$(FUZZ_DIR)/dicts/$$t.dict; \
+	  echo "fuzz $$t ($$limit)"; \
+	  before=$$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l); \
+	  start=$$(date +%s.%N); status=0; \
+	  $(FUZZ_CARGO) run $(FUZZ_FLAGS) $$t $(FUZZ_DIR)/corpus/$$t -- \
+	    $$limit $$dict -print_final_stats=1 -print_pcs=0 \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ >$$log 2>&1 || status=$$?; \
+	  end=$$(date +%s.%N); \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -1); \
+	  crashes=$$(( $$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l) - before )); \
+	  [ $$status -eq 0 ] || [ $$crashes -gt 0 ] || crashes=1; \
+	  awk -v t=$$t -v r="$${runs:-0}" -v s=$$start -v e=$$end -v c=$$crashes \
+	    'BEGIN { d = e - s; printf "%s\t%d\t%.1f\t%.0f\t%d\n", t, r, d, (d > 0 ? r / d : 0), c }' \
+	    >> $(FUZZ_SUMMARY); \
+	  tail -1 $(FUZZ_SUMMARY); \
+	done
+	@column -t $(FUZZ_SUMMARY)
+	@! awk -F'\t' 'NR > 1 && $$5 > 0 { found = 1 } END { exit !found }' $(FUZZ_SUMMARY) || \
+	  { echo "fuzzing found crashes: see $(FUZZ_DIR)/artifacts/"; exit 1; }
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_RUNS=20000 FUZZ_SECONDS= FUZZ_SUMMARY=$(FUZZ_DIR)/summary-smoke.tsv

@@ -53,6 +53,24 @@ def test_bench_builds_release_binaries_and_writes_the_report():
     assert "--out BENCHMARKS.md" in out[run:]
 
 
+FUZZ_TARGETS = ["event_classifier", "trust_policy", "aws_auth", "config", "arn_token"]
+
+
+def test_fuzz_installs_its_tools_and_runs_every_target_apart_from_test():
+    out = dry("fuzz")
+    assert "rustup toolchain install nightly --profile minimal" in out
+    assert "cargo install cargo-fuzz --version" in out and "--locked" in out
+    assert "-runs=10000000" in out
+    assert "for t in " + " ".join(FUZZ_TARGETS) + ";" in out
+    assert "tests/fuzz/summary.tsv" in out
+    assert "-max_total_time=7" in dry("fuzz", "FUZZ_SECONDS=7")
+    smoke = dry("fuzz-smoke")
+    assert "-runs=20000;" in smoke and "summary-smoke.tsv" in smoke
+    assert "cargo +nightly fuzz" not in dry("test")
+    for t in FUZZ_TARGETS:
+        assert (ROOT / "tests" / "fuzz" / "fuzz_targets" / f"{t}.rs").is_file(), t
+
+
 def test_test_runs_cargo_then_pytest():
     out = dry("test")
     assert out.index("cargo test --workspace") < out.index("pytest -q tests/infra")

@@ -1104,6 +1104,7 @@ fn map_users_arns(data: &BTreeMap<String, String>) -> Vec<String> {
         .filter_map(|e| {
             e.as_object()?
                 .iter()
+                .rev()
                 .find(|(k, _)| k.eq_ignore_ascii_case("userarn"))
                 .and_then(|(_, v)| v.as_str().map(str::to_owned))
         })

@@ -8,7 +8,7 @@
 //! * `resources` stores ConfigMaps, Namespaces and RBAC objects;
 //!   `discovery` answers `/api`, `/apis`, `/version`.
 
-mod auth;
+pub mod auth;
 mod authz;
 mod awsauth;
 mod discovery;
