@@ -79,6 +79,9 @@ pub struct Scope {
     pub clusters: Option<BTreeSet<ClusterName>>,
     /// Skip the trust-policy edit (EKS events: only the cluster needs work).
     pub skip_trust_policy: bool,
+    /// The region the clusters were named in (an EKS event's), reported for a named
+    /// cluster that is not managed; `None`: none is known (reported as `""`).
+    pub region: Option<String>,
 }
 
 impl Scope {
@@ -92,11 +95,33 @@ impl Scope {
         Scope {
             clusters: Some(names.into_iter().collect()),
             skip_trust_policy: false,
+            region: None,
         }
     }
 
     fn includes(&self, name: &ClusterName) -> bool {
         self.clusters.as_ref().is_none_or(|s| s.contains(name))
+    }
+}
+
+/// For logs: `every tagged cluster` or `clusters a, b`, then `(event in <region>)` when one
+/// is known and `, trust policy untouched` when it is skipped.
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.clusters {
+            None => f.write_str("every tagged cluster")?,
+            Some(names) => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                write!(f, "clusters {}", names.join(", "))?;
+            }
+        }
+        if let Some(region) = &self.region {
+            write!(f, " (event in {region})")?;
+        }
+        if self.skip_trust_policy {
+            f.write_str(", trust policy untouched")?;
+        }
+        Ok(())
     }
 }
 
@@ -286,7 +311,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             tracing::info!(
                 user = %ev.user_name,
                 exists = user.is_some(),
-                change = ?change,
+                change = %change.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
                 "event re-read"
             );
             RunInput {
@@ -338,6 +363,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         scope: &Scope,
         dry_run: bool,
     ) -> Outcome {
+        let started = tokio::time::Instant::now();
         let mut report = RunReport::new(
             dry_run,
             self.config.admin_role_name.as_str(),
@@ -379,7 +405,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         if input.stop {
             self.release_trust_lock(lease).await;
-            return self.finish(plan, report);
+            return self.finish(plan, report, started);
         }
         let role = match role {
             Ok(r) => r,
@@ -387,7 +413,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 tracing::error!(error = %e, "cannot read the admin role");
                 report.trust_policy.error = Some(e.to_string());
                 self.release_trust_lock(lease).await;
-                return self.finish(plan, report);
+                return self.finish(plan, report, started);
             }
         };
         // Only a deleted user is offboarded: one the event says is gone, or (on a full
@@ -512,7 +538,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     self.config.cluster_tag.value,
                     self.config.cluster_regions.join(", ")
                 );
-                failures.push(skipped_result(name, "", Backend::ConfigMap, reason));
+                let region = scope.region.as_deref().unwrap_or_default();
+                failures.push(skipped_result(name, region, Backend::ConfigMap, reason));
             }
         }
         results.append(&mut failures);
@@ -524,7 +551,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             plan.clusters.extend(r.plan);
             report.clusters.push(r.report);
         }
-        self.finish(plan, report)
+        self.finish(plan, report, started)
     }
 
     /// `UpdateAssumeRolePolicy`, if the lease (when one is held) has time enough left
@@ -587,7 +614,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
     }
 
-    fn finish(&self, plan: Plan, mut report: RunReport) -> Outcome {
+    /// Completes the report (the plan on dry runs, how long the run took since
+    /// `started`) and logs its summary.
+    fn finish(&self, plan: Plan, mut report: RunReport, started: tokio::time::Instant) -> Outcome {
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.dry_run {
             report.plan = serde_json::to_value(&plan).ok();
         }
@@ -597,6 +627,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             trust_changed = report.trust_policy.changed,
             clusters = report.clusters.len(),
             conflict_retries = report.conflict_retries,
+            duration_ms = report.duration_ms,
             "run finished"
         );
         Outcome { plan, report }
@@ -1077,10 +1108,12 @@ pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
         Some(name) => Scope {
             clusters: Some(BTreeSet::from([name])),
             skip_trust_policy: true,
+            region: ev.region.clone(),
         },
         None => Scope {
             clusters: None,
             skip_trust_policy: true,
+            region: ev.region.clone(),
         },
     }
 }
@@ -1224,7 +1257,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             EventClass::Iam(ev) => {
                 tracing::info!(
                     user = %ev.user_name,
-                    kind = ?ev.kind,
+                    kind = %ev.kind,
                     event_id = ev.event_id.as_deref().unwrap_or(""),
                     "IAM event"
                 );

@@ -19,6 +19,18 @@ use crate::report::{ClusterStatus, RunReport};
 /// CloudWatch namespace of every metric.
 pub const METRIC_NAMESPACE: &str = "EksAccessSync";
 
+/// The `Function` dimension of the `iam-events` Lambda's metrics.
+pub const IAM_EVENTS_FUNCTION: &str = "iam-events";
+
+/// The `Function` dimension of the `reconcile` Lambda's metrics.
+pub const RECONCILE_FUNCTION: &str = "reconcile";
+
+/// Every value the `Function` dimension takes.
+pub const METRIC_FUNCTIONS: &[&str] = &[IAM_EVENTS_FUNCTION, RECONCILE_FUNCTION];
+
+/// The dimension sets of every metric.
+pub const METRIC_DIMENSIONS: &[&[&str]] = &[&["Function"]];
+
 /// Where logs go: stderr for the CLI (stdout is for the plan), stdout for Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTarget {
@@ -260,6 +272,7 @@ impl<W: Write> Drop for RedactingWriter<W> {
 /// The EMF document for one run (see "Embedded metric format specification").
 pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> Value {
     let t = &report.trust_policy;
+    let written = |n: usize| if report.dry_run { 0 } else { n };
     let usage = if t.max_chars == 0 {
         0.0
     } else {
@@ -292,6 +305,16 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
         ("TrustPolicySizeChars", "Count", json!(t.size_chars)),
         ("TrustPolicyMaxChars", "Count", json!(t.max_chars)),
         ("TrustPolicyUsage", "Percent", json!(usage)),
+        // Grants and revocations: users written into or out of the trust policy
+        // (0 on a dry run, which writes nothing).
+        ("UsersAdded", "Count", json!(written(t.added.len()))),
+        ("UsersRemoved", "Count", json!(written(t.removed.len()))),
+        (
+            "DanglingPrincipalsRemoved",
+            "Count",
+            json!(written(t.dangling_removed.len())),
+        ),
+        ("RunDurationMs", "Milliseconds", json!(report.duration_ms)),
     ];
     let mut doc = serde_json::Map::new();
     doc.insert(
@@ -300,7 +323,7 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
             "Timestamp": timestamp_ms as u64,
             "CloudWatchMetrics": [{
                 "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": METRIC_DIMENSIONS,
                 "Metrics": metrics.iter().map(|(n, u, _)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
             }],
         }),
@@ -311,6 +334,20 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
         doc.insert(name.into(), value);
     }
     Value::Object(doc)
+}
+
+/// What the functions emit, for the dashboard's check (tests/infra/emf_metrics.json,
+/// kept equal to this by a test): the namespace, the dimension sets, the values of
+/// the `Function` dimension, and each metric's name and unit.
+pub fn emf_catalog() -> Value {
+    let doc = emf_document(IAM_EVENTS_FUNCTION, &RunReport::new(false, "", 0), 0);
+    let meta = &doc["_aws"]["CloudWatchMetrics"][0];
+    json!({
+        "namespace": meta["Namespace"],
+        "dimensions": meta["Dimensions"],
+        "functions": METRIC_FUNCTIONS,
+        "metrics": meta["Metrics"],
+    })
 }
 
 /// Prints one EMF line to stdout (Lambda ships it to CloudWatch Logs, which extracts
@@ -327,6 +364,7 @@ pub fn emit_emf(function: &str, report: &RunReport) {
 mod tests {
     use super::*;
     use crate::report::{Backend, ClusterReport};
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def=";
@@ -479,7 +517,30 @@ mod tests {
         for n in &names {
             assert!(d.get(*n).is_some(), "{n} has no value");
         }
-        assert_eq!(names.len(), 9);
+        // The first nine, as they always were; then the newer ones.
+        assert_eq!(
+            names[..9],
+            [
+                "AdminUsers",
+                "ClustersUpdated",
+                "ClustersUnchanged",
+                "ClustersFailed",
+                "ClustersSkipped",
+                "ConflictRetries",
+                "TrustPolicySizeChars",
+                "TrustPolicyMaxChars",
+                "TrustPolicyUsage"
+            ]
+        );
+        assert_eq!(
+            names[9..],
+            [
+                "UsersAdded",
+                "UsersRemoved",
+                "DanglingPrincipalsRemoved",
+                "RunDurationMs"
+            ]
+        );
         assert_eq!(d["Function"], "iam-events");
         assert_eq!(d["AdminUsers"], 3);
         assert_eq!(d["ClustersUpdated"], 2);
@@ -491,5 +552,69 @@ mod tests {
         assert_eq!(d["TrustPolicyMaxChars"], 2048);
         assert_eq!(d["TrustPolicyUsage"], 25.0);
         assert_eq!(meta["Metrics"][8]["Unit"], "Percent");
+    }
+
+    fn report_with_changes(dry_run: bool) -> RunReport {
+        let mut r = RunReport::new(dry_run, "eks-admin", 2048);
+        r.trust_policy.changed = true;
+        r.trust_policy.added = vec!["arn:aws:iam::111122223333:user/a".into(); 3];
+        r.trust_policy.removed = vec!["arn:aws:iam::111122223333:user/b".into(); 2];
+        r.trust_policy.dangling_removed = vec!["AIDAEXAMPLE".into()];
+        r.duration_ms = 1234;
+        r
+    }
+
+    #[test]
+    fn emf_counts_grants_revocations_and_the_runs_duration() {
+        let d = emf_document("reconcile", &report_with_changes(false), 0);
+        assert_eq!(d["UsersAdded"], 3);
+        assert_eq!(d["UsersRemoved"], 2);
+        assert_eq!(d["DanglingPrincipalsRemoved"], 1);
+        assert_eq!(d["RunDurationMs"], 1234);
+        let units: BTreeMap<&str, &str> = d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| {
+                (
+                    m["Name"].as_str().expect("name"),
+                    m["Unit"].as_str().expect("unit"),
+                )
+            })
+            .collect();
+        assert_eq!(units["RunDurationMs"], "Milliseconds");
+        assert_eq!(units["UsersAdded"], "Count");
+        // A dry run grants and revokes nothing, whatever it would change.
+        let d = emf_document("reconcile", &report_with_changes(true), 0);
+        assert_eq!(d["UsersAdded"], 0);
+        assert_eq!(d["UsersRemoved"], 0);
+        assert_eq!(d["DanglingPrincipalsRemoved"], 0);
+        assert_eq!(d["DryRun"], true);
+        assert_eq!(d["RunDurationMs"], 1234);
+    }
+
+    /// tests/infra/emf_metrics.json is what the code emits: the template tests check
+    /// the dashboard against it. `UPDATE_EMF_METRICS=1` rewrites it.
+    #[test]
+    fn emf_metrics_json_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/infra/emf_metrics.json");
+        let want = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&emf_catalog()).expect("json")
+        );
+        if std::env::var_os("UPDATE_EMF_METRICS").is_some() {
+            std::fs::write(&path, &want).expect("write emf_metrics.json");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is out of date with telemetry.rs; rerun with UPDATE_EMF_METRICS=1:\n{want}",
+            path.display()
+        );
+        let catalog = emf_catalog();
+        assert_eq!(catalog["namespace"], METRIC_NAMESPACE);
+        assert_eq!(catalog["functions"], json!(["iam-events", "reconcile"]));
+        assert_eq!(catalog["metrics"].as_array().map(Vec::len), Some(13));
     }
 }

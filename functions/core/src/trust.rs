@@ -108,6 +108,21 @@ pub enum PrincipalChange {
     RemoveName { account: AccountId, name: UserName },
 }
 
+/// For logs: `add <arn>`, `remove <arn>`, `remove user <name> of account <id>`,
+/// `set <n> users`.
+impl std::fmt::Display for PrincipalChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrincipalChange::Set(users) => write!(f, "set {} users", users.len()),
+            PrincipalChange::Add(arn) => write!(f, "add {arn}"),
+            PrincipalChange::RemoveArn(arn) => write!(f, "remove {arn}"),
+            PrincipalChange::RemoveName { account, name } => {
+                write!(f, "remove user {name} of account {account}")
+            }
+        }
+    }
+}
+
 /// The trust policy cannot be edited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustPolicyError {
