@@ -249,8 +249,8 @@ soak-quick: $(VENV)/.installed
 # ------------------------------------------------------------- fuzzing ----
 
 # cargo-fuzz targets in tests/fuzz (its own workspace and target dir, nightly only; never
-# part of `make test`). `make fuzz` runs each target for FUZZ_RUNS executions (or
-# FUZZ_SECONDS seconds when set), one after the other, and writes one line per target to
+# part of `make test`). `make fuzz` runs each target for FUZZ_RUNS executions (capped at
+# FUZZ_SECONDS seconds when set: whichever comes first), one after the other, and writes one line per target to
 # tests/fuzz/summary.tsv (target, executions, seconds, exec/s, crashes) for the soak
 # report. Crashes land in tests/fuzz/artifacts/<target>/. `make fuzz-smoke`: 20,000 runs each.
 # FUZZ_SANITIZER=address for ASan (about 2x slower; our code has no unsafe).
@@ -279,7 +279,7 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/artifacts/$$t $(FUZZ_DIR)/corpus/$$t; \
 	  log=$(FUZZ_DIR)/artifacts/$$t.log; \
-	  limit=$(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS)); \
+	  limit="-runs=$(FUZZ_RUNS)$(if $(FUZZ_SECONDS), -max_total_time=$(FUZZ_SECONDS))"; \
 	  dict=; [ ! -f $(FUZZ_DIR)/dicts/$$t.dict ] || dict=-dict=$(FUZZ_DIR)/dicts/$$t.dict; \
 	  echo "fuzz $$t ($$limit)"; \
 	  before=$$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l); \
