@@ -69,6 +69,10 @@ pub const MAX_WRITE_ATTEMPTS: u32 = 5;
 /// won, the server is fine, so a fresh read follows after a short jittered pause (at
 /// most a quarter of the conflict backoff, 50 ms by default).
 pub const MAX_CONFLICT_ATTEMPTS: u32 = 10;
+/// How many times it is attempted when a call times out (no answer in 10 s, or 30 s
+/// of the kube client's own retries): once more, so a server that stopped answering
+/// fails the cluster well within a run's minute.
+pub const MAX_TIMEOUT_ATTEMPTS: u32 = 2;
 /// The longest pause between two aws-auth attempts.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
@@ -1049,11 +1053,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 }
 
-/// The retries left to one aws-auth read-modify-write: conflicts and transient errors
-/// have budgets of their own ([`MAX_CONFLICT_ATTEMPTS`], [`MAX_WRITE_ATTEMPTS`]).
+/// The retries left to one aws-auth read-modify-write: conflicts, transient errors
+/// (5xx, 429, a failed connection) and timeouts have budgets of their own
+/// ([`MAX_CONFLICT_ATTEMPTS`], [`MAX_WRITE_ATTEMPTS`], [`MAX_TIMEOUT_ATTEMPTS`]).
 struct RetryBudget {
     conflicts: u32,
     transients: u32,
+    timeouts: u32,
     /// The next pause after a transient error (doubles up to [`MAX_RETRY_PAUSE`]).
     delay: Duration,
     /// The longest pause after a conflict.
@@ -1065,6 +1071,7 @@ impl RetryBudget {
         RetryBudget {
             conflicts: 0,
             transients: 0,
+            timeouts: 0,
             delay: backoff,
             conflict_pause: backoff / 4,
         }
@@ -1074,6 +1081,10 @@ impl RetryBudget {
     fn allows(&mut self, e: &K8sError) -> bool {
         let (used, max) = match e {
             K8sError::Conflict(_) => (&mut self.conflicts, MAX_CONFLICT_ATTEMPTS),
+            K8sError::Timeout { .. }
+            | K8sError::Network {
+                timed_out: true, ..
+            } => (&mut self.timeouts, MAX_TIMEOUT_ATTEMPTS),
             e if e.is_retryable() => (&mut self.transients, MAX_WRITE_ATTEMPTS),
             _ => return false,
         };

@@ -53,6 +53,11 @@ pub enum K8sError {
     /// kube client retries 429/503/504 by itself) included.
     #[error("Kubernetes {operation} of {AWS_AUTH_NAME} timed out after {} s", K8S_OPERATION_TIMEOUT.as_secs())]
     Timeout { operation: &'static str },
+    /// No answer: the connection failed (refused, reset, closed early) or a request
+    /// timed out. Worth another attempt: a write carries the `resourceVersion` it
+    /// read, so one that did land turns the next into a 409.
+    #[error("Kubernetes client error: {message}")]
+    Network { timed_out: bool, message: String },
     #[error("Kubernetes client error: {0}")]
     Client(String),
     #[error("invalid cluster connection data: {0}")]
@@ -82,10 +87,16 @@ impl K8sError {
 }
 
 impl K8sError {
-    /// Whether the read-modify-write is worth another attempt (a conflict or a
-    /// transient error).
+    /// Whether the read-modify-write is worth another attempt (a conflict, a
+    /// transient error, a failed connection or a timeout).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, K8sError::Conflict(_) | K8sError::Transient { .. })
+        matches!(
+            self,
+            K8sError::Conflict(_)
+                | K8sError::Transient { .. }
+                | K8sError::Network { .. }
+                | K8sError::Timeout { .. }
+        )
     }
 }
 
@@ -95,7 +106,13 @@ impl From<kube::Error> for K8sError {
             kube::Error::Api(status) => {
                 K8sError::from_status(status.code, &status.reason, &status.message)
             }
-            other => K8sError::Client(client_error_message(&other)),
+            other => {
+                let (network, message) = client_error_message(&other);
+                match network {
+                    Some(timed_out) => K8sError::Network { timed_out, message },
+                    None => K8sError::Client(message),
+                }
+            }
         }
     }
 }
@@ -124,10 +141,12 @@ async fn within<T>(
 
 /// A kube client error in words: a timeout as a timeout (with the bounds), a refused or
 /// reset connection as such, else the error and its causes. Never holds the token
-/// (kube keeps it out of its errors).
-fn client_error_message(e: &kube::Error) -> String {
+/// (kube keeps it out of its errors). With it, `Some(timed_out)` when the request got
+/// no answer (a network failure), `None` otherwise.
+fn client_error_message(e: &kube::Error) -> (Option<bool>, String) {
     let mut chain = vec![e.to_string()];
     let mut timed_out = false;
+    let mut closed_early = false;
     let mut io_kind = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(err) = cur {
@@ -137,6 +156,7 @@ fn client_error_message(e: &kube::Error) -> String {
         }
         let text = err.to_string();
         timed_out |= text.contains("timed out") || text.contains("deadline has elapsed");
+        closed_early |= text.contains("connection closed before message completed");
         if chain.last() != Some(&text) {
             chain.push(text);
         }
@@ -144,20 +164,28 @@ fn client_error_message(e: &kube::Error) -> String {
     }
     let chain = chain.join(": ");
     if timed_out {
-        format!(
+        let message = format!(
             "timed out (no connection within {} s or no answer within {} s): {chain}",
             K8S_CONNECT_TIMEOUT.as_secs(),
             K8S_IO_TIMEOUT.as_secs()
-        )
+        );
+        (Some(true), message)
     } else if let Some(
         kind @ (std::io::ErrorKind::ConnectionRefused
         | std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::ConnectionAborted),
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof),
     ) = io_kind
     {
-        format!("connection failed ({kind}): {chain}")
+        (Some(false), format!("connection failed ({kind}): {chain}"))
+    } else if closed_early {
+        (
+            Some(false),
+            format!("connection failed (closed early): {chain}"),
+        )
     } else {
-        chain
+        (None, chain)
     }
 }
 

@@ -768,6 +768,36 @@ async fn persistent_kube_errors_fail_the_cluster_after_the_capped_attempts() {
     }
 }
 
+/// A reset connection is retried like a 5xx; a timeout once only, so a server that
+/// stopped answering fails the cluster quickly.
+#[tokio::test]
+async fn network_failures_are_retried_and_timeouts_only_once() {
+    use eks_access_sync::engine::MAX_TIMEOUT_ATTEMPTS;
+    use engine_support::{RESET, TIMEOUT};
+    let w = world();
+    w.kube.state("c1").lock().expect("lock").faults = [RESET, 0, RESET, TIMEOUT].into();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Updated, "{r:#?}");
+    assert_eq!(r.conflict_retries, 3, "{r:#?}");
+    assert_eq!(w.kube.writes("c1"), 1);
+
+    let w = world();
+    w.kube.state("c1").lock().expect("lock").faults =
+        (0..MAX_TIMEOUT_ATTEMPTS).map(|_| TIMEOUT).collect();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Failed, "{r:#?}");
+    let err = cluster_error(&r, "c1");
+    assert!(
+        err.contains(&format!("{MAX_TIMEOUT_ATTEMPTS} attempt")) && err.contains("timed out"),
+        "{err}"
+    );
+    assert_eq!(
+        w.kube.state("c1").lock().expect("lock").calls,
+        MAX_TIMEOUT_ATTEMPTS as usize,
+        "one retry only"
+    );
+}
+
 /// Conflicts and transient errors have budgets of their own: four 503s do not use up
 /// the conflicts' budget, and nine conflicts do not use up the transient one.
 #[tokio::test]
