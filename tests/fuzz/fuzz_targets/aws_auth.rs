@@ -31,6 +31,7 @@ fn field<'a>(entry: &'a Value, name: &str) -> Option<&'a Value> {
     entry
         .as_object()?
         .iter()
+        .rev()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
 }
@@ -68,10 +69,16 @@ fuzz_target!(|data: &[u8]| {
     let offboarded: Vec<Offboarded> = match ctrl >> 6 {
         0 => vec![],
         1 => vec![Offboarded::Arn(user_arn(pick))],
-        2 => vec![Offboarded::Name(user_name(pick))],
+        2 => vec![Offboarded::Name {
+                account: "123456789012".parse().expect("account"),
+                name: user_name(pick),
+            }],
         _ => vec![
             Offboarded::Arn(user_arn(pick)),
-            Offboarded::Name(user_name(pick / 8)),
+            Offboarded::Name {
+                account: "123456789012".parse().expect("account"),
+                name: user_name(pick / 8),
+            },
         ],
     };
     let Ok(edit) = edit_aws_auth(data, &admin, &offboarded) else {

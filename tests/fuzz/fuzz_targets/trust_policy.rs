@@ -229,7 +229,10 @@ fn change(e: &Edit) -> PrincipalChange {
         0 => PrincipalChange::Set(e.picks.iter().map(|p| user_arn(*p as usize)).collect()),
         1 => PrincipalChange::Add(user_arn(pick(0))),
         2 => PrincipalChange::RemoveArn(user_arn(pick(0))),
-        _ => PrincipalChange::RemoveName(user_name(pick(0))),
+        _ => PrincipalChange::RemoveName {
+            account: user_arn(pick(0)).account().parse().expect("account"),
+            name: user_name(pick(0)),
+        },
     }
 }
 
@@ -346,10 +349,10 @@ fn check(doc: &str, change: &PrincipalChange, opts: &TrustOptions) {
             }
             PrincipalChange::Add(a) => assert!(has(a), "Add not applied"),
             PrincipalChange::RemoveArn(a) => assert!(!has(a), "RemoveArn not applied"),
-            PrincipalChange::RemoveName(n) => assert!(
+            PrincipalChange::RemoveName { account, name } => assert!(
                 !managed.iter().any(|m| m
                     .parse::<UserArn>()
-                    .is_ok_and(|u| u.name().eq_ignore_case(n))),
+                    .is_ok_and(|u| u.is_user_of(account, name))),
                 "RemoveName not applied"
             ),
         }
