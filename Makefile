@@ -51,7 +51,7 @@ help:
 	@echo "make demo | test | lint | tools | build [ARCH=arm64] | deploy"
 	@echo "make invoke-<event> (events/*.json) | repair | repair-dry-run   [STACK=$(STACK) REGION=$(REGION)]"
 	@echo "make bootstrap CLUSTER=name [CLUSTER_REGION=r]   (run once per cluster, as a cluster admin)"
-	@echo "make sandbox-up | sandbox-down"
+	@echo "make sandbox-up | sandbox-down | bench | soak | soak-quick"
 	@echo "events: $(EVENTS)"
 
 # ---------------------------------------------------------------- tools ----
@@ -209,3 +209,96 @@ demo: tools check-kubectl
 bench: $(VENV)/.installed
 	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync-cli -p bench-hello -p bench
 	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md $(BENCH_ARGS) >/dev/null
+
+# ------------------------------------------------------------- soak ----
+
+# Reliability (RELIABILITY.md): the soak program (tests/soak) against in-process
+# sandboxes: aws-auth races, IAM events at once through the lease, the fault matrix
+# (every AWS and Kubernetes call failing once and always: throttling, 500, hang,
+# reset). `make soak` first runs the other producers and reads their outputs: the
+# fuzzers (`make fuzz`, if the Makefile has it; SOAK_SKIP_FUZZ=1 skips it), the
+# aws-auth corpus test and the secrets test (a missing producer gives a "not run"
+# row). `make soak-quick` is the short version CI runs (a few minutes). Both exit
+# non-zero when anything was lost. SOAK_ARGS passes more flags (--guard-secs, --parallel).
+SOAK_CORPUS_TEST ?= aws_auth_corpus
+SOAK_SECRETS_TEST ?= secrets
+SOAK_CORPUS_DOCS ?= 100000
+SOAK_LOGS := $(TARGET_DIR)/soak-logs
+SOAK_SKIP_FUZZ ?= 0
+
+.PHONY: soak soak-quick soak-inputs
+soak-inputs:
+	@mkdir -p $(SOAK_LOGS)
+	@if [ "$(SOAK_SKIP_FUZZ)" != 1 ] && $(MAKE) -n fuzz >/dev/null 2>&1; then \
+	  $(MAKE) fuzz || echo "soak: make fuzz failed; the fuzzing row reads what it left"; \
+	else echo "soak: fuzzing skipped (SOAK_SKIP_FUZZ=1 or no fuzz target)"; fi
+	AWSAUTH_CORPUS_DOCS=$(SOAK_CORPUS_DOCS) $(CARGO) test -p eks-access-sync --test $(SOAK_CORPUS_TEST) \
+	  -- --nocapture >$(SOAK_LOGS)/corpus.log 2>&1 || echo "soak: corpus test failed (see $(SOAK_LOGS)/corpus.log)"
+	$(CARGO) test -p e2e --test $(SOAK_SECRETS_TEST) \
+	  -- --nocapture >$(SOAK_LOGS)/secrets.log 2>&1 || echo "soak: secrets test failed (see $(SOAK_LOGS)/secrets.log)"
+
+soak: $(VENV)/.installed soak-inputs
+	$(CARGO) build -p soak
+	$(TARGET_DIR)/debug/soak --out RELIABILITY.md \
+	  --corpus-log $(SOAK_LOGS)/corpus.log --secrets-log $(SOAK_LOGS)/secrets.log $(SOAK_ARGS)
+
+soak-quick: $(VENV)/.installed
+	$(CARGO) build -p soak
+	$(TARGET_DIR)/debug/soak --quick --out RELIABILITY.md $(SOAK_ARGS)
+
+# ------------------------------------------------------------- fuzzing ----
+
+# cargo-fuzz targets in tests/fuzz (its own workspace and target dir, nightly only; never
+# part of `make test`). `make fuzz` runs each target for FUZZ_RUNS executions (capped at
+# FUZZ_SECONDS seconds when set: whichever comes first), one after the other, and writes one line per target to
+# tests/fuzz/summary.tsv (target, executions, seconds, exec/s, crashes) for the soak
+# report. Crashes land in tests/fuzz/artifacts/<target>/. `make fuzz-smoke`: 20,000 runs each.
+# FUZZ_SANITIZER=address for ASan (about 2x slower; our code has no unsafe).
+.PHONY: fuzz fuzz-smoke fuzz-tools fuzz-build
+FUZZ_DIR := tests/fuzz
+FUZZ_TARGETS ?= event_classifier trust_policy aws_auth config arn_token
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?=
+FUZZ_SANITIZER ?= none
+FUZZ_SUMMARY ?= $(FUZZ_DIR)/summary.tsv
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_CARGO := CARGO_TARGET_DIR=$(CURDIR)/$(FUZZ_DIR)/target cargo +nightly fuzz
+FUZZ_FLAGS := --fuzz-dir $(FUZZ_DIR) --sanitizer $(FUZZ_SANITIZER) --debug-assertions
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version 2>/dev/null | grep -q ' $(CARGO_FUZZ_VERSION)$$' || \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+
+fuzz-build: fuzz-tools
+	$(FUZZ_CARGO) build $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	$(PYTHON) $(FUZZ_DIR)/seed.py $(FUZZ_DIR)/corpus
+	@printf 'target\texecutions\tseconds\texec_per_s\tcrashes\n' > $(FUZZ_SUMMARY)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/artifacts/$$t $(FUZZ_DIR)/corpus/$$t; \
+	  log=$(FUZZ_DIR)/artifacts/$$t.log; \
+	  limit="-runs=$(FUZZ_RUNS)$(if $(FUZZ_SECONDS), -max_total_time=$(FUZZ_SECONDS))"; \
+	  dict=; [ ! -f $(FUZZ_DIR)/dicts/$$t.dict ] || dict=-dict=$(FUZZ_DIR)/dicts/$$t.dict; \
+	  echo "fuzz $$t ($$limit)"; \
+	  before=$$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l); \
+	  start=$$(date +%s.%N); status=0; \
+	  $(FUZZ_CARGO) run $(FUZZ_FLAGS) $$t $(FUZZ_DIR)/corpus/$$t -- \
+	    $$limit $$dict -print_final_stats=1 -print_pcs=0 \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ >$$log 2>&1 || status=$$?; \
+	  end=$$(date +%s.%N); \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -1); \
+	  crashes=$$(( $$(ls $(FUZZ_DIR)/artifacts/$$t | wc -l) - before )); \
+	  [ $$status -eq 0 ] || [ $$crashes -gt 0 ] || crashes=1; \
+	  awk -v t=$$t -v r="$${runs:-0}" -v s=$$start -v e=$$end -v c=$$crashes \
+	    'BEGIN { d = e - s; printf "%s\t%d\t%.1f\t%.0f\t%d\n", t, r, d, (d > 0 ? r / d : 0), c }' \
+	    >> $(FUZZ_SUMMARY); \
+	  tail -1 $(FUZZ_SUMMARY); \
+	done
+	@column -t $(FUZZ_SUMMARY)
+	@! awk -F'\t' 'NR > 1 && $$5 > 0 { found = 1 } END { exit !found }' $(FUZZ_SUMMARY) || \
+	  { echo "fuzzing found crashes: see $(FUZZ_DIR)/artifacts/"; exit 1; }
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_RUNS=20000 FUZZ_SECONDS= FUZZ_SUMMARY=$(FUZZ_DIR)/summary-smoke.tsv

@@ -53,6 +53,25 @@ def test_bench_builds_release_binaries_and_writes_the_report():
     assert "--out BENCHMARKS.md" in out[run:]
 
 
+FUZZ_TARGETS = ["event_classifier", "trust_policy", "aws_auth", "config", "arn_token"]
+
+
+def test_fuzz_installs_its_tools_and_runs_every_target_apart_from_test():
+    out = dry("fuzz")
+    assert "rustup toolchain install nightly --profile minimal" in out
+    assert "cargo install cargo-fuzz --version" in out and "--locked" in out
+    assert "-runs=10000000" in out
+    assert "for t in " + " ".join(FUZZ_TARGETS) + ";" in out
+    assert "tests/fuzz/summary.tsv" in out
+    capped = dry("fuzz", "FUZZ_SECONDS=7")
+    assert '"-runs=10000000 -max_total_time=7"' in capped, "runs capped by time"
+    smoke = dry("fuzz-smoke")
+    assert '"-runs=20000"' in smoke and "summary-smoke.tsv" in smoke
+    assert "cargo +nightly fuzz" not in dry("test")
+    for t in FUZZ_TARGETS:
+        assert (ROOT / "tests" / "fuzz" / "fuzz_targets" / f"{t}.rs").is_file(), t
+
+
 def test_test_runs_cargo_then_pytest():
     out = dry("test")
     assert out.index("cargo test --workspace") < out.index("pytest -q tests/infra")
@@ -164,3 +183,21 @@ def test_sandbox_up_reports_a_crashed_sandbox(tmp_path):
     result = make("sandbox-up", "CARGO=true", f"TARGET_DIR={target}", f"SANDBOX_DIR={tmp_path / 'sb'}", check=False)
     assert result.returncode != 0
     assert "port 4566 already in use" in result.stdout
+
+
+def test_soak_runs_the_producers_then_the_soak_program():
+    out = make("-n", "soak", "SOAK_SKIP_FUZZ=1").stdout
+    corpus = out.index("AWSAUTH_CORPUS_DOCS=100000 cargo test -p eks-access-sync --test aws_auth_corpus")
+    secrets = out.index("cargo test -p e2e --test secrets")
+    run = out.index("debug/soak --out RELIABILITY.md")
+    assert corpus < run and secrets < run
+    assert "--corpus-log" in out[run:] and "--secrets-log" in out[run:]
+    assert "--quick" not in out
+    assert "fuzzing skipped" in out
+
+
+def test_soak_quick_is_short_and_names_no_producers():
+    out = dry("soak-quick")
+    assert "cargo build -p soak" in out
+    assert "debug/soak --quick --out RELIABILITY.md" in out
+    assert "AWSAUTH_CORPUS_DOCS" not in out

@@ -9,7 +9,9 @@ property must hold whichever way a deployment sets its parameters.
 from __future__ import annotations
 
 import itertools
+import json
 import pathlib
+import re
 import tomllib
 
 import pytest
@@ -501,3 +503,149 @@ def test_outputs():
     ):
         assert name in outputs, name
     assert outputs["FunctionRoleArn"]["Value"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+
+
+# --------------------------------------------------------------------------
+# Dashboard
+# --------------------------------------------------------------------------
+
+# What the functions emit (written and kept up to date by the Rust test
+# telemetry::tests::emf_metrics_json_is_up_to_date).
+EMF = json.loads((ROOT / "tests" / "infra" / "emf_metrics.json").read_text())
+CUSTOM_NAMESPACE = EMF["namespace"]
+EMITTED = {m["Name"]: m["Unit"] for m in EMF["metrics"]}
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def placeholder(name):
+    return f"<<{name}>>"
+
+
+def dashboard_body():
+    """The dashboard body as JSON, each ${X} of its Fn::Sub replaced by <<X>>,
+    and the names substituted."""
+    sub = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(sub, str), "DashboardBody is a plain !Sub string"
+    names = SUB_VARIABLE.findall(sub)
+    body = json.loads(SUB_VARIABLE.sub(lambda m: placeholder(m.group(1)), sub))
+    return body, set(names)
+
+
+def metric_rows(widget):
+    """Each metric row of a widget as (namespace, name, {dimension: value}, options),
+    with the "." shorthand (same as the row above) expanded."""
+    previous: list = []
+    for row in widget["properties"].get("metrics", []):
+        options = row[-1] if row and isinstance(row[-1], dict) else {}
+        fields = [f for f in row if not isinstance(f, dict)]
+        assert fields, f"metric math is not used here: {row}"
+        fields = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+        previous = fields
+        namespace, name, *dims = fields
+        assert len(dims) % 2 == 0, row
+        yield namespace, name, dict(zip(dims[::2], dims[1::2])), options
+
+
+def all_metric_rows():
+    body, _ = dashboard_body()
+    for widget in body["widgets"]:
+        if widget["type"] == "metric":
+            yield from ((widget, *row) for row in metric_rows(widget))
+
+
+def test_dashboard_body_substitutes_only_this_stacks_names():
+    _, names = dashboard_body()
+    assert "AWS::Region" in names
+    for name in names - {"AWS::Region"}:
+        resource = name.split(".")[0]
+        assert resource in RESOURCES, f"${{{name}}} names no resource of the stack"
+    body, _ = dashboard_body()
+    for widget in body["widgets"]:
+        assert widget["properties"]["region"] == placeholder("AWS::Region"), widget
+
+
+def test_every_custom_metric_on_the_dashboard_is_emitted_by_the_code():
+    rows = [r for r in all_metric_rows() if r[1] == CUSTOM_NAMESPACE]
+    assert rows, "the dashboard shows the functions' own metrics"
+    dimension_sets = [sorted(d) for d in EMF["dimensions"]]
+    for widget, _, name, dims, _ in rows:
+        title = widget["properties"]["title"]
+        assert name in EMITTED, f"{title}: {name} is not emitted (emf_metrics.json)"
+        assert sorted(dims) in dimension_sets, f"{title}: {name} dimensions {dims}"
+        assert dims["Function"] in EMF["functions"], f"{title}: {name} {dims}"
+
+
+def test_only_the_functions_lambdas_and_queues_metrics_are_shown():
+    namespaces = {r[1] for r in all_metric_rows()}
+    assert namespaces == {CUSTOM_NAMESPACE, "AWS/Lambda", "AWS/SQS"}
+
+
+def test_lambda_widgets_show_errors_and_throttles_of_both_functions():
+    shown = set()
+    for _, namespace, name, dims, _ in all_metric_rows():
+        if namespace != "AWS/Lambda":
+            continue
+        assert set(dims) == {"FunctionName"}, dims
+        function = dims["FunctionName"].strip("<>")
+        assert RESOURCES[function]["Type"] == "AWS::Serverless::Function", function
+        shown.add((name, function))
+    assert shown == {(m, f) for m in ("Errors", "Throttles") for f in FUNCTIONS}
+
+
+def test_queue_widget_shows_both_queues():
+    shown = set()
+    for _, namespace, name, dims, _ in all_metric_rows():
+        if namespace != "AWS/SQS":
+            continue
+        assert name == "ApproximateNumberOfMessagesVisible"
+        assert set(dims) == {"QueueName"}, dims
+        queue, attribute = dims["QueueName"].strip("<>").split(".")
+        assert attribute == "QueueName"
+        assert RESOURCES[queue]["Type"] == "AWS::SQS::Queue", queue
+        shown.add(queue)
+    assert shown == {"EventsDeadLetterQueue", "FailureQueue"}
+
+
+def widget_with(metric):
+    body, _ = dashboard_body()
+    found = [
+        w
+        for w in body["widgets"]
+        if any(r[1] == metric for r in metric_rows(w) if w["type"] == "metric")
+    ]
+    assert len(found) == 1, f"one widget shows {metric}"
+    return found[0]
+
+
+def shown_in(widget):
+    return {name for _, name, _, _ in metric_rows(widget)}
+
+
+def test_dashboard_widgets():
+    # Grants and revocations over time.
+    assert {"UsersAdded", "UsersRemoved"} <= shown_in(widget_with("UsersAdded"))
+    # Clusters by status per run.
+    clusters = widget_with("ClustersUpdated")
+    assert {"ClustersUpdated", "ClustersUnchanged", "ClustersSkipped", "ClustersFailed"} <= shown_in(clusters)
+    # Run duration, in the unit the code emits.
+    assert EMITTED["RunDurationMs"] == "Milliseconds"
+    assert widget_with("RunDurationMs")
+    # Each role's trust-policy size against its quota, with a line at 80 %.
+    trust = widget_with("TrustPolicySizeChars")
+    assert {"TrustPolicySizeChars", "TrustPolicyMaxChars", "TrustPolicyUsage"} <= shown_in(trust)
+    usage_axes = {o.get("yAxis", "left") for _, n, _, o in metric_rows(trust) if n == "TrustPolicyUsage"}
+    assert usage_axes == {"right"}
+    assert EMITTED["TrustPolicyUsage"] == "Percent"
+    lines = trust["properties"]["annotations"]["horizontal"]
+    assert [(a["value"], a.get("yAxis", "left")) for a in lines] == [(80, "right")]
+
+
+def test_dashboard_url_output():
+    out = TEMPLATE["Outputs"]["DashboardUrl"]["Value"]
+    for conditions in all_condition_values():
+        url = resolve(out, conditions)
+        assert url.startswith("https://"), url
+        assert "${Dashboard}" in url and "region=${AWS::Region}" in url, url
+    assert TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardName"] == {
+        "Fn::Sub": "${AWS::StackName}-${AWS::Region}"
+    }

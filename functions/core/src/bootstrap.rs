@@ -14,8 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
-use crate::engine::{AwsAuthWrite, Error, MAX_RETRY_PAUSE, MAX_WRITE_ATTEMPTS, write_with_retry};
+use crate::engine::{AwsAuthWrite, Error, RetryBudget, write_with_retry};
 use crate::policy::awsauth::AwsAuth;
 use crate::ports::AwsAuthObject;
 
@@ -160,9 +159,8 @@ async fn ensure_aws_auth(
             payload: (),
         }))
     };
-    let backoff = Backoff::new(BOOTSTRAP_BACKOFF, MAX_RETRY_PAUSE);
-    let written =
-        write_with_retry(store, backoff, MAX_WRITE_ATTEMPTS, true, edit, |_, _| {}).await?;
+    let budget = RetryBudget::new(BOOTSTRAP_BACKOFF);
+    let written = write_with_retry(store, budget, true, edit, |_, _| {}).await?;
     Ok(match written {
         None => "aws-auth: functions' role already mapped".to_owned(),
         Some((current, ())) => format!(

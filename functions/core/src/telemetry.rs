@@ -19,6 +19,18 @@ use crate::output::report::{ClusterStatus, RunReport};
 /// CloudWatch namespace of every metric.
 pub const METRIC_NAMESPACE: &str = "EksAccessSync";
 
+/// The `Function` dimension of the `iam-events` Lambda's metrics.
+pub const IAM_EVENTS_FUNCTION: &str = "iam-events";
+
+/// The `Function` dimension of the `reconcile` Lambda's metrics.
+pub const RECONCILE_FUNCTION: &str = "reconcile";
+
+/// Every value the `Function` dimension takes.
+pub const METRIC_FUNCTIONS: &[&str] = &[IAM_EVENTS_FUNCTION, RECONCILE_FUNCTION];
+
+/// The dimension sets of every metric.
+pub const METRIC_DIMENSIONS: &[&[&str]] = &[&["Function"]];
+
 /// Where logs go: stderr for the CLI (stdout is for the plan), stdout for Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTarget {
@@ -260,6 +272,7 @@ impl<W: Write> Drop for RedactingWriter<W> {
 /// The EMF document for one run (see "Embedded metric format specification").
 pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> Value {
     let t = &report.trust_policy;
+    let written = |n: usize| if report.dry_run { 0 } else { n };
     let usage = if t.max_chars == 0 {
         0.0
     } else {
@@ -292,6 +305,16 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
         ("TrustPolicySizeChars", "Count", json!(t.size_chars)),
         ("TrustPolicyMaxChars", "Count", json!(t.max_chars)),
         ("TrustPolicyUsage", "Percent", json!(usage)),
+        // Grants and revocations: users written into or out of the trust policy
+        // (0 on a dry run, which writes nothing).
+        ("UsersAdded", "Count", json!(written(t.added.len()))),
+        ("UsersRemoved", "Count", json!(written(t.removed.len()))),
+        (
+            "DanglingPrincipalsRemoved",
+            "Count",
+            json!(written(t.dangling_removed.len())),
+        ),
+        ("RunDurationMs", "Milliseconds", json!(report.duration_ms)),
     ];
     let mut doc = serde_json::Map::new();
     doc.insert(
@@ -300,7 +323,7 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
             "Timestamp": timestamp_ms as u64,
             "CloudWatchMetrics": [{
                 "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": METRIC_DIMENSIONS,
                 "Metrics": metrics.iter().map(|(n, u, _)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
             }],
         }),
@@ -311,6 +334,20 @@ pub fn emf_document(function: &str, report: &RunReport, timestamp_ms: u128) -> V
         doc.insert(name.into(), value);
     }
     Value::Object(doc)
+}
+
+/// What the functions emit, for the dashboard's check (tests/infra/emf_metrics.json,
+/// kept equal to this by a test): the namespace, the dimension sets, the values of
+/// the `Function` dimension, and each metric's name and unit.
+pub fn emf_catalog() -> Value {
+    let doc = emf_document(IAM_EVENTS_FUNCTION, &RunReport::new(false, "", 0), 0);
+    let meta = &doc["_aws"]["CloudWatchMetrics"][0];
+    json!({
+        "namespace": meta["Namespace"],
+        "dimensions": meta["Dimensions"],
+        "functions": METRIC_FUNCTIONS,
+        "metrics": meta["Metrics"],
+    })
 }
 
 /// Prints one EMF line to stdout (Lambda ships it to CloudWatch Logs, which extracts
@@ -324,172 +361,4 @@ pub fn emit_emf(function: &str, report: &RunReport) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{model::cluster::Backend, output::report::ClusterReport};
-    use std::sync::Mutex;
-
-    const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def=";
-    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-
-    #[test]
-    fn redactor_shapes_compile() {
-        for p in SHAPES {
-            assert!(Regex::new(p).is_ok(), "{p}");
-        }
-        assert_eq!(Redactor::new::<_, &str>([]).shapes.len(), SHAPES.len());
-    }
-
-    #[test]
-    fn redactor_scrubs_signing_material() {
-        let r = Redactor::new::<_, &str>([]);
-        let cases = [
-            (
-                "GET\\n/\\nAction=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAX%2F20261129%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Date=20261129T000000Z&X-Amz-Expires=60&X-Amz-Security-Token=IQoJb3Jp%2F%2Fabc%3D&X-Amz-SignedHeaders=host\\n",
-                "X-Amz-Security-Token=[redacted]&X-Amz-SignedHeaders",
-            ),
-            (
-                "https://sts.amazonaws.com/?X-Amz-Signature=0123456789abcdef0123456789abcdef&x=1",
-                "X-Amz-Signature=[redacted]&x=1",
-            ),
-            (
-                "Authorization: AWS4-HMAC-SHA256 Credential=AKIA/x, SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
-                "Signature=[redacted]",
-            ),
-            (
-                "token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_QWN0aW9u end",
-                "token k8s-aws-v1.[redacted] end",
-            ),
-            (
-                "authorization: Bearer eyJhbGciOi.abc-def_x",
-                "Bearer [redacted]",
-            ),
-            (
-                "x-amz-security-token:IQoJb3Jp//abc=\\nhost:sts",
-                "x-amz-security-token:[redacted]\\nhost",
-            ),
-            (
-                r#"{\"x-amz-security-token\": \"IQoJb3Jp//abc=\", "#,
-                r#"{\"x-amz-security-token\": \"[redacted]\", "#,
-            ),
-        ];
-        for (line, want) in cases {
-            let out = r.redact(line);
-            assert!(out.contains(want), "{line}\n -> {out}\n wanted {want}");
-            assert!(!out.contains("IQoJb3Jp"), "{out}");
-            assert!(!out.contains("0123456789abcdef"), "{out}");
-        }
-        // Ordinary lines are left alone.
-        let plain = r#"{"level":"INFO","message":"trust policy updated","added":"arn:aws:iam::123456789012:user/dave"}"#;
-        assert_eq!(r.redact(plain), plain);
-    }
-
-    #[test]
-    fn redactor_scrubs_known_values_raw_and_url_encoded() {
-        let r = Redactor::new([SECRET, TOKEN, "short"]);
-        let encoded = utf8_percent_encode(TOKEN, AWS_URI).to_string();
-        assert_ne!(encoded, TOKEN);
-        let line = format!("a {SECRET} b {TOKEN} c {encoded} d short");
-        let out = r.redact(&line);
-        assert_eq!(out, "a [redacted] b [redacted] c [redacted] d short");
-    }
-
-    /// A writer the tests read back.
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            if let Ok(mut b) = self.0.lock() {
-                b.extend_from_slice(data);
-            }
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
-
-    #[test]
-    fn trace_filter_cannot_lift_the_ceiling_and_lines_are_redacted() {
-        let cap = Capture::default();
-        let redactor = Arc::new(Redactor::new([TOKEN]));
-        let writer = RedactingMakeWriter::new(cap.clone(), redactor);
-        // As if RUST_LOG asked for everything, and for aws_sigv4 by name.
-        let env = EnvFilter::new("trace,aws_sigv4=trace,hyper=trace");
-        let subscriber = tracing_subscriber::registry().with(json_layer_with(env, writer));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::trace!(target: "aws_sigv4::http_request::sign", canonical_request = %format!("X-Amz-Security-Token={TOKEN}"), "calculated signing parameters");
-            tracing::trace!(target: "hyper::proto::h1", "a hyper trace");
-            tracing::trace!(target: "eks_access_sync::engine", "our own trace");
-            tracing::info!(target: "aws_sigv4::http_request::sign", "info from sigv4");
-            tracing::info!(target: "eks_access_sync::engine", secret = %TOKEN, "leak attempt");
-        });
-        let text =
-            String::from_utf8(cap.0.lock().map(|b| b.clone()).unwrap_or_default()).expect("utf-8");
-        assert!(!text.contains("calculated signing parameters"), "{text}");
-        assert!(!text.contains("a hyper trace"), "{text}");
-        assert!(text.contains("our own trace"), "{text}");
-        assert!(text.contains("info from sigv4"), "{text}");
-        assert!(text.contains(r#""secret":"[redacted]""#), "{text}");
-        assert!(!text.contains(TOKEN), "{text}");
-        assert_eq!(text.lines().count(), 3, "{text}");
-    }
-
-    #[test]
-    fn emf_shape() {
-        let mut r = RunReport::new(false, "eks-admin", 2048);
-        r.admin_users = 3;
-        r.conflict_retries = 2;
-        r.trust_policy.size_chars = 512;
-        for status in [
-            ClusterStatus::Updated,
-            ClusterStatus::Created,
-            ClusterStatus::Failed,
-            ClusterStatus::Unchanged,
-        ] {
-            r.clusters.push(ClusterReport {
-                name: "c".into(),
-                region: "us-east-1".into(),
-                backend: Backend::ConfigMap,
-                status,
-                error: None,
-                changes: vec![],
-            });
-        }
-        let d = emf_document("iam-events", &r, 1_700_000_000_000);
-        let meta = &d["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(d["_aws"]["Timestamp"], 1_700_000_000_000u64);
-        assert_eq!(meta["Namespace"], "EksAccessSync");
-        assert_eq!(meta["Dimensions"], json!([["Function"]]));
-        let names: Vec<&str> = meta["Metrics"]
-            .as_array()
-            .expect("metrics")
-            .iter()
-            .map(|m| m["Name"].as_str().expect("name"))
-            .collect();
-        // Every declared metric has a top-level value (EMF rejects the document otherwise).
-        for n in &names {
-            assert!(d.get(*n).is_some(), "{n} has no value");
-        }
-        assert_eq!(names.len(), 9);
-        assert_eq!(d["Function"], "iam-events");
-        assert_eq!(d["AdminUsers"], 3);
-        assert_eq!(d["ClustersUpdated"], 2);
-        assert_eq!(d["ClustersFailed"], 1);
-        assert_eq!(d["ClustersUnchanged"], 1);
-        assert_eq!(d["ClustersSkipped"], 0);
-        assert_eq!(d["ConflictRetries"], 2);
-        assert_eq!(d["TrustPolicySizeChars"], 512);
-        assert_eq!(d["TrustPolicyMaxChars"], 2048);
-        assert_eq!(d["TrustPolicyUsage"], 25.0);
-        assert_eq!(meta["Metrics"][8]["Unit"], "Percent");
-    }
-}
+mod tests;

@@ -203,16 +203,22 @@ async fn transient_kube_errors_are_retried_and_counted() {
     assert_eq!(w.kube.writes("c1"), 1);
 }
 
-/// A status that keeps coming fails the cluster after `MAX_WRITE_ATTEMPTS`, saying
-/// how many attempts and why; the retries are still counted.
+/// A status that keeps coming fails the cluster after its capped attempts
+/// (`MAX_WRITE_ATTEMPTS` for 5xx/429, `MAX_CONFLICT_ATTEMPTS` for 409), saying how
+/// many attempts and why; the retries are still counted.
 #[tokio::test]
 async fn persistent_kube_errors_fail_the_cluster_after_the_capped_attempts() {
-    use eks_access_sync::engine::MAX_WRITE_ATTEMPTS;
+    use eks_access_sync::engine::{MAX_CONFLICT_ATTEMPTS, MAX_WRITE_ATTEMPTS};
     for code in [500u16, 504, 409] {
+        let attempts = if code == 409 {
+            MAX_CONFLICT_ATTEMPTS
+        } else {
+            MAX_WRITE_ATTEMPTS
+        };
         let w = world();
         // Every read passes (0); every write answers `code`.
         w.kube.state("c1").lock().expect("lock").faults =
-            (0..MAX_WRITE_ATTEMPTS).flat_map(|_| [0, code]).collect();
+            (0..attempts).flat_map(|_| [0, code]).collect();
         let r = w.engine.apply_full(&Scope::all()).await;
         assert_eq!(status(&r, "c1"), ClusterStatus::Failed, "{code}: {r:#?}");
         let err = cluster_error(&r, "c1");
@@ -222,13 +228,13 @@ async fn persistent_kube_errors_fail_the_cluster_after_the_capped_attempts() {
             code.to_string()
         };
         assert!(
-            err.contains(&format!("{MAX_WRITE_ATTEMPTS} attempt")) && err.contains(&why),
+            err.contains(&format!("{attempts} attempt")) && err.contains(&why),
             "{code}: {err}"
         );
-        assert_eq!(r.conflict_retries, MAX_WRITE_ATTEMPTS - 1, "{code}: {r:#?}");
+        assert_eq!(r.conflict_retries, attempts - 1, "{code}: {r:#?}");
         assert_eq!(
             w.kube.state("c1").lock().expect("lock").calls,
-            2 * MAX_WRITE_ATTEMPTS as usize,
+            2 * attempts as usize,
             "{code}: capped"
         );
         assert_eq!(w.kube.writes("c1"), 0);
@@ -238,6 +244,55 @@ async fn persistent_kube_errors_fail_the_cluster_after_the_capped_attempts() {
             "other clusters go on"
         );
     }
+}
+
+/// A reset connection is retried like a 5xx; a timeout once only, so a server that
+/// stopped answering fails the cluster quickly.
+#[tokio::test]
+async fn network_failures_are_retried_and_timeouts_only_once() {
+    use eks_access_sync::engine::MAX_TIMEOUT_ATTEMPTS;
+    use engine_support::{RESET, TIMEOUT};
+    let w = world();
+    w.kube.state("c1").lock().expect("lock").faults = [RESET, 0, RESET, TIMEOUT].into();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Updated, "{r:#?}");
+    assert_eq!(r.conflict_retries, 3, "{r:#?}");
+    assert_eq!(w.kube.writes("c1"), 1);
+
+    let w = world();
+    w.kube.state("c1").lock().expect("lock").faults =
+        (0..MAX_TIMEOUT_ATTEMPTS).map(|_| TIMEOUT).collect();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Failed, "{r:#?}");
+    let err = cluster_error(&r, "c1");
+    assert!(
+        err.contains(&format!("{MAX_TIMEOUT_ATTEMPTS} attempt")) && err.contains("timed out"),
+        "{err}"
+    );
+    assert_eq!(
+        w.kube.state("c1").lock().expect("lock").calls,
+        MAX_TIMEOUT_ATTEMPTS as usize,
+        "one retry only"
+    );
+}
+
+/// Conflicts and transient errors have budgets of their own: four 503s do not use up
+/// the conflicts' budget, and nine conflicts do not use up the transient one.
+#[tokio::test]
+async fn conflicts_and_transient_errors_have_their_own_budgets() {
+    use eks_access_sync::engine::{MAX_CONFLICT_ATTEMPTS, MAX_WRITE_ATTEMPTS};
+    let w = world();
+    let mut faults: Vec<u16> = (1..MAX_WRITE_ATTEMPTS).flat_map(|_| [0, 503]).collect();
+    faults.extend((1..MAX_CONFLICT_ATTEMPTS).flat_map(|_| [0, 409]));
+    w.kube.state("c1").lock().expect("lock").faults = faults.into_iter().collect();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Updated, "{r:#?}");
+    assert_eq!(
+        r.conflict_retries,
+        MAX_WRITE_ATTEMPTS - 1 + MAX_CONFLICT_ATTEMPTS - 1,
+        "{r:#?}"
+    );
+    assert_eq!(w.kube.writes("c1"), 1);
 }
 
 /// A read that keeps failing fails the cluster after the same capped attempts.

@@ -188,3 +188,23 @@ async fn with_the_lease_an_event_that_writes_every_cluster_takes_four_round_trip
     // ListClusters → DescribeCluster → (the role known) GET → PUT aws-auth.
     assert_eq!(rtts, 4.0);
 }
+
+/// The report says how long the run took: on the paused clock, exactly its round trips.
+#[tokio::test(start_paused = true)]
+async fn the_report_gives_the_runs_duration() {
+    let w = world(None, true).await;
+    let (r, rtts) = rtts_of(
+        w.engine
+            .handle_iam_events_payload(&tag_user("carol"), false),
+    )
+    .await;
+    let r = ran(r);
+    assert_eq!(rtts, 3.0);
+    assert_eq!(u128::from(r.duration_ms), 3 * RTT.as_millis());
+    let (r, rtts) = rtts_of(w.engine.apply_full(&Scope::all())).await;
+    assert_eq!(
+        u128::from(r.duration_ms),
+        (rtts * RTT.as_millis() as f64) as u128
+    );
+    assert!(r.duration_ms > 0);
+}

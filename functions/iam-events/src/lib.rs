@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// The function name used in metrics.
-pub const FUNCTION: &str = "iam-events";
+pub const FUNCTION: &str = eks_access_sync::telemetry::IAM_EVENTS_FUNCTION;
 
 /// A run that did not fully succeed. Its Display is the report's summary (no secrets).
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-pub const FUNCTION: &str = "reconcile";
+pub const FUNCTION: &str = eks_access_sync::telemetry::RECONCILE_FUNCTION;
 
 /// A manual invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -64,15 +64,21 @@ pub enum Request {
     Ignored(String),
 }
 
-impl Request {
-    /// The kind of request, for logs.
-    pub fn name(&self) -> &'static str {
+/// For logs: what is run, in plain words.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Request::Manual { dry_run: true, .. } => "manual (dry run)",
-            Request::Manual { .. } => "manual",
-            Request::Scheduled => "scheduled",
-            Request::Eks(_) => "eks event",
-            Request::Ignored(_) => "ignored",
+            Request::Manual {
+                dry_run: true,
+                scope,
+            } => write!(f, "manual dry run: {scope}"),
+            Request::Manual {
+                dry_run: false,
+                scope,
+            } => write!(f, "manual run: {scope}"),
+            Request::Scheduled => f.write_str("scheduled run: every tagged cluster"),
+            Request::Eks(scope) => write!(f, "EKS event: {scope}"),
+            Request::Ignored(reason) => write!(f, "ignored: {reason}"),
         }
     }
 }
@@ -149,7 +155,7 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
     event: Value,
 ) -> Result<Value, ReconcileError> {
     let request = parse_request(engine.config(), &event)?;
-    tracing::info!(request = request.name(), "reconcile");
+    tracing::info!(request = %request, "reconcile");
     let (report, manual) = match request {
         Request::Ignored(reason) => {
             tracing::info!(reason = %reason, "event ignored");
@@ -305,6 +311,34 @@ mod tests {
                 ),
                 "{name} is left to iam-events"
             );
+        }
+    }
+
+    /// The request is logged as plain words, not its `Debug` form
+    /// (`Eks(Scope { clusters: Some({ClusterName("legacy")}), … })`).
+    #[test]
+    fn requests_display_as_plain_words() {
+        let c = config();
+        let shown = |name: &str| {
+            parse_request(&c, &sample(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .to_string()
+        };
+        assert_eq!(
+            shown("eks-tag-resource"),
+            "EKS event: clusters legacy (event in us-east-1), trust policy untouched"
+        );
+        assert_eq!(
+            shown("reconcile-dry-run"),
+            "manual dry run: every tagged cluster"
+        );
+        assert_eq!(shown("reconcile-cluster"), "manual run: clusters prod");
+        assert_eq!(shown("schedule"), "scheduled run: every tagged cluster");
+        for name in ["eks-create-cluster", "iam-tag-user", "reconcile-apply"] {
+            let text = shown(name);
+            for form in ["Some(", "ClusterName(", "Scope {", "{"] {
+                assert!(!text.contains(form), "{name}: {text}");
+            }
         }
     }
 

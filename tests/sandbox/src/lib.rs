@@ -7,11 +7,13 @@
 //! * `kube`  - one TLS Kubernetes API server per cluster.
 //! * `sigv4` - the SigV4 verifier both halves use.
 //! * `state` - what the two share: credentials, clusters, faults, counters.
+//! * `conn`  - connection resets (the `reset` fault) for both servers.
 //!
 //! Start one in-process with [`aws::Sandbox::start`], or run the
 //! `eks-sandbox up` binary.
 
 pub mod aws;
+pub mod conn;
 pub mod kube;
 pub mod sigv4;
 pub mod state;

@@ -125,11 +125,103 @@ pub struct IamFaults {
     pub invalid_principal_window_ms: u64,
 }
 
+/// What a [`FaultRule`] does to a matching call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultKind {
+    /// The service's own throttling error (IAM/STS `Throttling` 400, EKS
+    /// `ThrottlingException` 429, DynamoDB `ThrottlingException` 400, Kubernetes 429).
+    Throttle,
+    /// An internal error, 500.
+    Error500,
+    /// The connection is accepted and the request read, but never answered.
+    Hang,
+    /// The connection is reset (RST) instead of answered.
+    Reset,
+}
+
+/// One fault rule: calls of `service` (and `operation`, and for Kubernetes
+/// `cluster`, when given) get `kind`, the next `remaining` times or always.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// `iam`, `sts`, `eks`, `dynamodb` or `kube`.
+    pub service: String,
+    /// IAM/STS `Action`, EKS or DynamoDB operation name, or for Kubernetes
+    /// `"<METHOD> <resource>"` as the call counters name it (`PUT configmaps`);
+    /// `None` matches every operation.
+    pub operation: Option<String>,
+    /// Kubernetes only: one cluster's API server; `None` matches all.
+    pub cluster: Option<String>,
+    pub kind: FaultKind,
+    /// Error code instead of the service's default (e.g. DynamoDB
+    /// `ProvisionedThroughputExceededException`).
+    pub code: Option<String>,
+    /// Calls still to fault; `None` = always.
+    pub remaining: Option<u32>,
+}
+
+/// A fault a call drew from the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub code: Option<String>,
+}
+
 /// Faults that apply everywhere.
 #[derive(Debug, Clone, Default)]
 pub struct GlobalFaults {
     /// Added to every AWS and Kubernetes call.
     pub latency_ms: u64,
+    /// Per-service/operation rules, first match wins (`POST /_sandbox/faults` with
+    /// `service`, `kind`, `count`).
+    pub rules: Vec<FaultRule>,
+}
+
+impl GlobalFaults {
+    /// The fault for one call, if a rule matches (a counted rule is used up by it).
+    pub fn take(&mut self, service: &str, cluster: Option<&str>, operation: &str) -> Option<Fault> {
+        let i = self.rules.iter().position(|r| {
+            r.service == service
+                && r.operation.as_deref().is_none_or(|o| o == operation)
+                && r.cluster
+                    .as_deref()
+                    .is_none_or(|c| cluster.is_some_and(|x| x == c))
+        })?;
+        let rule = &mut self.rules[i];
+        let fault = Fault {
+            kind: rule.kind,
+            code: rule.code.clone(),
+        };
+        match &mut rule.remaining {
+            None => {}
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                self.rules.remove(i);
+            }
+        }
+        Some(fault)
+    }
+
+    /// Adds `rule`, replacing one for the same service, operation and cluster.
+    pub fn set(&mut self, rule: FaultRule) {
+        self.clear(
+            &rule.service,
+            rule.operation.as_deref(),
+            rule.cluster.as_deref(),
+        );
+        if rule.remaining != Some(0) {
+            self.rules.push(rule);
+        }
+    }
+
+    /// Removes the rule for exactly this service, operation and cluster.
+    pub fn clear(&mut self, service: &str, operation: Option<&str>, cluster: Option<&str>) {
+        self.rules.retain(|r| {
+            !(r.service == service
+                && r.operation.as_deref() == operation
+                && r.cluster.as_deref() == cluster)
+        });
+    }
 }
 
 /// Call counters, keyed by (service, operation): ("iam", "GetRole"),

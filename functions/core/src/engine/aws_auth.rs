@@ -19,11 +19,76 @@ use crate::output::report::ClusterStatus;
 use crate::policy::awsauth::AwsAuth;
 use crate::ports::{AwsAuthObject, AwsAuthStore, EksApi, IamApi, KubeConnector};
 
-/// How many times the aws-auth read-modify-write is attempted when it keeps losing
-/// races (409) or meeting transient API errors (5xx, 429).
+/// How many times the aws-auth read-modify-write is attempted when it keeps meeting
+/// transient API errors (5xx, 429, a failed connection); the pause between attempts
+/// doubles.
 pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// How many times it is attempted when it keeps losing races (409): another writer
+/// won, the server is fine, so a fresh read follows after a short jittered pause (at
+/// most a quarter of the conflict backoff, 50 ms by default).
+pub const MAX_CONFLICT_ATTEMPTS: u32 = 10;
+/// How many times it is attempted when a call times out (no answer in 10 s, or 30 s
+/// of the kube client's own retries): once more, so a server that stopped answering
+/// fails the cluster well within a run's minute.
+pub const MAX_TIMEOUT_ATTEMPTS: u32 = 2;
 /// The longest pause between two aws-auth attempts.
 pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// The retries left to one aws-auth read-modify-write: conflicts, transient errors
+/// (5xx, 429, a failed connection) and timeouts have budgets of their own
+/// ([`MAX_CONFLICT_ATTEMPTS`], [`MAX_WRITE_ATTEMPTS`], [`MAX_TIMEOUT_ATTEMPTS`]).
+#[derive(Debug, Clone)]
+pub struct RetryBudget {
+    conflicts: u32,
+    transients: u32,
+    timeouts: u32,
+    /// After a transient error or a timeout: `backoff`, doubling up to
+    /// [`MAX_RETRY_PAUSE`].
+    transient_pause: Backoff,
+    /// After a conflict: a quarter of `backoff` at most (a fresh read is all it takes).
+    conflict_pause: Backoff,
+}
+
+impl RetryBudget {
+    /// Budgets for one read-modify-write whose first pause is `backoff`.
+    pub fn new(backoff: Duration) -> Self {
+        RetryBudget {
+            conflicts: 0,
+            transients: 0,
+            timeouts: 0,
+            transient_pause: Backoff::new(backoff, MAX_RETRY_PAUSE),
+            conflict_pause: Backoff::new(backoff / 4, backoff / 4),
+        }
+    }
+
+    /// Whether `e` may be retried; counts it against its budget if so.
+    fn allows(&mut self, e: &K8sError) -> bool {
+        let (used, max) = match e {
+            K8sError::Conflict(_) => (&mut self.conflicts, MAX_CONFLICT_ATTEMPTS),
+            K8sError::Timeout { .. }
+            | K8sError::Network {
+                timed_out: true, ..
+            } => (&mut self.timeouts, MAX_TIMEOUT_ATTEMPTS),
+            e if e.is_retryable() => (&mut self.transients, MAX_WRITE_ATTEMPTS),
+            _ => return false,
+        };
+        if *used + 1 < max {
+            *used += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Waits before the next attempt, by the kind of `e`.
+    async fn pause(&mut self, e: &K8sError) {
+        if matches!(e, K8sError::Conflict(_)) {
+            self.conflict_pause.wait().await;
+        } else {
+            self.transient_pause.wait().await;
+        }
+    }
+}
 
 /// What the engine does with a cluster's aws-auth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,15 +117,14 @@ pub struct AwsAuthWrite<T> {
 }
 
 /// The aws-auth read-modify-write: read, `edit` (`None`: nothing to write), then
-/// create or replace at the version read. A conflict or a transient error (on the
-/// read or the write) starts over from a fresh read after `backoff`, up to
-/// `max_attempts` attempts; `on_retry` is told of each retry. With `write` false
+/// create or replace at the version read. A conflict, a transient error or a timeout
+/// (on the read or the write) starts over from a fresh read after a pause, within
+/// `budget`; `on_retry` is told of each retry. With `write` false
 /// (a dry run) the edit is returned unwritten. Returns the object read and the
 /// payload of the edit, or `None` when `edit` found nothing to do.
 pub async fn write_with_retry<S: AwsAuthStore, T>(
     store: &S,
-    mut backoff: Backoff,
-    max_attempts: u32,
+    mut budget: RetryBudget,
     write: bool,
     mut edit: impl FnMut(Option<&AwsAuthObject>) -> Result<Option<AwsAuthWrite<T>>, Error>,
     mut on_retry: impl FnMut(u32, &K8sError),
@@ -70,9 +134,9 @@ pub async fn write_with_retry<S: AwsAuthStore, T>(
         attempt += 1;
         let current = match store.read().await {
             Ok(c) => c,
-            Err(e) if e.is_retryable() && attempt < max_attempts => {
+            Err(e) if budget.allows(&e) => {
                 on_retry(attempt, &e);
-                backoff.wait().await;
+                budget.pause(&e).await;
                 continue;
             }
             Err(source) => {
@@ -94,9 +158,9 @@ pub async fn write_with_retry<S: AwsAuthStore, T>(
         };
         match written {
             Ok(()) => return Ok(Some((current, payload))),
-            Err(e) if e.is_retryable() && attempt < max_attempts => {
+            Err(e) if budget.allows(&e) => {
                 on_retry(attempt, &e);
-                backoff.wait().await;
+                budget.pause(&e).await;
             }
             Err(source) => {
                 return Err(Error::AwsAuthWrite {
@@ -124,7 +188,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         job: AwsAuthJob,
     ) -> Result<ClusterOutcome, Error> {
         let store = self.kube.connect(&cluster.connection()).await?;
-        let backoff = Backoff::new(self.conflict_backoff, MAX_RETRY_PAUSE);
+        let budget = RetryBudget::new(self.conflict_backoff);
         let on_retry = |attempt: u32, error: &K8sError| {
             goal.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -136,15 +200,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             );
         };
         let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal);
-        let written = write_with_retry(
-            &store,
-            backoff,
-            MAX_WRITE_ATTEMPTS,
-            !dry_run,
-            edit,
-            on_retry,
-        )
-        .await?;
+        let written = write_with_retry(&store, budget, !dry_run, edit, on_retry).await?;
         let Some((current, edited)) = written else {
             return Ok(ClusterOutcome::unchanged(cluster, job.backend()));
         };

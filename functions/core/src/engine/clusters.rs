@@ -215,7 +215,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     self.config.cluster_tag.value,
                     self.config.cluster_regions.join(", ")
                 );
-                ClusterOutcome::skipped(name, "", Backend::ConfigMap, reason)
+                let region = scope.region.as_deref().unwrap_or_default();
+                ClusterOutcome::skipped(name, region, Backend::ConfigMap, reason)
             })
             .collect()
     }

@@ -65,7 +65,10 @@ mod error;
 mod outcome;
 mod trust_step;
 
-pub use aws_auth::{AwsAuthWrite, MAX_RETRY_PAUSE, MAX_WRITE_ATTEMPTS, write_with_retry};
+pub use aws_auth::{
+    AwsAuthWrite, MAX_CONFLICT_ATTEMPTS, MAX_RETRY_PAUSE, MAX_TIMEOUT_ATTEMPTS, MAX_WRITE_ATTEMPTS,
+    RetryBudget, write_with_retry,
+};
 pub use error::{Error, ErrorKind};
 
 use clusters::ClusterGoal;
@@ -79,6 +82,9 @@ pub struct Scope {
     pub clusters: Option<BTreeSet<ClusterName>>,
     /// Skip the trust-policy edit (EKS events: only the cluster needs work).
     pub skip_trust_policy: bool,
+    /// The region the clusters were named in (an EKS event's), reported for a named
+    /// cluster that is not managed; `None`: none is known (reported as `""`).
+    pub region: Option<String>,
 }
 
 impl Scope {
@@ -92,11 +98,33 @@ impl Scope {
         Scope {
             clusters: Some(names.into_iter().collect()),
             skip_trust_policy: false,
+            region: None,
         }
     }
 
     fn includes(&self, name: &ClusterName) -> bool {
         self.clusters.as_ref().is_none_or(|s| s.contains(name))
+    }
+}
+
+/// For logs: `every tagged cluster` or `clusters a, b`, then `(event in <region>)` when one
+/// is known and `, trust policy untouched` when it is skipped.
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.clusters {
+            None => f.write_str("every tagged cluster")?,
+            Some(names) => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                write!(f, "clusters {}", names.join(", "))?;
+            }
+        }
+        if let Some(region) = &self.region {
+            write!(f, " (event in {region})")?;
+        }
+        if self.skip_trust_policy {
+            f.write_str(", trust policy untouched")?;
+        }
+        Ok(())
     }
 }
 
@@ -286,6 +314,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         scope: &Scope,
         dry_run: bool,
     ) -> Outcome {
+        let started = tokio::time::Instant::now();
         let cfg = &self.config;
         let mut report = RunReport::new(
             dry_run,
@@ -305,7 +334,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             Ok(r) if !input.stop => r,
             Ok(_) => {
                 self.release_trust_lock(lease).await;
-                return self.finish(plan, report);
+                return self.finish(plan, report, started);
             }
             Err(e) => {
                 if !input.stop {
@@ -313,7 +342,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     report.trust_policy.error = Some(e.to_string());
                 }
                 self.release_trust_lock(lease).await;
-                return self.finish(plan, report);
+                return self.finish(plan, report, started);
             }
         };
         // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
@@ -339,7 +368,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             plan.clusters.extend(r.plan);
             report.clusters.push(r.report);
         }
-        self.finish(plan, report)
+        self.finish(plan, report, started)
     }
 
     /// The reconciled clusters, the failures, and the scope's clusters not found,
@@ -366,7 +395,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         results
     }
 
-    fn finish(&self, plan: Plan, mut report: RunReport) -> Outcome {
+    /// Completes the report (the plan on dry runs, how long the run took since
+    /// `started`) and logs its summary.
+    fn finish(&self, plan: Plan, mut report: RunReport, started: tokio::time::Instant) -> Outcome {
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.dry_run {
             report.plan = serde_json::to_value(&plan).ok();
         }
@@ -376,6 +408,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             trust_changed = report.trust_policy.changed,
             clusters = report.clusters.len(),
             conflict_retries = report.conflict_retries,
+            duration_ms = report.duration_ms,
             "run finished"
         );
         Outcome { plan, report }
@@ -393,7 +426,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             EventClass::Iam(ev) => {
                 tracing::info!(
                     user = %ev.user_name,
-                    kind = ev.kind.as_str(),
+                    kind = %ev.kind,
                     event_id = ev.event_id.as_deref().unwrap_or(""),
                     "IAM event"
                 );
@@ -431,10 +464,12 @@ pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
         Some(name) => Scope {
             clusters: Some(BTreeSet::from([name])),
             skip_trust_policy: true,
+            region: ev.region.clone(),
         },
         None => Scope {
             clusters: None,
             skip_trust_policy: true,
+            region: ev.region.clone(),
         },
     }
 }

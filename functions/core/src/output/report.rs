@@ -20,6 +20,9 @@ pub struct RunReport {
     pub conflict_retries: u32,
     /// Users carrying the admin tag (in a full run; 1 or 0 for an event).
     pub admin_users: usize,
+    /// How long the run took, in milliseconds (from its start to its report).
+    #[serde(default)]
+    pub duration_ms: u64,
     /// The plan, on dry runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<serde_json::Value>,
@@ -83,6 +86,7 @@ impl RunReport {
             clusters: Vec::new(),
             conflict_retries: 0,
             admin_users: 0,
+            duration_ms: 0,
             plan: None,
         }
     }

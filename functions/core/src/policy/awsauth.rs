@@ -199,8 +199,11 @@ pub fn render_yaml_list(key: &str, entries: &[Value]) -> Result<String, AwsAuthE
 }
 
 /// The value of a field matched case-insensitively, with its real key.
+/// Field `name` of an entry as the authenticator reads it: names match ignoring ASCII
+/// case and, of two spellings (`rolearn`, `ROLEARN`), the last one wins (Go's
+/// `encoding/json` behind `sigs.k8s.io/yaml`).
 fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<(&'a String, &'a Value)> {
-    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))
+    m.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
 fn field_str(m: &Map<String, Value>, name: &str) -> Option<String> {

@@ -24,15 +24,15 @@ pub enum IamEventKind {
     DeleteUser,
 }
 
-impl IamEventKind {
-    /// The API call's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
+/// The CloudTrail event name (`CreateUser`, …).
+impl std::fmt::Display for IamEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
             IamEventKind::CreateUser => "CreateUser",
             IamEventKind::TagUser => "TagUser",
             IamEventKind::UntagUser => "UntagUser",
             IamEventKind::DeleteUser => "DeleteUser",
-        }
+        })
     }
 }
 
@@ -73,6 +73,10 @@ pub struct EksClusterEvent {
     pub resource_arn: Option<String>,
     /// The CloudTrail event name.
     pub kind: String,
+    /// The region the call was made in (the envelope's `region`, else CloudTrail's
+    /// `awsRegion`, else the cluster ARN's): reported for a cluster that is not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// What an incoming event asks for.
@@ -149,7 +153,7 @@ pub fn classify_event(raw: &Value, cfg: &Config) -> EventClass {
     let event_source = str_at(d, &["eventSource"]).unwrap_or("");
     match (src, event_source) {
         ("aws.iam", "iam.amazonaws.com" | "") => classify_iam(name, d, &env, cfg),
-        ("aws.eks", "eks.amazonaws.com" | "") => classify_eks(name, d),
+        ("aws.eks", "eks.amazonaws.com" | "") => classify_eks(name, d, &env),
         _ => ignored(format!(
             "event {name} from {src:?} (eventSource {event_source:?}) is not handled"
         )),
@@ -253,8 +257,22 @@ pub fn cluster_name_from_arn(arn: &str) -> Option<ClusterName> {
     resource.strip_prefix("cluster/")?.parse().ok()
 }
 
-fn classify_eks(name: &str, d: &Value) -> EventClass {
+/// The region an EKS call was made in: the envelope's `region`, else CloudTrail's
+/// `awsRegion`, else the region of the ARN the call names.
+fn eks_event_region(d: &Value, env: &EventBridgeEvent<Value>) -> Option<String> {
+    let from_arn = str_at(d, &["requestParameters", "resourceArn"])
+        .or_else(|| str_at(d, &["responseElements", "cluster", "arn"]))
+        .and_then(|arn| arn.split(':').nth(3));
+    [env.region.as_deref(), str_at(d, &["awsRegion"]), from_arn]
+        .into_iter()
+        .flatten()
+        .find(|r| !r.is_empty())
+        .map(str::to_string)
+}
+
+fn classify_eks(name: &str, d: &Value, env: &EventBridgeEvent<Value>) -> EventClass {
     let params = d.get("requestParameters");
+    let region = eks_event_region(d, env);
     match name {
         "CreateCluster" => {
             let Some(n) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
@@ -266,6 +284,7 @@ fn classify_eks(name: &str, d: &Value) -> EventClass {
                     resource_arn: str_at(d, &["responseElements", "cluster", "arn"])
                         .map(str::to_string),
                     kind: name.to_string(),
+                    region,
                 }),
                 Err(e) => ignored(format!("CreateCluster event with a bad name: {e}")),
             }
@@ -284,6 +303,7 @@ fn classify_eks(name: &str, d: &Value) -> EventClass {
                     cluster: Some(c),
                     resource_arn: Some(arn.to_string()),
                     kind: name.to_string(),
+                    region,
                 }),
                 None => ignored(format!("{name} on {arn}, which is not an EKS cluster")),
             }
@@ -304,6 +324,7 @@ fn classify_eks(name: &str, d: &Value) -> EventClass {
                 cluster,
                 resource_arn: None,
                 kind: name.to_string(),
+                region,
             })
         }
         other => ignored(format!("EKS event {other} is not handled")),

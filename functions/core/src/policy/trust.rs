@@ -54,7 +54,6 @@
 //!   even when its whitespace differs.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use serde_json::{Map, Value, json};
 
@@ -112,14 +111,16 @@ pub enum PrincipalChange {
     RemoveName { account: AccountId, name: UserName },
 }
 
-impl fmt::Display for PrincipalChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// For logs: `add <arn>`, `remove <arn>`, `remove user <name> of account <id>`,
+/// `set <n> users`.
+impl std::fmt::Display for PrincipalChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PrincipalChange::Set(users) => write!(f, "set {} user(s)", users.len()),
-            PrincipalChange::Add(u) => write!(f, "add {u}"),
-            PrincipalChange::RemoveArn(u) => write!(f, "remove {u}"),
+            PrincipalChange::Set(users) => write!(f, "set {} users", users.len()),
+            PrincipalChange::Add(arn) => write!(f, "add {arn}"),
+            PrincipalChange::RemoveArn(arn) => write!(f, "remove {arn}"),
             PrincipalChange::RemoveName { account, name } => {
-                write!(f, "remove {name} (any path) of account {account}")
+                write!(f, "remove user {name} of account {account}")
             }
         }
     }

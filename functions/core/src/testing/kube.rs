@@ -27,8 +27,29 @@ pub struct CmState {
     pub calls: usize,
 }
 
-/// The error the kube client gives for an API status `code`.
+/// A reset connection, injected as this pseudo status.
+pub const RESET: u16 = 1;
+/// A call that timed out, injected as this pseudo status.
+pub const TIMEOUT: u16 = 2;
+
+/// The error the kube client gives for an API status `code` (or [`RESET`],
+/// [`TIMEOUT`]).
 fn status_error(code: u16) -> K8sError {
+    match code {
+        RESET => {
+            return K8sError::Network {
+                timed_out: false,
+                message: "connection failed (connection reset)".into(),
+            };
+        }
+        TIMEOUT => {
+            return K8sError::Network {
+                timed_out: true,
+                message: "timed out (injected)".into(),
+            };
+        }
+        _ => {}
+    }
     let reason = match code {
         409 => "Conflict",
         429 => "TooManyRequests",

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FrontDoor, lock, seed};
+use crate::state::{FaultKind, FaultRule};
 
 /// `POST /_sandbox/faults` body; every field optional, absent ones untouched.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -19,7 +20,39 @@ pub struct FaultRequest {
     pub aws_auth_conflicts: Option<u32>,
     pub errors500: Option<u32>,
     pub iam: Option<IamFaultRequest>,
+    /// A per-service fault rule: `iam`, `sts`, `eks`, `dynamodb` or `kube` (with
+    /// `cluster`, one cluster's API server only).
+    pub service: Option<String>,
+    /// The operation (IAM `Action`, EKS/DynamoDB operation, Kubernetes
+    /// `"PUT configmaps"`); absent = every operation of the service.
+    pub operation: Option<String>,
+    pub kind: Option<RuleKind>,
+    /// How many calls the rule faults; `null` = always. Required with `kind`
+    /// (except `off`).
+    #[serde(default, deserialize_with = "present")]
+    pub count: Option<Option<u32>>,
+    /// Error code instead of the service's default (throttle and error500).
+    pub code: Option<String>,
 }
+
+/// `kind` of a fault rule; `off` removes the rule for that service/operation/cluster.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RuleKind {
+    Throttle,
+    Error500,
+    Hang,
+    Reset,
+    Off,
+}
+
+/// Tells `"count": null` (always) from an absent `count`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+/// The services a rule can name.
+pub const RULE_SERVICES: [&str; 5] = ["iam", "sts", "eks", "dynamodb", "kube"];
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -43,6 +76,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Applies a fault request; errors name what was wrong.
 pub fn apply_faults(fd: &FrontDoor, f: &FaultRequest) -> Result<(), String> {
+    let rule = rule_of(f)?;
     let mut st = lock(&fd.shared);
     if (f.aws_auth_conflicts.is_some() || f.errors500.is_some()) && f.cluster.is_none() {
         return Err("awsAuthConflicts and errors500 need a \"cluster\"".into());
@@ -59,6 +93,14 @@ pub fn apply_faults(fd: &FrontDoor, f: &FaultRequest) -> Result<(), String> {
             c.faults.errors_500 = n;
         }
     }
+    match rule {
+        Some(Ok(r)) => st.global_faults.set(r),
+        Some(Err((service, operation))) => {
+            st.global_faults
+                .clear(&service, operation.as_deref(), f.cluster.as_deref());
+        }
+        None => {}
+    }
     if let Some(ms) = f.latency_ms {
         st.global_faults.latency_ms = ms;
     }
@@ -71,6 +113,50 @@ pub fn apply_faults(fd: &FrontDoor, f: &FaultRequest) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The rule a request describes: `Ok(rule)` to set, `Err((service, operation))` to
+/// remove (`kind: off`), `None` when it names no service.
+#[allow(clippy::type_complexity)]
+fn rule_of(
+    f: &FaultRequest,
+) -> Result<Option<Result<FaultRule, (String, Option<String>)>>, String> {
+    let Some(service) = &f.service else {
+        if f.kind.is_some() || f.operation.is_some() || f.count.is_some() || f.code.is_some() {
+            return Err("kind, operation, count and code need a \"service\"".into());
+        }
+        return Ok(None);
+    };
+    if !RULE_SERVICES.contains(&service.as_str()) {
+        return Err(format!(
+            "unknown service {service}; one of {}",
+            RULE_SERVICES.join(", ")
+        ));
+    }
+    if f.cluster.is_some() && service != "kube" {
+        return Err("\"cluster\" narrows only service \"kube\"".into());
+    }
+    let kind = match f.kind {
+        None => {
+            return Err("a rule needs a \"kind\": throttle, error500, hang, reset or off".into());
+        }
+        Some(RuleKind::Off) => return Ok(Some(Err((service.clone(), f.operation.clone())))),
+        Some(RuleKind::Throttle) => FaultKind::Throttle,
+        Some(RuleKind::Error500) => FaultKind::Error500,
+        Some(RuleKind::Hang) => FaultKind::Hang,
+        Some(RuleKind::Reset) => FaultKind::Reset,
+    };
+    let Some(remaining) = f.count else {
+        return Err("a rule needs a \"count\": a number of calls, or null for always".into());
+    };
+    Ok(Some(Ok(FaultRule {
+        service: service.clone(),
+        operation: f.operation.clone(),
+        cluster: f.cluster.clone(),
+        kind,
+        code: f.code.clone(),
+        remaining,
+    })))
 }
 
 /// Handles `/_sandbox/…`.

@@ -129,6 +129,38 @@ fn tags_of(v: Option<&Value>) -> Result<BTreeMap<String, String>, AwsError> {
         .collect()
 }
 
+/// The EKS operation at `method` `path`.
+pub fn operation(m: &Method, path: &str) -> Option<&'static str> {
+    let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let op = match (m, s.as_slice()) {
+        (&Method::POST, ["clusters"]) => "CreateCluster",
+        (&Method::GET, ["clusters"]) => "ListClusters",
+        (&Method::GET, ["clusters", _]) => "DescribeCluster",
+        (&Method::DELETE, ["clusters", _]) => "DeleteCluster",
+        (&Method::POST, ["clusters", _, "update-config"]) => "UpdateClusterConfig",
+        (&Method::POST, ["clusters", _, "access-entries"]) => "CreateAccessEntry",
+        (&Method::GET, ["clusters", _, "access-entries"]) => "ListAccessEntries",
+        (&Method::GET, ["clusters", _, "access-entries", _]) => "DescribeAccessEntry",
+        (&Method::POST, ["clusters", _, "access-entries", _]) => "UpdateAccessEntry",
+        (&Method::DELETE, ["clusters", _, "access-entries", _]) => "DeleteAccessEntry",
+        (&Method::POST, ["clusters", _, "access-entries", _, "access-policies"]) => {
+            "AssociateAccessPolicy"
+        }
+        (&Method::GET, ["clusters", _, "access-entries", _, "access-policies"]) => {
+            "ListAssociatedAccessPolicies"
+        }
+        (&Method::DELETE, ["clusters", _, "access-entries", _, "access-policies", _]) => {
+            "DisassociateAccessPolicy"
+        }
+        (&Method::POST, ["tags", _]) => "TagResource",
+        (&Method::DELETE, ["tags", _]) => "UntagResource",
+        (&Method::GET, ["tags", _]) => "ListTagsForResource",
+        _ => return None,
+    };
+    Some(op)
+}
+
 /// Handles one EKS call; `region` is the signing scope's.
 pub async fn handle(
     fd: &FrontDoor,
@@ -153,36 +185,12 @@ pub async fn handle(
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let q = query_map(parts);
     let m = &parts.method;
-    let op = match (m, s.as_slice()) {
-        (&Method::POST, ["clusters"]) => "CreateCluster",
-        (&Method::GET, ["clusters"]) => "ListClusters",
-        (&Method::GET, ["clusters", _]) => "DescribeCluster",
-        (&Method::DELETE, ["clusters", _]) => "DeleteCluster",
-        (&Method::POST, ["clusters", _, "update-config"]) => "UpdateClusterConfig",
-        (&Method::POST, ["clusters", _, "access-entries"]) => "CreateAccessEntry",
-        (&Method::GET, ["clusters", _, "access-entries"]) => "ListAccessEntries",
-        (&Method::GET, ["clusters", _, "access-entries", _]) => "DescribeAccessEntry",
-        (&Method::POST, ["clusters", _, "access-entries", _]) => "UpdateAccessEntry",
-        (&Method::DELETE, ["clusters", _, "access-entries", _]) => "DeleteAccessEntry",
-        (&Method::POST, ["clusters", _, "access-entries", _, "access-policies"]) => {
-            "AssociateAccessPolicy"
-        }
-        (&Method::GET, ["clusters", _, "access-entries", _, "access-policies"]) => {
-            "ListAssociatedAccessPolicies"
-        }
-        (&Method::DELETE, ["clusters", _, "access-entries", _, "access-policies", _]) => {
-            "DisassociateAccessPolicy"
-        }
-        (&Method::POST, ["tags", _]) => "TagResource",
-        (&Method::DELETE, ["tags", _]) => "UntagResource",
-        (&Method::GET, ["tags", _]) => "ListTagsForResource",
-        _ => {
-            return Err(AwsError::new(
-                404,
-                "NotFoundException",
-                format!("no EKS operation at {} {}", m, parts.uri.path()),
-            ));
-        }
+    let Some(op) = operation(m, parts.uri.path()) else {
+        return Err(AwsError::new(
+            404,
+            "NotFoundException",
+            format!("no EKS operation at {} {}", m, parts.uri.path()),
+        ));
     };
     fd.count("eks", op);
     let cluster = s.get(1).copied().unwrap_or_default();

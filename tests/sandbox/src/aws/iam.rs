@@ -73,6 +73,14 @@ fn replace_moto_ids(body: &str, ids: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The `Action` of an IAM or STS call.
+pub(crate) fn action_of(parts: &Parts, body: &[u8]) -> String {
+    params_of(parts, body)
+        .get("Action")
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Handles one IAM or STS call.
 pub async fn handle(
     fd: &FrontDoor,

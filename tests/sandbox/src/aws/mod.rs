@@ -13,11 +13,11 @@ pub mod trust;
 pub mod xml;
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -25,11 +25,12 @@ use hyper::body::Bytes;
 use rand::Rng;
 use tokio::process::Child;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::conn::{self, ConnReset};
 use crate::kube::{ClusterServer, KubeError};
 use crate::sigv4::{self, SigV4Error};
-use crate::state::{ACCOUNT_ID, Credential, Principal, Shared, SharedState};
+use crate::state::{ACCOUNT_ID, Credential, FaultKind, Principal, Shared, SharedState};
 
 pub use seed::SeedReport;
 
@@ -125,6 +126,24 @@ impl AwsError {
             request_id()
         );
         (self.status, [("content-type", "text/xml")], body).into_response()
+    }
+
+    /// The JSON 1.0 protocol (DynamoDB) error: `__type` in the body.
+    pub fn to_json10_response(&self, namespace: &str) -> Response {
+        let body = serde_json::json!({
+            "__type": format!("{namespace}#{}", self.code),
+            "message": self.message,
+        })
+        .to_string();
+        let mut resp = (self.status, body).into_response();
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&request_id()) {
+            resp.headers_mut().insert("x-amzn-requestid", v);
+        }
+        resp
     }
 
     /// The REST-JSON (EKS) error.
@@ -285,16 +304,8 @@ impl Sandbox {
         let operator = iam::create_operator(&fd).await?;
         *lock_plain(&fd.operator) = Some(operator);
 
-        let app = Router::new().fallback(handle).with_state(fd.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "front door stopped");
-            }
-        });
+        let server = tokio::spawn(serve(listener, fd.clone(), rx));
         tracing::info!(endpoint = %format!("http://{addr}"), "sandbox front door listening");
         Ok(Sandbox {
             fd,
@@ -372,6 +383,11 @@ impl Sandbox {
         seed::ensure_lock_table(&self.fd).await
     }
 
+    /// What `POST /_sandbox/faults` does, in-process.
+    pub fn apply_faults(&self, f: &control::FaultRequest) -> Result<(), String> {
+        control::apply_faults(&self.fd, f)
+    }
+
     /// Stops the front door, every cluster API server, and moto.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -401,6 +417,90 @@ impl Drop for Sandbox {
         if let Some(c) = self.moto_child.as_mut() {
             let _ = c.start_kill();
         }
+    }
+}
+
+/// The front door's accept loop: HTTP/1.1, one task per connection, every
+/// connection closed at `stop`. A connection whose request drew a `reset` fault is
+/// closed with RST.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    fd: Arc<FrontDoor>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                conns.spawn(serve_connection(fd.clone(), tcp));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+}
+
+async fn serve_connection(fd: Arc<FrontDoor>, tcp: tokio::net::TcpStream) {
+    let Ok((tcp, keep)) = conn::keep_handle(tcp) else {
+        return;
+    };
+    let reset = ConnReset::default();
+    let on_reset = reset.clone();
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let fd = fd.clone();
+        let reset = reset.clone();
+        async move {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(reset);
+            Ok::<_, Infallible>(handle(State(fd), req).await)
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+    tokio::select! {
+        _ = served => {}
+        () = on_reset.requested() => conn::reset_now(keep),
+    }
+}
+
+/// The operation a call names, for counters and fault rules.
+fn operation_of(service: &str, parts: &http::request::Parts, body: &[u8]) -> String {
+    match service {
+        "iam" | "sts" => iam::action_of(parts, body),
+        "eks" => eks::operation(&parts.method, parts.uri.path())
+            .unwrap_or_default()
+            .to_string(),
+        "dynamodb" => dynamodb::operation(parts),
+        _ => String::new(),
+    }
+}
+
+/// The answer to a call that drew a throttle or 500 fault, in the service's protocol.
+fn fault_error(service: &str, kind: FaultKind, code: Option<&str>) -> Response {
+    let (status, default_code, message) = match (service, kind) {
+        ("eks", FaultKind::Throttle) => (429, "ThrottlingException", "Rate exceeded"),
+        ("dynamodb", FaultKind::Throttle) => (
+            400,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        ),
+        (_, FaultKind::Throttle) => (400, "Throttling", "Rate exceeded"),
+        ("eks", _) => (500, "ServerException", "injected fault: internal error"),
+        ("dynamodb", _) => (
+            500,
+            "InternalServerError",
+            "injected fault: internal server error",
+        ),
+        ("iam", _) => (500, "ServiceFailure", "injected fault: service failure"),
+        _ => (500, "InternalFailure", "injected fault: internal failure"),
+    };
+    let e = AwsError::new(status, code.unwrap_or(default_code), message);
+    match service {
+        "eks" => e.to_json_response(),
+        "dynamodb" => e.to_json10_response("com.amazonaws.dynamodb.v20120810"),
+        _ => e.to_xml_response(service),
     }
 }
 
@@ -603,6 +703,31 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
             return render(e);
         }
     };
+    let fault = {
+        let op = operation_of(&scope.service, &parts, &body);
+        let f = lock(&fd.shared)
+            .global_faults
+            .take(&scope.service, None, &op);
+        if f.is_some() {
+            fd.count(&scope.service, &op);
+        }
+        f
+    };
+    if let Some(f) = fault {
+        tracing::info!(service = %scope.service, kind = %format!("{:?}", f.kind), "injected fault");
+        match f.kind {
+            FaultKind::Throttle | FaultKind::Error500 => {
+                return fault_error(&scope.service, f.kind, f.code.as_deref());
+            }
+            FaultKind::Reset => {
+                if let Some(r) = parts.extensions.get::<ConnReset>() {
+                    r.reset();
+                }
+                return std::future::pending().await;
+            }
+            FaultKind::Hang => return std::future::pending().await,
+        }
+    }
     let result = match scope.service.as_str() {
         "iam" | "sts" => iam::handle(&fd, &scope.service, &cred, &parts, body).await,
         "eks" => eks::handle(&fd, &scope.region, &cred, &parts, body).await,

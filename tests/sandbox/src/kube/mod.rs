@@ -8,7 +8,7 @@
 //! * `resources` stores ConfigMaps, Namespaces and RBAC objects;
 //!   `discovery` answers `/api`, `/apis`, `/version`.
 
-mod auth;
+pub mod auth;
 mod authz;
 mod awsauth;
 mod discovery;
@@ -32,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::state::{Shared, SharedState};
+use crate::conn::ConnReset;
+use crate::state::{FaultKind, Shared, SharedState};
 
 /// Largest request body accepted (Kubernetes' own limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -177,14 +178,21 @@ pub async fn start_cluster_server(
                     let acceptor = acceptor.clone();
                     let ctx = ctx.clone();
                     conns.spawn(async move {
+                        let Ok((tcp, keep)) = crate::conn::keep_handle(tcp) else { return };
                         let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let reset = ConnReset::default();
+                        let on_reset = reset.clone();
                         let svc = hyper::service::service_fn(move |req| {
                             let ctx = ctx.clone();
-                            async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+                            let reset = reset.clone();
+                            async move { Ok::<_, Infallible>(handle(ctx, req, reset).await) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tls), svc)
-                            .await;
+                        let served = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), svc);
+                        tokio::select! {
+                            _ = served => {}
+                            () = on_reset.requested() => crate::conn::reset_now(keep),
+                        }
                     });
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -199,12 +207,45 @@ pub async fn start_cluster_server(
     })
 }
 
-async fn handle(ctx: Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(ctx: Ctx, req: Request<Incoming>, reset: ConnReset) -> Response<Full<Bytes>> {
     let latency = ctx.lock().map(|s| s.global_faults.latency_ms).unwrap_or(0);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let (parts, body) = req.into_parts();
+    let op = resources::operation(&parts);
+    let fault = ctx.lock().and_then(|mut st| {
+        let f = st.global_faults.take("kube", Some(&ctx.cluster), &op)?;
+        *st.calls
+            .entry((format!("k8s:{}", ctx.cluster), op.clone()))
+            .or_default() += 1;
+        Some(f)
+    });
+    if let Some(f) = fault {
+        tracing::info!(cluster = %ctx.cluster, operation = %op, kind = %format!("{:?}", f.kind), "injected fault");
+        match f.kind {
+            FaultKind::Throttle => {
+                let mut resp = status::to_response(&status::Failure::new(
+                    429,
+                    "TooManyRequests",
+                    "the server has received too many requests and has asked us to try again later (injected fault)".to_string(),
+                ));
+                resp.headers_mut()
+                    .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+                return resp;
+            }
+            FaultKind::Error500 => {
+                return status::to_response(&status::Failure::internal(
+                    "an error on the server (\"injected fault\") has prevented the request from succeeding".into(),
+                ));
+            }
+            FaultKind::Reset => {
+                reset.reset();
+                return std::future::pending().await;
+            }
+            FaultKind::Hang => return std::future::pending().await,
+        }
+    }
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {

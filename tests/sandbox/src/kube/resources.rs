@@ -103,23 +103,29 @@ fn bearer(parts: &Parts) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// `"<METHOD> <resource>"`, as the call counters and fault rules name a call.
+pub(crate) fn operation(parts: &Parts) -> String {
+    operation_of(parts, &parse_target(parts.uri.path()))
+}
+
+fn operation_of(parts: &Parts, target: &Target) -> String {
+    let counted = match target {
+        Target::Resource(r) => r.def.plural.to_string(),
+        Target::SelfSubjectReview => "selfsubjectreviews".to_string(),
+        Target::SelfSubjectAccessReview => "selfsubjectaccessreviews".to_string(),
+        _ => parts.uri.path().to_string(),
+    };
+    format!("{} {counted}", parts.method)
+}
+
 /// Handles one request.
 pub(crate) fn dispatch(ctx: &Ctx, parts: &Parts, body: &[u8], now: i64) -> Resp {
     let Some(mut st) = ctx.lock() else {
         return status::to_response(&Failure::internal("state lock poisoned".into()));
     };
     let target = parse_target(parts.uri.path());
-    let counted = match &target {
-        Target::Resource(r) => r.def.plural.to_string(),
-        Target::SelfSubjectReview => "selfsubjectreviews".to_string(),
-        Target::SelfSubjectAccessReview => "selfsubjectaccessreviews".to_string(),
-        _ => parts.uri.path().to_string(),
-    };
     *st.calls
-        .entry((
-            format!("k8s:{}", ctx.cluster),
-            format!("{} {counted}", parts.method),
-        ))
+        .entry((format!("k8s:{}", ctx.cluster), operation_of(parts, &target)))
         .or_default() += 1;
 
     let state = &mut *st;

@@ -41,6 +41,15 @@ pub enum K8sError {
         reason: String,
         message: String,
     },
+    /// The call did not end within [`K8S_OPERATION_TIMEOUT`], its own retries (the
+    /// kube client retries 429/503/504 by itself) included.
+    #[error("Kubernetes {operation} of {AWS_AUTH_NAME} timed out after {} s", K8S_OPERATION_TIMEOUT.as_secs())]
+    Timeout { operation: &'static str },
+    /// No answer: the connection failed (refused, reset, closed early) or a request
+    /// timed out. Worth another attempt: a write carries the `resourceVersion` it
+    /// read, so one that did land turns the next into a 409.
+    #[error("Kubernetes client error: {message}")]
+    Network { timed_out: bool, message: String },
     #[error("Kubernetes client error: {0}")]
     Client(String),
     #[error("invalid cluster connection data: {0}")]
@@ -70,10 +79,16 @@ impl K8sError {
 }
 
 impl K8sError {
-    /// Whether the read-modify-write is worth another attempt (a conflict or a
-    /// transient error).
+    /// Whether the read-modify-write is worth another attempt (a conflict, a
+    /// transient error, a failed connection or a timeout).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, K8sError::Conflict(_) | K8sError::Transient { .. })
+        matches!(
+            self,
+            K8sError::Conflict(_)
+                | K8sError::Transient { .. }
+                | K8sError::Network { .. }
+                | K8sError::Timeout { .. }
+        )
     }
 }
 
@@ -83,7 +98,13 @@ impl From<kube::Error> for K8sError {
             kube::Error::Api(status) => {
                 K8sError::from_status(status.code, &status.reason, &status.message)
             }
-            other => K8sError::Client(client_error_message(&other)),
+            other => {
+                let (network, message) = client_error_message(&other);
+                match network {
+                    Some(timed_out) => K8sError::Network { timed_out, message },
+                    None => K8sError::Client(message),
+                }
+            }
         }
     }
 }
@@ -94,13 +115,30 @@ pub const K8S_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read and write timeouts: the aws-auth calls (one object) answer in well under a
 /// second; a server that stops answering fails the cluster in 10 s.
 pub const K8S_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole of one aws-auth call, the kube client's own retries of 429/503/504
+/// included (they back off for minutes otherwise): a throttling server fails the
+/// cluster in 30 s, well within a run's minute.
+pub const K8S_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call` within [`K8S_OPERATION_TIMEOUT`].
+async fn within<T>(
+    operation: &'static str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, K8sError> {
+    match tokio::time::timeout(K8S_OPERATION_TIMEOUT, call).await {
+        Ok(r) => r.map_err(K8sError::from),
+        Err(_) => Err(K8sError::Timeout { operation }),
+    }
+}
 
 /// A kube client error in words: a timeout as a timeout (with the bounds), a refused or
 /// reset connection as such, else the error and its causes. Never holds the token
-/// (kube keeps it out of its errors).
-fn client_error_message(e: &kube::Error) -> String {
+/// (kube keeps it out of its errors). With it, `Some(timed_out)` when the request got
+/// no answer (a network failure), `None` otherwise.
+fn client_error_message(e: &kube::Error) -> (Option<bool>, String) {
     let mut chain = vec![e.to_string()];
     let mut timed_out = false;
+    let mut closed_early = false;
     let mut io_kind = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(err) = cur {
@@ -110,6 +148,7 @@ fn client_error_message(e: &kube::Error) -> String {
         }
         let text = err.to_string();
         timed_out |= text.contains("timed out") || text.contains("deadline has elapsed");
+        closed_early |= text.contains("connection closed before message completed");
         if chain.last() != Some(&text) {
             chain.push(text);
         }
@@ -117,20 +156,28 @@ fn client_error_message(e: &kube::Error) -> String {
     }
     let chain = chain.join(": ");
     if timed_out {
-        format!(
+        let message = format!(
             "timed out (no connection within {} s or no answer within {} s): {chain}",
             K8S_CONNECT_TIMEOUT.as_secs(),
             K8S_IO_TIMEOUT.as_secs()
-        )
+        );
+        (Some(true), message)
     } else if let Some(
         kind @ (std::io::ErrorKind::ConnectionRefused
         | std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::ConnectionAborted),
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof),
     ) = io_kind
     {
-        format!("connection failed ({kind}): {chain}")
+        (Some(false), format!("connection failed ({kind}): {chain}"))
+    } else if closed_early {
+        (
+            Some(false),
+            format!("connection failed (closed early): {chain}"),
+        )
     } else {
-        chain
+        (None, chain)
     }
 }
 
@@ -165,7 +212,7 @@ impl KubeAwsAuth {
 
 impl AwsAuthStore for KubeAwsAuth {
     async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
-        let cm = self.api.get_opt(AWS_AUTH_NAME).await?;
+        let cm = within("GET", self.api.get_opt(AWS_AUTH_NAME)).await?;
         let out = cm.as_ref().map(|cm| AwsAuthObject {
             data: cm.data.clone().unwrap_or_default(),
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
@@ -183,19 +230,18 @@ impl AwsAuthStore for KubeAwsAuth {
             Some(cm) => cm,
             // Not the version we hold: fetch the object for its other fields; the
             // write still carries the caller's version, so a mismatch is a 409.
-            None => self
-                .api
-                .get_opt(AWS_AUTH_NAME)
+            None => within("GET", self.api.get_opt(AWS_AUTH_NAME))
                 .await?
                 .ok_or_else(|| K8sError::Conflict("aws-auth was deleted".into()))?,
         };
         cm.metadata.resource_version = Some(resource_version.to_owned());
         cm.metadata.managed_fields = None;
         cm.data = Some(data);
-        let written = self
-            .api
-            .replace(AWS_AUTH_NAME, &PostParams::default(), &cm)
-            .await?;
+        let written = within(
+            "PUT",
+            self.api.replace(AWS_AUTH_NAME, &PostParams::default(), &cm),
+        )
+        .await?;
         self.remember(Some(written));
         Ok(())
     }
@@ -210,7 +256,7 @@ impl AwsAuthStore for KubeAwsAuth {
             data: Some(data),
             ..ConfigMap::default()
         };
-        let written = self.api.create(&PostParams::default(), &cm).await?;
+        let written = within("POST", self.api.create(&PostParams::default(), &cm)).await?;
         self.remember(Some(written));
         Ok(())
     }

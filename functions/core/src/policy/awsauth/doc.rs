@@ -343,13 +343,15 @@ fn our_entry_edits(
     Ok(edits)
 }
 
-/// The value node of field `name` (case ignored) of an entry mapping.
+/// The value node of field `name` (case ignored; the last spelling wins, as in the
+/// authenticator) of an entry mapping.
 fn pair_value<'n>(entry: &'n Node, name: &str) -> Option<&'n Node> {
     let Kind::Map { pairs, .. } = &entry.kind else {
         return None;
     };
     pairs
         .iter()
+        .rev()
         .find(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value.eq_ignore_ascii_case(name)))
         .map(|(_, v)| v)
 }

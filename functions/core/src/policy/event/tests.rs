@@ -234,3 +234,35 @@ fn schedule_and_eks() {
     ));
     assert!(r.contains("not an EKS cluster"), "{r}");
 }
+
+/// An EKS event carries its region: the envelope's, else CloudTrail's
+/// `awsRegion`, else the cluster ARN's.
+#[test]
+fn eks_events_carry_their_region() {
+    let region_of = |ev: &Value| match classify_event(ev, &cfg()) {
+        EventClass::Eks(e) => e.region,
+        other => panic!("{other:?}"),
+    };
+    let arn = "arn:aws:eks:ap-south-1:123456789012:cluster/legacy";
+    let mut ev = trail(
+        "aws.eks",
+        "eks.amazonaws.com",
+        "TagResource",
+        json!({"resourceArn": arn}),
+    );
+    ev["region"] = json!("eu-west-1");
+    ev["detail"]["awsRegion"] = json!("eu-central-1");
+    assert_eq!(region_of(&ev).as_deref(), Some("eu-west-1"));
+    ev.as_object_mut().unwrap().remove("region");
+    assert_eq!(region_of(&ev).as_deref(), Some("eu-central-1"));
+    ev["detail"].as_object_mut().unwrap().remove("awsRegion");
+    assert_eq!(region_of(&ev).as_deref(), Some("ap-south-1"));
+    let create = trail(
+        "aws.eks",
+        "eks.amazonaws.com",
+        "CreateCluster",
+        json!({"name": "prod-2"}),
+    );
+    assert_eq!(region_of(&create).as_deref(), Some("us-east-1"));
+    assert_eq!(IamEventKind::DeleteUser.to_string(), "DeleteUser");
+}
