@@ -400,7 +400,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     fn finish(&self, plan: Plan, mut report: RunReport, started: tokio::time::Instant) -> Outcome {
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.dry_run {
-            report.plan = serde_json::to_value(&plan).ok();
+            report.plan = Some(plan.clone());
         }
         tracing::info!(
             dry_run = report.dry_run,

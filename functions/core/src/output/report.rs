@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::output::plan::Plan;
+
 pub use crate::model::cluster::Backend;
 
 /// The outcome of one run.
@@ -25,7 +27,7 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// The plan, on dry runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<serde_json::Value>,
+    pub plan: Option<Plan>,
 }
 
 /// The admin role's trust policy.

@@ -147,27 +147,21 @@ pub fn cluster_info(
 
 impl EksApi for SdkEks {
     async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
-        let client = self.client(region);
+        let mut names = self
+            .client(region)
+            .list_clusters()
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .list_clusters()
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| EksError::from_sdk("ListClusters", e))?;
-            for name in page.clusters() {
-                match name.parse::<ClusterName>() {
-                    Ok(n) => out.push(n),
-                    Err(e) => tracing::warn!(cluster = %name, error = %e, "skipping cluster"),
-                }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
+        while let Some(name) = names.next().await {
+            let name = name.map_err(|e| EksError::from_sdk("ListClusters", e))?;
+            match name.parse::<ClusterName>() {
+                Ok(n) => out.push(n),
+                Err(e) => tracing::warn!(cluster = %name, error = %e, "skipping cluster"),
             }
         }
+        Ok(out)
     }
 
     async fn describe_cluster(
@@ -194,23 +188,15 @@ impl EksApi for SdkEks {
         region: &str,
         cluster: &ClusterName,
     ) -> Result<Vec<String>, EksError> {
-        let client = self.client(region);
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .list_access_entries()
-                .cluster_name(cluster.as_str())
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| EksError::from_sdk("ListAccessEntries", e))?;
-            out.extend(page.access_entries().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.client(region)
+            .list_access_entries()
+            .cluster_name(cluster.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| EksError::from_sdk("ListAccessEntries", e))
     }
 
     async fn describe_access_entry(
@@ -240,29 +226,22 @@ impl EksApi for SdkEks {
         let Some(entry) = out.access_entry() else {
             return Ok(None);
         };
+        let mut associated = client
+            .list_associated_access_policies()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .into_paginator()
+            .items()
+            .send();
         let mut policies = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .list_associated_access_policies()
-                .cluster_name(cluster.as_str())
-                .principal_arn(principal_arn)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| EksError::from_sdk("ListAssociatedAccessPolicies", e))?;
-            for p in page.associated_access_policies() {
-                let scope = p
-                    .access_scope()
-                    .and_then(|s| s.r#type())
-                    .map(|t| t.as_str().to_owned())
-                    .unwrap_or_default();
-                policies.push((p.policy_arn().unwrap_or_default().to_owned(), scope));
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => break,
-            }
+        while let Some(p) = associated.next().await {
+            let p = p.map_err(|e| EksError::from_sdk("ListAssociatedAccessPolicies", e))?;
+            let scope = p
+                .access_scope()
+                .and_then(|s| s.r#type())
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default();
+            policies.push((p.policy_arn().unwrap_or_default().to_owned(), scope));
         }
         Ok(Some(AccessEntryView {
             principal_arn: entry.principal_arn().unwrap_or(principal_arn).to_owned(),

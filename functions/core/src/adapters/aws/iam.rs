@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::EntityType;
 
+use crate::backoff::Backoff;
 use crate::model::arn::{RoleArn, RoleName, UserArn, UserName};
 use crate::policy::accessentry::Timestamp;
 use crate::policy::desired::IamUser;
@@ -84,7 +85,7 @@ pub struct WriteRetry {
     pub invalid_principal_budget: Duration,
     /// How many times to retry throttling.
     pub throttle_retries: u32,
-    /// First pause; doubles each time up to `max_delay`.
+    /// First pause; doubles each time up to `max_delay` (jittered: [`Backoff`]).
     pub base_delay: Duration,
     pub max_delay: Duration,
 }
@@ -108,13 +109,14 @@ where
     Fut: Future<Output = Result<(), IamError>>,
 {
     let start = Instant::now();
-    let mut delay = policy.base_delay;
+    let mut backoff = Backoff::new(policy.base_delay, policy.max_delay);
     let mut throttles = 0u32;
     loop {
         let err = match attempt().await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        let delay = backoff.next_delay();
         let retry = if err.is_invalid_principal() {
             start.elapsed() + delay <= policy.invalid_principal_budget
         } else if err.is_throttling() {
@@ -128,7 +130,6 @@ where
         }
         tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "retrying trust-policy write");
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(policy.max_delay);
     }
 }
 

@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::future::BoxFuture;
 use rand::Rng;
 
+use crate::backoff::Backoff;
 use crate::ports::{Lease, TrustLock};
 
 /// The lease's lifetime. Longer than a trust-policy write can take: the
@@ -290,7 +291,7 @@ impl TrustLock for DynamoDbLock {
     ) -> BoxFuture<'a, Result<Lease, LockError>> {
         Box::pin(async move {
             let start = Instant::now();
-            let mut delay = self.wait.base_delay;
+            let mut backoff = Backoff::new(self.wait.base_delay, self.wait.max_delay);
             let mut attempts = 0u32;
             loop {
                 attempts += 1;
@@ -304,10 +305,8 @@ impl TrustLock for DynamoDbLock {
                     );
                     return Ok(lease);
                 }
-                // Full jitter on the second half: two waiters do not retry in step.
-                let half = delay / 2;
-                let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-                let pause = half + Duration::from_millis(jitter);
+                // Jitter on the second half: two waiters do not retry in step.
+                let pause = backoff.next_delay();
                 if start.elapsed() + pause > self.wait.max_wait {
                     return Err(LockError::Busy {
                         lock_id: lock_id.to_owned(),
@@ -319,7 +318,6 @@ impl TrustLock for DynamoDbLock {
                     tracing::info!(lock = %lock_id, "trust-policy lock held by another writer; waiting");
                 }
                 tokio::time::sleep(pause).await;
-                delay = (delay * 2).min(self.wait.max_delay);
             }
         })
     }
