@@ -6,7 +6,7 @@ use eks_access_sync::intake::{IntakeError, parse_event, read_event};
 use eks_access_sync::model::arn::{ClusterName, RoleArn};
 use eks_access_sync::{
     adapters::SdkEngine,
-    engine::{EventResult, Scope},
+    engine::{EventResult, RunMode, Scope},
 };
 
 /// Exit code: success.
@@ -188,7 +188,7 @@ async fn cmd_plan(
     exit_code: bool,
     clusters: Vec<ClusterName>,
 ) -> u8 {
-    let outcome = engine.run_full(&scope_of(clusters), true).await;
+    let outcome = engine.run_full(&scope_of(clusters), RunMode::DryRun).await;
     match output {
         Output::Text => {
             print!("{}", outcome.plan.render_text());
@@ -226,7 +226,10 @@ async fn cmd_handle_event(engine: &SdkEngine, file: &str) -> u8 {
             return EXIT_FAILED;
         }
     };
-    match engine.handle_iam_events_payload(&event, false).await {
+    match engine
+        .handle_iam_events_payload(&event, RunMode::Apply)
+        .await
+    {
         EventResult::Ignored(reason) => {
             print_json(&serde_json::json!({ "ignored": reason }));
             EXIT_OK

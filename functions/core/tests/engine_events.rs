@@ -4,6 +4,7 @@
 mod engine_support;
 mod flows_support;
 
+use eks_access_sync::engine::RunMode;
 use eks_access_sync::output::report::{ClusterStatus, RunReport};
 use flows_support::*;
 use serde_json::json;
@@ -106,7 +107,10 @@ async fn event_runs_log_plain_values() {
         iam_event("UntagUser", "alice"),
         iam_event("DeleteUser", "bob"),
     ] {
-        let _ = w.engine.handle_iam_events_payload(&ev, false).await;
+        let _ = w
+            .engine
+            .handle_iam_events_payload(&ev, RunMode::Apply)
+            .await;
     }
     let _ = eks_event_report(&w, &eks_tag_event("us-east-1", "c1")).await;
     let text = String::from_utf8(cap.0.lock().expect("capture").clone()).expect("utf-8");

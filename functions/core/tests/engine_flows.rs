@@ -3,7 +3,7 @@
 mod engine_support;
 mod flows_support;
 
-use eks_access_sync::engine::{Engine, EventResult, Scope};
+use eks_access_sync::engine::{Engine, EventResult, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
 use eks_access_sync::output::report::ClusterStatus;
@@ -159,7 +159,7 @@ async fn a_failing_cluster_does_not_stop_the_others() {
 #[tokio::test]
 async fn dry_run_writes_nothing() {
     let w = world();
-    let out = w.engine.run_full(&Scope::all(), true).await;
+    let out = w.engine.run_full(&Scope::all(), RunMode::DryRun).await;
     assert_eq!(total_writes(&w), 0);
     assert!(out.plan.has_changes());
     assert!(out.report.dry_run);
@@ -189,14 +189,22 @@ async fn scope_limits_clusters() {
 async fn event_adds_then_replay_changes_nothing() {
     let w = world();
     let ev = iam_event("TagUser", "alice");
-    let EventResult::Ran(r) = w.engine.handle_iam_events_payload(&ev, false).await else {
+    let EventResult::Ran(r) = w
+        .engine
+        .handle_iam_events_payload(&ev, RunMode::Apply)
+        .await
+    else {
         panic!("event should run");
     };
     assert!(r.succeeded(), "{r:#?}");
     assert!(w.iam.policy().contains("user/alice"));
     let writes = total_writes(&w);
     assert!(writes > 0);
-    let EventResult::Ran(r2) = w.engine.handle_iam_events_payload(&ev, false).await else {
+    let EventResult::Ran(r2) = w
+        .engine
+        .handle_iam_events_payload(&ev, RunMode::Apply)
+        .await
+    else {
         panic!("event should run");
     };
     assert!(r2.succeeded());
@@ -210,7 +218,7 @@ async fn event_is_not_trusted_the_user_is_re_read() {
     // The event says bob was tagged, but IAM says he is not an admin.
     let r = match w
         .engine
-        .handle_iam_events_payload(&iam_event("TagUser", "bob"), false)
+        .handle_iam_events_payload(&iam_event("TagUser", "bob"), RunMode::Apply)
         .await
     {
         EventResult::Ran(r) => r,
@@ -244,7 +252,7 @@ async fn delete_event_removes_user_from_policy_and_direct_mappings() {
     w.iam.set_users(vec![user("bob", false)]);
     let r = match w
         .engine
-        .handle_iam_events_payload(&iam_event("DeleteUser", "alice"), false)
+        .handle_iam_events_payload(&iam_event("DeleteUser", "alice"), RunMode::Apply)
         .await
     {
         EventResult::Ran(r) => r,
@@ -289,7 +297,11 @@ async fn ignored_events_do_nothing() {
     let mut ev = iam_event("CreateUser", "alice");
     ev["detail"]["errorCode"] = json!("EntityAlreadyExists");
     ev["detail"]["errorMessage"] = json!("User with name alice already exists.");
-    match w.engine.handle_iam_events_payload(&ev, false).await {
+    match w
+        .engine
+        .handle_iam_events_payload(&ev, RunMode::Apply)
+        .await
+    {
         EventResult::Ignored(reason) => assert!(reason.contains("EntityAlreadyExists"), "{reason}"),
         EventResult::Ran(r) => panic!("should be ignored: {r:#?}"),
     }
@@ -372,7 +384,7 @@ async fn sample_events_in_sequence() {
 
     // A failed call is ignored, with its error code as the reason.
     match engine
-        .handle_iam_events_payload(&sample("iam-create-user-failed"), false)
+        .handle_iam_events_payload(&sample("iam-create-user-failed"), RunMode::Apply)
         .await
     {
         EventResult::Ignored(reason) => assert!(reason.contains("EntityAlreadyExists"), "{reason}"),
@@ -381,20 +393,20 @@ async fn sample_events_in_sequence() {
     assert_eq!(iam.writes(), 0);
 
     let r = ran(engine
-        .handle_iam_events_payload(&sample("iam-create-user-tagged"), false)
+        .handle_iam_events_payload(&sample("iam-create-user-tagged"), RunMode::Apply)
         .await);
     assert!(r.succeeded(), "{r:#?}");
     assert!(iam.policy().contains("user/dave"));
     assert_eq!(kube.writes("c1"), 1, "admin role mapped");
     let r = ran(engine
-        .handle_iam_events_payload(&sample("iam-tag-user"), false)
+        .handle_iam_events_payload(&sample("iam-tag-user"), RunMode::Apply)
         .await);
     assert!(!r.changed_anything(), "replayed tag: {r:#?}");
     assert_eq!(iam.writes(), 1);
 
     // An untagged new user changes nothing.
     let r = ran(engine
-        .handle_iam_events_payload(&sample("iam-create-user-untagged"), false)
+        .handle_iam_events_payload(&sample("iam-create-user-untagged"), RunMode::Apply)
         .await);
     assert!(!r.changed_anything(), "{r:#?}");
 
@@ -402,7 +414,7 @@ async fn sample_events_in_sequence() {
     dave.tags.clear();
     iam.set_users(vec![dave, user("erin", false)]);
     let r = ran(engine
-        .handle_iam_events_payload(&sample("iam-untag-user"), false)
+        .handle_iam_events_payload(&sample("iam-untag-user"), RunMode::Apply)
         .await);
     assert!(r.succeeded(), "{r:#?}");
     assert!(!iam.policy().contains("user/dave"));
@@ -412,7 +424,7 @@ async fn sample_events_in_sequence() {
     iam.set_users(vec![user("erin", false)]);
     let writes = iam.writes() + kube.writes("c1");
     let r = ran(engine
-        .handle_iam_events_payload(&sample("iam-delete-user"), false)
+        .handle_iam_events_payload(&sample("iam-delete-user"), RunMode::Apply)
         .await);
     assert!(r.succeeded(), "{r:#?}");
     assert_eq!(iam.writes() + kube.writes("c1"), writes);
@@ -421,7 +433,9 @@ async fn sample_events_in_sequence() {
     for name in ["eks-create-cluster", "eks-tag-resource", "schedule"] {
         assert!(
             matches!(
-                engine.handle_iam_events_payload(&sample(name), false).await,
+                engine
+                    .handle_iam_events_payload(&sample(name), RunMode::Apply)
+                    .await,
                 EventResult::Ignored(_)
             ),
             "{name}"

@@ -7,7 +7,7 @@ mod engine_support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eks_access_sync::engine::{Engine, Scope};
+use eks_access_sync::engine::{Engine, RunMode, Scope};
 use eks_access_sync::model::arn::{RoleName, UserName};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
@@ -239,7 +239,7 @@ async fn event_holds_the_lease_from_the_user_re_read_to_the_write() {
     let w = World::new();
     let r = ran(w
         .engine()
-        .handle_iam_events_payload(&tag_event("alice"), false)
+        .handle_iam_events_payload(&tag_event("alice"), RunMode::Apply)
         .await);
     assert!(r.succeeded(), "{r:#?}");
     assert!(r.trust_policy.changed);
@@ -315,7 +315,7 @@ async fn the_lease_is_released_when_the_role_or_the_user_cannot_be_read() {
     w.iam.fail_get_user = true;
     let r = ran(w
         .engine()
-        .handle_iam_events_payload(&tag_event("alice"), false)
+        .handle_iam_events_payload(&tag_event("alice"), RunMode::Apply)
         .await);
     assert!(!r.succeeded());
     // (The role is read beside the user.)
@@ -336,7 +336,9 @@ async fn dry_runs_take_no_lease() {
     let e = w.engine();
     let plan = e.plan_full(&Scope::all()).await;
     assert!(plan.trust_policy.after.is_some(), "a change was planned");
-    let r = ran(e.handle_iam_events_payload(&tag_event("alice"), true).await);
+    let r = ran(e
+        .handle_iam_events_payload(&tag_event("alice"), RunMode::DryRun)
+        .await);
     assert!(r.dry_run && r.trust_policy.changed, "{r:#?}");
     assert!(w.lock.log().iter().all(|l| !l.starts_with("acquire")));
     assert_eq!(w.iam.inner.writes(), 0);

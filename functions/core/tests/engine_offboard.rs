@@ -4,7 +4,7 @@
 mod engine_support;
 mod flows_support;
 
-use eks_access_sync::engine::Scope;
+use eks_access_sync::engine::{RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::output::report::{ClusterStatus, RunReport};
 use flows_support::*;
@@ -69,7 +69,7 @@ fn entry_keys(w: &World, cluster: &str) -> Vec<String> {
 }
 
 async fn event_report(w: &World, ev: &serde_json::Value) -> RunReport {
-    ran(w.engine.handle_iam_events_payload(ev, false).await)
+    ran(w.engine.handle_iam_events_payload(ev, RunMode::Apply).await)
 }
 
 /// Defect 1: a reader (never an admin) with their own mapping and access entry is
@@ -329,7 +329,11 @@ async fn a_refused_trust_policy_write_reports_nothing_as_done() {
         s.fail_update = Some("LimitExceeded".into());
     }
     // The plan (a dry run) says what would change ...
-    let plan = w.engine.run_full(&Scope::all(), true).await.report;
+    let plan = w
+        .engine
+        .run_full(&Scope::all(), RunMode::DryRun)
+        .await
+        .report;
     assert_eq!(plan.trust_policy.added.len(), 1, "{plan:#?}");
     assert_eq!(plan.trust_policy.removed.len(), 1);
     assert_eq!(plan.trust_policy.dangling_removed.len(), 1);

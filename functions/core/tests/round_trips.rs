@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use eks_access_sync::engine::{Engine, EventResult, Scope};
+use eks_access_sync::engine::{Engine, EventResult, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
 use eks_access_sync::{
@@ -101,7 +101,7 @@ async fn an_event_takes_three_round_trips_at_a_hundred_clusters() {
     let writes_before = w.iam.writes();
     let (r, rtts) = rtts_of(
         w.engine
-            .handle_iam_events_payload(&tag_user("carol"), false),
+            .handle_iam_events_payload(&tag_user("carol"), RunMode::Apply),
     )
     .await;
     let r = ran(r);
@@ -125,7 +125,7 @@ async fn a_bounded_concurrency_takes_waves() {
     let w = world(Some("10"), true).await;
     let (r, rtts) = rtts_of(
         w.engine
-            .handle_iam_events_payload(&tag_user("carol"), false),
+            .handle_iam_events_payload(&tag_user("carol"), RunMode::Apply),
     )
     .await;
     assert!(matches!(r, EventResult::Ran(r) if r.succeeded()));
@@ -179,7 +179,8 @@ impl TrustLock for SlowLock {
 async fn with_the_lease_an_event_that_writes_every_cluster_takes_four_round_trips() {
     let w = world(None, false).await;
     let engine = w.engine.with_trust_lock(Arc::new(SlowLock));
-    let (r, rtts) = rtts_of(engine.handle_iam_events_payload(&tag_user("carol"), false)).await;
+    let (r, rtts) =
+        rtts_of(engine.handle_iam_events_payload(&tag_user("carol"), RunMode::Apply)).await;
     let r = ran(r);
     assert!(r.succeeded(), "{r:?}");
     assert!(r.trust_policy.changed);
@@ -195,7 +196,7 @@ async fn the_report_gives_the_runs_duration() {
     let w = world(None, true).await;
     let (r, rtts) = rtts_of(
         w.engine
-            .handle_iam_events_payload(&tag_user("carol"), false),
+            .handle_iam_events_payload(&tag_user("carol"), RunMode::Apply),
     )
     .await;
     let r = ran(r);

@@ -7,7 +7,7 @@
 //! error, so that Lambda's retries and the on-failure destination take over.
 #![warn(clippy::too_many_lines)]
 
-use eks_access_sync::engine::{Engine, EventResult};
+use eks_access_sync::engine::{Engine, EventResult, RunMode};
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
 use eks_access_sync::output::report::RunReport;
 use eks_access_sync::ports::EksApi;
@@ -33,7 +33,10 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
     engine: &Engine<I, E, K>,
     event: Value,
 ) -> Result<Value, RunFailed> {
-    match engine.handle_iam_events_payload(&event, false).await {
+    match engine
+        .handle_iam_events_payload(&event, RunMode::Apply)
+        .await
+    {
         EventResult::Ignored(reason) => Ok(json!({ "ignored": reason })),
         EventResult::Ran(report) => {
             emit_emf(FUNCTION, &report);

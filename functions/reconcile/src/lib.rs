@@ -15,7 +15,7 @@
 //! (and the alarm on it) sees it. IAM events are left to `iam-events`.
 #![warn(clippy::too_many_lines)]
 
-use eks_access_sync::engine::{Engine, Scope, eks_event_scope};
+use eks_access_sync::engine::{Engine, RunMode, Scope, eks_event_scope};
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
 use eks_access_sync::model::arn::ClusterName;
 use eks_access_sync::model::config::Config;
@@ -161,7 +161,10 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
             tracing::info!(reason = %reason, "event ignored");
             return Ok(json!({ "ignored": reason }));
         }
-        Request::Manual { dry_run, scope } => (engine.run_full(&scope, dry_run).await.report, true),
+        Request::Manual { dry_run, scope } => {
+            let mode = RunMode::from_dry_run(dry_run);
+            (engine.run_full(&scope, mode).await.report, true)
+        }
         Request::Scheduled => (engine.apply_full(&Scope::all()).await, false),
         Request::Eks(scope) => (engine.apply_full(&scope).await, false),
     };

@@ -4,7 +4,7 @@
 use crate::engine::aws_auth::{AwsAuthJob, offboarded_for};
 use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
-use crate::engine::{Engine, Error};
+use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::{RoleArn, UserArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
 use crate::output::plan::ClusterChange;
@@ -19,7 +19,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         cluster: &ClusterInfo,
         goal: &ClusterGoal,
-        dry_run: bool,
+        mode: RunMode,
     ) -> Result<ClusterOutcome, Error> {
         let (views, user_arns) = self.read_entries(cluster, goal).await?;
         let offboarded = offboarded_for(goal, &user_arns);
@@ -36,7 +36,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         } else {
             ClusterStatus::Updated
         };
-        if !dry_run && !ae.is_empty() {
+        if mode.is_apply() && !ae.is_empty() {
             let existing_admin = views
                 .iter()
                 .find(|v| {
@@ -61,7 +61,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         // API_AND_CONFIG_MAP: aws-auth is still honoured; take offboarded users out.
         let offboard = self
-            .reconcile_aws_auth(cluster, goal, dry_run, AwsAuthJob::OffboardOnly)
+            .reconcile_aws_auth(cluster, goal, mode, AwsAuthJob::OffboardOnly)
             .await?;
         Ok(merge_aws_auth(outcome, offboard))
     }

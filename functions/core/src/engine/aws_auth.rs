@@ -10,7 +10,7 @@ use crate::adapters::kube::store::K8sError;
 use crate::backoff::Backoff;
 use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
-use crate::engine::{Engine, Error};
+use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::UserArn;
 use crate::model::cluster::{Backend, ClusterInfo};
 use crate::model::mapping::Offboarded;
@@ -184,7 +184,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         cluster: &ClusterInfo,
         goal: &ClusterGoal,
-        dry_run: bool,
+        mode: RunMode,
         job: AwsAuthJob,
     ) -> Result<ClusterOutcome, Error> {
         let store = self.kube.connect(&cluster.connection()).await?;
@@ -200,11 +200,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             );
         };
         let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal);
-        let written = write_with_retry(&store, budget, !dry_run, edit, on_retry).await?;
+        let written = write_with_retry(&store, budget, mode.is_apply(), edit, on_retry).await?;
         let Some((current, edited)) = written else {
             return Ok(ClusterOutcome::unchanged(cluster, job.backend()));
         };
-        if !dry_run {
+        if mode.is_apply() {
             tracing::info!(cluster = %cluster.name, region = %cluster.region, "aws-auth written");
         }
         let create = current.is_none();

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::engine::aws_auth::AwsAuthJob;
 use crate::engine::outcome::ClusterOutcome;
-use crate::engine::{Engine, Error, Scope};
+use crate::engine::{Engine, Error, RunMode, Scope};
 use crate::model::arn::{ClusterName, RoleArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
 use crate::model::config::Config;
@@ -125,10 +125,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         described: Vec<Described>,
         goal: &ClusterGoal,
-        dry_run: bool,
+        mode: RunMode,
     ) -> Vec<(ClusterName, Option<ClusterOutcome>)> {
         futures::stream::iter(described)
-            .map(|(region, name, info)| self.reconcile_described(region, name, info, goal, dry_run))
+            .map(|(region, name, info)| self.reconcile_described(region, name, info, goal, mode))
             .buffer_unordered(self.config.cluster_concurrency.max(1))
             .collect()
             .await
@@ -142,12 +142,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         name: ClusterName,
         info: Result<ClusterInfo, Error>,
         goal: &ClusterGoal,
-        dry_run: bool,
+        mode: RunMode,
     ) -> (ClusterName, Option<ClusterOutcome>) {
         match info {
             Ok(info) => {
                 if info.has_tag(&self.config.cluster_tag.key, &self.config.cluster_tag.value) {
-                    let r = self.reconcile_cluster(info, goal, dry_run).await;
+                    let r = self.reconcile_cluster(info, goal, mode).await;
                     (name, Some(r))
                 } else {
                     tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
@@ -167,7 +167,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         cluster: ClusterInfo,
         goal: &ClusterGoal,
-        dry_run: bool,
+        mode: RunMode,
     ) -> ClusterOutcome {
         let backend = cluster.auth_mode.backend();
         if cluster.endpoint.is_empty() {
@@ -183,11 +183,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         let result = match cluster.auth_mode {
             AuthMode::ConfigMap => {
-                self.reconcile_aws_auth(&cluster, goal, dry_run, AwsAuthJob::Own)
+                self.reconcile_aws_auth(&cluster, goal, mode, AwsAuthJob::Own)
                     .await
             }
             AuthMode::Api | AuthMode::ApiAndConfigMap => {
-                self.reconcile_access_entries(&cluster, goal, dry_run).await
+                self.reconcile_access_entries(&cluster, goal, mode).await
             }
         };
         result.unwrap_or_else(|e| {

@@ -75,6 +75,32 @@ use clusters::ClusterGoal;
 use outcome::ClusterOutcome;
 use trust_step::{TrustLease, write_failed};
 
+/// Whether a run writes: `DryRun` reads and plans everything and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Apply,
+    DryRun,
+}
+
+impl RunMode {
+    /// `DryRun` when `dry_run` (a payload's or a flag's boolean).
+    pub fn from_dry_run(dry_run: bool) -> Self {
+        if dry_run {
+            RunMode::DryRun
+        } else {
+            RunMode::Apply
+        }
+    }
+
+    pub fn is_dry_run(self) -> bool {
+        self == RunMode::DryRun
+    }
+
+    pub fn is_apply(self) -> bool {
+        self == RunMode::Apply
+    }
+}
+
 /// Which part of the world a run covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
@@ -199,16 +225,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// What a full run would change (nothing is written).
     pub async fn plan_full(&self, scope: &Scope) -> Plan {
-        self.run_full(scope, true).await.plan
+        self.run_full(scope, RunMode::DryRun).await.plan
     }
 
     /// Applies a full reconcile.
     pub async fn apply_full(&self, scope: &Scope) -> RunReport {
-        self.run_full(scope, false).await.report
+        self.run_full(scope, RunMode::Apply).await.report
     }
 
     /// A full reconcile: every user, the trust policy, every tagged cluster in scope.
-    pub async fn run_full(&self, scope: &Scope, dry_run: bool) -> Outcome {
+    pub async fn run_full(&self, scope: &Scope, mode: RunMode) -> Outcome {
         let input = async {
             match self.iam.list_users().await {
                 Ok(users) => {
@@ -230,14 +256,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         };
-        let writes_trust = !dry_run && !scope.skip_trust_policy;
-        self.run(Box::pin(input), writes_trust, scope, dry_run)
-            .await
+        let writes_trust = mode.is_apply() && !scope.skip_trust_policy;
+        self.run(Box::pin(input), writes_trust, scope, mode).await
     }
 
     /// An IAM event, optionally as a dry run. The user is re-read: the event only
     /// says whom to look at.
-    pub async fn run_iam_event(&self, ev: &IamUserEvent, dry_run: bool) -> Outcome {
+    pub async fn run_iam_event(&self, ev: &IamUserEvent, mode: RunMode) -> Outcome {
         let input = async {
             let user = match self.iam.get_user(&ev.user_name).await {
                 Ok(u) => u,
@@ -271,7 +296,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 ..RunInput::default()
             }
         };
-        self.run(Box::pin(input), !dry_run, &Scope::all(), dry_run)
+        self.run(Box::pin(input), mode.is_apply(), &Scope::all(), mode)
             .await
     }
 
@@ -281,9 +306,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         self.apply_full(&eks_event_scope(ev)).await
     }
 
-    fn empty_plan(&self, dry_run: bool) -> Plan {
+    fn empty_plan(&self, mode: RunMode) -> Plan {
         Plan {
-            dry_run,
+            dry_run: mode.is_dry_run(),
             trust_policy: TrustPolicyPlan {
                 role_name: self.config.admin_role_name.clone(),
                 added: Vec::new(),
@@ -312,16 +337,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         input: impl Future<Output = RunInput>,
         writes_trust: bool,
         scope: &Scope,
-        dry_run: bool,
+        mode: RunMode,
     ) -> Outcome {
         let started = tokio::time::Instant::now();
         let cfg = &self.config;
         let mut report = RunReport::new(
-            dry_run,
+            mode.is_dry_run(),
             cfg.admin_role_name.as_str(),
             cfg.trust_policy_max_chars,
         );
-        let mut plan = self.empty_plan(dry_run);
+        let mut plan = self.empty_plan(mode);
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
         let trust_reads = Box::pin(self.read_trust_side(writes_trust, input));
@@ -346,18 +371,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         };
         // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
-        let write = self.plan_trust(
-            &role,
-            input.change.as_ref(),
-            dry_run,
-            &mut plan,
-            &mut report,
-        );
+        let write = self.plan_trust(&role, input.change.as_ref(), mode, &mut plan, &mut report);
         let write_trust = Box::pin(self.write_and_release(lease, write));
         // 2. The clusters. Only a deleted user is offboarded: one the event says is
         // gone, or (on a full run) one the listing lacks.
         let goal = ClusterGoal::new(cfg, &role, input.offboarded, input.users.as_deref());
-        let clusters = self.reconcile_all(described, &goal, dry_run);
+        let clusters = self.reconcile_all(described, &goal, mode);
         let (written, reconciled) = futures::join!(write_trust, clusters);
         if let Some(Err(e)) = written {
             write_failed(&mut report, &role, &e);
@@ -420,7 +439,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     pub async fn handle_iam_events_payload(
         &self,
         raw: &serde_json::Value,
-        dry_run: bool,
+        mode: RunMode,
     ) -> EventResult {
         let reason = match classify_event(raw, &self.config) {
             EventClass::Iam(ev) => {
@@ -430,7 +449,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     event_id = ev.event_id.as_deref().unwrap_or(""),
                     "IAM event"
                 );
-                return EventResult::Ran(Box::new(self.run_iam_event(&ev, dry_run).await.report));
+                return EventResult::Ran(Box::new(self.run_iam_event(&ev, mode).await.report));
             }
             EventClass::Ignored { reason } => reason,
             EventClass::Eks(ev) => format!(

@@ -6,7 +6,7 @@ use std::future::Future;
 use crate::adapters::aws::lock::{
     LockError, MIN_LEASE_FOR_WRITE, TRUST_LOCK_TTL, new_owner, trust_policy_lock_id,
 };
-use crate::engine::{Engine, Error, RunInput};
+use crate::engine::{Engine, Error, RunInput, RunMode};
 use crate::output::plan::{Plan, TrustPolicyPlan};
 use crate::output::report::RunReport;
 use crate::policy::trust::{
@@ -49,7 +49,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         role: &RoleInfo,
         change: Option<&PrincipalChange>,
-        dry_run: bool,
+        mode: RunMode,
         plan: &mut Plan,
         report: &mut RunReport,
     ) -> Option<PendingWrite> {
@@ -70,7 +70,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     t.max_chars = edit.max_chars;
                     if let Some(after) = edit.after {
                         t.changed = true;
-                        if !dry_run {
+                        if mode.is_apply() {
                             write = Some(PendingWrite {
                                 after,
                                 added: edit.added.len(),
