@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use eks_access_sync::model::arn::UserArn;
 use eks_access_sync::policy::trust::{
     PrincipalChange, TrustOptions, TrustPolicyError, decode_policy_document, edit_trust_policy,
-    managed_principals, policy_size_chars,
+    managed_principals, policy_size_chars, trusted_user_count,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -350,4 +350,14 @@ fn duplicate_own_statements_are_merged() {
     assert_eq!(s.len(), 2);
     assert_eq!(s[0]["Principal"]["AWS"].as_array().unwrap().len(), 3);
     assert_eq!(s[1]["Sid"], "Other");
+}
+
+#[test]
+fn trusted_user_count_counts_the_managed_users() {
+    let e =
+        edit_trust_policy(&foreign_doc(), &PrincipalChange::Set(users(3)), &opts()).expect("edit");
+    let after = e.after.expect("changed");
+    assert_eq!(trusted_user_count(&after, SID), Some(3));
+    assert_eq!(trusted_user_count(&foreign_doc(), SID), Some(0));
+    assert_eq!(trusted_user_count("not json", SID), None);
 }

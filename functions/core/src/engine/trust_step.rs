@@ -10,7 +10,7 @@ use crate::engine::{Engine, Error, RunInput, RunMode};
 use crate::output::plan::{Plan, TrustPolicyPlan};
 use crate::output::report::RunReport;
 use crate::policy::trust::{
-    PrincipalChange, TrustOptions, edit_trust_policy, managed_principals, policy_size_chars,
+    PrincipalChange, TrustOptions, edit_trust_policy, policy_size_chars, trusted_user_count,
 };
 use crate::ports::{EksApi, IamApi, KubeConnector, Lease, RoleInfo};
 
@@ -195,11 +195,4 @@ pub(super) fn write_failed(report: &mut RunReport, role: &RoleInfo, error: &Erro
     t.removed.clear();
     t.dangling_removed.clear();
     t.size_chars = policy_size_chars(&role.trust_policy);
-}
-
-/// How many users (ARNs) the managed statement trusts; `None` if it cannot be read.
-fn trusted_user_count(doc: &str, sid: &str) -> Option<usize> {
-    managed_principals(doc, sid)
-        .ok()
-        .map(|set| set.iter().filter(|p| p.starts_with("arn:")).count())
 }

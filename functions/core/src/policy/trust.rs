@@ -310,6 +310,13 @@ pub fn managed_principals(doc: &str, sid: &str) -> Result<BTreeSet<String>, Trus
         .collect())
 }
 
+/// How many users (ARNs) the managed statement trusts; `None` if it cannot be read.
+pub fn trusted_user_count(doc: &str, sid: &str) -> Option<usize> {
+    managed_principals(doc, sid)
+        .ok()
+        .map(|set| set.iter().filter(|p| p.starts_with("arn:")).count())
+}
+
 /// The managed principals after `change` (ARNs as text).
 fn apply_change(live: &BTreeSet<String>, change: &PrincipalChange) -> BTreeSet<String> {
     match change {
