@@ -274,6 +274,18 @@ async fn network_failures_are_retried_and_timeouts_only_once() {
         MAX_TIMEOUT_ATTEMPTS as usize,
         "one retry only"
     );
+
+    // A call that used up its 30 s bound (the kube client's own 429 retries) is not
+    // tried again: a throttling server fails the cluster in 30 s.
+    let w = world();
+    w.kube.state("c1").lock().expect("lock").faults = [engine_support::CALL_TIMEOUT].into();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&r, "c1"), ClusterStatus::Failed, "{r:#?}");
+    assert!(
+        cluster_error(&r, "c1").contains("timed out after 30 s"),
+        "{r:#?}"
+    );
+    assert_eq!(w.kube.state("c1").lock().expect("lock").calls, 1);
 }
 
 /// Conflicts and transient errors have budgets of their own: four 503s do not use up

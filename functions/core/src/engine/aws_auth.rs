@@ -27,9 +27,10 @@ pub const MAX_WRITE_ATTEMPTS: u32 = 5;
 /// won, the server is fine, so a fresh read follows after a short jittered pause (at
 /// most a quarter of the conflict backoff, 50 ms by default).
 pub const MAX_CONFLICT_ATTEMPTS: u32 = 10;
-/// How many times it is attempted when a call times out (no answer in 10 s, or 30 s
-/// of the kube client's own retries): once more, so a server that stopped answering
-/// fails the cluster well within a run's minute.
+/// How many times it is attempted when a request gets no answer within 10 s: once
+/// more, so a server that stopped answering fails the cluster well within a run's
+/// minute. A call that used up its 30 s bound (the kube client retrying 429/503/504
+/// by itself) is not tried again.
 pub const MAX_TIMEOUT_ATTEMPTS: u32 = 2;
 /// The longest pause between two aws-auth attempts.
 pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
@@ -65,8 +66,9 @@ impl RetryBudget {
     fn allows(&mut self, e: &K8sError) -> bool {
         let (used, max) = match e {
             K8sError::Conflict(_) => (&mut self.conflicts, MAX_CONFLICT_ATTEMPTS),
-            K8sError::Timeout { .. }
-            | K8sError::Network {
+            // The 30 s bound already holds the kube client's own retries: no more.
+            K8sError::Timeout { .. } => return false,
+            K8sError::Network {
                 timed_out: true, ..
             } => (&mut self.timeouts, MAX_TIMEOUT_ATTEMPTS),
             e if e.is_retryable() => (&mut self.transients, MAX_WRITE_ATTEMPTS),

@@ -29,8 +29,10 @@ pub struct CmState {
 
 /// A reset connection, injected as this pseudo status.
 pub const RESET: u16 = 1;
-/// A call that timed out, injected as this pseudo status.
+/// A request that timed out, injected as this pseudo status.
 pub const TIMEOUT: u16 = 2;
+/// A call that used up its whole bound, injected as this pseudo status.
+pub const CALL_TIMEOUT: u16 = 3;
 
 /// The error the kube client gives for an API status `code` (or [`RESET`],
 /// [`TIMEOUT`]).
@@ -48,6 +50,7 @@ fn status_error(code: u16) -> K8sError {
                 message: "timed out (injected)".into(),
             };
         }
+        CALL_TIMEOUT => return K8sError::Timeout { operation: "GET" },
         _ => {}
     }
     let reason = match code {
