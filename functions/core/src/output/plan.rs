@@ -64,12 +64,6 @@ impl TrustPolicyPlan {
     }
 }
 
-impl From<(RoleName, &TrustEdit)> for TrustPolicyPlan {
-    fn from((role, e): (RoleName, &TrustEdit)) -> Self {
-        Self::from_edit(role, e)
-    }
-}
-
 /// One cluster's part of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -156,27 +156,20 @@ impl SdkIam {
     }
 
     async fn user_tags(&self, name: &UserName) -> Result<Vec<(String, String)>, IamError> {
-        let mut tags = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_user_tags()
-                .user_name(name.as_str())
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| IamError::from_sdk("ListUserTags", e))?;
-            tags.extend(
-                out.tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
-            );
-            match (out.is_truncated(), out.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => return Ok(tags),
-            }
-        }
+        let tags: Vec<aws_sdk_iam::types::Tag> = self
+            .client
+            .list_user_tags()
+            .user_name(name.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| IamError::from_sdk("ListUserTags", e))?;
+        Ok(tags
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
     }
 }
 
@@ -207,17 +200,15 @@ fn to_user(
 impl IamApi for SdkIam {
     async fn list_users(&self) -> Result<Vec<IamUser>, IamError> {
         let mut users = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .get_account_authorization_details()
-                .filter(EntityType::User)
-                .max_items(self.page_size)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| IamError::from_sdk("GetAccountAuthorizationDetails", e))?;
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        while let Some(out) = pages.next().await {
+            let out = out.map_err(|e| IamError::from_sdk("GetAccountAuthorizationDetails", e))?;
             for u in out.user_detail_list() {
                 let tags = u
                     .tags()
@@ -235,11 +226,8 @@ impl IamApi for SdkIam {
                     Err(e) => tracing::warn!(error = %e, "skipping an IAM user"),
                 }
             }
-            match (out.is_truncated(), out.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => return Ok(users),
-            }
         }
+        Ok(users)
     }
 
     async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
