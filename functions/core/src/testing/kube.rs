@@ -9,7 +9,7 @@ use crate::adapters::kube::store::K8sError;
 use crate::model::cluster::ClusterEndpoint;
 use crate::ports::{AwsAuthObject, AwsAuthStore, KubeConnector};
 
-use super::round_trip;
+use super::{locked, round_trip};
 
 #[derive(Default, Debug)]
 pub struct CmState {
@@ -97,30 +97,14 @@ impl FakeKube {
             .clone()
     }
     pub fn data(&self, cluster: &str) -> Option<BTreeMap<String, String>> {
-        self.state(cluster)
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .data
-            .clone()
+        locked(&self.state(cluster)).data.clone()
     }
     pub fn writes(&self, cluster: &str) -> usize {
-        self.state(cluster)
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .writes
+        locked(&self.state(cluster)).writes
     }
     pub fn total_writes(&self) -> usize {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.values()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .writes
-            })
-            .sum()
+        let map = locked(&self.0);
+        map.values().map(|s| locked(s).writes).sum()
     }
 }
 
@@ -128,16 +112,9 @@ pub struct FakeStore(Arc<Mutex<CmState>>);
 
 impl AwsAuthStore for FakeStore {
     async fn read(&self) -> Result<Option<AwsAuthObject>, K8sError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.fault()?;
         Ok(s.data.as_ref().map(|d| AwsAuthObject {
             data: d.clone(),
@@ -149,16 +126,9 @@ impl AwsAuthStore for FakeStore {
         data: BTreeMap<String, String>,
         resource_version: &str,
     ) -> Result<(), K8sError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.fault()?;
         if let Some((k, v)) = s.race.take() {
             s.data.get_or_insert_with(BTreeMap::new).insert(k, v);
@@ -173,16 +143,9 @@ impl AwsAuthStore for FakeStore {
         Ok(())
     }
     async fn create(&self, data: BTreeMap<String, String>) -> Result<(), K8sError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.fault()?;
         if s.data.is_some() {
             return Err(K8sError::Conflict("already exists".into()));
@@ -198,9 +161,7 @@ impl KubeConnector for FakeKube {
     type Store = FakeStore;
     async fn connect(&self, cluster: &ClusterEndpoint) -> Result<FakeStore, K8sError> {
         let st = self.state(&cluster.name);
-        st.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .connects += 1;
+        locked(&st).connects += 1;
         Ok(FakeStore(st))
     }
 }

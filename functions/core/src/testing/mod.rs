@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
@@ -71,6 +71,11 @@ pub fn ran(r: crate::engine::EventResult) -> crate::output::report::RunReport {
     }
 }
 
+/// The fakes' shared state; a panicking test does not poison it for the others.
+pub(crate) fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// One network round trip of `rtt` (none when zero).
 pub(crate) async fn round_trip(rtt: Duration) {
     if !rtt.is_zero() {
@@ -106,39 +111,21 @@ impl FakeIam {
         })))
     }
     pub fn writes(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .writes
-            .len()
+        locked(&self.0).writes.len()
     }
     pub fn policy(&self) -> String {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .policy
-            .clone()
+        locked(&self.0).policy.clone()
     }
     pub fn set_users(&self, users: Vec<IamUser>) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .users = users;
+        locked(&self.0).users = users;
     }
 }
 
 impl IamApi for FakeIam {
     async fn list_users(&self) -> Result<Vec<IamUser>, IamError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = locked(&self.0);
         if s.fail_list {
             return Err(IamError::Service {
                 operation: "GetAccountAuthorizationDetails",
@@ -149,30 +136,16 @@ impl IamApi for FakeIam {
         Ok(s.users.clone())
     }
     async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = locked(&self.0);
         Ok(s.users.iter().find(|u| &u.name == name).cloned())
     }
     async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
-        let s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = locked(&self.0);
         Ok(RoleInfo {
             arn: role_arn(),
             trust_policy: s.policy.clone(),
@@ -181,17 +154,10 @@ impl IamApi for FakeIam {
         })
     }
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
         assert_eq!(name.as_str(), ROLE_NAME);
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         if let Some(code) = &s.fail_update {
             return Err(IamError::Service {
                 operation: "UpdateAssumeRolePolicy",
@@ -248,11 +214,7 @@ impl FakeEks {
         })))
     }
     pub fn writes(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .writes
-            .len()
+        locked(&self.0).writes.len()
     }
     pub fn entries(&self, cluster: &str) -> BTreeMap<String, AccessEntryView> {
         self.0
@@ -284,11 +246,7 @@ fn not_found(op: &'static str) -> EksError {
 
 impl EksApi for FakeEks {
     async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
         Ok(self
             .0
@@ -305,16 +263,9 @@ impl EksApi for FakeEks {
         region: &str,
         name: &ClusterName,
     ) -> Result<ClusterInfo, EksError> {
-        let rtt = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rtt;
+        let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        let s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = locked(&self.0);
         if s.fail_describe.iter().any(|n| n == name.as_str()) {
             return Err(EksError::Service {
                 operation: "DescribeCluster",
@@ -351,10 +302,7 @@ impl EksApi for FakeEks {
         username: Option<&str>,
         groups: &[String],
     ) -> Result<(), EksError> {
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.writes.push(format!("create {cluster} {principal_arn}"));
         let created_at = s.now;
         s.entries.entry(cluster.to_string()).or_default().insert(
@@ -377,10 +325,7 @@ impl EksApi for FakeEks {
         username: Option<&str>,
         groups: &[String],
     ) -> Result<(), EksError> {
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.writes.push(format!("update {cluster} {principal_arn}"));
         let e = s
             .entries
@@ -397,10 +342,7 @@ impl EksApi for FakeEks {
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> Result<(), EksError> {
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.writes.push(format!("delete {cluster} {principal_arn}"));
         if let Some(m) = s.entries.get_mut(cluster.as_str()) {
             m.remove(principal_arn);
@@ -414,10 +356,7 @@ impl EksApi for FakeEks {
         principal_arn: &str,
         policy_arn: &str,
     ) -> Result<(), EksError> {
-        let mut s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = locked(&self.0);
         s.writes
             .push(format!("associate {cluster} {principal_arn}"));
         let e = s
