@@ -50,28 +50,7 @@ async fn cli_plan_reconcile_and_handle_event() {
         serde_json::json!([user_arn("dave")])
     );
 
-    let keys = w
-        .iam
-        .list_access_keys()
-        .user_name("dave")
-        .send()
-        .await
-        .expect("ListAccessKeys");
-    for k in keys.access_key_metadata() {
-        w.iam
-            .delete_access_key()
-            .user_name("dave")
-            .access_key_id(k.access_key_id().unwrap_or_default())
-            .send()
-            .await
-            .expect("DeleteAccessKey");
-    }
-    w.iam
-        .delete_user()
-        .user_name("dave")
-        .send()
-        .await
-        .expect("DeleteUser");
+    w.delete_user("dave").await;
     let (code, out, err) = cli(&["handle-event", "events/iam-delete-user.json"]).await;
     assert_eq!(code, 0, "handle-event DeleteUser\n{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("report JSON");

@@ -162,19 +162,7 @@ async fn a_broken_map_roles_fails_that_cluster_only() {
 async fn api_mode_clusters_get_an_access_entry() {
     let w = World::start().await;
     // A cluster in API mode (no aws-auth at all), tagged for eks-access-sync.
-    w.eks
-        .create_cluster()
-        .name("apionly")
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster-role")
-        .access_config(
-            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
-                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
-                .build(),
-        )
-        .tags("eks-access-sync/managed", "true")
-        .send()
-        .await
-        .expect("CreateCluster");
+    w.create_api_cluster("apionly").await;
     let dave = w.create_user("dave", true).await;
     let report = iam_events::handle(&w.engine, event("iam-create-user-tagged", "dave"))
         .await

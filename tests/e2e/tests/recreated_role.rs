@@ -59,19 +59,7 @@ async fn recreate_admin_role(w: &World) {
 async fn a_re_created_admin_role_gets_its_access_entries_made_again() {
     let w = World::start().await;
     // An API-mode cluster beside the seeded staging (API_AND_CONFIG_MAP, no aws-auth).
-    w.eks
-        .create_cluster()
-        .name("apionly")
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster-role")
-        .access_config(
-            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
-                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
-                .build(),
-        )
-        .tags("eks-access-sync/managed", "true")
-        .send()
-        .await
-        .expect("CreateCluster");
+    w.create_api_cluster("apionly").await;
     let dave = w.create_user("dave", true).await;
     iam_events::handle(&w.engine, event("iam-create-user-tagged", "dave"))
         .await

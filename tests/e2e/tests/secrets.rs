@@ -144,28 +144,7 @@ async fn no_secret_in_any_trace_line() {
         .expect("TagUser");
     let (code, out, err) = cli(&["handle-event", "events/iam-tag-user.json"]).await;
     record("TagUser", code, out, err, 0);
-    let keys = w
-        .iam
-        .list_access_keys()
-        .user_name("dave")
-        .send()
-        .await
-        .expect("ListAccessKeys");
-    for k in keys.access_key_metadata() {
-        w.iam
-            .delete_access_key()
-            .user_name("dave")
-            .access_key_id(k.access_key_id().unwrap_or_default())
-            .send()
-            .await
-            .expect("DeleteAccessKey");
-    }
-    w.iam
-        .delete_user()
-        .user_name("dave")
-        .send()
-        .await
-        .expect("DeleteUser");
+    w.delete_user("dave").await;
     let (code, out, err) = cli(&["handle-event", "events/iam-delete-user.json"]).await;
     record("DeleteUser", code, out, err, 0);
     let (code, out, err) = cli(&["reconcile", "--output", "json"]).await;

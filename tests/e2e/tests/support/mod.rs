@@ -138,6 +138,49 @@ impl World {
         self.access_key(name).await
     }
 
+    /// Creates `name`, an `API`-mode cluster (no aws-auth) tagged for eks-access-sync.
+    pub async fn create_api_cluster(&self, name: &str) {
+        self.eks
+            .create_cluster()
+            .name(name)
+            .role_arn("arn:aws:iam::123456789012:role/eks-cluster-role")
+            .access_config(
+                aws_sdk_eks::types::CreateAccessConfigRequest::builder()
+                    .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
+                    .build(),
+            )
+            .tags("eks-access-sync/managed", "true")
+            .send()
+            .await
+            .expect("CreateCluster");
+    }
+
+    /// Deletes the user as an offboarding runbook does: its access keys, then the user.
+    pub async fn delete_user(&self, name: &str) {
+        let keys = self
+            .iam
+            .list_access_keys()
+            .user_name(name)
+            .send()
+            .await
+            .expect("ListAccessKeys");
+        for k in keys.access_key_metadata() {
+            self.iam
+                .delete_access_key()
+                .user_name(name)
+                .access_key_id(k.access_key_id().unwrap_or_default())
+                .send()
+                .await
+                .expect("DeleteAccessKey");
+        }
+        self.iam
+            .delete_user()
+            .user_name(name)
+            .send()
+            .await
+            .expect("DeleteUser");
+    }
+
     pub async fn access_key(&self, name: &str) -> Credentials {
         let key = self
             .iam
