@@ -184,18 +184,18 @@ pub async fn bootstrap(
 ) -> Result<Vec<String>, BootstrapError> {
     let eks = SdkEks::new(sdk.clone());
     let info = eks.describe_cluster(region, cluster).await?;
-    if info.endpoint.is_empty() {
+    let Some(conn) = info.connection() else {
         return Err(BootstrapError::NotActive(
             cluster.to_string(),
             info.status.clone(),
         ));
-    }
+    };
     let mut out = vec![format!(
         "cluster {region}/{cluster}: authentication mode {}",
         info.auth_mode.as_str()
     )];
     let connector = EksKubeConnector::new(sdk.clone());
-    let client = connector.client(&info.connection()).await?;
+    let client = connector.client(&conn).await?;
     ensure_rbac(&client, &mut out).await?;
     if info.auth_mode.uses_access_entries() {
         let groups = vec![FUNCTIONS_IDENTITY.to_owned()];

@@ -351,7 +351,7 @@ async fn a_run_that_leaves_the_trust_policy_alone_takes_no_lease() {
         .engine()
         .handle_eks_event(&EksClusterEvent {
             kind: "CreateCluster".into(),
-            cluster: Some("c1".parse().expect("name")),
+            cluster: "c1".parse().expect("name"),
             resource_arn: None,
             region: None,
         })

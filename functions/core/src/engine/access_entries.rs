@@ -6,7 +6,7 @@ use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::{RoleArn, UserArn};
-use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
+use crate::model::cluster::{AuthMode, Backend, ClusterEndpoint, ClusterInfo};
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
 use crate::policy::accessentry::{
@@ -18,6 +18,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     pub(super) async fn reconcile_access_entries(
         &self,
         cluster: &ClusterInfo,
+        conn: &ClusterEndpoint,
         goal: &ClusterGoal,
         mode: RunMode,
     ) -> Result<ClusterOutcome, Error> {
@@ -61,7 +62,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         // API_AND_CONFIG_MAP: aws-auth is still honoured; take offboarded users out.
         let offboard = self
-            .reconcile_aws_auth(cluster, goal, mode, AwsAuthJob::OffboardOnly)
+            .reconcile_aws_auth(cluster, conn, goal, mode, AwsAuthJob::OffboardOnly)
             .await?;
         Ok(merge_aws_auth(outcome, offboard))
     }

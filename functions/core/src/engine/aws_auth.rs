@@ -11,12 +11,12 @@ use crate::backoff::Backoff;
 use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode};
-use crate::model::arn::UserArn;
-use crate::model::cluster::{Backend, ClusterInfo};
+use crate::model::cluster::{Backend, ClusterEndpoint, ClusterInfo};
 use crate::model::mapping::Offboarded;
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
 use crate::policy::awsauth::AwsAuth;
+use crate::policy::desired::stale_direct_users;
 use crate::ports::{AwsAuthObject, AwsAuthStore, EksApi, IamApi, KubeConnector};
 
 /// How many times the aws-auth read-modify-write is attempted when it keeps meeting
@@ -185,11 +185,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     pub(super) async fn reconcile_aws_auth(
         &self,
         cluster: &ClusterInfo,
+        conn: &ClusterEndpoint,
         goal: &ClusterGoal,
         mode: RunMode,
         job: AwsAuthJob,
     ) -> Result<ClusterOutcome, Error> {
-        let store = self.kube.connect(&cluster.connection()).await?;
+        let store = self.kube.connect(conn).await?;
         let budget = RetryBudget::new(self.conflict_backoff);
         let on_retry = |attempt: u32, error: &K8sError| {
             goal.retries.fetch_add(1, Ordering::Relaxed);
@@ -277,14 +278,9 @@ fn aws_auth_edit(
 pub(super) fn offboarded_for(goal: &ClusterGoal, user_arns: &[String]) -> Vec<Offboarded> {
     let mut out = goal.offboarded.clone();
     if let Some(existing) = &goal.existing_users {
-        for raw in user_arns {
-            if let Ok(arn) = raw.parse::<UserArn>()
-                && arn.account() == goal.account
-                && !existing.contains(&arn.name().as_str().to_ascii_lowercase())
-            {
-                tracing::info!(user = %arn, "direct mapping of a user that no longer exists");
-                out.push(Offboarded::Arn(arn));
-            }
+        for arn in stale_direct_users(user_arns, &goal.account, existing) {
+            tracing::info!(user = %arn, "direct mapping of a user that no longer exists");
+            out.push(Offboarded::Arn(arn));
         }
     }
     out

@@ -170,7 +170,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         mode: RunMode,
     ) -> ClusterOutcome {
         let backend = cluster.auth_mode.backend();
-        if cluster.endpoint.is_empty() {
+        let Some(conn) = cluster.connection() else {
             let reason = format!(
                 "cluster is {} and has no endpoint yet; the next run will bring it in",
                 if cluster.status.is_empty() {
@@ -180,14 +180,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             );
             return ClusterOutcome::skipped(&cluster.name, &cluster.region, backend, reason);
-        }
+        };
         let result = match cluster.auth_mode {
             AuthMode::ConfigMap => {
-                self.reconcile_aws_auth(&cluster, goal, mode, AwsAuthJob::Own)
+                self.reconcile_aws_auth(&cluster, &conn, goal, mode, AwsAuthJob::Own)
                     .await
             }
             AuthMode::Api | AuthMode::ApiAndConfigMap => {
-                self.reconcile_access_entries(&cluster, goal, mode).await
+                self.reconcile_access_entries(&cluster, &conn, goal, mode)
+                    .await
             }
         };
         result.unwrap_or_else(|e| {

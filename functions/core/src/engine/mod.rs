@@ -53,7 +53,7 @@ use crate::output::plan::{Plan, TrustPolicyPlan};
 use crate::output::report::RunReport;
 use crate::policy::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
 use crate::policy::event::{
-    EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event, cluster_name_from_arn,
+    EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event,
 };
 use crate::policy::trust::PrincipalChange;
 use crate::ports::{EksApi, IamApi, KubeConnector, TrustLock};
@@ -478,17 +478,9 @@ fn settle_input(input: &mut RunInput, lease: &TrustLease, report: &mut RunReport
 
 /// The scope an EKS event calls for: the cluster it names, trust policy untouched.
 pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
-    let from_arn = ev.resource_arn.as_deref().and_then(cluster_name_from_arn);
-    match ev.cluster.clone().or(from_arn) {
-        Some(name) => Scope {
-            clusters: Some(BTreeSet::from([name])),
-            skip_trust_policy: true,
-            region: ev.region.clone(),
-        },
-        None => Scope {
-            clusters: None,
-            skip_trust_policy: true,
-            region: ev.region.clone(),
-        },
+    Scope {
+        clusters: Some(BTreeSet::from([ev.cluster.clone()])),
+        skip_trust_policy: true,
+        region: ev.region.clone(),
     }
 }

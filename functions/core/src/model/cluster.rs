@@ -63,8 +63,8 @@ pub struct ClusterInfo {
     pub name: ClusterName,
     pub region: String,
     pub arn: String,
-    /// Empty while the cluster is being created.
-    pub endpoint: String,
+    /// `None` while the cluster is being created.
+    pub endpoint: Option<String>,
     /// The CA bundle, PEM (decoded from base64).
     pub ca_pem: Vec<u8>,
     pub tags: BTreeMap<String, String>,
@@ -78,13 +78,14 @@ impl ClusterInfo {
         self.tags.get(key).is_some_and(|v| v == value)
     }
 
-    pub fn connection(&self) -> ClusterEndpoint {
-        ClusterEndpoint {
+    /// Where to reach the API server; `None` until the cluster has an endpoint.
+    pub fn connection(&self) -> Option<ClusterEndpoint> {
+        Some(ClusterEndpoint {
             region: self.region.clone(),
             name: self.name.to_string(),
-            endpoint: self.endpoint.clone(),
+            endpoint: self.endpoint.clone().filter(|e| !e.is_empty())?,
             ca_pem: self.ca_pem.clone(),
-        }
+        })
     }
 }
 

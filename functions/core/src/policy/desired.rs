@@ -89,9 +89,43 @@ pub fn offboarded_for_event(event: &IamUserEvent, current: Option<&IamUser>) -> 
     }
 }
 
+/// The directly mapped users (`mapUsers` ARNs, or user access entries) of `account`
+/// who are missing from `existing`, the complete listing of its users (names in
+/// lower case: IAM names ignore case): they no longer exist, and their mappings go.
+/// Another account's users and entries that are not user ARNs are never stale.
+pub fn stale_direct_users(
+    user_arns: &[String],
+    account: &str,
+    existing: &BTreeSet<String>,
+) -> Vec<UserArn> {
+    user_arns
+        .iter()
+        .filter_map(|raw| raw.parse::<UserArn>().ok())
+        .filter(|arn| {
+            arn.account() == account
+                && !existing.contains(&arn.name().as_str().to_ascii_lowercase())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_direct_users_are_this_accounts_missing_users_only() {
+        let existing = BTreeSet::from(["alice".to_string()]);
+        let mapped = [
+            "arn:aws:iam::123456789012:user/Alice".to_string(),
+            "arn:aws:iam::123456789012:user/team/bob".to_string(),
+            "arn:aws:iam::210987654321:user/carol".to_string(),
+            "arn:aws:iam::123456789012:role/node".to_string(),
+            "not an arn".to_string(),
+        ];
+        let stale = stale_direct_users(&mapped, "123456789012", &existing);
+        let names: Vec<String> = stale.iter().map(|a| a.name().to_string()).collect();
+        assert_eq!(names, ["bob"]);
+    }
 
     fn user(name: &str, tags: &[(&str, &str)]) -> IamUser {
         IamUser {

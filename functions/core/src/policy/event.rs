@@ -69,7 +69,7 @@ pub struct IamUserEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EksClusterEvent {
-    pub cluster: Option<ClusterName>,
+    pub cluster: ClusterName,
     pub resource_arn: Option<String>,
     /// The CloudTrail event name.
     pub kind: String,
@@ -280,7 +280,7 @@ fn classify_eks(name: &str, d: &Value, env: &EventBridgeEvent<Value>) -> EventCl
             };
             match n.parse::<ClusterName>() {
                 Ok(c) => EventClass::Eks(EksClusterEvent {
-                    cluster: Some(c),
+                    cluster: c,
                     resource_arn: str_at(d, &["responseElements", "cluster", "arn"])
                         .map(str::to_string),
                     kind: name.to_string(),
@@ -300,7 +300,7 @@ fn classify_eks(name: &str, d: &Value, env: &EventBridgeEvent<Value>) -> EventCl
             };
             match cluster_name_from_arn(arn) {
                 Some(c) => EventClass::Eks(EksClusterEvent {
-                    cluster: Some(c),
+                    cluster: c,
                     resource_arn: Some(arn.to_string()),
                     kind: name.to_string(),
                     region,
@@ -313,13 +313,13 @@ fn classify_eks(name: &str, d: &Value, env: &EventBridgeEvent<Value>) -> EventCl
             let Some(p) = params.filter(|p| p.get("accessConfig").is_some()) else {
                 return ignored("UpdateClusterConfig without accessConfig is not handled");
             };
-            let cluster = p
+            let Some(cluster) = p
                 .get("name")
                 .and_then(Value::as_str)
-                .and_then(|n| n.parse().ok());
-            if cluster.is_none() {
+                .and_then(|n| n.parse().ok())
+            else {
                 return ignored("UpdateClusterConfig event without requestParameters.name");
-            }
+            };
             EventClass::Eks(EksClusterEvent {
                 cluster,
                 resource_arn: None,

@@ -198,7 +198,7 @@ pub fn cluster(name: &str, region: &str, tagged: bool, mode: AuthMode) -> Cluste
         name: name.parse().expect("cluster name"),
         region: region.to_owned(),
         arn: format!("arn:aws:eks:{region}:{ACCOUNT}:cluster/{name}"),
-        endpoint: format!("https://{name}.example"),
+        endpoint: Some(format!("https://{name}.example")),
         ca_pem: b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n".to_vec(),
         tags,
         auth_mode: mode,

@@ -131,7 +131,7 @@ pub fn cluster_info(
         name,
         region: region.to_owned(),
         arn: c.arn().unwrap_or_default().to_owned(),
-        endpoint: c.endpoint().unwrap_or_default().to_owned(),
+        endpoint: c.endpoint().filter(|e| !e.is_empty()).map(str::to_owned),
         ca_pem,
         tags: c
             .tags()
@@ -379,7 +379,7 @@ mod tests {
         assert!(info.has_tag("eks-access-sync", "enabled"));
         assert!(!info.has_tag("eks-access-sync", "disabled"));
         assert_eq!(info.status, "ACTIVE");
-        assert_eq!(info.connection().region, "eu-west-1");
+        assert_eq!(info.connection().expect("active").region, "eu-west-1");
     }
 
     #[test]

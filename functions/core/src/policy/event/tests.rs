@@ -201,7 +201,7 @@ fn schedule_and_eks() {
     );
     match c {
         EventClass::Eks(e) => {
-            assert_eq!(e.cluster.unwrap().as_str(), "prod-2");
+            assert_eq!(e.cluster.as_str(), "prod-2");
             assert_eq!(e.kind, "CreateCluster");
         }
         other => panic!("{other:?}"),
@@ -217,7 +217,7 @@ fn schedule_and_eks() {
         &cfg(),
     ) {
         EventClass::Eks(e) => {
-            assert_eq!(e.cluster.unwrap().as_str(), "legacy");
+            assert_eq!(e.cluster.as_str(), "legacy");
             assert_eq!(e.resource_arn.as_deref(), Some(arn));
         }
         other => panic!("{other:?}"),
