@@ -16,7 +16,7 @@ use crate::adapters::aws::lock::LockError;
 use crate::adapters::kube::store::K8sError;
 use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
 use crate::model::cluster::{ClusterEndpoint, ClusterInfo};
-use crate::policy::accessentry::{AccessEntryView, Timestamp};
+use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
 
 // IAM
@@ -29,6 +29,13 @@ pub trait IamApi: Send + Sync {
         &self,
         name: &UserName,
     ) -> impl Future<Output = Result<Option<IamUser>, IamError>> + Send;
+    /// The names of the IAM groups the user is in (`ListGroupsForUser`, every page);
+    /// `None` if the user does not exist. Read on an event only when a tier selects
+    /// its members by group.
+    fn user_groups(
+        &self,
+        name: &UserName,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, IamError>> + Send;
     /// The role's ARN and its trust policy, percent-decoded.
     fn get_role(&self, name: &RoleName) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
     /// `UpdateAssumeRolePolicy`, retried on eventual-consistency and throttling errors.
@@ -106,7 +113,7 @@ pub trait EksApi: Send + Sync {
         region: &str,
         cluster: &ClusterName,
         principal_arn: &str,
-        policy_arn: &str,
+        policy: &PolicyAssociation,
     ) -> impl Future<Output = Result<(), EksError>> + Send;
 }
 

@@ -242,6 +242,7 @@ async fn delete_event_removes_user_from_policy_and_direct_mappings() {
             username: Some("alice".into()),
             kubernetes_groups: vec![],
             policies: vec![],
+            policy_namespaces: Default::default(),
             created_at: None,
         },
     );

@@ -136,6 +136,10 @@ impl IamApi for LoggingIam {
         }
         self.inner.get_user(name).await
     }
+    async fn user_groups(&self, name: &UserName) -> Result<Option<Vec<String>>, IamError> {
+        self.lock.note("user_groups");
+        self.inner.user_groups(name).await
+    }
     async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
         self.lock.note("get_role");
         if self.fail_get_role {

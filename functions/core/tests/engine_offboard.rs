@@ -29,6 +29,7 @@ fn user_entry(arn: &str) -> eks_access_sync::policy::accessentry::AccessEntryVie
         username: None,
         kubernetes_groups: vec![],
         policies: vec![],
+        policy_namespaces: Default::default(),
         created_at: None,
     }
 }

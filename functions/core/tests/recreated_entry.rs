@@ -28,6 +28,7 @@ async fn an_entry_older_than_the_role_is_deleted_made_again_and_given_the_policy
             username: Some(eks_access_sync::model::config::DEFAULT_K8S_USERNAME.into()),
             kubernetes_groups: vec![],
             policies: vec![(CLUSTER_ADMIN_POLICY.into(), "cluster".into())],
+            policy_namespaces: Default::default(),
             created_at: at("2026-01-15T12:00:00.123Z"),
         },
     );

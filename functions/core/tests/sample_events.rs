@@ -85,7 +85,7 @@ fn every_sample_event_is_classified_as_its_name_says() {
         match (&want, &got) {
             (Want::Iam(kind, hint, user), EventClass::Iam(e)) => {
                 assert_eq!(
-                    (e.kind, e.hint, e.user_name.as_str()),
+                    (e.kind, e.hints[0], e.user_name.as_str()),
                     (*kind, *hint, *user),
                     "{name}"
                 );

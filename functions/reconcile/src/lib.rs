@@ -114,6 +114,9 @@ pub fn parse_request(config: &Config, event: &Value) -> Result<Request, Reconcil
                 "IAM event for {}: handled by the iam-events function",
                 ev.user_name
             )),
+            EventClass::IamGroupDeleted { group } => Request::Ignored(format!(
+                "IAM DeleteGroup of {group}: handled by the iam-events function"
+            )),
             EventClass::Ignored { reason } => Request::Ignored(reason),
         });
     }

@@ -44,9 +44,11 @@ fuzz_target!(|data: &[u8]| {
                 IamEventKind::TagUser => "TagUser",
                 IamEventKind::UntagUser => "UntagUser",
                 IamEventKind::DeleteUser => "DeleteUser",
+                IamEventKind::AddUserToGroup => "AddUserToGroup",
+                IamEventKind::RemoveUserFromGroup => "RemoveUserFromGroup",
             };
             assert_eq!(name, Some(want));
-            if e.hint == TagHint::Added {
+            if e.hints.first() == Some(&TagHint::Added) {
                 // Only CreateUser/TagUser can add the tag, and only with key and value.
                 assert!(matches!(
                     e.kind,

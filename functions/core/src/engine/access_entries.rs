@@ -7,11 +7,10 @@ use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::{RoleArn, UserArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterEndpoint, ClusterInfo};
+use crate::model::mapping::Offboarded;
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
-use crate::policy::accessentry::{
-    AccessEntryPlan, AccessEntryView, CLUSTER_ADMIN_POLICY, plan_access_entries,
-};
+use crate::policy::accessentry::{AccessEntryPlan, AccessEntryView, plan_role_entry};
 use crate::ports::{EksApi, IamApi, KubeConnector};
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
@@ -24,10 +23,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     ) -> Result<ClusterOutcome, Error> {
         let (views, user_arns) = self.read_entries(cluster, goal).await?;
         let offboarded = offboarded_for(goal, &user_arns);
-        let ae = plan_access_entries(&views, &goal.admin_entry, &offboarded, goal.role_created);
+        let ae = plan_cluster_entries(&views, goal, cluster, &offboarded);
         let mut changes = ae.change_lines();
-        if let Some(stale) = &ae.recreate_admin_entry {
-            tracing::warn!(cluster = %cluster.name, region = %cluster.region, entry_created_at = %stale.entry_created_at, role_created_at = %stale.role_created_at, "the admin role was re-created after its access entry; re-creating the entry");
+        for stale in std::iter::once(&ae)
+            .chain(&ae.more_tiers)
+            .filter_map(|p| p.recreate_admin_entry.as_ref())
+        {
+            tracing::warn!(cluster = %cluster.name, region = %cluster.region, entry_created_at = %stale.entry_created_at, role_created_at = %stale.role_created_at, "a tier role was re-created after its access entry; re-creating the entry");
             changes.insert(0, stale.to_string());
         }
         let status = if ae.create_admin_entry.is_some() && ae.recreate_admin_entry.is_none() {
@@ -38,22 +40,30 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             ClusterStatus::Updated
         };
         if mode.is_apply() && !ae.is_empty() {
-            let existing_admin = views
-                .iter()
-                .find(|v| {
-                    v.principal_arn
-                        .parse::<RoleArn>()
-                        .is_ok_and(|r| r.eq_ignoring_path_and_case(&goal.role_arn))
-                })
-                .map(|v| v.principal_arn.clone());
-            let admin = existing_admin.as_deref().unwrap_or(goal.role_arn.as_str());
-            self.apply_access_entries(cluster, &ae, admin).await?;
+            for (plan, tier) in std::iter::once(&ae)
+                .chain(&ae.more_tiers)
+                .zip(goal.tiers_for(cluster))
+            {
+                let existing = views
+                    .iter()
+                    .find(|v| {
+                        v.principal_arn
+                            .parse::<RoleArn>()
+                            .is_ok_and(|r| r.eq_ignoring_path_and_case(&tier.role_arn))
+                    })
+                    .map(|v| v.principal_arn.clone());
+                let principal = existing.as_deref().unwrap_or(tier.role_arn.as_str());
+                self.apply_access_entries(cluster, plan, principal).await?;
+            }
+            if goal.tiers_for(cluster).next().is_none() {
+                self.apply_access_entries(cluster, &ae, "").await?;
+            }
             tracing::info!(cluster = %cluster.name, region = %cluster.region, "access entries written");
         }
         let change = if ae.is_empty() {
             ClusterChange::Unchanged
         } else {
-            ClusterChange::AccessEntries(ae)
+            ClusterChange::AccessEntries(Box::new(ae))
         };
         let outcome =
             ClusterOutcome::changed(cluster, Backend::AccessEntries, status, change, changes);
@@ -67,7 +77,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         Ok(merge_aws_auth(outcome, offboard))
     }
 
-    /// The admin role's entries (described) and every user entry (principal only),
+    /// The tier roles' entries (described) and every user entry (principal only),
     /// and the user principals.
     async fn read_entries(
         &self,
@@ -80,7 +90,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let mut user_arns = Vec::new();
         for p in &principals {
             if let Ok(role) = p.parse::<RoleArn>() {
-                if role.eq_ignoring_path_and_case(&goal.role_arn)
+                if goal
+                    .tiers
+                    .iter()
+                    .any(|t| role.eq_ignoring_path_and_case(&t.role_arn))
                     && let Some(v) = self.eks.describe_access_entry(region, name, p).await?
                 {
                     views.push(v);
@@ -92,6 +105,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     username: None,
                     kubernetes_groups: Vec::new(),
                     policies: Vec::new(),
+                    policy_namespaces: Default::default(),
                     created_at: None,
                 });
             }
@@ -99,17 +113,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         Ok((views, user_arns))
     }
 
-    /// The writes of `ae`, in order. `existing_admin`: the admin principal when no
-    /// entry is created or updated (the existing entry's, else the role's ARN).
+    /// The writes of `ae` (one tier role's plan, without `more_tiers`), in order.
+    /// `existing`: the role's principal when no entry is created or updated (the
+    /// existing entry's, else the role's ARN).
     async fn apply_access_entries(
         &self,
         cluster: &ClusterInfo,
         ae: &AccessEntryPlan,
-        existing_admin: &str,
+        existing: &str,
     ) -> Result<(), Error> {
         let (region, name) = (cluster.region.as_str(), &cluster.name);
-        let mut admin_principal = None;
-        // A stale admin entry goes first: the new one may have the same principal ARN.
+        let mut principal = None;
+        // A stale entry goes first: the new one may have the same principal ARN.
         if let Some(stale) = &ae.recreate_admin_entry {
             self.eks
                 .delete_access_entry(region, name, &stale.principal_arn)
@@ -120,19 +135,19 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             self.eks
                 .create_access_entry(region, name, &e.principal_arn, user, &e.kubernetes_groups)
                 .await?;
-            admin_principal = Some(e.principal_arn.as_str());
+            principal = Some(e.principal_arn.as_str());
         }
         if let Some(e) = &ae.update_admin_entry {
             let user = e.username.as_deref();
             self.eks
                 .update_access_entry(region, name, &e.principal_arn, user, &e.kubernetes_groups)
                 .await?;
-            admin_principal = Some(e.principal_arn.as_str());
+            principal = Some(e.principal_arn.as_str());
         }
         if ae.associate_admin_policy {
-            let principal = admin_principal.unwrap_or(existing_admin);
+            let principal = principal.unwrap_or(existing);
             self.eks
-                .associate_access_policy(region, name, principal, CLUSTER_ADMIN_POLICY)
+                .associate_access_policy(region, name, principal, &ae.policy)
                 .await?;
         }
         for p in &ae.delete_entries {
@@ -140,6 +155,41 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         Ok(())
     }
+}
+
+/// The cluster's plan: the first tier's entry (with the offboarded users' entries
+/// to delete), the other tiers' in `more_tiers`; with no tier on the cluster, only
+/// the deletions.
+fn plan_cluster_entries(
+    views: &[AccessEntryView],
+    goal: &ClusterGoal,
+    cluster: &ClusterInfo,
+    offboarded: &[Offboarded],
+) -> AccessEntryPlan {
+    let mut plans = goal.tiers_for(cluster).enumerate().map(|(i, t)| {
+        let gone = if i == 0 { offboarded } else { &[] };
+        plan_role_entry(views, &t.entry, &t.policy, gone, t.role_created)
+    });
+    let Some(mut first) = plans.next() else {
+        return AccessEntryPlan {
+            delete_entries: plan_access_entries_deletions(views, offboarded),
+            ..AccessEntryPlan::default()
+        };
+    };
+    first.more_tiers = plans.collect();
+    first
+}
+
+/// The entries of offboarded users.
+fn plan_access_entries_deletions(
+    views: &[AccessEntryView],
+    offboarded: &[Offboarded],
+) -> Vec<String> {
+    views
+        .iter()
+        .filter(|e| offboarded.iter().any(|o| o.matches(&e.principal_arn)))
+        .map(|e| e.principal_arn.clone())
+        .collect()
 }
 
 /// `API_AND_CONFIG_MAP`: the aws-auth offboarding's changes join the access entries'

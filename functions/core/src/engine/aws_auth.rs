@@ -202,7 +202,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 "aws-auth read-modify-write will be retried from a fresh read"
             );
         };
-        let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal);
+        let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal, cluster);
         let written = write_with_retry(&store, budget, mode.is_apply(), edit, on_retry).await?;
         let Some((current, edited)) = written else {
             return Ok(ClusterOutcome::unchanged(cluster, job.backend()));
@@ -237,6 +237,7 @@ fn aws_auth_edit(
     job: AwsAuthJob,
     current: Option<&AwsAuthObject>,
     goal: &ClusterGoal,
+    cluster: &ClusterInfo,
 ) -> Result<Option<AwsAuthWrite<Edited>>, Error> {
     if current.is_none() && job == AwsAuthJob::OffboardOnly {
         return Ok(None);
@@ -247,7 +248,9 @@ fn aws_auth_edit(
     let offboarded = offboarded_for(goal, &user_arns);
     let changed = match job {
         AwsAuthJob::Own => {
-            doc.ensure_role(&goal.admin)?;
+            for t in goal.tiers_for(cluster) {
+                doc.ensure_role(&t.mapping)?;
+            }
             doc.remove_users(&offboarded)?;
             doc.created() || !doc.changes().is_empty()
         }

@@ -11,22 +11,58 @@ use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode, Scope};
 use crate::model::arn::{ClusterName, RoleArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
-use crate::model::config::Config;
+use crate::model::config::{Config, TagSpec};
 use crate::model::mapping::{AdminMapping, Offboarded};
-use crate::policy::accessentry::Timestamp;
+use crate::model::tiers::Tier;
+use crate::policy::accessentry::{PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
 use crate::ports::{EksApi, IamApi, KubeConnector, RoleInfo};
 
+/// One tier's mapping on the clusters.
+pub(super) struct TierGoal {
+    /// For aws-auth: the role ARN without its path.
+    pub(super) mapping: AdminMapping,
+    /// For access entries: the role's full ARN (EKS accepts paths there).
+    pub(super) entry: AdminMapping,
+    /// The role's ARN as IAM gives it (with its path).
+    pub(super) role_arn: RoleArn,
+    /// The role's `CreateDate`: an older access entry of it is stale.
+    pub(super) role_created: Option<Timestamp>,
+    /// The access policy of the tier role's access entry.
+    pub(super) policy: PolicyAssociation,
+    /// The managed clusters the tier applies to (`None`: all).
+    pub(super) clusters: Option<TagSpec>,
+}
+
+impl TierGoal {
+    fn new(tier: &Tier, role: &RoleInfo) -> Self {
+        let mapping = |role_arn: RoleArn| AdminMapping {
+            role_arn,
+            username: tier.username.clone(),
+            groups: tier.groups.clone(),
+        };
+        TierGoal {
+            mapping: mapping(role.arn.without_path()),
+            entry: mapping(role.arn.clone()),
+            role_arn: role.arn.clone(),
+            role_created: role.create_date,
+            policy: PolicyAssociation::for_access(&tier.kubernetes, role.arn.partition()),
+            clusters: tier.clusters.clone(),
+        }
+    }
+
+    /// Whether the tier applies to `cluster` (a managed one).
+    pub(super) fn applies_to(&self, cluster: &ClusterInfo) -> bool {
+        self.clusters
+            .as_ref()
+            .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
+    }
+}
+
 /// What the clusters must end up with.
 pub(super) struct ClusterGoal {
-    /// For aws-auth: the role ARN without its path.
-    pub(super) admin: AdminMapping,
-    /// For access entries: the role's full ARN (EKS accepts paths there).
-    pub(super) admin_entry: AdminMapping,
-    /// The admin role's ARN as IAM gives it (with its path).
-    pub(super) role_arn: RoleArn,
-    /// The admin role's `CreateDate`: an older admin access entry is stale.
-    pub(super) role_created: Option<Timestamp>,
+    /// The tiers whose role could be read, in the configuration's order.
+    pub(super) tiers: Vec<TierGoal>,
     pub(super) offboarded: Vec<Offboarded>,
     /// Names of every existing user (lower-case), when the full listing is known:
     /// direct mappings of this account's users not in it are stale.
@@ -38,23 +74,23 @@ pub(super) struct ClusterGoal {
 }
 
 impl ClusterGoal {
+    /// `roles`: each tier's index in the configuration and its role, as read.
     pub(super) fn new(
         config: &Config,
-        role: &RoleInfo,
+        roles: &[(usize, RoleInfo)],
         offboarded: Vec<Offboarded>,
         users: Option<&[IamUser]>,
     ) -> Self {
-        let mapping = |role_arn: RoleArn| AdminMapping {
-            role_arn,
-            username: config.k8s_username.clone(),
-            groups: config.k8s_groups.clone(),
-        };
+        let tiers = &config.access.tiers;
         ClusterGoal {
-            admin: mapping(role.arn.without_path()),
-            admin_entry: mapping(role.arn.clone()),
-            account: role.arn.account().to_owned(),
-            role_arn: role.arn.clone(),
-            role_created: role.create_date,
+            tiers: roles
+                .iter()
+                .filter_map(|(i, role)| tiers.get(*i).map(|t| TierGoal::new(t, role)))
+                .collect(),
+            account: roles
+                .first()
+                .map(|(_, r)| r.arn.account().to_owned())
+                .unwrap_or_default(),
             offboarded,
             existing_users: users.map(|u| {
                 u.iter()
@@ -63,6 +99,14 @@ impl ClusterGoal {
             }),
             retries: AtomicU32::new(0),
         }
+    }
+
+    /// The tiers that apply to `cluster`.
+    pub(super) fn tiers_for<'a>(
+        &'a self,
+        cluster: &'a ClusterInfo,
+    ) -> impl Iterator<Item = &'a TierGoal> + 'a {
+        self.tiers.iter().filter(|t| t.applies_to(cluster))
     }
 }
 

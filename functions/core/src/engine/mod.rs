@@ -50,10 +50,10 @@ use crate::model::arn::ClusterName;
 use crate::model::config::Config;
 use crate::model::mapping::Offboarded;
 use crate::output::plan::{Plan, TrustPolicyPlan};
-use crate::output::report::RunReport;
-use crate::policy::desired::{IamUser, admin_arns, change_for_event, offboarded_for_event};
+use crate::output::report::{RunReport, TierReport, TrustPolicyReport};
+use crate::policy::desired::{IamUser, change_for_event, offboarded_for_event, tier_members};
 use crate::policy::event::{
-    EksClusterEvent, EventClass, IamEventKind, IamUserEvent, classify_event,
+    EksClusterEvent, EventClass, IamEventKind, IamUserEvent, TagHint, classify_event,
 };
 use crate::policy::trust::PrincipalChange;
 use crate::ports::{EksApi, IamApi, KubeConnector, TrustLock};
@@ -181,14 +181,17 @@ pub struct Engine<I, E, K> {
     lock: Arc<dyn TrustLock>,
 }
 
-/// What a run starts from: the change to the managed principals and whom to offboard.
+/// What a run starts from: the change to each tier's members and whom to offboard.
 #[derive(Default)]
 struct RunInput {
-    change: Option<PrincipalChange>,
+    /// Per tier, in the configuration's order (`None`: the tier's trust policy is
+    /// left as it is). Empty: no tier changes.
+    changes: Vec<Option<PrincipalChange>>,
     offboarded: Vec<Offboarded>,
     /// Every user, when a full listing was read.
     users: Option<Vec<IamUser>>,
-    admin_users: usize,
+    /// Per tier, its members in a full listing.
+    members: Vec<usize>,
     /// Why the input is incomplete (reported as the trust policy's error).
     error: Option<Error>,
     /// Nothing can be decided (the event's user could not be read): stop.
@@ -238,10 +241,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let input = async {
             match self.iam.list_users().await {
                 Ok(users) => {
-                    let desired = admin_arns(&users, &self.config.admin_user_tag);
+                    let tiers = &self.config.access.tiers;
+                    let desired: Vec<_> = tiers.iter().map(|t| tier_members(&users, t)).collect();
                     RunInput {
-                        admin_users: desired.len(),
-                        change: (!scope.skip_trust_policy).then_some(PrincipalChange::Set(desired)),
+                        members: desired.iter().map(BTreeSet::len).collect(),
+                        changes: if scope.skip_trust_policy {
+                            Vec::new()
+                        } else {
+                            desired
+                                .into_iter()
+                                .map(|d| Some(PrincipalChange::Set(d)))
+                                .collect()
+                        },
                         users: Some(users),
                         ..RunInput::default()
                     }
@@ -257,25 +268,36 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         };
         let writes_trust = mode.is_apply() && !scope.skip_trust_policy;
-        self.run(Box::pin(input), writes_trust, scope, mode).await
+        let leases = vec![writes_trust; self.config.access.tiers.len()];
+        self.run(Box::pin(input), leases, scope, mode).await
     }
 
     /// An IAM event, optionally as a dry run. The user is re-read: the event only
     /// says whom to look at.
     pub async fn run_iam_event(&self, ev: &IamUserEvent, mode: RunMode) -> Outcome {
+        let tiers = &self.config.access.tiers;
         let input = async {
-            let user = match self.iam.get_user(&ev.user_name).await {
+            let user = match self.read_event_user(ev).await {
                 Ok(u) => u,
                 Err(e) => {
                     tracing::error!(user = %ev.user_name, error = %e, "cannot read the user");
                     return RunInput {
-                        error: Some(e.into()),
+                        error: Some(e),
                         stop: true,
                         ..RunInput::default()
                     };
                 }
             };
-            let change = change_for_event(ev, user.as_ref(), &self.config.admin_user_tag);
+            let changes: Vec<Option<PrincipalChange>> = tiers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let hint = ev.hints.get(i).copied().unwrap_or(TagHint::Unknown);
+                    (hint != TagHint::Unchanged)
+                        .then(|| change_for_event(ev, user.as_ref(), t, hint))
+                        .flatten()
+                })
+                .collect();
             // Only a DeleteUser whose user is gone offboards (in the event's account).
             let offboarded = offboarded_for_event(ev, user.as_ref());
             if user.is_none() && ev.kind != IamEventKind::DeleteUser {
@@ -286,18 +308,46 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                      removed, the next full run decides"
                 );
             }
-            let shown = change
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), ToString::to_string);
-            tracing::info!(user = %ev.user_name, exists = user.is_some(), change = %shown, "event re-read");
+            for (t, change) in tiers.iter().zip(&changes) {
+                let shown = change
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string);
+                tracing::info!(user = %ev.user_name, tier = %t.name, exists = user.is_some(), change = %shown, "event re-read");
+            }
             RunInput {
-                change,
+                changes,
                 offboarded,
                 ..RunInput::default()
             }
         };
-        self.run(Box::pin(input), mode.is_apply(), &Scope::all(), mode)
-            .await
+        let leases = (0..tiers.len())
+            .map(|i| mode.is_apply() && ev.touches(i))
+            .collect();
+        self.run(Box::pin(input), leases, &Scope::all(), mode).await
+    }
+
+    /// The event's user, re-read, with their groups when a tier the event touches
+    /// selects members by group (`ListGroupsForUser`, beside `GetUser`).
+    async fn read_event_user(&self, ev: &IamUserEvent) -> Result<Option<IamUser>, Error> {
+        let needs_groups = self
+            .config
+            .access
+            .tiers
+            .iter()
+            .enumerate()
+            .any(|(i, t)| ev.touches(i) && !t.members.groups.is_empty());
+        if !needs_groups {
+            return Ok(self.iam.get_user(&ev.user_name).await?);
+        }
+        let (user, groups) = futures::join!(
+            self.iam.get_user(&ev.user_name),
+            self.iam.user_groups(&ev.user_name)
+        );
+        let (user, groups) = (user?, groups?);
+        Ok(user.map(|mut u| {
+            u.groups = groups.unwrap_or_default();
+            u
+        }))
     }
 
     /// An EKS event: reconcile the cluster it names (all tagged clusters if it names
@@ -307,20 +357,22 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 
     fn empty_plan(&self, mode: RunMode) -> Plan {
+        let tiers: Vec<TrustPolicyPlan> = self
+            .config
+            .access
+            .tiers
+            .iter()
+            .map(|t| TrustPolicyPlan::empty(t, self.config.trust_policy_max_chars))
+            .collect();
         Plan {
             dry_run: mode.is_dry_run(),
-            trust_policy: TrustPolicyPlan {
-                role_name: self.config.admin_role_name.clone(),
-                added: Vec::new(),
-                removed: Vec::new(),
-                dangling_removed: Vec::new(),
-                foreign_dangling: Vec::new(),
-                size_before: 0,
-                size_after: 0,
-                max_chars: self.config.trust_policy_max_chars,
-                before: String::new(),
-                after: None,
-            },
+            trust_policy: tiers.first().cloned().unwrap_or_else(|| {
+                TrustPolicyPlan::empty_for(
+                    self.config.admin_role_name.clone(),
+                    self.config.trust_policy_max_chars,
+                )
+            }),
+            tiers,
             clusters: Vec::new(),
         }
     }
@@ -335,51 +387,81 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     async fn run(
         &self,
         input: impl Future<Output = RunInput>,
-        writes_trust: bool,
+        leases: Vec<bool>,
         scope: &Scope,
         mode: RunMode,
     ) -> Outcome {
         let started = tokio::time::Instant::now();
         let cfg = &self.config;
+        let tiers = &cfg.access.tiers;
         let mut report = RunReport::new(
             mode.is_dry_run(),
             cfg.admin_role_name.as_str(),
             cfg.trust_policy_max_chars,
         );
+        report.tiers = tiers
+            .iter()
+            .map(|t| TierReport {
+                tier: t.name.to_string(),
+                members: 0,
+                trust_policy: TrustPolicyReport {
+                    role_name: t.role.to_string(),
+                    max_chars: cfg.trust_policy_max_chars,
+                    ..TrustPolicyReport::default()
+                },
+            })
+            .collect();
         let mut plan = self.empty_plan(mode);
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
-        let trust_reads = Box::pin(self.read_trust_side(writes_trust, input));
+        let trust_reads = Box::pin(self.read_trust_side(leases, input));
         let clusters_read = Box::pin(self.read_cluster_side(scope));
-        let ((lease, mut input, role), (described, failures)) =
+        let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
-        report.admin_users = input.admin_users;
-        settle_input(&mut input, &lease, &mut report);
-        let role = match role {
-            Ok(r) if !input.stop => r,
-            Ok(_) => {
-                self.release_trust_lock(lease).await;
-                return self.finish(plan, report, started);
-            }
-            Err(e) => {
-                if !input.stop {
-                    tracing::error!(error = %e, "cannot read the admin role");
-                    report.trust_policy.error = Some(e.to_string());
+        for (t, n) in report.tiers.iter_mut().zip(&input.members) {
+            t.members = *n;
+        }
+        settle_input(&mut input, &leases, &mut report);
+        // 1. Each tier's trust policy: the edit is pure; the writes go on beside the
+        // clusters.
+        let mut writes = Vec::new();
+        let mut read = Vec::new();
+        for (i, ((tier, lease), role)) in tiers.iter().zip(leases).zip(roles).enumerate() {
+            let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
+            let write = match role {
+                Ok(role) if !input.stop => {
+                    let change = input.changes.get(i).and_then(Option::as_ref);
+                    let write = self.plan_trust(&role, change, mode, t_plan, t_report);
+                    read.push((i, role));
+                    write
                 }
-                self.release_trust_lock(lease).await;
-                return self.finish(plan, report, started);
-            }
-        };
-        // 1. The trust policy: the edit is pure; its write goes on beside the clusters.
-        let write = self.plan_trust(&role, input.change.as_ref(), mode, &mut plan, &mut report);
-        let write_trust = Box::pin(self.write_and_release(lease, write));
+                Ok(_) => None,
+                Err(e) => {
+                    if !input.stop {
+                        tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
+                        t_report.trust_policy.error = Some(e.to_string());
+                    }
+                    None
+                }
+            };
+            writes.push(self.write_and_release(&tier.role, lease, write));
+        }
+        let write_trust = futures::future::join_all(writes);
+        if read.is_empty() {
+            write_trust.await;
+            return self.finish(plan, report, started);
+        }
         // 2. The clusters. Only a deleted user is offboarded: one the event says is
         // gone, or (on a full run) one the listing lacks.
-        let goal = ClusterGoal::new(cfg, &role, input.offboarded, input.users.as_deref());
+        let goal = ClusterGoal::new(cfg, &read, input.offboarded, input.users.as_deref());
         let clusters = self.reconcile_all(described, &goal, mode);
-        let (written, reconciled) = futures::join!(write_trust, clusters);
-        if let Some(Err(e)) = written {
-            write_failed(&mut report, &role, &e);
+        let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
+        for (i, w) in written.into_iter().enumerate() {
+            if let Some(Err(e)) = w
+                && let Some((_, role)) = read.iter().find(|(j, _)| *j == i)
+            {
+                write_failed(&mut report.tiers[i].trust_policy, role, &e);
+            }
         }
         let outcomes = self.collect_outcomes(scope, reconciled, failures);
         report.conflict_retries = goal.retries.load(Ordering::Relaxed);
@@ -416,7 +498,20 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// Completes the report (the plan on dry runs, how long the run took since
     /// `started`) and logs its summary.
-    fn finish(&self, plan: Plan, mut report: RunReport, started: tokio::time::Instant) -> Outcome {
+    fn finish(
+        &self,
+        mut plan: Plan,
+        mut report: RunReport,
+        started: tokio::time::Instant,
+    ) -> Outcome {
+        // The first tier is also reported where the single-tier report had it.
+        if let Some(first) = report.tiers.first() {
+            report.trust_policy = first.trust_policy.clone();
+            report.admin_users = first.members;
+        }
+        if let Some(first) = plan.tiers.first() {
+            plan.trust_policy = first.clone();
+        }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.dry_run {
             report.plan = Some(plan.clone());
@@ -451,6 +546,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 );
                 return EventResult::Ran(Box::new(self.run_iam_event(&ev, mode).await.report));
             }
+            EventClass::IamGroupDeleted { group } => {
+                tracing::info!(group = %group, "IAM group deleted: every tier's members re-read");
+                return EventResult::Ran(Box::new(self.run_full(&Scope::all(), mode).await.report));
+            }
             EventClass::Ignored { reason } => reason,
             EventClass::Eks(ev) => format!(
                 "EKS {} event: handled by the reconcile function, not iam-events",
@@ -465,14 +564,18 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
 /// The input's errors and the lease's go into the report; without the lease the
 /// trust policy is left alone.
-fn settle_input(input: &mut RunInput, lease: &TrustLease, report: &mut RunReport) {
-    let mut errors: Vec<String> = input.error.iter().map(ToString::to_string).collect();
-    if let TrustLease::Unavailable(e) = lease {
-        errors.push(e.to_string());
-        input.change = None;
-    }
-    if !errors.is_empty() {
-        report.trust_policy.error = Some(errors.join("; "));
+fn settle_input(input: &mut RunInput, leases: &[TrustLease], report: &mut RunReport) {
+    for (i, (lease, t)) in leases.iter().zip(report.tiers.iter_mut()).enumerate() {
+        let mut errors: Vec<String> = input.error.iter().map(ToString::to_string).collect();
+        if let TrustLease::Unavailable(e) = lease {
+            errors.push(e.to_string());
+            if let Some(c) = input.changes.get_mut(i) {
+                *c = None;
+            }
+        }
+        if !errors.is_empty() {
+            t.trust_policy.error = Some(errors.join("; "));
+        }
     }
 }
 

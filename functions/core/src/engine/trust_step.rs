@@ -7,8 +7,9 @@ use crate::adapters::aws::lock::{
     LockError, MIN_LEASE_FOR_WRITE, TRUST_LOCK_TTL, new_owner, trust_policy_lock_id,
 };
 use crate::engine::{Engine, Error, RunInput, RunMode};
-use crate::output::plan::{Plan, TrustPolicyPlan};
-use crate::output::report::RunReport;
+use crate::model::arn::RoleName;
+use crate::output::plan::TrustPolicyPlan;
+use crate::output::report::{TierReport, TrustPolicyReport};
 use crate::policy::trust::{
     PrincipalChange, TrustOptions, edit_trust_policy, policy_size_chars, trusted_user_count,
 };
@@ -31,37 +32,46 @@ pub(super) struct PendingWrite {
 }
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// The lease (if the run writes the trust policy), then the run's input and the
-    /// admin role, read at once under it.
+    /// The leases (one per tier role the run may write: `wanted`, in the
+    /// configuration's order), then the run's input and every tier role, read at once
+    /// under them.
     pub(super) async fn read_trust_side(
         &self,
-        writes_trust: bool,
+        wanted: Vec<bool>,
         input: impl Future<Output = RunInput>,
-    ) -> (TrustLease, RunInput, Result<RoleInfo, Error>) {
-        let lease = self.acquire_trust_lock(writes_trust).await;
-        let (input, role) = futures::join!(input, self.iam.get_role(&self.config.admin_role_name));
-        (lease, input, role.map_err(Error::from))
+    ) -> (Vec<TrustLease>, RunInput, Vec<Result<RoleInfo, Error>>) {
+        let tiers = &self.config.access.tiers;
+        let leases = futures::future::join_all(
+            tiers
+                .iter()
+                .zip(wanted)
+                .map(|(t, w)| self.acquire_trust_lock(&t.role, w)),
+        )
+        .await;
+        let roles = futures::future::join_all(tiers.iter().map(|t| self.iam.get_role(&t.role)));
+        let (input, roles) = futures::join!(input, roles);
+        let roles = roles.into_iter().map(|r| r.map_err(Error::from)).collect();
+        (leases, input, roles)
     }
 
-    /// The pure edit of the trust policy, into the plan and the report; the write it
-    /// calls for (none on a dry run).
+    /// The pure edit of one tier's trust policy, into its plan and report parts; the
+    /// write it calls for (none on a dry run).
     pub(super) fn plan_trust(
         &self,
         role: &RoleInfo,
         change: Option<&PrincipalChange>,
         mode: RunMode,
-        plan: &mut Plan,
-        report: &mut RunReport,
+        plan: &mut TrustPolicyPlan,
+        report: &mut TierReport,
     ) -> Option<PendingWrite> {
         let opts = TrustOptions::from(&self.config).with_role(&role.arn);
-        report.trust_policy.size_chars = policy_size_chars(&role.trust_policy);
+        let t = &mut report.trust_policy;
+        t.size_chars = policy_size_chars(&role.trust_policy);
         let mut write = None;
         if let Some(change) = change {
             match edit_trust_policy(&role.trust_policy, change, &opts) {
                 Ok(edit) => {
-                    plan.trust_policy =
-                        TrustPolicyPlan::from_edit(self.config.admin_role_name.clone(), &edit);
-                    let t = &mut report.trust_policy;
+                    *plan = TrustPolicyPlan::from_edit(plan.role_name.clone(), &edit);
                     t.added = edit.added.iter().map(ToString::to_string).collect();
                     t.removed = edit.removed.clone();
                     t.dangling_removed = edit.dangling_removed.clone();
@@ -80,43 +90,43 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "trust policy edit refused");
-                    report.trust_policy.error = Some(Error::from(e).to_string());
+                    tracing::error!(role = %plan.role_name, error = %e, "trust policy edit refused");
+                    t.error = Some(Error::from(e).to_string());
                 }
             }
         } else {
-            plan.trust_policy.before = role.trust_policy.clone();
-            plan.trust_policy.size_before = report.trust_policy.size_chars;
-            plan.trust_policy.size_after = report.trust_policy.size_chars;
+            plan.before = role.trust_policy.clone();
+            plan.size_before = t.size_chars;
+            plan.size_after = t.size_chars;
         }
-        if report.admin_users == 0 {
-            let doc = plan
-                .trust_policy
-                .after
-                .as_ref()
-                .unwrap_or(&role.trust_policy);
+        if report.members == 0 {
+            let doc = plan.after.as_ref().unwrap_or(&role.trust_policy);
             if let Some(n) = trusted_user_count(doc, &self.config.trust_statement_sid) {
-                report.admin_users = n;
+                report.members = n;
             }
         }
         write
     }
 
-    /// The write (if any), logged, then the lease given back. `None`: nothing written.
+    /// The write (if any) of `role`'s trust policy, logged, then the lease given
+    /// back. `None`: nothing written.
     pub(super) async fn write_and_release(
         &self,
+        role: &RoleName,
         lease: TrustLease,
         write: Option<PendingWrite>,
     ) -> Option<Result<(), Error>> {
         let written = match write {
             None => None,
             Some(w) => {
-                let r = self.write_trust_policy(&lease, &w.after).await;
+                let r = self.write_trust_policy(role, &lease, &w.after).await;
                 match &r {
                     Ok(()) => {
-                        tracing::info!(added = w.added, removed = w.removed, "trust policy written")
+                        tracing::info!(role = %role, added = w.added, removed = w.removed, "trust policy written")
                     }
-                    Err(e) => tracing::error!(error = %e, "trust policy write failed"),
+                    Err(e) => {
+                        tracing::error!(role = %role, error = %e, "trust policy write failed")
+                    }
                 }
                 Some(r)
             }
@@ -127,7 +137,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
     /// `UpdateAssumeRolePolicy`, if the lease (when one is held) has time enough left
     /// for the write and its retries.
-    async fn write_trust_policy(&self, lease: &TrustLease, after: &str) -> Result<(), Error> {
+    async fn write_trust_policy(
+        &self,
+        role: &RoleName,
+        lease: &TrustLease,
+        after: &str,
+    ) -> Result<(), Error> {
         if let TrustLease::Held(lease) = lease {
             let left = lease.remaining();
             if left < MIN_LEASE_FOR_WRITE {
@@ -137,19 +152,17 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 });
             }
         }
-        self.iam
-            .update_trust_policy(&self.config.admin_role_name, after)
-            .await?;
+        self.iam.update_trust_policy(role, after).await?;
         Ok(())
     }
 
-    /// Takes the trust-policy lease for a run that may write the trust policy
+    /// Takes `role`'s trust-policy lease for a run that may write its trust policy
     /// (`wanted`).
-    async fn acquire_trust_lock(&self, wanted: bool) -> TrustLease {
+    async fn acquire_trust_lock(&self, role: &RoleName, wanted: bool) -> TrustLease {
         if !wanted {
             return TrustLease::NotNeeded;
         }
-        let lock_id = trust_policy_lock_id(self.config.admin_role_name.as_str());
+        let lock_id = trust_policy_lock_id(role.as_str());
         match self
             .lock
             .acquire(&lock_id, &new_owner(), TRUST_LOCK_TTL)
@@ -187,8 +200,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
 
 /// A failed write: nothing was applied, so no user is reported added or removed, and
 /// the size is the policy's as it stands.
-pub(super) fn write_failed(report: &mut RunReport, role: &RoleInfo, error: &Error) {
-    let t = &mut report.trust_policy;
+pub(super) fn write_failed(t: &mut TrustPolicyReport, role: &RoleInfo, error: &Error) {
     t.changed = false;
     t.error = Some(error.to_string());
     t.added.clear();

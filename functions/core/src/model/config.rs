@@ -24,6 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::arn::RoleName;
+use crate::model::tiers::{AccessConfig, Tier};
 
 /// A configuration value is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +98,8 @@ impl fmt::Display for TagSpec {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
+    /// The access tiers (never empty).
+    pub access: AccessConfig,
     pub admin_role_name: RoleName,
     pub admin_user_tag: TagSpec,
     pub cluster_tag: TagSpec,
@@ -245,6 +248,14 @@ impl Config {
         let cluster_regions = lookup_regions(&get)?;
 
         Ok(Config {
+            access: AccessConfig {
+                tiers: vec![Tier::legacy_admin(
+                    admin_role_name.clone(),
+                    admin_user_tag.clone(),
+                    k8s_username.clone(),
+                    k8s_groups.clone(),
+                )],
+            },
             admin_role_name,
             admin_user_tag,
             cluster_tag,

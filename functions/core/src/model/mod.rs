@@ -6,3 +6,4 @@ pub mod arn;
 pub mod cluster;
 pub mod config;
 pub mod mapping;
+pub mod tiers;

@@ -13,7 +13,8 @@ use similar::TextDiff;
 
 use crate::model::arn::{ClusterName, RoleName, UserArn};
 use crate::model::cluster::Backend;
-use crate::policy::accessentry::{AccessEntryPlan, CLUSTER_ADMIN_POLICY};
+use crate::model::tiers::Tier;
+use crate::policy::accessentry::AccessEntryPlan;
 use crate::policy::trust::TrustEdit;
 
 /// Everything a run would do.
@@ -21,7 +22,11 @@ use crate::policy::trust::TrustEdit;
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub dry_run: bool,
+    /// The first tier's trust policy; every tier's is in `tiers`.
     pub trust_policy: TrustPolicyPlan,
+    /// Each tier's trust policy, in the configuration's order.
+    #[serde(default)]
+    pub tiers: Vec<TrustPolicyPlan>,
     pub clusters: Vec<ClusterPlan>,
 }
 
@@ -58,6 +63,27 @@ impl TrustPolicyPlan {
         }
     }
 
+    /// Nothing planned yet for `tier`'s role.
+    pub fn empty(tier: &Tier, max_chars: usize) -> Self {
+        Self::empty_for(tier.role.clone(), max_chars)
+    }
+
+    /// Nothing planned yet for `role_name`.
+    pub fn empty_for(role_name: RoleName, max_chars: usize) -> Self {
+        TrustPolicyPlan {
+            role_name,
+            added: Vec::new(),
+            removed: Vec::new(),
+            dangling_removed: Vec::new(),
+            foreign_dangling: Vec::new(),
+            size_before: 0,
+            size_after: 0,
+            max_chars,
+            before: String::new(),
+            after: None,
+        }
+    }
+
     /// Whether the policy will be written.
     pub fn changed(&self) -> bool {
         self.after.is_some()
@@ -86,7 +112,7 @@ pub enum ClusterChange {
         changes: Vec<String>,
         create: bool,
     },
-    AccessEntries(AccessEntryPlan),
+    AccessEntries(Box<AccessEntryPlan>),
     Skipped {
         reason: String,
     },
@@ -135,46 +161,21 @@ fn diff(out: &mut String, old: &str, new: &str, old_name: &str, new_name: &str) 
 impl Plan {
     /// Whether anything would be written.
     pub fn has_changes(&self) -> bool {
-        self.trust_policy.changed() || self.clusters.iter().any(|c| c.change.has_changes())
+        self.trust_policy.changed()
+            || self.tiers.iter().any(TrustPolicyPlan::changed)
+            || self.clusters.iter().any(|c| c.change.has_changes())
     }
 
     /// A readable summary with unified diffs.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let t = &self.trust_policy;
-        let _ = writeln!(
-            out,
-            "{}Trust policy of role {}: {} ({} -> {} of {} characters)",
-            if self.dry_run { "[dry run] " } else { "" },
-            t.role_name,
-            if t.changed() { "update" } else { "no change" },
-            t.size_before,
-            t.size_after,
-            t.max_chars
-        );
-        for a in &t.added {
-            let _ = writeln!(out, "  + {a}");
-        }
-        for r in &t.removed {
-            let _ = writeln!(out, "  - {r}");
-        }
-        for d in &t.dangling_removed {
-            let _ = writeln!(out, "  - {d} (dangling ID of a deleted principal)");
-        }
-        for d in &t.foreign_dangling {
-            let _ = writeln!(
-                out,
-                "  ! {d}: dangling ID in a statement we do not own (left alone)"
-            );
-        }
-        if let Some(after) = &t.after {
-            diff(
-                &mut out,
-                &pretty(&t.before),
-                &pretty(after),
-                "trust-policy (current)",
-                "trust-policy (planned)",
-            );
+        let tiers = if self.tiers.is_empty() {
+            std::slice::from_ref(&self.trust_policy)
+        } else {
+            &self.tiers[..]
+        };
+        for t in tiers {
+            render_trust(&mut out, t, self.dry_run);
         }
         for c in &self.clusters {
             let backend = match c.backend {
@@ -202,6 +203,44 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+/// One role's trust-policy change: the principals, then the diff.
+fn render_trust(out: &mut String, t: &TrustPolicyPlan, dry_run: bool) {
+    let _ = writeln!(
+        out,
+        "{}Trust policy of role {}: {} ({} -> {} of {} characters)",
+        if dry_run { "[dry run] " } else { "" },
+        t.role_name,
+        if t.changed() { "update" } else { "no change" },
+        t.size_before,
+        t.size_after,
+        t.max_chars
+    );
+    for a in &t.added {
+        let _ = writeln!(out, "  + {a}");
+    }
+    for r in &t.removed {
+        let _ = writeln!(out, "  - {r}");
+    }
+    for d in &t.dangling_removed {
+        let _ = writeln!(out, "  - {d} (dangling ID of a deleted principal)");
+    }
+    for d in &t.foreign_dangling {
+        let _ = writeln!(
+            out,
+            "  ! {d}: dangling ID in a statement we do not own (left alone)"
+        );
+    }
+    if let Some(after) = &t.after {
+        diff(
+            out,
+            &pretty(&t.before),
+            &pretty(after),
+            "trust-policy (current)",
+            "trust-policy (planned)",
+        );
     }
 }
 
@@ -264,10 +303,13 @@ fn render_access_entries(out: &mut String, p: &AccessEntryPlan) {
         );
     }
     if p.associate_admin_policy {
-        let _ = writeln!(out, "  + associate {CLUSTER_ADMIN_POLICY} (scope cluster)");
+        let _ = writeln!(out, "  + associate {}", p.policy);
     }
     for d in &p.delete_entries {
         let _ = writeln!(out, "  - access entry {d}");
+    }
+    for t in &p.more_tiers {
+        render_access_entries(out, t);
     }
 }
 
@@ -305,6 +347,10 @@ mod tests {
         Plan {
             dry_run: true,
             trust_policy: TrustPolicyPlan::from_edit("EksAdmin".parse().unwrap(), &edit),
+            tiers: vec![TrustPolicyPlan::from_edit(
+                "EksAdmin".parse().unwrap(),
+                &edit,
+            )],
             clusters: vec![
                 ClusterPlan {
                     name: "prod".parse().unwrap(),
@@ -321,7 +367,7 @@ mod tests {
                     name: "api".parse().unwrap(),
                     region: "eu-west-1".into(),
                     backend: Backend::AccessEntries,
-                    change: ClusterChange::AccessEntries(AccessEntryPlan {
+                    change: ClusterChange::AccessEntries(Box::new(AccessEntryPlan {
                         recreate_admin_entry: None,
                         create_admin_entry: Some(NewAccessEntry {
                             principal_arn: "arn:aws:iam::123456789012:role/EksAdmin".into(),
@@ -330,8 +376,10 @@ mod tests {
                         }),
                         update_admin_entry: None,
                         associate_admin_policy: true,
+                        policy: Default::default(),
                         delete_entries: vec!["arn:aws:iam::123456789012:user/dave".into()],
-                    }),
+                        more_tiers: vec![],
+                    })),
                 },
                 ClusterPlan {
                     name: "old".parse().unwrap(),
@@ -410,7 +458,7 @@ mod tests {
             name: "idle".parse().unwrap(),
             region: "us-east-1".into(),
             backend: Backend::AccessEntries,
-            change: ClusterChange::AccessEntries(AccessEntryPlan::default()),
+            change: ClusterChange::AccessEntries(Box::default()),
         });
         assert!(!p.has_changes());
         let t = p.render_text();

@@ -14,7 +14,12 @@ pub use crate::model::cluster::Backend;
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub dry_run: bool,
+    /// The first tier's trust policy (the `admin` tier of the single-tier
+    /// variables); every tier's is in `tiers`.
     pub trust_policy: TrustPolicyReport,
+    /// Each tier's trust policy, in the configuration's order.
+    #[serde(default)]
+    pub tiers: Vec<TierReport>,
     /// Sorted by region, then name.
     pub clusters: Vec<ClusterReport>,
     /// aws-auth read-modify-writes retried (a 409, or a 5xx or 429 on the read or the
@@ -30,7 +35,18 @@ pub struct RunReport {
     pub plan: Option<Plan>,
 }
 
-/// The admin role's trust policy.
+/// One tier's trust side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierReport {
+    pub tier: String,
+    /// The tier's members (in a full run; 1 or 0 for an event), or, when no listing
+    /// was read, the users its trust policy names.
+    pub members: usize,
+    pub trust_policy: TrustPolicyReport,
+}
+
+/// A role's trust policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrustPolicyReport {
@@ -85,6 +101,7 @@ impl RunReport {
                 max_chars,
                 ..TrustPolicyReport::default()
             },
+            tiers: Vec::new(),
             clusters: Vec::new(),
             conflict_retries: 0,
             admin_users: 0,
@@ -96,6 +113,7 @@ impl RunReport {
     /// False if the trust-policy step or any cluster failed.
     pub fn succeeded(&self) -> bool {
         self.trust_policy.error.is_none()
+            && self.tiers.iter().all(|t| t.trust_policy.error.is_none())
             && self
                 .clusters
                 .iter()
@@ -106,7 +124,13 @@ impl RunReport {
     /// empty when the run succeeded. Holds no secrets: errors carry AWS codes and messages.
     pub fn failure_summary(&self) -> String {
         let mut parts = Vec::new();
-        if let Some(e) = &self.trust_policy.error {
+        if self.tiers.len() > 1 {
+            for t in &self.tiers {
+                if let Some(e) = &t.trust_policy.error {
+                    parts.push(format!("trust policy of {}: {e}", t.trust_policy.role_name));
+                }
+            }
+        } else if let Some(e) = &self.trust_policy.error {
             parts.push(format!("trust policy: {e}"));
         }
         for c in self.clusters.iter().filter(|c| c.error.is_some()) {

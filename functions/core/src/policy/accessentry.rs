@@ -34,6 +34,7 @@
 //!   entry falls back to aws-auth. aws-auth itself is not affected: it maps by ARN,
 //!   so a re-created role keeps its `mapRoles` access.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -43,12 +44,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::model::arn::RoleArn;
 use crate::model::mapping::{AdminMapping, Offboarded};
+use crate::model::tiers::KubeAccess;
 
 /// The EKS managed policy giving cluster-admin.
 pub const CLUSTER_ADMIN_POLICY: &str =
     "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
-/// Access scope type we associate the policy with.
+/// Access scope types.
 pub const CLUSTER_SCOPE: &str = "cluster";
+pub const NAMESPACE_SCOPE: &str = "namespace";
 /// Prefixes EKS refuses in access-entry usernames and groups.
 pub const RESERVED_PREFIXES: [&str; 5] = ["system:", "eks:", "aws:", "amazon:", "iam:"];
 
@@ -122,6 +125,9 @@ pub struct AccessEntryView {
     pub kubernetes_groups: Vec<String>,
     /// `(policy ARN, access scope type)`.
     pub policies: Vec<(String, String)>,
+    /// The namespaces of each namespace-scoped association, by policy ARN.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policy_namespaces: BTreeMap<String, Vec<String>>,
     /// `createdAt`; `None` when not known (not read, or not in the response).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
@@ -160,6 +166,85 @@ pub struct NewAccessEntry {
     pub kubernetes_groups: Vec<String>,
 }
 
+/// The access policy a tier role's entry gets, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAssociation {
+    pub policy_arn: String,
+    /// The namespaces (patterns allowed); empty: cluster scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+impl Default for PolicyAssociation {
+    /// [`CLUSTER_ADMIN_POLICY`] at cluster scope (the single-tier admin).
+    fn default() -> Self {
+        PolicyAssociation {
+            policy_arn: CLUSTER_ADMIN_POLICY.to_owned(),
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+impl PolicyAssociation {
+    /// A tier's policy and scope.
+    pub fn for_access(access: &KubeAccess, partition: &str) -> Self {
+        PolicyAssociation {
+            policy_arn: access.policy.arn_in_partition(partition),
+            namespaces: access
+                .namespaces
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect(),
+        }
+    }
+
+    /// `cluster` or `namespace`, as EKS names the scope types.
+    pub fn scope_type(&self) -> &'static str {
+        if self.namespaces.is_empty() {
+            CLUSTER_SCOPE
+        } else {
+            NAMESPACE_SCOPE
+        }
+    }
+
+    /// Whether `entry` already has this association, with this exact scope.
+    pub fn is_on(&self, entry: &AccessEntryView) -> bool {
+        let scope = self.scope_type();
+        let same_namespaces = || {
+            let mut have = entry
+                .policy_namespaces
+                .get(&self.policy_arn)
+                .cloned()
+                .unwrap_or_default();
+            have.sort();
+            let mut want = self.namespaces.clone();
+            want.sort();
+            have == want
+        };
+        entry.policies.iter().any(|(p, s)| {
+            p == &self.policy_arn
+                && s.eq_ignore_ascii_case(scope)
+                && (scope == CLUSTER_SCOPE || same_namespaces())
+        })
+    }
+}
+
+impl fmt::Display for PolicyAssociation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespaces.is_empty() {
+            write!(f, "{} (cluster scope)", self.policy_arn)
+        } else {
+            write!(
+                f,
+                "{} (namespaces {})",
+                self.policy_arn,
+                self.namespaces.join(", ")
+            )
+        }
+    }
+}
+
 /// What to do on one cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -170,11 +255,17 @@ pub struct AccessEntryPlan {
     pub recreate_admin_entry: Option<StaleAdminEntry>,
     pub create_admin_entry: Option<NewAccessEntry>,
     pub update_admin_entry: Option<NewAccessEntry>,
-    /// Associate [`CLUSTER_ADMIN_POLICY`] with `cluster` scope on the admin
-    /// entry's principal.
+    /// Associate `policy` on the entry's principal.
     pub associate_admin_policy: bool,
+    /// The role's access policy and scope (the single-tier admin's:
+    /// [`CLUSTER_ADMIN_POLICY`] at cluster scope).
+    #[serde(default)]
+    pub policy: PolicyAssociation,
     /// Principal ARNs whose entries must be deleted.
     pub delete_entries: Vec<String>,
+    /// The plans of the other tier roles mapped on the cluster (configuration order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_tiers: Vec<AccessEntryPlan>,
 }
 
 impl AccessEntryPlan {
@@ -185,6 +276,7 @@ impl AccessEntryPlan {
             && self.update_admin_entry.is_none()
             && !self.associate_admin_policy
             && self.delete_entries.is_empty()
+            && self.more_tiers.iter().all(AccessEntryPlan::is_empty)
     }
 
     /// One line per write, for people and the report.
@@ -197,10 +289,13 @@ impl AccessEntryPlan {
             out.push(format!("update access entry for {}", e.principal_arn));
         }
         if self.associate_admin_policy {
-            out.push(format!("associate {CLUSTER_ADMIN_POLICY} (cluster scope)"));
+            out.push(format!("associate {}", self.policy));
         }
         for p in &self.delete_entries {
             out.push(format!("delete access entry for {p}"));
+        }
+        for t in &self.more_tiers {
+            out.extend(t.change_lines());
         }
         out
     }
@@ -238,10 +333,31 @@ pub fn plan_access_entries(
     offboarded: &[Offboarded],
     role_created: Option<Timestamp>,
 ) -> AccessEntryPlan {
+    plan_role_entry(
+        current,
+        admin,
+        &PolicyAssociation::default(),
+        offboarded,
+        role_created,
+    )
+}
+
+/// Plans one tier role's entry (`role` mapped with `policy`) and the deletion of the
+/// offboarded users' entries.
+pub fn plan_role_entry(
+    current: &[AccessEntryView],
+    admin: &AdminMapping,
+    policy: &PolicyAssociation,
+    offboarded: &[Offboarded],
+    role_created: Option<Timestamp>,
+) -> AccessEntryPlan {
     let username = (!admin.username.is_empty() && !is_reserved(&admin.username))
         .then(|| admin.username.clone());
     let groups = allowed_groups(&admin.groups);
-    let mut plan = AccessEntryPlan::default();
+    let mut plan = AccessEntryPlan {
+        policy: policy.clone(),
+        ..AccessEntryPlan::default()
+    };
 
     let existing = current
         .iter()
@@ -281,9 +397,7 @@ pub fn plan_access_entries(
                     kubernetes_groups: groups,
                 });
             }
-            plan.associate_admin_policy = !e.policies.iter().any(|(p, scope)| {
-                p == CLUSTER_ADMIN_POLICY && scope.eq_ignore_ascii_case(CLUSTER_SCOPE)
-            });
+            plan.associate_admin_policy = !policy.is_on(e);
         }
     }
 

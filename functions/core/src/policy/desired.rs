@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::arn::{UserArn, UserName};
 use crate::model::config::TagSpec;
 use crate::model::mapping::Offboarded;
+use crate::model::tiers::Tier;
 use crate::policy::event::{IamEventKind, IamUserEvent, TagHint};
 use crate::policy::trust::PrincipalChange;
 
@@ -24,6 +25,10 @@ pub struct IamUser {
     pub name: UserName,
     pub user_id: String,
     pub tags: Vec<(String, String)>,
+    /// The IAM groups the user is in (`GroupList` of the listing, or
+    /// `ListGroupsForUser` on an event when a tier selects by group).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl IamUser {
@@ -31,6 +36,22 @@ impl IamUser {
     pub fn has_tag(&self, tag: &TagSpec) -> bool {
         self.tags.iter().any(|(k, v)| tag.matches(k, v))
     }
+}
+
+impl IamUser {
+    /// Whether the user belongs to `tier` (its tag, or one of its groups).
+    pub fn is_member(&self, tier: &Tier) -> bool {
+        tier.is_member(&self.tags, &self.groups)
+    }
+}
+
+/// The ARNs of every member of `tier`.
+pub fn tier_members(users: &[IamUser], tier: &Tier) -> BTreeSet<UserArn> {
+    users
+        .iter()
+        .filter(|u| u.is_member(tier))
+        .map(|u| u.arn.clone())
+        .collect()
 }
 
 /// The ARNs of every user carrying `tag`.
@@ -54,7 +75,8 @@ pub fn admin_arns(users: &[IamUser], tag: &TagSpec) -> BTreeSet<UserArn> {
 pub fn change_for_event(
     event: &IamUserEvent,
     current: Option<&IamUser>,
-    tag: &TagSpec,
+    tier: &Tier,
+    hint: TagHint,
 ) -> Option<PrincipalChange> {
     match (event.kind, current) {
         (IamEventKind::DeleteUser, None) => Some(PrincipalChange::RemoveName {
@@ -63,9 +85,9 @@ pub fn change_for_event(
         }),
         (_, None) => None,
         // A late DeleteUser for a user re-created since: its current tags decide.
-        (_, Some(u)) if u.has_tag(tag) => Some(PrincipalChange::Add(u.arn.clone())),
+        (_, Some(u)) if u.is_member(tier) => Some(PrincipalChange::Add(u.arn.clone())),
         (IamEventKind::DeleteUser, Some(u)) => Some(PrincipalChange::RemoveArn(u.arn.clone())),
-        (_, Some(u)) => match event.hint {
+        (_, Some(u)) => match hint {
             // Not tagged now: make sure the user is not trusted.
             TagHint::Removed | TagHint::Unknown | TagHint::Added => {
                 Some(PrincipalChange::RemoveArn(u.arn.clone()))
@@ -138,6 +160,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            groups: Vec::new(),
         }
     }
 
@@ -160,14 +183,20 @@ mod tests {
 
     #[test]
     fn event_changes() {
-        let tag: TagSpec = "eks-access=admin".parse().unwrap();
+        let tier = Tier::legacy_admin(
+            "eks-admin".parse().unwrap(),
+            "eks-access=admin".parse().unwrap(),
+            String::new(),
+            vec!["system:masters".into()],
+        );
         let ev = |kind, hint| IamUserEvent {
             kind,
             user_name: "dave".parse().unwrap(),
             account: "123456789012".parse().unwrap(),
             event_id: None,
             event_time: None,
-            hint,
+            hints: vec![hint],
+            group: None,
         };
         let tagged = user("dave", &[("eks-access", "admin")]);
         let plain = user("dave", &[]);
@@ -213,7 +242,7 @@ mod tests {
             ),
         ];
         for (e, cur, want) in cases {
-            assert_eq!(change_for_event(&e, cur, &tag), want, "{e:?}");
+            assert_eq!(change_for_event(&e, cur, &tier, e.hints[0]), want, "{e:?}");
         }
         // Only a DeleteUser whose user is gone offboards, in its own account.
         for (e, cur) in [

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::model::arn::{AccountId, ClusterName, UserName};
 use crate::model::config::{Config, TagSpec};
+use crate::model::tiers::Tier;
 
 /// The IAM API calls we react to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub enum IamEventKind {
     TagUser,
     UntagUser,
     DeleteUser,
+    AddUserToGroup,
+    RemoveUserFromGroup,
 }
 
 /// The CloudTrail event name (`CreateUser`, …).
@@ -32,11 +35,13 @@ impl std::fmt::Display for IamEventKind {
             IamEventKind::TagUser => "TagUser",
             IamEventKind::UntagUser => "UntagUser",
             IamEventKind::DeleteUser => "DeleteUser",
+            IamEventKind::AddUserToGroup => "AddUserToGroup",
+            IamEventKind::RemoveUserFromGroup => "RemoveUserFromGroup",
         })
     }
 }
 
-/// What the event itself says about the admin tag.
+/// What the event itself says about a tier's membership tag (or group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TagHint {
     /// The admin tag (key and value) was set.
@@ -62,7 +67,21 @@ pub struct IamUserEvent {
     pub account: AccountId,
     pub event_id: Option<String>,
     pub event_time: Option<String>,
-    pub hint: TagHint,
+    /// What the event says about each tier's selector, in the configuration's order
+    /// ([`TagHint::Unchanged`]: the event does not touch that tier).
+    pub hints: Vec<TagHint>,
+    /// The group of an `AddUserToGroup`/`RemoveUserFromGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl IamUserEvent {
+    /// Whether the event may change tier `index`'s members.
+    pub fn touches(&self, index: usize) -> bool {
+        self.hints
+            .get(index)
+            .is_some_and(|h| *h != TagHint::Unchanged)
+    }
 }
 
 /// An EKS cluster event (creation, tagging, auth-mode change).
@@ -84,9 +103,16 @@ pub struct EksClusterEvent {
 #[serde(rename_all = "camelCase")]
 pub enum EventClass {
     Iam(IamUserEvent),
+    /// A `DeleteGroup` of a group that selects tiers: IAM deletes only empty groups,
+    /// so the members already left; the tiers' trust policies are reconciled in full.
+    IamGroupDeleted {
+        group: String,
+    },
     Eks(EksClusterEvent),
     Schedule,
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 fn ignored(reason: impl Into<String>) -> EventClass {
@@ -192,6 +218,30 @@ fn tag_hint(kind: IamEventKind, params: &Value, tag: &TagSpec) -> TagHint {
             _ => TagHint::Unknown,
         },
         IamEventKind::DeleteUser => TagHint::Removed,
+        IamEventKind::AddUserToGroup | IamEventKind::RemoveUserFromGroup => TagHint::Unchanged,
+    }
+}
+
+/// What the event says about `tier`'s members: its tag's hint, `Unknown` for a
+/// membership change of one of its groups, `Removed` for a deletion.
+fn tier_hint(kind: IamEventKind, params: &Value, group: Option<&str>, tier: &Tier) -> TagHint {
+    let by_group = |g: &str| tier.members.groups.iter().any(|t| t.eq_ignore_case(g));
+    match (kind, group) {
+        (IamEventKind::DeleteUser, _) => TagHint::Removed,
+        (IamEventKind::AddUserToGroup | IamEventKind::RemoveUserFromGroup, Some(g)) => {
+            if by_group(g) {
+                TagHint::Unknown
+            } else {
+                TagHint::Unchanged
+            }
+        }
+        (IamEventKind::AddUserToGroup | IamEventKind::RemoveUserFromGroup, None) => {
+            TagHint::Unknown
+        }
+        (_, _) => match &tier.members.tag {
+            Some(tag) => tag_hint(kind, params, tag),
+            None => TagHint::Unchanged,
+        },
     }
 }
 
@@ -201,6 +251,9 @@ fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Conf
         "TagUser" => IamEventKind::TagUser,
         "UntagUser" => IamEventKind::UntagUser,
         "DeleteUser" => IamEventKind::DeleteUser,
+        "AddUserToGroup" => IamEventKind::AddUserToGroup,
+        "RemoveUserFromGroup" => IamEventKind::RemoveUserFromGroup,
+        "DeleteGroup" => return classify_delete_group(d, cfg),
         other => return ignored(format!("IAM event {other} is not handled")),
     };
     let Some(params) = d.get("requestParameters").filter(|p| p.is_object()) else {
@@ -235,7 +288,28 @@ fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Conf
             Err(e) => return ignored(format!("{name} event with a bad account: {e}")),
         },
     };
-    let hint = tag_hint(kind, params, &cfg.admin_user_tag);
+    let group = params.get("groupName").and_then(Value::as_str);
+    let is_group_event = matches!(
+        kind,
+        IamEventKind::AddUserToGroup | IamEventKind::RemoveUserFromGroup
+    );
+    if is_group_event && group.is_none() {
+        return ignored(format!(
+            "{name} event without detail.requestParameters.groupName"
+        ));
+    }
+    let hints: Vec<TagHint> = cfg
+        .access
+        .tiers
+        .iter()
+        .map(|t| tier_hint(kind, params, group, t))
+        .collect();
+    if is_group_event && hints.iter().all(|h| *h == TagHint::Unchanged) {
+        return ignored(format!(
+            "{name}: group {:?} selects no tier",
+            group.unwrap_or_default()
+        ));
+    }
     EventClass::Iam(IamUserEvent {
         kind,
         user_name,
@@ -244,8 +318,28 @@ fn classify_iam(name: &str, d: &Value, env: &EventBridgeEvent<Value>, cfg: &Conf
             .map(str::to_string)
             .or_else(|| env.id.clone()),
         event_time: str_at(d, &["eventTime"]).map(str::to_string),
-        hint,
+        hints,
+        group: group.map(str::to_string),
     })
+}
+
+/// `DeleteGroup`: a full trust-side reconcile if the group selects a tier.
+fn classify_delete_group(d: &Value, cfg: &Config) -> EventClass {
+    let Some(group) = str_at(d, &["requestParameters", "groupName"]) else {
+        return ignored("DeleteGroup event without detail.requestParameters.groupName");
+    };
+    let selects = cfg
+        .access
+        .tiers
+        .iter()
+        .any(|t| t.members.groups.iter().any(|g| g.eq_ignore_case(group)));
+    if selects {
+        EventClass::IamGroupDeleted {
+            group: group.to_owned(),
+        }
+    } else {
+        ignored(format!("DeleteGroup: group {group:?} selects no tier"))
+    }
 }
 
 /// The cluster name in `arn:<p>:eks:<region>:<account>:cluster/<name>`.

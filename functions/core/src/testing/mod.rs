@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
-use crate::policy::accessentry::{AccessEntryView, Timestamp};
+use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
 use crate::{
     adapters::aws::eks::EksError,
@@ -42,6 +42,7 @@ pub fn user(name: &str, admin: bool) -> IamUser {
         } else {
             vec![("team".to_owned(), "x".to_owned())]
         },
+        groups: Vec::new(),
     }
 }
 
@@ -97,6 +98,10 @@ pub struct IamState {
     pub fail_update: Option<String>,
     /// Added to every call (tests on tokio's paused clock count round trips with it).
     pub rtt: Duration,
+    /// Tier roles other than [`ROLE_NAME`] (ARN `…:role/<name>`): name → trust policy.
+    pub other_roles: BTreeMap<String, String>,
+    /// `UpdateAssumeRolePolicy` calls on `other_roles`, by role name.
+    pub other_writes: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -118,6 +123,24 @@ impl FakeIam {
     }
     pub fn set_users(&self, users: Vec<IamUser>) {
         locked(&self.0).users = users;
+    }
+    /// Adds a tier role with `policy`.
+    pub fn add_role(&self, name: &str, policy: &str) {
+        locked(&self.0)
+            .other_roles
+            .insert(name.to_owned(), policy.to_owned());
+    }
+    /// A tier role's trust policy (added with [`FakeIam::add_role`]).
+    pub fn role_policy(&self, name: &str) -> String {
+        locked(&self.0)
+            .other_roles
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+    /// The roles written (other than [`ROLE_NAME`]), in order.
+    pub fn other_writes(&self) -> Vec<String> {
+        locked(&self.0).other_writes.clone()
     }
 }
 
@@ -141,11 +164,33 @@ impl IamApi for FakeIam {
         let s = locked(&self.0);
         Ok(s.users.iter().find(|u| &u.name == name).cloned())
     }
+    async fn user_groups(&self, name: &UserName) -> Result<Option<Vec<String>>, IamError> {
+        let rtt = locked(&self.0).rtt;
+        round_trip(rtt).await;
+        let s = locked(&self.0);
+        Ok(s.users
+            .iter()
+            .find(|u| u.name.as_str().eq_ignore_ascii_case(name.as_str()))
+            .map(|u| u.groups.clone()))
+    }
     async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {
         let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        assert_eq!(name.as_str(), ROLE_NAME);
         let s = locked(&self.0);
+        if name.as_str() != ROLE_NAME {
+            let policy = s
+                .other_roles
+                .get(name.as_str())
+                .ok_or_else(|| IamError::RoleNotFound(name.to_string()))?;
+            return Ok(RoleInfo {
+                arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+                    .parse()
+                    .expect("role arn"),
+                trust_policy: policy.clone(),
+                role_id: format!("AROA{:0>17}", name.as_str().len()),
+                create_date: s.role_created,
+            });
+        }
         Ok(RoleInfo {
             arn: role_arn(),
             trust_policy: s.policy.clone(),
@@ -156,8 +201,15 @@ impl IamApi for FakeIam {
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
         let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
-        assert_eq!(name.as_str(), ROLE_NAME);
         let mut s = locked(&self.0);
+        if name.as_str() != ROLE_NAME {
+            if !s.other_roles.contains_key(name.as_str()) {
+                return Err(IamError::RoleNotFound(name.to_string()));
+            }
+            s.other_roles.insert(name.to_string(), document.to_owned());
+            s.other_writes.push(name.to_string());
+            return Ok(());
+        }
         if let Some(code) = &s.fail_update {
             return Err(IamError::Service {
                 operation: "UpdateAssumeRolePolicy",
@@ -312,6 +364,7 @@ impl EksApi for FakeEks {
                 username: username.map(str::to_owned),
                 kubernetes_groups: groups.to_vec(),
                 policies: vec![],
+                policy_namespaces: Default::default(),
                 created_at,
             },
         );
@@ -354,7 +407,7 @@ impl EksApi for FakeEks {
         _region: &str,
         cluster: &ClusterName,
         principal_arn: &str,
-        policy_arn: &str,
+        policy: &PolicyAssociation,
     ) -> Result<(), EksError> {
         let mut s = locked(&self.0);
         s.writes
@@ -364,8 +417,16 @@ impl EksApi for FakeEks {
             .get_mut(cluster.as_str())
             .and_then(|m| m.get_mut(principal_arn))
             .ok_or_else(|| not_found("AssociateAccessPolicy"))?;
+        // EKS: associating a policy again replaces its scope.
+        e.policies.retain(|(p, _)| *p != policy.policy_arn);
         e.policies
-            .push((policy_arn.to_owned(), "cluster".to_owned()));
+            .push((policy.policy_arn.clone(), policy.scope_type().to_owned()));
+        if policy.namespaces.is_empty() {
+            e.policy_namespaces.remove(&policy.policy_arn);
+        } else {
+            e.policy_namespaces
+                .insert(policy.policy_arn.clone(), policy.namespaces.clone());
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! [`EksApi`] is what the engine needs; [`SdkEks`] implements it with one
 //! `aws_sdk_eks::Client` per region, built from the shared `SdkConfig`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::model::arn::ClusterName;
 use crate::model::cluster::{AuthMode, ClusterInfo, UnknownAuthMode};
-use crate::policy::accessentry::{AccessEntryView, Timestamp};
+use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::ports::EksApi;
 
 /// EKS errors with the AWS code and message.
@@ -234,6 +234,7 @@ impl EksApi for SdkEks {
             .items()
             .send();
         let mut policies = Vec::new();
+        let mut policy_namespaces = BTreeMap::new();
         while let Some(p) = associated.next().await {
             let p = p.map_err(|e| EksError::from_sdk("ListAssociatedAccessPolicies", e))?;
             let scope = p
@@ -241,13 +242,19 @@ impl EksApi for SdkEks {
                 .and_then(|s| s.r#type())
                 .map(|t| t.as_str().to_owned())
                 .unwrap_or_default();
-            policies.push((p.policy_arn().unwrap_or_default().to_owned(), scope));
+            let arn = p.policy_arn().unwrap_or_default().to_owned();
+            let namespaces = p.access_scope().map(|s| s.namespaces().to_vec());
+            if let Some(ns) = namespaces.filter(|n| !n.is_empty()) {
+                policy_namespaces.insert(arn.clone(), ns);
+            }
+            policies.push((arn, scope));
         }
         Ok(Some(AccessEntryView {
             principal_arn: entry.principal_arn().unwrap_or(principal_arn).to_owned(),
             username: entry.username().map(str::to_owned),
             kubernetes_groups: entry.kubernetes_groups().to_vec(),
             policies,
+            policy_namespaces,
             created_at: entry
                 .created_at()
                 .and_then(|t| Timestamp::from_unix_nanos(t.as_nanos())),
@@ -322,18 +329,21 @@ impl EksApi for SdkEks {
         region: &str,
         cluster: &ClusterName,
         principal_arn: &str,
-        policy_arn: &str,
+        policy: &PolicyAssociation,
     ) -> Result<(), EksError> {
+        let scope = if policy.namespaces.is_empty() {
+            AccessScope::builder().r#type(AccessScopeType::Cluster)
+        } else {
+            AccessScope::builder()
+                .r#type(AccessScopeType::Namespace)
+                .set_namespaces(Some(policy.namespaces.clone()))
+        };
         self.client(region)
             .associate_access_policy()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
-            .policy_arn(policy_arn)
-            .access_scope(
-                AccessScope::builder()
-                    .r#type(AccessScopeType::Cluster)
-                    .build(),
-            )
+            .policy_arn(&policy.policy_arn)
+            .access_scope(scope.build())
             .send()
             .await
             .map(|_| ())

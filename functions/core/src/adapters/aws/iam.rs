@@ -179,6 +179,7 @@ fn to_user(
     name: Option<&str>,
     user_id: Option<&str>,
     tags: Vec<(String, String)>,
+    groups: Vec<String>,
 ) -> Result<IamUser, IamError> {
     let invalid = |message: String| IamError::InvalidResponse { operation, message };
     let arn: UserArn = arn
@@ -194,6 +195,7 @@ fn to_user(
         name,
         user_id: user_id.unwrap_or_default().to_owned(),
         tags,
+        groups,
     })
 }
 
@@ -221,6 +223,7 @@ impl IamApi for SdkIam {
                     u.user_name(),
                     u.user_id(),
                     tags,
+                    u.group_list().to_vec(),
                 ) {
                     Ok(user) => users.push(user),
                     Err(e) => tracing::warn!(error = %e, "skipping an IAM user"),
@@ -263,8 +266,33 @@ impl IamApi for SdkIam {
             Some(user.user_name()),
             Some(user.user_id()),
             tags,
+            Vec::new(),
         )
         .map(Some)
+    }
+
+    async fn user_groups(&self, name: &UserName) -> Result<Option<Vec<String>>, IamError> {
+        let groups: Result<Vec<aws_sdk_iam::types::Group>, _> = self
+            .client
+            .list_groups_for_user()
+            .user_name(name.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        match groups {
+            Ok(groups) => Ok(Some(
+                groups.iter().map(|g| g.group_name().to_owned()).collect(),
+            )),
+            Err(e) => {
+                let err = IamError::from_sdk("ListGroupsForUser", e);
+                match err.code() {
+                    Some("NoSuchEntity") => Ok(None),
+                    _ => Err(err),
+                }
+            }
+        }
     }
 
     async fn get_role(&self, name: &RoleName) -> Result<RoleInfo, IamError> {

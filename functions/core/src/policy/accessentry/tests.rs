@@ -21,6 +21,7 @@ fn entry(arn: &str, groups: &[&str], policies: &[(&str, &str)]) -> AccessEntryVi
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
+        policy_namespaces: Default::default(),
         created_at: None,
     }
 }

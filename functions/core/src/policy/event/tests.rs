@@ -31,7 +31,7 @@ fn hint(c: EventClass) -> (IamEventKind, TagHint) {
         EventClass::Iam(e) => {
             assert_eq!(e.user_name.as_str(), "dave");
             assert_eq!(e.event_id.as_deref(), Some("ev-1"));
-            (e.kind, e.hint)
+            (e.kind, e.hints[0])
         }
         other => panic!("{other:?}"),
     }

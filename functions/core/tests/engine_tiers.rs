@@ -1,0 +1,339 @@
+//! Access tiers on in-memory fakes: each tier role's trust policy holds its members
+//! (by tag or IAM group), group events move users between tiers, and each cluster
+//! maps every tier role that applies to it.
+
+mod engine_support;
+mod flows_support;
+
+use std::time::Duration;
+
+use eks_access_sync::engine::{Engine, RunMode, Scope};
+use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::model::tiers::AccessConfig;
+use eks_access_sync::output::report::ClusterStatus;
+use eks_access_sync::policy::desired::IamUser;
+use eks_access_sync::policy::event::{EventClass, classify_event};
+use flows_support::*;
+use serde_json::json;
+
+const TIERS: &str = r#"
+tiers:
+  - name: admin
+    role: eks-admin
+    members: { tag: eks-admin=true }
+    kubernetes: { policy: AmazonEKSClusterAdminPolicy, groups: ["system:masters"] }
+  - name: developers
+    role: eks-edit
+    members: { groups: [developers, sre] }
+    kubernetes: { policy: AmazonEKSEditPolicy, namespaces: [team-a, "team-b-*"] }
+  - name: readers
+    role: eks-view
+    members: { tag: eks-access=view, groups: [auditors] }
+    clusters: { tag: env=prod }
+    kubernetes: { policy: AmazonEKSViewPolicy }
+"#;
+
+fn member(name: &str, tags: &[(&str, &str)], groups: &[&str]) -> IamUser {
+    let mut u = user(name, false);
+    u.tags = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    u.groups = groups.iter().map(|g| g.to_string()).collect();
+    u
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user/{name}")
+}
+
+/// alice: admin tag; dave: developers; erin: view tag; frank: auditors and sre (two
+/// tiers); bob: nothing. c1 (CONFIG_MAP, env=prod), c3 (CONFIG_MAP, no env), c4 (API,
+/// env=prod).
+fn tier_world() -> World {
+    let iam = FakeIam::new(
+        vec![
+            member("alice", &[("eks-admin", "true")], &[]),
+            member("bob", &[("team", "x")], &[]),
+            member("dave", &[], &["developers"]),
+            member("erin", &[("eks-access", "view")], &[]),
+            member("frank", &[], &["Auditors", "sre"]),
+        ],
+        EMPTY_TRUST,
+    );
+    iam.add_role("eks-edit", EMPTY_TRUST);
+    iam.add_role("eks-view", EMPTY_TRUST);
+    let prod = |name: &str, mode| {
+        let mut c = cluster(name, "us-east-1", true, mode);
+        c.tags.insert("env".into(), "prod".into());
+        c
+    };
+    let eks = FakeEks::new(vec![
+        prod("c1", AuthMode::ConfigMap),
+        cluster("c3", "eu-west-1", true, AuthMode::ConfigMap),
+        prod("c4", AuthMode::Api),
+    ]);
+    let kube = FakeKube::default();
+    kube.set("c1", aws_auth(NODE_ROLES, None));
+    kube.set("c3", aws_auth(NODE_ROLES, None));
+    let mut cfg = config();
+    cfg.access = AccessConfig::from_yaml(TIERS).expect("tiers");
+    let engine = Engine::new(cfg, iam.clone(), eks.clone(), kube.clone())
+        .with_conflict_backoff(Duration::from_millis(1));
+    World {
+        iam,
+        eks,
+        kube,
+        engine,
+    }
+}
+
+fn trusted(policy: &str) -> Vec<String> {
+    let mut names: Vec<String> = ["alice", "bob", "dave", "erin", "frank"]
+        .iter()
+        .filter(|n| policy.contains(&arn(n)))
+        .map(|n| n.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn full_run_puts_each_tiers_members_in_its_roles_trust_policy() {
+    let w = tier_world();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(trusted(&w.iam.policy()), ["alice"]);
+    assert_eq!(trusted(&w.iam.role_policy("eks-edit")), ["dave", "frank"]);
+    // Group names compare without case (frank is in "Auditors").
+    assert_eq!(trusted(&w.iam.role_policy("eks-view")), ["erin", "frank"]);
+    let tiers: Vec<(&str, usize, bool)> = r
+        .tiers
+        .iter()
+        .map(|t| (t.tier.as_str(), t.members, t.trust_policy.changed))
+        .collect();
+    assert_eq!(
+        tiers,
+        [
+            ("admin", 1, true),
+            ("developers", 2, true),
+            ("readers", 2, true)
+        ]
+    );
+    // The first tier is also where the single-tier report had it.
+    assert_eq!(r.trust_policy, r.tiers[0].trust_policy);
+    assert_eq!(r.admin_users, 1);
+
+    // A second run writes nothing.
+    let writes = total_writes(&w) + w.iam.other_writes().len();
+    let again = w.engine.apply_full(&Scope::all()).await;
+    assert!(again.succeeded(), "{again:#?}");
+    assert_eq!(total_writes(&w) + w.iam.other_writes().len(), writes);
+}
+
+#[tokio::test]
+async fn each_cluster_maps_the_tier_roles_that_apply_to_it() {
+    let w = tier_world();
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    let roles = |c: &str| -> Vec<(String, Vec<String>)> {
+        map_roles_entries(&w.kube.data(c).expect("aws-auth"))
+            .iter()
+            .skip(1) // the node role, kept first
+            .map(|e| {
+                let groups = e["groups"]
+                    .as_array()
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(|g| g.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (e["rolearn"].as_str().unwrap_or_default().to_owned(), groups)
+            })
+            .collect()
+    };
+    let role = |n: &str| format!("arn:aws:iam::{ACCOUNT}:role/{n}");
+    // c1 is env=prod: all three tiers, each with its own group.
+    assert_eq!(
+        roles("c1"),
+        [
+            (role("eks-admin"), vec!["system:masters".to_owned()]),
+            (
+                role("eks-edit"),
+                vec!["eks-access-sync:developers".to_owned()]
+            ),
+            (role("eks-view"), vec!["eks-access-sync:readers".to_owned()]),
+        ]
+    );
+    // c3 is not env=prod: the readers tier does not apply.
+    let c3: Vec<String> = roles("c3").into_iter().map(|(r, _)| r).collect();
+    assert_eq!(c3, [role("eks-admin"), role("eks-edit")]);
+
+    // c4 (API): an entry per tier role, with the tier's policy and scope.
+    assert_eq!(status(&r, "c4"), ClusterStatus::Created);
+    let entries = w.eks.entries("c4");
+    let policy_of = |role_name: &str| {
+        let e = entries
+            .values()
+            .find(|e| e.principal_arn.ends_with(&format!("/{role_name}")))
+            .unwrap_or_else(|| panic!("no entry for {role_name}: {entries:#?}"));
+        (e.policies.clone(), e.policy_namespaces.clone())
+    };
+    let (p, ns) = policy_of("eks-edit");
+    assert_eq!(
+        p,
+        [(
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy".to_owned(),
+            "namespace".to_owned()
+        )]
+    );
+    assert_eq!(
+        ns.values().next().cloned().unwrap_or_default(),
+        ["team-a", "team-b-*"]
+    );
+    let (p, ns) = policy_of("eks-view");
+    assert_eq!(
+        p[0].0,
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+    );
+    assert_eq!(p[0].1, "cluster");
+    assert!(ns.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_scope_is_associated_again_in_place() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    let mut cfg = w.engine.config().clone();
+    cfg.access = AccessConfig::from_yaml(&TIERS.replace("[team-a, \"team-b-*\"]", "[team-c]"))
+        .expect("tiers");
+    let engine = Engine::new(cfg, w.iam.clone(), w.eks.clone(), w.kube.clone());
+    let r = engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    let c4 = r.clusters.iter().find(|c| c.name == "c4").expect("c4");
+    assert_eq!(c4.status, ClusterStatus::Updated, "{c4:#?}");
+    let entries = w.eks.entries("c4");
+    let edit = entries
+        .values()
+        .find(|e| e.principal_arn.ends_with("/eks-edit"))
+        .expect("edit entry");
+    assert_eq!(edit.policies.len(), 1, "{edit:#?}");
+    assert_eq!(
+        edit.policy_namespaces
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_default(),
+        ["team-c"]
+    );
+}
+
+fn group_event(name: &str, user: &str, group: &str) -> serde_json::Value {
+    let mut ev = iam_event("TagUser", user);
+    ev["detail"]["eventName"] = json!(name);
+    ev["detail"]["requestParameters"] = json!({ "userName": user, "groupName": group });
+    ev
+}
+
+#[tokio::test]
+async fn leaving_a_group_removes_the_user_from_that_tier_only() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    let before_admin = w.iam.writes();
+    // frank leaves sre: still an auditor (readers), no longer a developer.
+    let mut users = vec![];
+    for mut u in [
+        member("alice", &[("eks-admin", "true")], &[]),
+        member("dave", &[], &["developers"]),
+        member("erin", &[("eks-access", "view")], &[]),
+        member("frank", &[], &["Auditors"]),
+    ] {
+        u.groups.sort();
+        users.push(u);
+    }
+    w.iam.set_users(users);
+    let written_before = w.iam.other_writes().len();
+    let r = ran(w
+        .engine
+        .handle_iam_events_payload(
+            &group_event("RemoveUserFromGroup", "frank", "sre"),
+            RunMode::Apply,
+        )
+        .await);
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(trusted(&w.iam.role_policy("eks-edit")), ["dave"]);
+    assert_eq!(trusted(&w.iam.role_policy("eks-view")), ["erin", "frank"]);
+    // Only the developers' role was written; the others were not even edited.
+    assert_eq!(
+        w.iam.other_writes()[written_before..],
+        ["eks-edit".to_owned()]
+    );
+    assert_eq!(w.iam.writes(), before_admin);
+    assert_eq!(r.tiers[1].trust_policy.removed, [arn("frank")]);
+    assert!(!r.tiers[0].trust_policy.changed && !r.tiers[2].trust_policy.changed);
+}
+
+#[tokio::test]
+async fn joining_a_group_adds_the_user_to_that_tier() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    w.iam.set_users(vec![
+        member("alice", &[("eks-admin", "true")], &[]),
+        member("bob", &[("team", "x")], &["SRE"]),
+    ]);
+    let r = ran(w
+        .engine
+        .handle_iam_events_payload(&group_event("AddUserToGroup", "bob", "SRE"), RunMode::Apply)
+        .await);
+    assert!(r.succeeded(), "{r:#?}");
+    assert!(trusted(&w.iam.role_policy("eks-edit")).contains(&"bob".to_owned()));
+    assert!(!trusted(&w.iam.role_policy("eks-view")).contains(&"bob".to_owned()));
+    assert!(!trusted(&w.iam.policy()).contains(&"bob".to_owned()));
+}
+
+#[tokio::test]
+async fn delete_user_removes_a_two_tier_member_from_both() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    w.iam.set_users(vec![
+        member("alice", &[("eks-admin", "true")], &[]),
+        member("dave", &[], &["developers"]),
+        member("erin", &[("eks-access", "view")], &[]),
+    ]);
+    let r = ran(w
+        .engine
+        .handle_iam_events_payload(&iam_event("DeleteUser", "frank"), RunMode::Apply)
+        .await);
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(trusted(&w.iam.role_policy("eks-edit")), ["dave"]);
+    assert_eq!(trusted(&w.iam.role_policy("eks-view")), ["erin"]);
+    assert_eq!(trusted(&w.iam.policy()), ["alice"]);
+}
+
+#[test]
+fn a_group_event_of_a_group_no_tier_uses_is_ignored() {
+    let mut cfg = config();
+    cfg.access = AccessConfig::from_yaml(TIERS).expect("tiers");
+    for name in ["AddUserToGroup", "RemoveUserFromGroup"] {
+        match classify_event(&group_event(name, "bob", "finance"), &cfg) {
+            EventClass::Ignored { reason } => {
+                assert!(reason.contains("selects no tier"), "{reason}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let mut del = group_event("DeleteGroup", "bob", "finance");
+    del["detail"]["requestParameters"] = json!({ "groupName": "finance" });
+    assert!(matches!(
+        classify_event(&del, &cfg),
+        EventClass::Ignored { .. }
+    ));
+    del["detail"]["requestParameters"] = json!({ "groupName": "SRE" });
+    assert_eq!(
+        classify_event(&del, &cfg),
+        EventClass::IamGroupDeleted {
+            group: "SRE".into()
+        }
+    );
+}
