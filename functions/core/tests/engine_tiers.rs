@@ -337,3 +337,38 @@ fn a_group_event_of_a_group_no_tier_uses_is_ignored() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_tier_removed_from_the_configuration_leaves_no_mapping_or_entry() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    // A hand-made entry naming a tier group beside another group is not ours.
+    let mut d1 = w.kube.data("c1").expect("c1");
+    let mixed = "- rolearn: arn:aws:iam::111122223333:role/mixed\n  username: mixed\n  groups:\n    - eks-access-sync:readers\n    - ops\n";
+    d1.insert("mapRoles".into(), format!("{}{mixed}", d1["mapRoles"]));
+    w.kube.set("c1", Some(d1));
+    let mut cfg = w.engine.config().clone();
+    let text = TIERS.split("  - name: readers").next().expect("two tiers");
+    cfg.access = AccessConfig::from_yaml(text).expect("tiers");
+    let engine = Engine::new(cfg, w.iam.clone(), w.eks.clone(), w.kube.clone());
+    let r = engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    let roles = w.kube.data("c1").expect("c1")["mapRoles"].clone();
+    assert!(!roles.contains("role/eks-view"), "{roles}");
+    assert!(roles.contains("role/mixed"), "{roles}");
+    assert!(roles.contains("role/eks-edit"), "{roles}");
+    let c1 = r.clusters.iter().find(|c| c.name == "c1").expect("c1");
+    assert!(
+        c1.changes.iter().any(|l| l.contains("retired tier")),
+        "{c1:#?}"
+    );
+    let entries = w.eks.entries("c4");
+    assert!(
+        entries.keys().all(|p| !p.ends_with("/eks-view")),
+        "{entries:#?}"
+    );
+    assert!(entries.keys().any(|p| p.ends_with("/eks-edit")));
+    // And nothing more on the next run.
+    let again = engine.apply_full(&Scope::all()).await;
+    assert!(again.clusters.iter().all(|c| c.status == ClusterStatus::Unchanged), "{again:#?}");
+}

@@ -8,6 +8,7 @@ use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::{RoleArn, UserArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterEndpoint, ClusterInfo};
 use crate::model::mapping::Offboarded;
+use crate::model::tiers::OWN_GROUP_PREFIX;
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
 use crate::policy::accessentry::{AccessEntryPlan, AccessEntryView, plan_role_entry};
@@ -21,7 +22,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         goal: &ClusterGoal,
         mode: RunMode,
     ) -> Result<ClusterOutcome, Error> {
-        let (views, user_arns) = self.read_entries(cluster, goal).await?;
+        let (views, user_arns) = self.read_entries(cluster).await?;
         let offboarded = offboarded_for(goal, &user_arns);
         let ae = plan_cluster_entries(&views, goal, cluster, &offboarded);
         let mut changes = ae.change_lines();
@@ -77,28 +78,25 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         Ok(merge_aws_auth(outcome, offboard))
     }
 
-    /// The tier roles' entries (described) and every user entry (principal only),
-    /// and the user principals.
+    /// Every role's entry (described) and every user entry (principal only), and the
+    /// user principals.
     async fn read_entries(
         &self,
         cluster: &ClusterInfo,
-        goal: &ClusterGoal,
     ) -> Result<(Vec<AccessEntryView>, Vec<String>), Error> {
         let (region, name) = (cluster.region.as_str(), &cluster.name);
         let principals = self.eks.list_access_entries(region, name).await?;
-        let mut views = Vec::new();
+        // Every role's entry is described (at once): a tier role's, and any other that
+        // may be a retired tier's (its groups tell).
+        let roles = principals.iter().filter(|p| p.parse::<RoleArn>().is_ok());
+        let described = futures::future::try_join_all(
+            roles.map(|p| self.eks.describe_access_entry(region, name, p)),
+        )
+        .await?;
+        let mut views: Vec<AccessEntryView> = described.into_iter().flatten().collect();
         let mut user_arns = Vec::new();
         for p in &principals {
-            if let Ok(role) = p.parse::<RoleArn>() {
-                if goal
-                    .tiers
-                    .iter()
-                    .any(|t| role.eq_ignoring_path_and_case(&t.role_arn))
-                    && let Some(v) = self.eks.describe_access_entry(region, name, p).await?
-                {
-                    views.push(v);
-                }
-            } else if p.parse::<UserArn>().is_ok() {
+            if p.parse::<UserArn>().is_ok() {
                 user_arns.push(p.clone());
                 views.push(AccessEntryView {
                     principal_arn: p.clone(),
@@ -170,14 +168,30 @@ fn plan_cluster_entries(
         let gone = if i == 0 { offboarded } else { &[] };
         plan_role_entry(views, &t.entry, &t.policy, gone, t.role_created)
     });
-    let Some(mut first) = plans.next() else {
-        return AccessEntryPlan {
-            delete_entries: plan_access_entries_deletions(views, offboarded),
-            ..AccessEntryPlan::default()
-        };
-    };
+    let mut first = plans.next().unwrap_or_else(|| AccessEntryPlan {
+        delete_entries: plan_access_entries_deletions(views, offboarded),
+        ..AccessEntryPlan::default()
+    });
     first.more_tiers = plans.collect();
     first
+        .delete_entries
+        .extend(retired_tier_entries(views, &goal.live_groups(cluster)));
+    first
+}
+
+/// Entries of retired tiers: every Kubernetes group a tier group
+/// (`eks-access-sync:<tier>`), none of them a configured tier's that applies here.
+fn retired_tier_entries(views: &[AccessEntryView], live: &[String]) -> Vec<String> {
+    views
+        .iter()
+        .filter(|e| {
+            !e.kubernetes_groups.is_empty()
+                && e.kubernetes_groups
+                    .iter()
+                    .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !live.contains(g))
+        })
+        .map(|e| e.principal_arn.clone())
+        .collect()
 }
 
 /// The entries of offboarded users.

@@ -251,6 +251,7 @@ fn aws_auth_edit(
             for t in goal.tiers_for(cluster) {
                 doc.ensure_role(&t.mapping)?;
             }
+            doc.remove_retired_tiers(&goal.live_groups(cluster))?;
             doc.remove_users(&offboarded)?;
             doc.created() || !doc.changes().is_empty()
         }

@@ -63,6 +63,10 @@ impl TierGoal {
 pub(super) struct ClusterGoal {
     /// The tiers whose role could be read, in the configuration's order.
     pub(super) tiers: Vec<TierGoal>,
+    /// Every configured tier's own group and cluster selector (read or not): a
+    /// mapping or entry of a tier group not among those that apply to a cluster is a
+    /// retired tier's.
+    pub(super) tier_groups: Vec<(String, Option<TagSpec>)>,
     pub(super) offboarded: Vec<Offboarded>,
     /// Names of every existing user (lower-case), when the full listing is known:
     /// direct mappings of this account's users not in it are stale.
@@ -87,6 +91,10 @@ impl ClusterGoal {
                 .iter()
                 .filter_map(|(i, role)| tiers.get(*i).map(|t| TierGoal::new(t, role)))
                 .collect(),
+            tier_groups: tiers
+                .iter()
+                .map(|t| (t.own_group(), t.clusters.clone()))
+                .collect(),
             account: roles
                 .first()
                 .map(|(_, r)| r.arn.account().to_owned())
@@ -99,6 +107,15 @@ impl ClusterGoal {
             }),
             retries: AtomicU32::new(0),
         }
+    }
+
+    /// The own groups of the configured tiers that apply to `cluster`.
+    pub(super) fn live_groups(&self, cluster: &ClusterInfo) -> Vec<String> {
+        self.tier_groups
+            .iter()
+            .filter(|(_, sel)| sel.as_ref().is_none_or(|t| cluster.has_tag(&t.key, &t.value)))
+            .map(|(g, _)| g.clone())
+            .collect()
     }
 
     /// The tiers that apply to `cluster`.

@@ -95,6 +95,9 @@ pub enum AwsAuthChange {
         userarn: String,
         username: Option<String>,
     },
+    /// The mapping of a tier no longer configured (all its groups were tier groups
+    /// `eks-access-sync:<tier>` of retired tiers) was removed.
+    RetiredTierRoleRemoved { rolearn: String, groups: Vec<String> },
 }
 
 impl fmt::Display for AwsAuthChange {
@@ -110,6 +113,11 @@ impl fmt::Display for AwsAuthChange {
             AwsAuthChange::AdminRoleRequoted { field } => write!(
                 f,
                 "mapRoles: admin role {field}: quoted so YAML 1.1 reads it as a string"
+            ),
+            AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups } => write!(
+                f,
+                "mapRoles: remove {rolearn} (retired tier group {})",
+                groups.join(", ")
             ),
             AwsAuthChange::AdminDuplicatesRemoved { count } => {
                 write!(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde_json::{Map, Value};
+use crate::model::tiers::OWN_GROUP_PREFIX;
 
 use super::text::{
     Entry, Fate, Kind, NewEntry, Node, column, locate, locate_error, quoted, quoted_list,
@@ -293,6 +294,57 @@ impl AwsAuth {
         }
         let new = located.rewrite(&text, &fates, None);
         self.store(MAP_USERS, new, &expected, changes)
+    }
+
+    /// Removes the `mapRoles` entries of retired tiers: entries whose groups are all
+    /// tier groups (`eks-access-sync:<tier>`) and none of them in `current` (the
+    /// configured tiers' groups). Any other entry stays as written.
+    pub fn remove_retired_tiers(
+        &mut self,
+        current: &[String],
+    ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
+        let Some(text) = self.data.get(MAP_ROLES).cloned() else {
+            return Ok(Vec::new());
+        };
+        let entries = parse_entries(MAP_ROLES, &text)?;
+        let retired = |e: &Value| -> Option<(String, Vec<String>)> {
+            let m = e.as_object()?;
+            let groups: Vec<String> = m
+                .get("groups")?
+                .as_array()?
+                .iter()
+                .map(|g| g.as_str().map(str::to_owned))
+                .collect::<Option<_>>()?;
+            let all_retired = !groups.is_empty()
+                && groups
+                    .iter()
+                    .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !current.contains(g));
+            all_retired.then(|| (field_str(m, "rolearn").unwrap_or_default(), groups))
+        };
+        let mut changes = Vec::new();
+        let mut fates = Vec::with_capacity(entries.len());
+        let mut expected = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            if let Some((rolearn, groups)) = retired(entry) {
+                changes.push(AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups });
+                fates.push(Fate::Drop);
+            } else {
+                fates.push(Fate::Keep);
+                expected.push(entry.clone());
+            }
+        }
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let located = locate(MAP_ROLES, &text)?;
+        if located.entries.len() != entries.len() {
+            return Err(locate_error(
+                MAP_ROLES,
+                "entries located do not match entries read",
+            ));
+        }
+        let new = located.rewrite(&text, &fates, None);
+        self.store(MAP_ROLES, new, &expected, changes)
     }
 
     /// Checks that `new` reads back as `expected`, then keeps it.
