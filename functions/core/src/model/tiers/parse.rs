@@ -64,18 +64,52 @@ fn position(loc: &Location) -> Position {
     }
 }
 
-fn yaml_error(e: &serde_saphyr::Error) -> AccessConfigError {
-    let message: String = UserMessageFormatter
+fn yaml_error(text: &str, e: &serde_saphyr::Error) -> AccessConfigError {
+    let mut message: String = UserMessageFormatter
         .format_message(e)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    AccessConfigError::Yaml {
-        at: e
-            .location()
-            .map_or(Position { line: 0, column: 0 }, |l| position(&l)),
-        message,
+    let at = e
+        .location()
+        .map_or(Position { line: 0, column: 0 }, |l| position(&l));
+    // serde-saphyr names unknown, missing and duplicate keys (in backticks) but not the
+    // key of a value of the wrong type: take it from the text.
+    if !message.contains('`')
+        && let Some(key) = key_before(text, at)
+    {
+        message = format!("{key}: {message}");
     }
+    AccessConfigError::Yaml { at, message }
+}
+
+/// The mapping key whose value is at `at`: the last `key:` on that line up to the column.
+fn key_before(text: &str, at: Position) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(at.line).ok()?.checked_sub(1)?)?;
+    let upto: String = line
+        .chars()
+        .take(usize::try_from(at.column).ok()?)
+        .collect();
+    let colon = upto
+        .char_indices()
+        .filter(|&(i, c)| {
+            c == ':' && (i + 1 == upto.len() || upto[i + 1..].starts_with([' ', '\t']))
+        })
+        .map(|(i, _)| i)
+        .next_back()?;
+    let key: String = upto[..colon]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| !(c.is_whitespace() || matches!(c, '{' | '[' | ',')))
+        .collect::<Vec<char>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let key = key.trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// Validates the values of tier `index`, naming keys as `tiers[index].…`.
@@ -246,7 +280,7 @@ pub(super) fn from_yaml(text: &str) -> Result<AccessConfig, AccessConfigError> {
     }
     let options = serde_saphyr::options! { with_snippet: false };
     let doc: RawDoc =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(&e))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(text, &e))?;
     if doc.tiers.value.is_empty() {
         return Err(AccessConfigError::Invalid {
             at: position(&doc.tiers.referenced),

@@ -223,6 +223,19 @@ const BAD_DOCUMENTS: &[(&str, &str, u64, &[&str])] = &[
         &["policy"],
     ),
     (
+        "a list where a string goes",
+        "tiers:\n  - name: a\n    role: [r]\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        3,
+        &["role: "],
+    ),
+    (
+        "a string where a list goes, in flow style",
+        "tiers:\n  - name: a\n    role: r\n    members: { groups: developers }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        4,
+        &["groups: "],
+    ),
+    ("no list of tiers", "tiers:\n", 1, &["tiers: "]),
+    (
         "a YAML syntax error",
         "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
         5,
