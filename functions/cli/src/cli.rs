@@ -1,5 +1,7 @@
 //! Command-line parsing and the commands.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use eks_access_sync::bootstrap;
 use eks_access_sync::intake::{IntakeError, parse_event, read_event};
@@ -15,15 +17,20 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code of `plan --exit-code` when changes are pending.
 pub const EXIT_CHANGES: u8 = 2;
+/// Exit code of a usage error (clap's).
+pub const EXIT_USAGE: u8 = 2;
 
 /// Keeps EKS cluster-admin access in step with IAM.
 ///
 /// Configuration comes from the environment (ADMIN_ROLE_NAME, ADMIN_USER_TAG,
-/// CLUSTER_TAG, CLUSTER_REGIONS, …), AWS credentials and endpoints from the standard
-/// AWS chain.
+/// CLUSTER_TAG, CLUSTER_REGIONS, …) and the access configuration file (--config, else
+/// ACCESS_CONFIG), AWS credentials and endpoints from the standard AWS chain.
 #[derive(Debug, Parser)]
 #[command(name = "eks-access-sync", version, about)]
 pub struct Cli {
+    /// The access configuration file (YAML: the tiers); it stands in for ACCESS_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,6 +86,21 @@ pub enum Command {
         #[arg(long)]
         role_arn: RoleArn,
     },
+    /// Work with the access configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate an access configuration file and print one line per tier (needs no
+    /// AWS credentials). Exits 1 when the file is invalid, naming the line.
+    Check {
+        /// The file; default: the one given with --config.
+        file: Option<PathBuf>,
+    },
 }
 
 fn scope_of(clusters: Vec<ClusterName>) -> Scope {
@@ -125,6 +147,22 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 pub async fn run(cli: Cli) -> u8 {
+    if let Command::Config {
+        command: ConfigCommand::Check { file },
+    } = &cli.command
+    {
+        return crate::config_file::check(file.as_deref().or(cli.config.as_deref()));
+    }
+    let access_text = match &cli.config {
+        Some(path) => match crate::config_file::read(path) {
+            Ok((text, _)) => Some(text),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILED;
+            }
+        },
+        None => None,
+    };
     if let Command::Bootstrap {
         cluster,
         region,
@@ -133,13 +171,15 @@ pub async fn run(cli: Cli) -> u8 {
     {
         return cmd_bootstrap(cluster, region, role_arn).await;
     }
-    let engine = match SdkEngine::from_env().await {
-        Ok((engine, _)) => engine,
+    let config = match crate::config_file::load_config(access_text.as_deref()) {
+        Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: invalid configuration: {e}");
             return EXIT_FAILED;
         }
     };
+    let sdk = eks_access_sync::adapters::aws::sdk::load_sdk_config().await;
+    let engine = SdkEngine::from_sdk(config, &sdk);
     match cli.command {
         Command::Plan {
             output,
@@ -162,7 +202,7 @@ pub async fn run(cli: Cli) -> u8 {
             }
             cmd_handle_event(&engine, &file).await
         }
-        Command::Bootstrap { .. } => EXIT_FAILED,
+        Command::Bootstrap { .. } | Command::Config { .. } => EXIT_FAILED,
     }
 }
 
@@ -309,5 +349,45 @@ mod tests {
             .is_err()
         );
         assert!(Cli::try_parse_from(["eks-access-sync", "plan", "--output", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn every_command_takes_config_and_config_check_takes_a_file() {
+        for args in [
+            &["plan"][..],
+            &["reconcile"],
+            &["handle-event", "-"],
+            &[
+                "bootstrap",
+                "--cluster",
+                "p",
+                "--region",
+                "r",
+                "--role-arn",
+                "arn:aws:iam::111122223333:role/x",
+            ],
+            &["config", "check"],
+        ] {
+            for before in [true, false] {
+                let mut argv = vec!["eks-access-sync"];
+                if before {
+                    argv.extend(["--config", "a.yaml"]);
+                    argv.extend_from_slice(args);
+                } else {
+                    argv.extend_from_slice(args);
+                    argv.extend(["--config", "a.yaml"]);
+                }
+                let c = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                assert_eq!(c.config, Some(PathBuf::from("a.yaml")), "{argv:?}");
+            }
+        }
+        let c = Cli::try_parse_from(["eks-access-sync", "config", "check", "b.yaml"]).unwrap();
+        match c.command {
+            Command::Config {
+                command: ConfigCommand::Check { file },
+            } => assert_eq!(file.as_deref(), Some(std::path::Path::new("b.yaml"))),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(c.config, None);
     }
 }

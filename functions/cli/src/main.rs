@@ -1,10 +1,12 @@
 //! `eks-access-sync`: the operator CLI. Same configuration and engine as the Lambda
 //! functions. Output (plan, diff, report) goes to stdout, logs (JSON) to stderr.
 //!
-//! Exit codes: 0 success, 1 failure, 2 with `plan --exit-code` when changes are pending.
+//! Exit codes: 0 success, 1 failure (also an invalid configuration file, for `config
+//! check` too), 2 a usage error or, with `plan --exit-code`, changes pending.
 #![warn(clippy::too_many_lines)]
 
 mod cli;
+mod config_file;
 
 fn main() -> std::process::ExitCode {
     eks_access_sync::telemetry::init_tracing(eks_access_sync::telemetry::LogTarget::Stderr);

@@ -1,4 +1,5 @@
-//! eks-access-sync: keeps EKS cluster-admin access in step with IAM.
+//! eks-access-sync: keeps EKS access in step with IAM, in tiers (a tag or an IAM group
+//! chooses the role, the clusters and the Kubernetes rights; [`model::tiers`]).
 #![warn(clippy::too_many_lines)]
 //!
 //! Layers, each importing only the ones before it:

@@ -3,7 +3,8 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `ADMIN_ROLE_NAME` | (required) | the admin role whose trust policy we manage |
+//! | `ACCESS_CONFIG` | (none) | the access configuration, YAML ([`AccessConfig`]); replaces the four tier variables below |
+//! | `ADMIN_ROLE_NAME` | (required without `ACCESS_CONFIG`) | the admin role whose trust policy we manage |
 //! | `ADMIN_USER_TAG` | `eks-access=admin` | IAM users with this tag are admins |
 //! | `CLUSTER_TAG` | `eks-access-sync/managed=true` | EKS clusters with this tag are managed |
 //! | `K8S_USERNAME` | `admin:{{AccessKeyID}}:{{SessionName}}` | Kubernetes username of the mapping |
@@ -17,6 +18,11 @@
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
+//!
+//! Without `ACCESS_CONFIG`, `ADMIN_ROLE_NAME`, `ADMIN_USER_TAG`, `K8S_USERNAME` and
+//! `K8S_GROUPS` make the one tier `admin` ([`Tier::legacy_admin`]); with it they are
+//! not read (`ADMIN_USER_TAG` only fills the transitional field when the first tier
+//! selects by group alone).
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,7 +30,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::arn::RoleName;
-use crate::model::tiers::{AccessConfig, Tier};
+use crate::model::tiers::{AccessConfig, AccessConfigError, Tier};
 
 /// A configuration value is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +48,9 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    /// `ACCESS_CONFIG` is not a valid access configuration (the message names the line).
+    #[error("ACCESS_CONFIG is invalid: {0}")]
+    Access(#[source] AccessConfigError),
 }
 
 /// A `key=value` tag filter.
@@ -98,12 +107,17 @@ impl fmt::Display for TagSpec {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
-    /// The access tiers (never empty).
+    /// The access tiers (never empty): `ACCESS_CONFIG`, else the one tier `admin` of
+    /// the single-tier variables.
     pub access: AccessConfig,
+    /// Transitional (until the engine runs per tier): the first tier's role.
     pub admin_role_name: RoleName,
+    /// Transitional: the first tier's member tag (`ADMIN_USER_TAG` if it has none).
     pub admin_user_tag: TagSpec,
     pub cluster_tag: TagSpec,
+    /// Transitional: the first tier's `aws-auth` username.
     pub k8s_username: String,
+    /// Transitional: the first tier's `aws-auth` groups.
     pub k8s_groups: Vec<String>,
     pub trust_statement_sid: String,
     pub trust_policy_max_chars: usize,
@@ -182,19 +196,6 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
-        let role = get("ADMIN_ROLE_NAME").ok_or(ConfigError::Missing {
-            var: "ADMIN_ROLE_NAME",
-            expected: "the name of the admin IAM role (not its ARN)",
-        })?;
-        let admin_role_name =
-            role.trim()
-                .parse::<RoleName>()
-                .map_err(|e| ConfigError::Invalid {
-                    var: "ADMIN_ROLE_NAME",
-                    value: role.clone(),
-                    expected: format!("an IAM role name, not an ARN ({e})"),
-                })?;
-
         let tag = |var: &'static str, default: &str| -> Result<TagSpec, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.to_string());
             v.parse().map_err(|e: TagSpecError| ConfigError::Invalid {
@@ -206,19 +207,20 @@ impl Config {
         let admin_user_tag = tag("ADMIN_USER_TAG", DEFAULT_ADMIN_USER_TAG)?;
         let cluster_tag = tag("CLUSTER_TAG", DEFAULT_CLUSTER_TAG)?;
 
-        let k8s_username = get("K8S_USERNAME")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| DEFAULT_K8S_USERNAME.to_string());
-
-        let groups_raw = get("K8S_GROUPS").unwrap_or_else(|| DEFAULT_K8S_GROUPS.to_string());
-        let k8s_groups = comma_list(&groups_raw);
-        if k8s_groups.is_empty() {
-            return Err(ConfigError::Invalid {
-                var: "K8S_GROUPS",
-                value: groups_raw,
-                expected: "a comma-separated list of at least one Kubernetes group".into(),
-            });
-        }
+        let access = match get("ACCESS_CONFIG") {
+            Some(text) => AccessConfig::from_yaml(&text).map_err(ConfigError::Access)?,
+            None => AccessConfig {
+                tiers: vec![legacy_tier(&get, admin_user_tag.clone())?],
+            },
+        };
+        let first = access.tiers.first().ok_or(ConfigError::Missing {
+            var: "ACCESS_CONFIG",
+            expected: "at least one tier",
+        })?;
+        let admin_role_name = first.role.clone();
+        let admin_user_tag = first.members.tag.clone().unwrap_or(admin_user_tag);
+        let k8s_username = first.username.clone();
+        let k8s_groups = first.groups.clone();
 
         let sid = get("TRUST_STATEMENT_SID")
             .map(|s| s.trim().to_string())
@@ -248,14 +250,7 @@ impl Config {
         let cluster_regions = lookup_regions(&get)?;
 
         Ok(Config {
-            access: AccessConfig {
-                tiers: vec![Tier::legacy_admin(
-                    admin_role_name.clone(),
-                    admin_user_tag.clone(),
-                    k8s_username.clone(),
-                    k8s_groups.clone(),
-                )],
-            },
+            access,
             admin_role_name,
             admin_user_tag,
             cluster_tag,
@@ -269,6 +264,36 @@ impl Config {
             trust_lock_table,
         })
     }
+}
+
+/// The tier `admin` of the single-tier variables: `ADMIN_ROLE_NAME` (required),
+/// the member tag `ADMIN_USER_TAG`, `K8S_USERNAME` and `K8S_GROUPS`.
+fn legacy_tier(get: &dyn Fn(&str) -> Option<String>, tag: TagSpec) -> Result<Tier, ConfigError> {
+    let role = get("ADMIN_ROLE_NAME").ok_or(ConfigError::Missing {
+        var: "ADMIN_ROLE_NAME",
+        expected: "the name of the admin IAM role (not its ARN), or ACCESS_CONFIG",
+    })?;
+    let role_name = role
+        .trim()
+        .parse::<RoleName>()
+        .map_err(|e| ConfigError::Invalid {
+            var: "ADMIN_ROLE_NAME",
+            value: role.clone(),
+            expected: format!("an IAM role name, not an ARN ({e})"),
+        })?;
+    let username = get("K8S_USERNAME")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| DEFAULT_K8S_USERNAME.to_string());
+    let groups_raw = get("K8S_GROUPS").unwrap_or_else(|| DEFAULT_K8S_GROUPS.to_string());
+    let groups = comma_list(&groups_raw);
+    if groups.is_empty() {
+        return Err(ConfigError::Invalid {
+            var: "K8S_GROUPS",
+            value: groups_raw,
+            expected: "a comma-separated list of at least one Kubernetes group".into(),
+        });
+    }
+    Ok(Tier::legacy_admin(role_name, tag, username, groups))
 }
 
 /// `TRUST_LOCK_TABLE`: a DynamoDB table name, if set.
@@ -320,6 +345,9 @@ fn lookup_regions(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, C
     }
     Ok(cluster_regions)
 }
+
+#[cfg(test)]
+mod access_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! Data types: ARNs and names, the configuration, clusters and mappings.
+//! Data types: ARNs and names, the configuration and its access tiers, clusters and
+//! mappings.
 //!
 //! The bottom layer: imports nothing else of this crate, does no I/O.
 

@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::model::arn::RoleName;
 use crate::model::config::TagSpec;
 
+mod error;
 mod parse;
 #[cfg(test)]
 mod tests;
+
+pub use error::{AccessConfigError, Position};
 
 /// The largest accepted configuration, in bytes. It travels in the `ACCESS_CONFIG`
 /// environment variable, and Lambda allows 4 KB for all of a function's variables
@@ -372,8 +375,7 @@ impl Tier {
     /// Whether the role is mapped to the tier's own group, so that the tool owns the
     /// RBAC bindings granting that group the policy's ClusterRole.
     pub fn manages_bindings(&self) -> bool {
-        let own = self.own_group();
-        self.groups.contains(&own)
+        self.groups.contains(&self.own_group())
     }
 
     /// Whether a user with these tags and IAM groups belongs to the tier.
@@ -449,57 +451,5 @@ impl AccessConfig {
     /// Every tier's role, in the order of the tiers.
     pub fn roles(&self) -> Vec<&RoleName> {
         self.tiers.iter().map(|t| &t.role).collect()
-    }
-}
-
-/// Where in the document: 1-based line and column (0: unknown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub line: u64,
-    pub column: u64,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (0, _) => f.write_str("(line unknown)"),
-            (line, 0) => write!(f, "line {line}"),
-            (line, column) => write!(f, "line {line}, column {column}"),
-        }
-    }
-}
-
-/// A configuration that cannot be used. Every message names the line (and column)
-/// and the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AccessConfigError {
-    /// Over [`MAX_ACCESS_CONFIG_BYTES`].
-    #[error(
-        "the access configuration is {len} bytes, over the limit of {max} (it travels in the \
-         ACCESS_CONFIG environment variable, and Lambda allows 4 KB for all variables \
-         together): shorten it, e.g. with flow style (`members: {{ tag: k=v }}`) and fewer comments"
-    )]
-    TooLarge { len: usize, max: usize },
-    /// Not YAML, or not of the expected shape: an unknown or missing key, a value of the
-    /// wrong type (the message names the key).
-    #[error("{at}: {message}")]
-    Yaml { at: Position, message: String },
-    /// Well-formed, but a value breaks a rule.
-    #[error("{at}: {key}: {reason}")]
-    Invalid {
-        at: Position,
-        /// The path of the key, e.g. `tiers[1].kubernetes.policy`.
-        key: String,
-        reason: String,
-    },
-}
-
-impl AccessConfigError {
-    /// The line the error points at (0: unknown; [`AccessConfigError::TooLarge`]: 0).
-    pub fn line(&self) -> u64 {
-        match self {
-            Self::TooLarge { .. } => 0,
-            Self::Yaml { at, .. } | Self::Invalid { at, .. } => at.line,
-        }
     }
 }

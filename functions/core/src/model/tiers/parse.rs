@@ -64,18 +64,52 @@ fn position(loc: &Location) -> Position {
     }
 }
 
-fn yaml_error(e: &serde_saphyr::Error) -> AccessConfigError {
-    let message: String = UserMessageFormatter
+fn yaml_error(text: &str, e: &serde_saphyr::Error) -> AccessConfigError {
+    let mut message: String = UserMessageFormatter
         .format_message(e)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    AccessConfigError::Yaml {
-        at: e
-            .location()
-            .map_or(Position { line: 0, column: 0 }, |l| position(&l)),
-        message,
+    let at = e
+        .location()
+        .map_or(Position { line: 0, column: 0 }, |l| position(&l));
+    // serde-saphyr names unknown, missing and duplicate keys (in backticks) but not the
+    // key of a value of the wrong type: take it from the text.
+    if !message.contains('`')
+        && let Some(key) = key_before(text, at)
+    {
+        message = format!("{key}: {message}");
     }
+    AccessConfigError::Yaml { at, message }
+}
+
+/// The mapping key whose value is at `at`: the last `key:` on that line up to the column.
+fn key_before(text: &str, at: Position) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(at.line).ok()?.checked_sub(1)?)?;
+    let upto: String = line
+        .chars()
+        .take(usize::try_from(at.column).ok()?)
+        .collect();
+    let colon = upto
+        .char_indices()
+        .filter(|&(i, c)| {
+            c == ':' && (i + 1 == upto.len() || upto[i + 1..].starts_with([' ', '\t']))
+        })
+        .map(|(i, _)| i)
+        .next_back()?;
+    let key: String = upto[..colon]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| !(c.is_whitespace() || matches!(c, '{' | '[' | ',')))
+        .collect::<Vec<char>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let key = key.trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// Validates the values of tier `index`, naming keys as `tiers[index].…`.
@@ -111,6 +145,17 @@ impl TierCheck {
         }
     }
 
+    fn tag(&self, v: &Spanned<String>, key: &str) -> Result<TagSpec, AccessConfigError> {
+        match v.value.parse::<TagSpec>() {
+            Ok(t) => Ok(t),
+            Err(e) => self.invalid(
+                &v.referenced,
+                key,
+                format!("{:?} is not a valid tag: expected {e}", v.value),
+            ),
+        }
+    }
+
     fn members(&self, raw: &Spanned<RawMembers>) -> Result<Members, AccessConfigError> {
         let m = &raw.value;
         if m.tag.is_none() && m.groups.is_empty() {
@@ -121,7 +166,7 @@ impl TierCheck {
             );
         }
         let tag = match &m.tag {
-            Some(t) => Some(self.parse::<TagSpec>(t, "members.tag")?),
+            Some(t) => Some(self.tag(t, "members.tag")?),
             None => None,
         };
         let mut groups: Vec<GroupName> = Vec::new();
@@ -209,7 +254,7 @@ impl TierCheck {
         let role: RoleName = self.parse(&raw.role, "role")?;
         let members = self.members(&raw.members)?;
         let clusters = match &raw.clusters {
-            Some(c) => Some(self.parse::<TagSpec>(&c.value.tag, "clusters.tag")?),
+            Some(c) => Some(self.tag(&c.value.tag, "clusters.tag")?),
             None => None,
         };
         let (kubernetes, username, groups) = self.kubernetes(&name, &raw.kubernetes.value)?;
@@ -235,7 +280,7 @@ pub(super) fn from_yaml(text: &str) -> Result<AccessConfig, AccessConfigError> {
     }
     let options = serde_saphyr::options! { with_snippet: false };
     let doc: RawDoc =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(&e))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(text, &e))?;
     if doc.tiers.value.is_empty() {
         return Err(AccessConfigError::Invalid {
             at: position(&doc.tiers.referenced),

@@ -93,140 +93,159 @@ tiers:
     assert_eq!(t.own_group(), "eks-access-sync:ops");
 }
 
-/// Each bad document, the line its error must name, and the words it must contain
-/// (the key, and what is wrong).
+/// Each bad document: what is wrong, the document, the line its error must name, and
+/// the words the message must contain (the key, and what is wrong).
+const BAD_DOCUMENTS: &[(&str, &str, u64, &[&str])] = &[
+    (
+        "unknown key in a tier",
+        "tiers:\n  - name: a\n    role: r\n    member: { tag: k=v }\n",
+        4,
+        &["member"],
+    ),
+    (
+        "unknown key in kubernetes",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespace: [x] }\n",
+        5,
+        &["namespace"],
+    ),
+    (
+        "unknown top-level key",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\nextra: 1\n",
+        6,
+        &["extra"],
+    ),
+    (
+        "unknown policy",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes:\n      policy: AmazonEKSReadPolicy\n",
+        6,
+        &[
+            "tiers[0].kubernetes.policy",
+            "AmazonEKSReadPolicy",
+            "AmazonEKSViewPolicy",
+        ],
+    ),
+    (
+        "duplicate role, other case",
+        "tiers:\n  - name: a\n    role: eks-view\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n  - name: b\n    role: EKS-View\n    members: { tag: k=w }\n    kubernetes: { policy: AmazonEKSEditPolicy }\n",
+        7,
+        &["tiers[1].role", "EKS-View", "tiers[0]"],
+    ),
+    (
+        "duplicate tier name",
+        "tiers:\n  - name: a\n    role: r1\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n  - name: a\n    role: r2\n    members: { tag: k=w }\n    kubernetes: { policy: AmazonEKSEditPolicy }\n",
+        6,
+        &["tiers[1].name", "\"a\""],
+    ),
+    (
+        "no members selector",
+        "tiers:\n  - name: a\n    role: r\n    members: {}\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        4,
+        &["tiers[0].members", "no members selector"],
+    ),
+    (
+        "upper-case namespace",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes:\n      policy: AmazonEKSViewPolicy\n      namespaces:\n        - ok\n        - Team-A\n",
+        9,
+        &["kubernetes.namespaces", "Team-A", "upper-case"],
+    ),
+    (
+        "star not at the end",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespaces: [\"team-*-a\"] }\n",
+        5,
+        &["kubernetes.namespaces", "team-*-a", "'*'"],
+    ),
+    (
+        "two stars",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespaces: [\"team**\"] }\n",
+        5,
+        &["kubernetes.namespaces", "only once"],
+    ),
+    (
+        "namespace too long",
+        concat!(
+            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n",
+            "    kubernetes: { policy: AmazonEKSViewPolicy, namespaces: [",
+            "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", // 64
+            "] }\n"
+        ),
+        5,
+        &["kubernetes.namespaces", "1 to 63"],
+    ),
+    (
+        "tier name not a DNS label",
+        "tiers:\n  - name: Dev_Team\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        2,
+        &["tiers[0].name", "Dev_Team", "tier name"],
+    ),
+    (
+        "role given as an ARN",
+        "tiers:\n  - name: a\n    role: arn:aws:iam::123456789012:role/r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        3,
+        &["tiers[0].role", "IAM role name"],
+    ),
+    (
+        "members tag without '='",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: admin }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        4,
+        &[
+            "tiers[0].members.tag",
+            "\"admin\" is not a valid tag: expected key=value",
+        ],
+    ),
+    (
+        "bad IAM group name",
+        "tiers:\n  - name: a\n    role: r\n    members:\n      groups:\n        - ok\n        - \"dev team\"\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        7,
+        &["tiers[0].members.groups", "dev team"],
+    ),
+    (
+        "clusters without a tag",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    clusters: { tag: prod }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        5,
+        &["tiers[0].clusters.tag", "\"prod\"", "key=value"],
+    ),
+    (
+        "empty kubernetes groups",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, groups: [] }\n",
+        5,
+        &["tiers[0].kubernetes.groups", "at least one"],
+    ),
+    (
+        "no tiers",
+        "# nothing yet\ntiers: []\n",
+        2,
+        &["tiers", "at least one tier"],
+    ),
+    (
+        "missing policy",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { namespaces: [x] }\n",
+        5,
+        &["policy"],
+    ),
+    (
+        "a list where a string goes",
+        "tiers:\n  - name: a\n    role: [r]\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        3,
+        &["role: "],
+    ),
+    (
+        "a string where a list goes, in flow style",
+        "tiers:\n  - name: a\n    role: r\n    members: { groups: developers }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        4,
+        &["groups: "],
+    ),
+    ("no list of tiers", "tiers:\n", 1, &["tiers: "]),
+    (
+        "a YAML syntax error",
+        "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
+        5,
+        &[],
+    ),
+];
+
 #[test]
 fn bad_documents_name_the_line_and_the_key() {
-    let cases: &[(&str, &str, u64, &[&str])] = &[
-        (
-            "unknown key in a tier",
-            "tiers:\n  - name: a\n    role: r\n    member: { tag: k=v }\n",
-            4,
-            &["member"],
-        ),
-        (
-            "unknown key in kubernetes",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespace: [x] }\n",
-            5,
-            &["namespace"],
-        ),
-        (
-            "unknown top-level key",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\nextra: 1\n",
-            6,
-            &["extra"],
-        ),
-        (
-            "unknown policy",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes:\n      policy: AmazonEKSReadPolicy\n",
-            6,
-            &[
-                "tiers[0].kubernetes.policy",
-                "AmazonEKSReadPolicy",
-                "AmazonEKSViewPolicy",
-            ],
-        ),
-        (
-            "duplicate role, other case",
-            "tiers:\n  - name: a\n    role: eks-view\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n  - name: b\n    role: EKS-View\n    members: { tag: k=w }\n    kubernetes: { policy: AmazonEKSEditPolicy }\n",
-            7,
-            &["tiers[1].role", "EKS-View", "tiers[0]"],
-        ),
-        (
-            "duplicate tier name",
-            "tiers:\n  - name: a\n    role: r1\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n  - name: a\n    role: r2\n    members: { tag: k=w }\n    kubernetes: { policy: AmazonEKSEditPolicy }\n",
-            6,
-            &["tiers[1].name", "\"a\""],
-        ),
-        (
-            "no members selector",
-            "tiers:\n  - name: a\n    role: r\n    members: {}\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            4,
-            &["tiers[0].members", "no members selector"],
-        ),
-        (
-            "upper-case namespace",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes:\n      policy: AmazonEKSViewPolicy\n      namespaces:\n        - ok\n        - Team-A\n",
-            9,
-            &["kubernetes.namespaces", "Team-A", "upper-case"],
-        ),
-        (
-            "star not at the end",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespaces: [\"team-*-a\"] }\n",
-            5,
-            &["kubernetes.namespaces", "team-*-a", "'*'"],
-        ),
-        (
-            "two stars",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, namespaces: [\"team**\"] }\n",
-            5,
-            &["kubernetes.namespaces", "only once"],
-        ),
-        (
-            "namespace too long",
-            &format!(
-                "tiers:\n  - name: a\n    role: r\n    members: {{ tag: k=v }}\n    kubernetes: {{ policy: AmazonEKSViewPolicy, namespaces: [{}] }}\n",
-                "n".repeat(64)
-            ),
-            5,
-            &["kubernetes.namespaces", "1 to 63"],
-        ),
-        (
-            "tier name not a DNS label",
-            "tiers:\n  - name: Dev_Team\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            2,
-            &["tiers[0].name", "Dev_Team", "tier name"],
-        ),
-        (
-            "role given as an ARN",
-            "tiers:\n  - name: a\n    role: arn:aws:iam::123456789012:role/r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            3,
-            &["tiers[0].role", "IAM role name"],
-        ),
-        (
-            "members tag without '='",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: admin }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            4,
-            &["tiers[0].members.tag", "key=value"],
-        ),
-        (
-            "bad IAM group name",
-            "tiers:\n  - name: a\n    role: r\n    members:\n      groups:\n        - ok\n        - \"dev team\"\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            7,
-            &["tiers[0].members.groups", "dev team"],
-        ),
-        (
-            "clusters without a tag",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    clusters: { tag: prod }\n    kubernetes: { policy: AmazonEKSViewPolicy }\n",
-            5,
-            &["tiers[0].clusters.tag", "key=value"],
-        ),
-        (
-            "empty kubernetes groups",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { policy: AmazonEKSViewPolicy, groups: [] }\n",
-            5,
-            &["tiers[0].kubernetes.groups", "at least one"],
-        ),
-        (
-            "no tiers",
-            "# nothing yet\ntiers: []\n",
-            2,
-            &["tiers", "at least one tier"],
-        ),
-        (
-            "missing policy",
-            "tiers:\n  - name: a\n    role: r\n    members: { tag: k=v }\n    kubernetes: { namespaces: [x] }\n",
-            5,
-            &["policy"],
-        ),
-        (
-            "a YAML syntax error",
-            "tiers:\n  - name: a\n    role: [r\n",
-            4,
-            &[],
-        ),
-    ];
-    for (what, doc, line, words) in cases {
+    for (what, doc, line, words) in BAD_DOCUMENTS {
         let err = AccessConfig::from_yaml(doc).expect_err(what);
         let msg = err.to_string();
         assert_eq!(err.line(), *line, "{what}: {msg}");
