@@ -718,6 +718,7 @@ fn resource(
         } else {
             match serde_json::from_slice(body) {
                 Ok(v) => Some(v),
+                Err(_) if let Some(v) = super::proto::object_metadata(body) => Some(v),
                 Err(e) => {
                     return status::to_response(&Failure::bad_request(format!(
                         "the body of the request could not be decoded as JSON: {e}"
