@@ -237,5 +237,53 @@ async fn aws_cli_manages_groups_and_namespace_scoped_policies() {
         a["associatedAccessPolicy"]["accessScope"],
         serde_json::json!({"type": "namespace", "namespaces": ["team-a", "team-b-*"]})
     );
+
+    // The seed's team namespaces, through the CLI's kubeconfig and kubectl.
+    for (cluster, want_teams) in [("staging", true), ("legacy", false)] {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{cluster}"));
+        aws(
+            &env,
+            dir.path(),
+            &[
+                "eks",
+                "update-kubeconfig",
+                "--name",
+                cluster,
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+            ],
+        )
+        .await;
+        let mut kubectl = tokio::process::Command::new("kubectl");
+        kubectl
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["get", "namespaces", "-o", "name"])
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"));
+        for (k, v) in &env.0 {
+            kubectl.env(k, v);
+        }
+        for k in &env.1 {
+            kubectl.env_remove(k);
+        }
+        let out = kubectl.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut want = vec![
+            "namespace/default",
+            "namespace/kube-node-lease",
+            "namespace/kube-public",
+            "namespace/kube-system",
+        ];
+        if want_teams {
+            want.extend(["namespace/team-a", "namespace/team-b-web"]);
+        }
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{cluster}");
+    }
     sb.shutdown().await;
 }

@@ -20,6 +20,12 @@ pub mod roles;
 mod status;
 
 pub use auth::{Identity, UserInfo};
+
+/// Creates namespace `ns` on `cluster` if absent (as `kubectl create namespace`
+/// would, without going through the API).
+pub fn seed_namespace(cluster: &mut crate::state::Cluster, ns: &str) {
+    resources::seed_namespace(cluster, ns);
+}
 pub use awsauth::{AwsAuth, Mapping, parse_aws_auth};
 
 use std::convert::Infallible;
