@@ -328,6 +328,32 @@ async fn kubectl_can_i_tells_the_default_cluster_roles_apart() {
     .await;
     assert!(!ok && err.contains("forbidden"), "{err}");
 
+    // `can-i --list` shows the bound rules of a namespace.
+    let listed = |ns: &'static str| {
+        let developer = developer.clone();
+        let server = &server;
+        async move {
+            let (ok, out, err) =
+                kubectl(server, &developer, &["auth", "can-i", "--list", "-n", ns]).await;
+            assert!(ok, "{err}");
+            out
+        }
+    };
+    let team_a = listed("team-a").await;
+    assert!(
+        team_a
+            .lines()
+            .any(|l| l.starts_with("deployments.apps ") && l.contains("create")),
+        "{team_a}"
+    );
+    assert!(
+        team_a.contains("selfsubjectaccessreviews.authorization.k8s.io"),
+        "{team_a}"
+    );
+    assert!(!team_a.contains("rolebindings.rbac"), "{team_a}");
+    let kube_system = listed("kube-system").await;
+    assert!(!kube_system.contains("deployments.apps"), "{kube_system}");
+
     // admin in team-a: roles and bindings there too, not cluster-wide.
     assert!(can_i(&server, &tier_admin, "create", "rolebindings", "team-a").await);
     assert!(can_i(&server, &tier_admin, "delete", "roles", "team-a").await);
@@ -436,6 +462,20 @@ async fn eks_access_policies_at_cluster_and_namespace_scope() {
 
     assert!(can_i(&server, &root, "create", "clusterrolebindings", "").await);
     assert!(can_i(&server, &root, "delete", "namespaces", "").await);
+
+    // As on EKS, `can-i --list` does not show what access policies grant.
+    let (ok, out, err) = kubectl(
+        &server,
+        &developer,
+        &["auth", "can-i", "--list", "-n", "team-a"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(!out.contains("deployments.apps"), "{out}");
+    assert!(
+        out.contains("selfsubjectreviews.authentication.k8s.io"),
+        "{out}"
+    );
 
     // A namespace-scoped entry writes in its namespace through the API.
     let (ok, out, err) = kubectl(&server, &root, &["create", "namespace", "team-b-web"]).await;

@@ -174,6 +174,32 @@ fn bound_rules<'a>(cluster: &'a Cluster, user: &UserInfo, namespace: &str) -> Ve
         .collect()
 }
 
+/// What a SelfSubjectRulesReview reports: the RBAC rules bound to `user` in
+/// `namespace` (resource rules, non-resource rules). EKS access policies are
+/// not listed, as on EKS (its authorizer webhook cannot list rules).
+pub fn rules_review(
+    cluster: &Cluster,
+    user: &UserInfo,
+    namespace: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    let (mut resource, mut non_resource) = (Vec::new(), Vec::new());
+    for r in bound_rules(cluster, user, namespace) {
+        let pick = |f: &str| r.get(f).cloned().unwrap_or(Value::Array(Vec::new()));
+        if r.get("nonResourceURLs").is_some() {
+            non_resource.push(serde_json::json!({
+                "verbs": pick("verbs"), "nonResourceURLs": pick("nonResourceURLs")}));
+        } else {
+            let mut rule = serde_json::json!({
+                "verbs": pick("verbs"), "apiGroups": pick("apiGroups"), "resources": pick("resources")});
+            if let (Some(o), Some(names)) = (rule.as_object_mut(), r.get("resourceNames")) {
+                o.insert("resourceNames".into(), names.clone());
+            }
+            resource.push(rule);
+        }
+    }
+    (resource, non_resource)
+}
+
 fn rbac_allows(cluster: &Cluster, user: &UserInfo, a: &Attrs) -> bool {
     bound_rules(cluster, user, &a.namespace)
         .into_iter()

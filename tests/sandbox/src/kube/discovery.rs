@@ -224,7 +224,9 @@ pub fn document(path: &str, kube_version: &str, endpoint: &str) -> Option<Value>
             "apiVersion": "v1",
             "groupVersion": "authorization.k8s.io/v1",
             "resources": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
-                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+                {"name": "selfsubjectrulesreviews", "singularName": "selfsubjectrulesreview",
+                "namespaced": false, "kind": "SelfSubjectRulesReview", "verbs": ["create"]}],
         })),
         _ => {
             let g = path.strip_prefix("apis/")?;

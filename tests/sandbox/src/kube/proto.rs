@@ -100,6 +100,14 @@ pub fn self_subject_access_review(body: &[u8]) -> Option<Value> {
     }))
 }
 
+/// The namespace of a protobuf SelfSubjectRulesReview (`spec.namespace`).
+pub fn self_subject_rules_review_namespace(body: &[u8]) -> Option<String> {
+    let unknown = body.strip_prefix(MAGIC)?;
+    let raw = field(unknown, 2)?;
+    let spec = field(raw, 2).unwrap_or_default();
+    Some(String::from_utf8_lossy(field(spec, 1).unwrap_or_default()).into_owned())
+}
+
 /// `map<string, string>` entries (field `n`, each `{key = 1; value = 2}`).
 fn string_map(buf: &[u8], n: u64) -> Option<Value> {
     let mut m = Map::new();

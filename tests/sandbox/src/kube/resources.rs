@@ -35,6 +35,7 @@ enum Target {
     Resource(Route),
     SelfSubjectReview,
     SelfSubjectAccessReview,
+    SelfSubjectRulesReview,
     NotFound,
 }
 
@@ -47,6 +48,9 @@ fn parse_target(path: &str) -> Target {
         "apis/authentication.k8s.io/v1/selfsubjectreviews" => return Target::SelfSubjectReview,
         "apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
             return Target::SelfSubjectAccessReview;
+        }
+        "apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => {
+            return Target::SelfSubjectRulesReview;
         }
         _ => {}
     }
@@ -113,6 +117,7 @@ fn operation_of(parts: &Parts, target: &Target) -> String {
         Target::Resource(r) => r.def.plural.to_string(),
         Target::SelfSubjectReview => "selfsubjectreviews".to_string(),
         Target::SelfSubjectAccessReview => "selfsubjectaccessreviews".to_string(),
+        Target::SelfSubjectRulesReview => "selfsubjectrulesreviews".to_string(),
         _ => parts.uri.path().to_string(),
     };
     format!("{} {counted}", parts.method)
@@ -235,6 +240,16 @@ pub(crate) fn dispatch(ctx: &Ctx, parts: &Parts, body: &[u8], now: i64) -> Resp 
             }
             self_subject_access_review(cluster, &user, body)
         }
+        Target::SelfSubjectRulesReview => {
+            if parts.method != http::Method::POST {
+                return method_not_allowed();
+            }
+            let a = review("selfsubjectrulesreviews", "authorization.k8s.io");
+            if !authz::authorize(cluster, &user, &a) {
+                return refused(&a);
+            }
+            self_subject_rules_review(cluster, &user, body)
+        }
         Target::Resource(route) => resource(cluster, &user, parts, body, &route, now),
     }
 }
@@ -332,6 +347,42 @@ fn self_subject_access_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -
         o.insert("kind".into(), json!("SelfSubjectAccessReview"));
     }
     status::json_response(201, &review)
+}
+
+fn self_subject_rules_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -> Resp {
+    let namespace = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("spec")
+            .and_then(|s| s.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => match super::proto::self_subject_rules_review_namespace(body) {
+            Some(ns) => ns,
+            None => {
+                return status::to_response(&Failure::bad_request(format!(
+                    "invalid body (neither JSON nor Kubernetes protobuf): {e}"
+                )));
+            }
+        },
+    };
+    let (resource_rules, non_resource_rules) = authz::rules_review(cluster, user, &namespace);
+    status::json_response(
+        201,
+        &json!({
+            "kind": "SelfSubjectRulesReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"namespace": namespace},
+            "status": {
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
+                // EKS's authorizer webhook cannot list what access policies grant.
+                "incomplete": true,
+                "evaluationError": "webhook authorizer does not support user rule resolution",
+            },
+        }),
+    )
 }
 
 // ---------------------------------------------------------------- objects
