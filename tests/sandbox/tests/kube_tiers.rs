@@ -629,8 +629,21 @@ async fn bindings_crud_with_a_label_selector() {
     assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
     assert!(message.contains("cannot change roleRef"), "{message}");
 
-    // ClusterRoleBindings: the selector finds only ours among the defaults.
+    // ClusterRoleBindings: only to a ClusterRole; the selector finds only ours
+    // among the defaults.
     let crbs = Api::<ClusterRoleBinding>::all(admin);
+    let mut to_role = cluster_binding("to-a-role", "view", "g");
+    to_role.role_ref.kind = "Role".into();
+    let (code, _, message) = api_status(
+        crbs.create(&PostParams::default(), &to_role)
+            .await
+            .expect_err("a Role cannot be bound cluster-wide"),
+    );
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("roleRef.kind: Unsupported value: \"Role\""),
+        "{message}"
+    );
     crbs.create(
         &PostParams::default(),
         &cluster_binding("eks-access-sync:readers", "view", "eks-access-sync:readers"),
@@ -761,6 +774,21 @@ async fn binding_a_role_needs_bind_or_its_rules() {
     rbs.create(&PostParams::default(), &want)
         .await
         .expect("bind allows edit");
+    let (code, _, message) = api_status(
+        rbs.create(
+            &PostParams::default(),
+            &binding("ghost", None, "no-such-role", "g"),
+        )
+        .await
+        .expect_err("no such role"),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            404,
+            "clusterroles.rbac.authorization.k8s.io \"no-such-role\" not found"
+        )
+    );
     let mut admin_binding = binding("admins", None, "admin", "eks-access-sync:admins");
     admin_binding.metadata.labels = None;
     assert_eq!(

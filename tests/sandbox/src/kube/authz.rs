@@ -224,18 +224,27 @@ pub fn authorize_url(cluster: &Cluster, user: &UserInfo, verb: &str, path: &str)
             .any(|r| url_rule_allows(r, verb, path))
 }
 
+/// Why RBAC refuses a binding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The referenced role does not exist (and the writer may not `bind` it).
+    RoleNotFound { plural: String, name: String },
+    /// The role's rules the writer does not hold.
+    NotHeld(Vec<Value>),
+}
+
 /// RBAC's escalation check for a binding to `role_ref` in `namespace` (empty
 /// for a ClusterRoleBinding): allowed to `system:masters`, to a user allowed
 /// the `bind` verb on the role (by any authorizer, EKS policies included), or
 /// to a user whose own RBAC rules cover every rule of the role (EKS access
 /// policies do not count there, as Kubernetes' rule resolver does not see them).
-/// `Err` lists the rules the user does not hold.
+/// `Err` says why not.
 pub fn confirm_no_escalation(
     cluster: &Cluster,
     user: &UserInfo,
     namespace: &str,
     role_ref: &Value,
-) -> Result<(), Vec<Value>> {
+) -> Result<(), Refusal> {
     if is_master(user) {
         return Ok(());
     }
@@ -274,6 +283,23 @@ pub fn confirm_no_escalation(
     {
         return Ok(());
     }
+    let (plural, role_ns) = if kind == "Role" {
+        ("roles", namespace)
+    } else {
+        ("clusterroles", "")
+    };
+    let exists = cluster.objects.contains_key(&(
+        RBAC_PREFIX.to_string(),
+        plural.to_string(),
+        role_ns.to_string(),
+        name.to_string(),
+    ));
+    if !exists {
+        return Err(Refusal::RoleNotFound {
+            plural: plural.into(),
+            name: name.into(),
+        });
+    }
     let wanted = role_rules(
         cluster,
         namespace,
@@ -288,7 +314,7 @@ pub fn confirm_no_escalation(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(missing)
+        Err(Refusal::NotHeld(missing))
     }
 }
 

@@ -631,6 +631,44 @@ fn validate(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), Failure> {
             "Required value",
         ));
     }
+    if def.kind == "RoleBinding" || def.kind == "ClusterRoleBinding" {
+        let rr = |f: &str| {
+            obj.get("roleRef")
+                .and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kinds: &[&str] = if def.kind == "RoleBinding" {
+            &["Role", "ClusterRole"]
+        } else {
+            &["ClusterRole"]
+        };
+        let kind = rr("kind");
+        if !kinds.contains(&kind.as_str()) {
+            let supported: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+            return Err(Failure::invalid(
+                def.kind,
+                name,
+                "roleRef.kind",
+                &format!(
+                    "Unsupported value: {kind:?}: supported values: {}",
+                    supported.join(", ")
+                ),
+            ));
+        }
+        let group = rr("apiGroup");
+        if group != "rbac.authorization.k8s.io" {
+            return Err(Failure::invalid(
+                def.kind,
+                name,
+                "roleRef.apiGroup",
+                &format!(
+                    "Unsupported value: {group:?}: supported values: \"rbac.authorization.k8s.io\""
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -1034,15 +1072,18 @@ fn check_binding(
             ));
         }
     }
-    authz::confirm_no_escalation(cluster, user, ns, &role_ref).map_err(|missing| {
-        Failure::new(
+    authz::confirm_no_escalation(cluster, user, ns, &role_ref).map_err(|refusal| match refusal {
+        authz::Refusal::RoleNotFound { plural, name } => {
+            Failure::not_found(&format!("{plural}.rbac.authorization.k8s.io"), &name)
+        }
+        authz::Refusal::NotHeld(missing) => Failure::new(
             403,
             "Forbidden",
             authz::escalation_message(user, def.plural, name, &missing),
         )
         .with_details(
             json!({"name": name, "group": "rbac.authorization.k8s.io", "kind": def.plural}),
-        )
+        ),
     })
 }
 
