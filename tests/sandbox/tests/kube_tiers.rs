@@ -597,6 +597,38 @@ async fn bindings_crud_with_a_label_selector() {
             .len(),
         2
     );
+    // Across namespaces: ours in team-b-web too, found by the same selector.
+    Api::<RoleBinding>::namespaced(admin.clone(), "team-b-web")
+        .create(&PostParams::default(), &ours)
+        .await
+        .expect("ours in team-b-web");
+    let everywhere = Api::<RoleBinding>::all(admin.clone())
+        .list(&ListParams::default().labels(&format!("{MANAGED}=eks-access-sync")))
+        .await
+        .expect("list all namespaces");
+    let found: Vec<(String, String)> = everywhere
+        .items
+        .iter()
+        .map(|b| {
+            (
+                b.metadata.namespace.clone().unwrap_or_default(),
+                b.metadata.name.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "team-a".to_string(),
+                "eks-access-sync:developers".to_string()
+            ),
+            (
+                "team-b-web".to_string(),
+                "eks-access-sync:developers".to_string()
+            ),
+        ]
+    );
 
     // Replace: new subjects are fine; a different roleRef is refused (422).
     let mut current = rbs.get("eks-access-sync:developers").await.expect("get");
