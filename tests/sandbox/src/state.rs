@@ -48,8 +48,11 @@ pub struct PolicyAssociation {
     pub policy_arn: String,
     /// `cluster` or `namespace`.
     pub scope_type: String,
+    /// Namespace names, or patterns with a trailing `*` (`team-b-*`).
     pub namespaces: Vec<String>,
     pub associated_at: i64,
+    /// When the scope last changed (re-associating replaces the scope).
+    pub modified_at: i64,
 }
 
 /// An EKS access entry.

@@ -149,3 +149,141 @@ async fn aws_cli_works_with_the_env_file() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_manages_groups_and_namespace_scoped_policies() {
+    let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    sb.seed().await.unwrap();
+    let env = parse_env(&sb.env_lines());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str]| {
+        let env = &env;
+        let home = dir.path();
+        async move {
+            let out = aws(env, home, args).await;
+            if out.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str::<serde_json::Value>(&out).unwrap()
+            }
+        }
+    };
+    run(&["iam", "create-user", "--user-name", "dana"]).await;
+    let g = run(&["iam", "create-group", "--group-name", "developers"]).await;
+    assert_eq!(g["Group"]["GroupName"], "developers");
+    run(&[
+        "iam",
+        "add-user-to-group",
+        "--group-name",
+        "Developers",
+        "--user-name",
+        "DANA",
+    ])
+    .await;
+    let details = run(&[
+        "iam",
+        "get-account-authorization-details",
+        "--filter",
+        "User",
+    ])
+    .await;
+    let dana = details["UserDetailList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["UserName"] == "dana")
+        .unwrap()
+        .clone();
+    assert_eq!(dana["GroupList"], serde_json::json!(["developers"]));
+    let members = run(&["iam", "get-group", "--group-name", "developers"]).await;
+    assert_eq!(members["Users"][0]["UserName"], "dana");
+    run(&[
+        "iam",
+        "remove-user-from-group",
+        "--group-name",
+        "developers",
+        "--user-name",
+        "dana",
+    ])
+    .await;
+    run(&["iam", "delete-group", "--group-name", "developers"]).await;
+    let groups = run(&["iam", "list-groups-for-user", "--user-name", "dana"]).await;
+    assert_eq!(groups["Groups"], serde_json::json!([]));
+
+    // The CLI's shorthand for a namespace scope with a pattern.
+    run(&[
+        "eks",
+        "create-access-entry",
+        "--cluster-name",
+        "staging",
+        "--principal-arn",
+        "arn:aws:iam::123456789012:role/eks-admin",
+    ])
+    .await;
+    let a = run(&[
+        "eks",
+        "associate-access-policy",
+        "--cluster-name",
+        "staging",
+        "--principal-arn",
+        "arn:aws:iam::123456789012:role/eks-admin",
+        "--policy-arn",
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+        "--access-scope",
+        "type=namespace,namespaces=team-a,team-b-*",
+    ])
+    .await;
+    assert_eq!(
+        a["associatedAccessPolicy"]["accessScope"],
+        serde_json::json!({"type": "namespace", "namespaces": ["team-a", "team-b-*"]})
+    );
+
+    // The seed's team namespaces, through the CLI's kubeconfig and kubectl.
+    for (cluster, want_teams) in [("staging", true), ("legacy", false)] {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{cluster}"));
+        aws(
+            &env,
+            dir.path(),
+            &[
+                "eks",
+                "update-kubeconfig",
+                "--name",
+                cluster,
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+            ],
+        )
+        .await;
+        let mut kubectl = tokio::process::Command::new("kubectl");
+        kubectl
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["get", "namespaces", "-o", "name"])
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"));
+        for (k, v) in &env.0 {
+            kubectl.env(k, v);
+        }
+        for k in &env.1 {
+            kubectl.env_remove(k);
+        }
+        let out = kubectl.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut want = vec![
+            "namespace/default",
+            "namespace/kube-node-lease",
+            "namespace/kube-public",
+            "namespace/kube-system",
+        ];
+        if want_teams {
+            want.extend(["namespace/team-a", "namespace/team-b-web"]);
+        }
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{cluster}");
+    }
+    sb.shutdown().await;
+}

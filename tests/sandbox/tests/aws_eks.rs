@@ -390,3 +390,133 @@ async fn access_entries_with_aws_validation() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_policy_scopes_validate_and_reassociating_replaces() {
+    let sb = start().await;
+    sb.seed().await.unwrap();
+    let eks = aws_sdk_eks::Client::new(&operator_config(&sb).await);
+    let role = format!("arn:aws:iam::{ACCT}:role/eks-admin");
+    let edit = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy";
+    eks.create_access_entry()
+        .cluster_name("staging")
+        .principal_arn(&role)
+        .send()
+        .await
+        .unwrap();
+    let scope = |t: AccessScopeType, namespaces: &[&str]| {
+        AccessScope::builder()
+            .r#type(t)
+            .set_namespaces(
+                (!namespaces.is_empty())
+                    .then(|| namespaces.iter().map(|n| n.to_string()).collect()),
+            )
+            .build()
+    };
+    let associate = |s: AccessScope| {
+        eks.associate_access_policy()
+            .cluster_name("staging")
+            .principal_arn(&role)
+            .policy_arn(edit)
+            .access_scope(s)
+            .send()
+    };
+    let listed = || async {
+        eks.list_associated_access_policies()
+            .cluster_name("staging")
+            .principal_arn(&role)
+            .send()
+            .await
+            .unwrap()
+            .associated_access_policies()
+            .to_vec()
+    };
+
+    // Refused scopes, in EKS's exception.
+    for (s, says) in [
+        (
+            scope(AccessScopeType::Namespace, &[]),
+            "namespaces are required",
+        ),
+        (
+            scope(AccessScopeType::Cluster, &["team-a"]),
+            "namespaces must be empty",
+        ),
+        (
+            scope(AccessScopeType::Namespace, &["Team_A"]),
+            "The namespace Team_A is invalid",
+        ),
+        (
+            scope(AccessScopeType::Namespace, &["te*am"]),
+            "The namespace te*am is invalid",
+        ),
+        (
+            scope(AccessScopeType::from("everywhere"), &[]),
+            "The access scope type everywhere is invalid.",
+        ),
+    ] {
+        let err = associate(s).await.unwrap_err();
+        let (code, message) = code_and_message(&err);
+        assert_eq!(code, "InvalidParameterException", "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+    assert!(listed().await.is_empty());
+
+    // Namespace scope with a pattern, kept as given.
+    let first = associate(scope(AccessScopeType::Namespace, &["team-a", "team-b-*"]))
+        .await
+        .unwrap();
+    let a = first.associated_access_policy().unwrap();
+    assert_eq!(
+        a.access_scope().unwrap().namespaces(),
+        ["team-a", "team-b-*"]
+    );
+    let now = listed().await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(
+        now[0].access_scope().unwrap().r#type(),
+        Some(&AccessScopeType::Namespace)
+    );
+
+    // Associating the same policy again replaces its scope: still one association.
+    associate(scope(AccessScopeType::Namespace, &["team-a"]))
+        .await
+        .unwrap();
+    associate(scope(AccessScopeType::Cluster, &[]))
+        .await
+        .unwrap();
+    let now = listed().await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    let s = now[0].access_scope().unwrap();
+    assert_eq!(s.r#type(), Some(&AccessScopeType::Cluster));
+    assert!(s.namespaces().is_empty());
+    assert_eq!(now[0].associated_at(), a.associated_at());
+    assert!(now[0].modified_at().unwrap().secs() >= a.associated_at().unwrap().secs());
+
+    // A second policy is a second association; disassociating one keeps the other.
+    eks.associate_access_policy()
+        .cluster_name("staging")
+        .principal_arn(&role)
+        .policy_arn("arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy")
+        .access_scope(scope(AccessScopeType::Namespace, &["team-b-*"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed().await.len(), 2);
+    eks.disassociate_access_policy()
+        .cluster_name("staging")
+        .principal_arn(&role)
+        .policy_arn(edit)
+        .send()
+        .await
+        .unwrap();
+    let left = listed().await;
+    assert_eq!(
+        (left.len(), left[0].policy_arn()),
+        (
+            1,
+            Some("arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy")
+        )
+    );
+    sb.shutdown().await;
+}

@@ -490,3 +490,169 @@ async fn create_user_refuses_a_case_variant() {
     );
     sb.shutdown().await;
 }
+
+/// IAM groups through moto: membership, case-insensitive names, the
+/// `GroupList` of `GetAccountAuthorizationDetails`, and IAM's DeleteConflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_membership_and_authorization_details() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    for u in ["alice", "bob"] {
+        iam.create_user().user_name(u).send().await.unwrap();
+    }
+    let created = iam
+        .create_group()
+        .group_name("Developers")
+        .send()
+        .await
+        .unwrap();
+    let group = created.group().unwrap();
+    assert_eq!(group.arn(), format!("arn:aws:iam::{ACCT}:group/Developers"));
+    assert!(group.group_id().starts_with("AGPA"), "{}", group.group_id());
+    iam.create_group()
+        .group_name("auditors")
+        .send()
+        .await
+        .unwrap();
+
+    // A case variant is the same group: refused on create, resolved elsewhere.
+    let err = iam
+        .create_group()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "EntityAlreadyExists".to_string(),
+            "Group with name developers already exists.".to_string()
+        )
+    );
+    iam.add_user_to_group()
+        .group_name("DEVELOPERS")
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
+    for g in ["developers", "auditors"] {
+        iam.add_user_to_group()
+            .group_name(g)
+            .user_name("Bob")
+            .send()
+            .await
+            .unwrap();
+    }
+    let err = iam
+        .add_user_to_group()
+        .group_name("nope")
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "NoSuchEntity".to_string(),
+            "The group with name nope cannot be found.".to_string()
+        )
+    );
+
+    let members = iam
+        .get_group()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.group().unwrap().group_name(), "Developers");
+    let mut names: Vec<&str> = members.users().iter().map(|u| u.user_name()).collect();
+    names.sort();
+    assert_eq!(names, ["alice", "bob"]);
+    let of_bob = iam
+        .list_groups_for_user()
+        .user_name("bob")
+        .send()
+        .await
+        .unwrap();
+    let mut groups: Vec<&str> = of_bob.groups().iter().map(|g| g.group_name()).collect();
+    groups.sort();
+    assert_eq!(groups, ["Developers", "auditors"]);
+
+    // One GetAccountAuthorizationDetails(Filter=User) gives each user's groups.
+    let details = iam
+        .get_account_authorization_details()
+        .filter(aws_sdk_iam::types::EntityType::User)
+        .send()
+        .await
+        .unwrap();
+    let group_list = |user: &str| {
+        let mut g: Vec<String> = details
+            .user_detail_list()
+            .iter()
+            .find(|u| u.user_name() == Some(user))
+            .map(|u| u.group_list().to_vec())
+            .unwrap_or_default();
+        g.sort();
+        g
+    };
+    assert_eq!(group_list("alice"), ["Developers"]);
+    assert_eq!(group_list("bob"), ["Developers", "auditors"]);
+
+    // IAM refuses to delete a group with members, or a user still in a group.
+    let err = iam
+        .delete_group()
+        .group_name("auditors")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "DeleteConflict".to_string(),
+            "Cannot delete entity, must remove users from group first.".to_string()
+        )
+    );
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(409));
+    let err = iam.delete_user().user_name("bob").send().await.unwrap_err();
+    assert_eq!(
+        code_and_message(&err),
+        (
+            "DeleteConflict".to_string(),
+            "Cannot delete entity, must remove user from all groups first.".to_string()
+        )
+    );
+    for g in ["auditors", "Developers"] {
+        iam.remove_user_from_group()
+            .group_name(g)
+            .user_name("bob")
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.delete_group()
+        .group_name("AUDITORS")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_user().user_name("bob").send().await.unwrap();
+    let err = iam
+        .get_group()
+        .group_name("auditors")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&err).0, "NoSuchEntity");
+    let details = iam
+        .get_account_authorization_details()
+        .filter(aws_sdk_iam::types::EntityType::User)
+        .send()
+        .await
+        .unwrap();
+    let alice = details
+        .user_detail_list()
+        .iter()
+        .find(|u| u.user_name() == Some("alice"))
+        .unwrap();
+    assert_eq!(alice.group_list(), ["Developers"]);
+    sb.shutdown().await;
+}

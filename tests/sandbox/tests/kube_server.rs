@@ -257,7 +257,10 @@ async fn creator_is_admin_even_without_a_mapping() {
         .into_iter()
         .filter_map(|n| n.metadata.name)
         .collect();
-    assert_eq!(ns, vec!["default", "kube-public", "kube-system"]);
+    assert_eq!(
+        ns,
+        vec!["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
 }
 
 async fn refused(w: &World, token: &str) -> String {
@@ -414,6 +417,33 @@ async fn read_only_identity_gets_403_on_write() {
         client(&w.server, &token(&reader, "prod")).await,
         "kube-system",
     );
+    // Mapped without groups: as on EKS, nothing is readable until bound.
+    let (code, _, message) = api_status(cms.get("aws-auth").await.expect_err("no binding yet"));
+    assert_eq!(code, 403, "{message}");
+    // The creator binds the reader to the default ClusterRole `view` in kube-system.
+    let admin = client(&w.server, &token(&w.creator, "prod")).await;
+    Api::<RoleBinding>::namespaced(admin, "kube-system")
+        .create(
+            &PostParams::default(),
+            &RoleBinding {
+                metadata: ObjectMeta {
+                    name: Some("reader-view".into()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: "view".into(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "User".into(),
+                    name: "reader".into(),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .expect("binding");
     let mut cm = cms.get("aws-auth").await.expect("reader can read");
     cm.data
         .get_or_insert_default()
@@ -498,7 +528,16 @@ async fn rbac_narrowed_identity_updates_aws_auth_only() {
         .expect("update allowed");
     assert_eq!(updated.data.unwrap_or_default()["note"], "hi");
 
-    let mut o = cms.get("other").await.expect("get other");
+    // Only aws-auth is readable: `other` is read by the admin.
+    let (code, _, _) = api_status(cms.get("other").await.expect_err("403 on get other"));
+    assert_eq!(code, 403);
+    let mut o = Api::<ConfigMap>::namespaced(
+        client(&w.server, &token(&w.creator, "prod")).await,
+        "kube-system",
+    )
+    .get("other")
+    .await
+    .expect("admin gets other");
     o.data = Some(BTreeMap::from([("a".to_string(), "b".to_string())]));
     let (code, _, message) = api_status(
         cms.replace("other", &PostParams::default(), &o)
@@ -858,6 +897,7 @@ async fn api_mode_uses_access_entries_only() {
             scope_type: "cluster".into(),
             namespaces: vec![],
             associated_at: 0,
+            modified_at: 0,
         };
         cl.access_entries.insert(
             viewer_role.into(),

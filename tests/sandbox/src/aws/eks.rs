@@ -26,6 +26,7 @@ const KNOWN_POLICIES: &[&str] = &[
     "AmazonEKSEditPolicy",
     "AmazonEKSViewPolicy",
     "AmazonEKSAdminViewPolicy",
+    "AmazonEKSSecretReaderPolicy",
 ];
 const DEFAULT_VERSION: &str = "1.33";
 
@@ -308,7 +309,7 @@ fn assoc_json(p: &PolicyAssociation) -> Value {
         "policyArn": p.policy_arn,
         "accessScope": {"type": p.scope_type, "namespaces": p.namespaces},
         "associatedAt": epoch(p.associated_at),
-        "modifiedAt": epoch(p.associated_at),
+        "modifiedAt": epoch(p.modified_at),
     })
 }
 
@@ -481,6 +482,7 @@ fn creator_entry(creator: &str, now: i64) -> AccessEntry {
             scope_type: "cluster".to_string(),
             namespaces: Vec::new(),
             associated_at: now,
+            modified_at: now,
         }],
         created_at_ms: now * 1000,
         modified_at: now,
@@ -834,44 +836,30 @@ fn associate(
     if !known {
         return Err(invalid_param(format!("The policyArn {policy} is invalid.")));
     }
-    let scope = body.get("accessScope");
-    let scope_type = scope
-        .and_then(|s| s.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let namespaces = str_list(scope.and_then(|s| s.get("namespaces")));
-    match scope_type {
-        "cluster" if namespaces.is_empty() => {}
-        "cluster" => {
-            return Err(invalid_param(
-                "namespaces must be empty for a cluster access scope",
-            ));
-        }
-        "namespace" if !namespaces.is_empty() => {}
-        "namespace" => {
-            return Err(invalid_param(
-                "namespaces are required for a namespace access scope",
-            ));
-        }
-        other => {
-            return Err(invalid_param(format!(
-                "The access scope type {other} is invalid."
-            )));
-        }
-    }
+    let (scope_type, namespaces) = access_scope(body.get("accessScope"))?;
     with_cluster_mut(fd, region, cluster, |c| {
         require_api_mode(c)?;
         let name = c.name.clone();
         let e = c.access_entries.get_mut(principal).ok_or_else(no_entry)?;
         let now = now_secs();
+        // Each policy is associated once per entry: associating it again
+        // replaces its scope (EKS keeps `associatedAt`, moves `modifiedAt`).
+        let associated_at = e
+            .policies
+            .iter()
+            .find(|p| p.policy_arn == policy)
+            .map_or(now, |p| p.associated_at);
         let assoc = PolicyAssociation {
             policy_arn: policy.to_string(),
-            scope_type: scope_type.to_string(),
+            scope_type,
             namespaces,
-            associated_at: now,
+            associated_at,
+            modified_at: now,
         };
-        e.policies.retain(|p| p.policy_arn != policy);
-        e.policies.push(assoc.clone());
+        match e.policies.iter_mut().find(|p| p.policy_arn == policy) {
+            Some(p) => *p = assoc.clone(),
+            None => e.policies.push(assoc.clone()),
+        }
         e.modified_at = now;
         Ok(ok(json!({
             "clusterName": name,
@@ -879,6 +867,59 @@ fn associate(
             "associatedAccessPolicy": assoc_json(&assoc),
         })))
     })
+}
+
+/// A namespace of an access scope: a Kubernetes namespace name (RFC 1123
+/// label), or such a prefix followed by one trailing `*` (`team-b-*`).
+fn valid_scope_namespace(ns: &str) -> bool {
+    let name = ns.strip_suffix('*').unwrap_or(ns);
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.contains('*')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && (ns.ends_with('*') || name.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// Validates an `accessScope`: `{type: cluster}` without namespaces, or
+/// `{type: namespace, namespaces: [...]}` with at least one valid name or pattern.
+fn access_scope(scope: Option<&Value>) -> Result<(String, Vec<String>), AwsError> {
+    let Some(scope) = scope.filter(|s| s.is_object()) else {
+        return Err(invalid_param("accessScope is required."));
+    };
+    let scope_type = scope
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let namespaces = str_list(scope.get("namespaces"));
+    match scope_type {
+        "cluster" if namespaces.is_empty() => {}
+        "cluster" => {
+            return Err(invalid_param(
+                "namespaces must be empty for a cluster access scope",
+            ));
+        }
+        "namespace" if namespaces.is_empty() => {
+            return Err(invalid_param(
+                "namespaces are required for a namespace access scope",
+            ));
+        }
+        "namespace" => {
+            if let Some(bad) = namespaces.iter().find(|n| !valid_scope_namespace(n)) {
+                return Err(invalid_param(format!(
+                    "The namespace {bad} is invalid: a namespace must be a lowercase RFC 1123 label, optionally ending with a single '*' wildcard."
+                )));
+            }
+        }
+        other => {
+            return Err(invalid_param(format!(
+                "The access scope type {other} is invalid."
+            )));
+        }
+    }
+    Ok((scope_type.to_string(), namespaces))
 }
 
 fn tag_op(
@@ -934,6 +975,12 @@ mod tests {
         assert!(validate_groups_and_username(&[], Some("eks:x")).is_err());
         assert!(validate_groups_and_username(&["admins".into()], Some("alice")).is_ok());
         assert!(valid_cluster_name("prod-1"));
+        for ok in ["team-a", "team-b-*", "t*", "a"] {
+            assert!(valid_scope_namespace(ok), "{ok}");
+        }
+        for bad in ["*", "Team-A", "team.a", "te*am", "-x", "team-**", ""] {
+            assert!(!valid_scope_namespace(bad), "{bad}");
+        }
         assert!(!valid_cluster_name("-x"));
     }
 }

@@ -120,6 +120,36 @@ pub async fn handle(
             _ => {}
         }
     }
+    if service == "iam"
+        && let Some(asked) = params.get("GroupName").cloned()
+    {
+        // Group names are case-insensitive too.
+        match (action.as_str(), stored_group_name(fd, &asked).await?) {
+            ("CreateGroup", Some(_)) => {
+                return Err(AwsError::new(
+                    409,
+                    "EntityAlreadyExists",
+                    format!("Group with name {asked} already exists."),
+                ));
+            }
+            ("CreateGroup", None) => {}
+            (_, None) => {
+                return Err(AwsError::new(
+                    404,
+                    "NoSuchEntity",
+                    format!("The group with name {asked} cannot be found."),
+                ));
+            }
+            (_, Some(stored)) if stored != asked => {
+                params.insert("GroupName".to_owned(), stored);
+                (path, body) = with_params(parts, &params);
+            }
+            _ => {}
+        }
+    }
+    if service == "iam" {
+        refuse_delete_conflict(fd, &action, &params).await?;
+    }
     let forward = || {
         fd.moto
             .forward(&parts.method, &path, &parts.headers, body.clone())
@@ -138,6 +168,15 @@ pub async fn handle(
             let r = forward().await.map_err(moto_err)?;
             if r.ok() {
                 register_user(fd, &r.text());
+            }
+            Ok(relay(fd, &r))
+        }
+        ("iam", "CreateGroup") => {
+            let r = forward().await.map_err(moto_err)?;
+            if r.ok()
+                && let Some(moto_id) = xml::text(&r.text(), "GroupId")
+            {
+                fd.moto_ids().insert(moto_id, unique_id("AGPA"));
             }
             Ok(relay(fd, &r))
         }
@@ -222,6 +261,54 @@ async fn stored_user_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>,
     }
     let names = fd.moto.user_names().await.map_err(moto_err)?;
     Ok(pick_name(&names, asked))
+}
+
+/// The stored spelling of group `asked`, `None` when no group has that name in
+/// any case.
+async fn stored_group_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>, AwsError> {
+    let names = fd.moto.group_names().await.map_err(moto_err)?;
+    Ok(pick_name(&names, asked))
+}
+
+/// IAM's `DeleteConflict`s moto does not raise: a group that still has members
+/// cannot be deleted, nor a user that is still in a group.
+async fn refuse_delete_conflict(
+    fd: &FrontDoor,
+    action: &str,
+    params: &Params,
+) -> Result<(), AwsError> {
+    let (call, param, message) = match action {
+        "DeleteGroup" => (
+            "GetGroup",
+            "GroupName",
+            "Cannot delete entity, must remove users from group first.",
+        ),
+        "DeleteUser" => (
+            "ListGroupsForUser",
+            "UserName",
+            "Cannot delete entity, must remove user from all groups first.",
+        ),
+        _ => return Ok(()),
+    };
+    let Some(name) = params.get(param) else {
+        return Ok(());
+    };
+    let r = fd
+        .moto
+        .call("iam", call, &[(param, name.as_str())])
+        .await
+        .map_err(moto_err)?;
+    // GetGroup lists members under <Users>; ListGroupsForUser groups under <Groups>.
+    let text = r.text();
+    let busy = r.ok()
+        && match action {
+            "DeleteGroup" => !xml::raw_all(&text, "UserName").is_empty(),
+            _ => !xml::raw_all(&text, "GroupName").is_empty(),
+        };
+    if busy {
+        return Err(AwsError::new(409, "DeleteConflict", message));
+    }
+    Ok(())
 }
 
 /// `asked` if present, else its (only possible) case variant.

@@ -217,6 +217,16 @@ impl Moto {
 
     /// Every IAM user name moto holds (`ListUsers`, every page), as stored.
     pub async fn user_names(&self) -> Result<Vec<String>, SandboxError> {
+        self.iam_names("ListUsers", "UserName").await
+    }
+
+    /// Every IAM group name moto holds (`ListGroups`, every page), as stored.
+    pub async fn group_names(&self) -> Result<Vec<String>, SandboxError> {
+        self.iam_names("ListGroups", "GroupName").await
+    }
+
+    /// The `element` values of every page of the IAM list call `action`.
+    async fn iam_names(&self, action: &str, element: &str) -> Result<Vec<String>, SandboxError> {
         let mut names = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -224,17 +234,17 @@ impl Moto {
             if let Some(m) = &marker {
                 params.push(("Marker", m.as_str()));
             }
-            let r = self.call("iam", "ListUsers", &params).await?;
+            let r = self.call("iam", action, &params).await?;
             if !r.ok() {
                 return Err(SandboxError::Moto(format!(
-                    "ListUsers answered {}: {}",
+                    "{action} answered {}: {}",
                     r.status,
                     r.text()
                 )));
             }
             let text = r.text();
             names.extend(
-                super::xml::raw_all(&text, "UserName")
+                super::xml::raw_all(&text, element)
                     .into_iter()
                     .map(super::xml::unescape),
             );

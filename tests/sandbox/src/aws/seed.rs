@@ -189,6 +189,10 @@ fn put_aws_auth(fd: &FrontDoor, cluster: &str, data: BTreeMap<&str, String>) {
     c.objects.insert(key, StoredObject { json: obj });
 }
 
+/// Namespaces the seed adds to the managed clusters (`prod`, `staging`) besides
+/// the four every cluster has.
+pub const SEED_NAMESPACES: [&str; 2] = ["team-a", "team-b-web"];
+
 /// Creates the example world; seeding twice is not an error.
 pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
     let admin_role_arn = ensure_role(
@@ -235,6 +239,17 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
                 version: "1.33",
             };
             create_cluster_record(fd, &region, spec).await?;
+        }
+    }
+    {
+        // Team namespaces on the managed clusters, for namespace-scoped tiers.
+        let mut st = lock(&fd.shared);
+        for name in ["prod", "staging"] {
+            if let Some(c) = st.clusters.get_mut(name) {
+                for ns in SEED_NAMESPACES {
+                    crate::kube::seed_namespace(c, ns);
+                }
+            }
         }
     }
     put_aws_auth(

@@ -38,7 +38,57 @@ pub const RESOURCES: &[ResourceDef] = &[
         kind: "Namespace",
         namespaced: false,
         short_names: &["ns"],
-        verbs: &["create", "get", "list"],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "api/v1",
+        group: "",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        verbs: RW,
+    },
+    ResourceDef {
+        prefix: "apis/apps/v1",
+        group: "apps",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        verbs: RW,
     },
     ResourceDef {
         prefix: "apis/rbac.authorization.k8s.io/v1",
@@ -97,6 +147,7 @@ pub fn api_version(prefix: &str) -> &str {
 }
 
 const GROUPS: &[&str] = &[
+    "apps",
     "rbac.authorization.k8s.io",
     "authentication.k8s.io",
     "authorization.k8s.io",
@@ -144,6 +195,8 @@ pub fn document(path: &str, kube_version: &str, endpoint: &str) -> Option<Value>
         "openapi/v3/apis/rbac.authorization.k8s.io/v1" => {
             Some(openapi_v3_doc("apis/rbac.authorization.k8s.io/v1"))
         }
+        "openapi/v3/apis/apps/v1" => Some(openapi_v3_doc("apis/apps/v1")),
+        "apis/apps/v1" => Some(resource_list("apps/v1", "apis/apps/v1")),
         "api" => Some(json!({
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -171,7 +224,9 @@ pub fn document(path: &str, kube_version: &str, endpoint: &str) -> Option<Value>
             "apiVersion": "v1",
             "groupVersion": "authorization.k8s.io/v1",
             "resources": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
-                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+                {"name": "selfsubjectrulesreviews", "singularName": "selfsubjectrulesreview",
+                "namespaced": false, "kind": "SelfSubjectRulesReview", "verbs": ["create"]}],
         })),
         _ => {
             let g = path.strip_prefix("apis/")?;
@@ -200,7 +255,11 @@ fn resource_list(group_version: &str, prefix: &str) -> Value {
 /// The OpenAPI v3 index: one entry per group-version that has resources.
 fn openapi_v3_index() -> Value {
     let mut paths = serde_json::Map::new();
-    for prefix in ["api/v1", "apis/rbac.authorization.k8s.io/v1"] {
+    for prefix in [
+        "api/v1",
+        "apis/apps/v1",
+        "apis/rbac.authorization.k8s.io/v1",
+    ] {
         paths.insert(
             prefix.to_string(),
             json!({"serverRelativeURL": format!("/openapi/v3/{prefix}?hash=sandbox")}),

@@ -4,8 +4,10 @@
 //!   certificate, binds `127.0.0.1:0` and serves HTTP/1.1 over TLS.
 //! * `auth` checks EKS tokens like aws-iam-authenticator and maps the
 //!   identity through access entries and/or `aws-auth` (`awsauth`).
-//! * `authz` decides: `system:masters`, access policies, stored RBAC.
-//! * `resources` stores ConfigMaps, Namespaces and RBAC objects;
+//! * `authz` decides: `system:masters`, access policies, stored RBAC;
+//!   `roles` holds the default ClusterRoles and the access policies' rules.
+//! * `resources` stores ConfigMaps, Namespaces, RBAC objects and a few
+//!   workload kinds (pods, deployments, secrets, services, service accounts);
 //!   `discovery` answers `/api`, `/apis`, `/version`.
 
 pub mod auth;
@@ -14,9 +16,16 @@ mod awsauth;
 mod discovery;
 mod proto;
 mod resources;
+pub mod roles;
 mod status;
 
 pub use auth::{Identity, UserInfo};
+
+/// Creates namespace `ns` on `cluster` if absent (as `kubectl create namespace`
+/// would, without going through the API).
+pub fn seed_namespace(cluster: &mut crate::state::Cluster, ns: &str) {
+    resources::seed_namespace(cluster, ns);
+}
 pub use awsauth::{AwsAuth, Mapping, parse_aws_auth};
 
 use std::convert::Infallible;
@@ -131,8 +140,10 @@ fn make_certs(cluster: &str) -> Result<Certs, KubeError> {
 }
 
 /// Starts the API server of `cluster_name`, whose record must already be in
-/// `shared.clusters`. Seeds the namespaces `default`, `kube-system` and
-/// `kube-public`. `sts_hosts` are the `host[:port]`s an EKS token's
+/// `shared.clusters`. Seeds the namespaces `default`, `kube-system`,
+/// `kube-public` and `kube-node-lease`, and Kubernetes' default ClusterRoles
+/// (`cluster-admin`, `admin`, `edit`, `view`, `system:basic-user`,
+/// `system:discovery`) with their default ClusterRoleBindings. `sts_hosts` are the `host[:port]`s an EKS token's
 /// presigned URL may name (https required for `*.amazonaws.com`).
 pub async fn start_cluster_server(
     shared: Shared,
@@ -145,9 +156,10 @@ pub async fn start_cluster_server(
             .clusters
             .get_mut(cluster_name)
             .ok_or_else(|| KubeError::UnknownCluster(cluster_name.to_string()))?;
-        for ns in ["default", "kube-system", "kube-public"] {
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             resources::seed_namespace(cluster, ns);
         }
+        resources::seed_rbac(cluster);
     }
     let certs = make_certs(cluster_name)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -1,5 +1,7 @@
 //! Just enough of the Kubernetes protobuf envelope to read the
-//! SelfSubjectAccessReview kubectl sends as `application/vnd.kubernetes.protobuf`.
+//! SelfSubjectAccessReview kubectl sends as `application/vnd.kubernetes.protobuf`,
+//! and the type and metadata of any object it creates that way
+//! (`kubectl create namespace`, `kubectl create deployment`).
 //! Envelope: magic `k8s\0`, then `runtime.Unknown { typeMeta = 1; raw = 2; ... }`.
 
 use serde_json::{Map, Value, json};
@@ -98,6 +100,62 @@ pub fn self_subject_access_review(body: &[u8]) -> Option<Value> {
     }))
 }
 
+/// The namespace of a protobuf SelfSubjectRulesReview (`spec.namespace`).
+pub fn self_subject_rules_review_namespace(body: &[u8]) -> Option<String> {
+    let unknown = body.strip_prefix(MAGIC)?;
+    let raw = field(unknown, 2)?;
+    let spec = field(raw, 2).unwrap_or_default();
+    Some(String::from_utf8_lossy(field(spec, 1).unwrap_or_default()).into_owned())
+}
+
+/// `map<string, string>` entries (field `n`, each `{key = 1; value = 2}`).
+fn string_map(buf: &[u8], n: u64) -> Option<Value> {
+    let mut m = Map::new();
+    for (f, entry) in fields(buf)? {
+        if f == n {
+            let k = field(entry, 1).unwrap_or_default();
+            let v = field(entry, 2).unwrap_or_default();
+            m.insert(
+                String::from_utf8_lossy(k).into_owned(),
+                json!(String::from_utf8_lossy(v)),
+            );
+        }
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+/// Decodes the `apiVersion`, `kind` and `metadata` (name, generateName,
+/// namespace, labels, annotations) of a protobuf-encoded object. The rest
+/// (spec, status) is not decoded: the sandbox keeps such objects without it.
+pub fn object_metadata(body: &[u8]) -> Option<Value> {
+    let unknown = body.strip_prefix(MAGIC)?;
+    let type_meta = strings(
+        field(unknown, 1).unwrap_or_default(),
+        &[(1, "apiVersion"), (2, "kind")],
+    )?;
+    let raw = field(unknown, 2)?;
+    let meta_buf = field(raw, 1).unwrap_or_default();
+    let mut meta = match strings(
+        meta_buf,
+        &[(1, "name"), (2, "generateName"), (3, "namespace")],
+    )? {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Some(labels) = string_map(meta_buf, 11) {
+        meta.insert("labels".into(), labels);
+    }
+    if let Some(annotations) = string_map(meta_buf, 12) {
+        meta.insert("annotations".into(), annotations);
+    }
+    let mut obj = match type_meta {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    obj.insert("metadata".into(), Value::Object(meta));
+    Some(Value::Object(obj))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +187,19 @@ mod tests {
             json!({"namespace": "kube-system", "verb": "update", "resource": "configmaps", "name": "aws-auth"})
         );
         assert!(self_subject_access_review(b"{}").is_none());
+    }
+
+    #[test]
+    fn decodes_object_metadata() {
+        let label = [ld(1, b"team"), ld(2, b"a")].concat();
+        let meta = [ld(1, b"team-a"), ld(11, &label)].concat();
+        let raw = ld(1, &meta);
+        let type_meta = [ld(1, b"v1"), ld(2, b"Namespace")].concat();
+        let body = [MAGIC.to_vec(), ld(1, &type_meta), ld(2, &raw)].concat();
+        assert_eq!(
+            object_metadata(&body).expect("decodes"),
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": "team-a", "labels": {"team": "a"}}})
+        );
     }
 }

@@ -35,6 +35,7 @@ enum Target {
     Resource(Route),
     SelfSubjectReview,
     SelfSubjectAccessReview,
+    SelfSubjectRulesReview,
     NotFound,
 }
 
@@ -47,6 +48,9 @@ fn parse_target(path: &str) -> Target {
         "apis/authentication.k8s.io/v1/selfsubjectreviews" => return Target::SelfSubjectReview,
         "apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
             return Target::SelfSubjectAccessReview;
+        }
+        "apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => {
+            return Target::SelfSubjectRulesReview;
         }
         _ => {}
     }
@@ -113,6 +117,7 @@ fn operation_of(parts: &Parts, target: &Target) -> String {
         Target::Resource(r) => r.def.plural.to_string(),
         Target::SelfSubjectReview => "selfsubjectreviews".to_string(),
         Target::SelfSubjectAccessReview => "selfsubjectaccessreviews".to_string(),
+        Target::SelfSubjectRulesReview => "selfsubjectrulesreviews".to_string(),
         _ => parts.uri.path().to_string(),
     };
     format!("{} {counted}", parts.method)
@@ -176,10 +181,37 @@ pub(crate) fn dispatch(ctx: &Ctx, parts: &Parts, body: &[u8], now: i64) -> Resp 
         }
     };
 
+    let review = |resource: &str, group: &str| Attrs {
+        verb: "create".into(),
+        api_group: group.into(),
+        resource: resource.into(),
+        subresource: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+    };
+    let refused = |a: &Attrs| {
+        status::to_response(
+            &Failure::new(403, "Forbidden", authz::forbidden_message(&user, a))
+                .with_details(json!({"kind": a.resource})),
+        )
+    };
     match target {
         Target::Discovery(p) => {
             if parts.method != http::Method::GET {
                 return method_not_allowed();
+            }
+            let url = format!("/{p}");
+            if !ANONYMOUS_PATHS.contains(&p.as_str())
+                && !authz::authorize_url(cluster, &user, "get", &url)
+            {
+                return status::to_response(&Failure::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "forbidden: User \"{}\" cannot get path \"{url}\"",
+                        user.username
+                    ),
+                ));
             }
             discovery_response(ctx, cluster, &p)
         }
@@ -192,13 +224,31 @@ pub(crate) fn dispatch(ctx: &Ctx, parts: &Parts, body: &[u8], now: i64) -> Resp 
             if parts.method != http::Method::POST {
                 return method_not_allowed();
             }
+            let a = review("selfsubjectreviews", "authentication.k8s.io");
+            if !authz::authorize(cluster, &user, &a) {
+                return refused(&a);
+            }
             self_subject_review(&user)
         }
         Target::SelfSubjectAccessReview => {
             if parts.method != http::Method::POST {
                 return method_not_allowed();
             }
+            let a = review("selfsubjectaccessreviews", "authorization.k8s.io");
+            if !authz::authorize(cluster, &user, &a) {
+                return refused(&a);
+            }
             self_subject_access_review(cluster, &user, body)
+        }
+        Target::SelfSubjectRulesReview => {
+            if parts.method != http::Method::POST {
+                return method_not_allowed();
+            }
+            let a = review("selfsubjectrulesreviews", "authorization.k8s.io");
+            if !authz::authorize(cluster, &user, &a) {
+                return refused(&a);
+            }
+            self_subject_rules_review(cluster, &user, body)
         }
         Target::Resource(route) => resource(cluster, &user, parts, body, &route, now),
     }
@@ -276,12 +326,13 @@ fn self_subject_access_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -
             verb: s(Some(ra), "verb"),
             api_group: s(Some(ra), "group"),
             resource: s(Some(ra), "resource"),
+            subresource: s(Some(ra), "subresource"),
             namespace: s(Some(ra), "namespace"),
             name: s(Some(ra), "name"),
         };
         authz::authorize(cluster, user, &attrs)
     } else if let Some(nra) = spec.and_then(|s| s.get("nonResourceAttributes")) {
-        user.groups.iter().any(|g| g == "system:masters") || s(Some(nra), "verb") == "get"
+        authz::authorize_url(cluster, user, &s(Some(nra), "verb"), &s(Some(nra), "path"))
     } else {
         return status::to_response(&Failure::invalid(
             "SelfSubjectAccessReview",
@@ -296,6 +347,42 @@ fn self_subject_access_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -
         o.insert("kind".into(), json!("SelfSubjectAccessReview"));
     }
     status::json_response(201, &review)
+}
+
+fn self_subject_rules_review(cluster: &Cluster, user: &UserInfo, body: &[u8]) -> Resp {
+    let namespace = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("spec")
+            .and_then(|s| s.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => match super::proto::self_subject_rules_review_namespace(body) {
+            Some(ns) => ns,
+            None => {
+                return status::to_response(&Failure::bad_request(format!(
+                    "invalid body (neither JSON nor Kubernetes protobuf): {e}"
+                )));
+            }
+        },
+    };
+    let (resource_rules, non_resource_rules) = authz::rules_review(cluster, user, &namespace);
+    status::json_response(
+        201,
+        &json!({
+            "kind": "SelfSubjectRulesReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"namespace": namespace},
+            "status": {
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
+                // EKS's authorizer webhook cannot list what access policies grant.
+                "incomplete": true,
+                "evaluationError": "webhook authorizer does not support user rule resolution",
+            },
+        }),
+    )
 }
 
 // ---------------------------------------------------------------- objects
@@ -408,6 +495,32 @@ pub(crate) fn seed_namespace(cluster: &mut Cluster, ns: &str) {
     cluster.objects.insert(k, StoredObject { json: obj });
 }
 
+/// Seeds the default ClusterRoles and ClusterRoleBindings if absent.
+pub(crate) fn seed_rbac(cluster: &mut Cluster) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (plural, name, obj) in super::roles::bootstrap_objects() {
+        let Some(def) = discovery::find(authz::RBAC_PREFIX, plural) else {
+            continue;
+        };
+        let k = key(def, "", name);
+        if cluster.objects.contains_key(&k) {
+            continue;
+        }
+        let obj = finalize(cluster, def, obj, "", name, None, now);
+        cluster.objects.insert(k, StoredObject { json: obj });
+    }
+}
+
+/// A Namespace's name: an RFC 1123 label.
+fn valid_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && valid_name(name)
+}
+
+/// An RBAC object's name: any path segment (`eks-access-sync:developers`).
+fn valid_path_segment(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%'])
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -422,7 +535,27 @@ fn validate(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), Failure> {
     if !obj.is_object() {
         return Err(Failure::bad_request("the body is not a JSON object".into()));
     }
-    if !valid_name(name) {
+    let rbac = matches!(
+        def.kind,
+        "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+    );
+    if rbac && !valid_path_segment(name) {
+        return Err(Failure::invalid(
+            def.kind,
+            name,
+            "metadata.name",
+            "may not contain '/' or '%', and may not be '.' or '..'",
+        ));
+    }
+    if def.kind == "Namespace" && !valid_label(name) {
+        return Err(Failure::invalid(
+            def.kind,
+            name,
+            "metadata.name",
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+        ));
+    }
+    if !rbac && !valid_name(name) {
         return Err(Failure::invalid(
             def.kind,
             name,
@@ -497,6 +630,44 @@ fn validate(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), Failure> {
             "roleRef.name",
             "Required value",
         ));
+    }
+    if def.kind == "RoleBinding" || def.kind == "ClusterRoleBinding" {
+        let rr = |f: &str| {
+            obj.get("roleRef")
+                .and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kinds: &[&str] = if def.kind == "RoleBinding" {
+            &["Role", "ClusterRole"]
+        } else {
+            &["ClusterRole"]
+        };
+        let kind = rr("kind");
+        if !kinds.contains(&kind.as_str()) {
+            let supported: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+            return Err(Failure::invalid(
+                def.kind,
+                name,
+                "roleRef.kind",
+                &format!(
+                    "Unsupported value: {kind:?}: supported values: {}",
+                    supported.join(", ")
+                ),
+            ));
+        }
+        let group = rr("apiGroup");
+        if group != "rbac.authorization.k8s.io" {
+            return Err(Failure::invalid(
+                def.kind,
+                name,
+                "roleRef.apiGroup",
+                &format!(
+                    "Unsupported value: {group:?}: supported values: \"rbac.authorization.k8s.io\""
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -636,6 +807,7 @@ fn resource(
         } else {
             match serde_json::from_slice(body) {
                 Ok(v) => Some(v),
+                Err(_) if let Some(v) = super::proto::object_metadata(body) => Some(v),
                 Err(e) => {
                     return status::to_response(&Failure::bad_request(format!(
                         "the body of the request could not be decoded as JSON: {e}"
@@ -651,11 +823,19 @@ fn resource(
         (None, Some(b)) if verb == "create" => meta_str(b, "name").unwrap_or_default(),
         _ => String::new(),
     };
+    // As kube-apiserver's RequestInfo: a request on one namespace object is in
+    // that namespace (a RoleBinding there can grant `get namespaces`).
+    let attr_ns = if def.plural == "namespaces" && route.name.is_some() {
+        name.clone()
+    } else {
+        route.namespace.clone()
+    };
     let attrs = Attrs {
         verb: verb.to_string(),
         api_group: def.group.to_string(),
         resource: def.plural.to_string(),
-        namespace: route.namespace.clone(),
+        subresource: String::new(),
+        namespace: attr_ns,
         name: if verb == "create" {
             String::new()
         } else {
@@ -702,9 +882,16 @@ fn resource(
                     "the namespace of the provided object does not match the namespace sent on the request".into(),
                 ));
             }
-            if let Err(f) = validate(def, &name, &obj) {
+            if let Err(f) = validate(def, &name, &obj)
+                .and_then(|()| check_binding(cluster, user, def, &ns, &name, &obj, None))
+            {
                 return status::to_response(&f);
             }
+            let obj = if def.kind == "Namespace" {
+                namespace_defaults(obj, &name)
+            } else {
+                obj
+            };
             if def.namespaced
                 && !cluster.objects.contains_key(&(
                     "api/v1".into(),
@@ -745,6 +932,15 @@ fn resource(
                 ));
             }
             maybe_race(cluster, def, &ns, &name, now);
+            let current = cluster
+                .objects
+                .get(&key(def, &ns, &name))
+                .map(|o| o.json.clone());
+            if let Some(cur) = &current
+                && let Err(f) = check_binding(cluster, user, def, &ns, &name, &obj, Some(cur))
+            {
+                return status::to_response(&f);
+            }
             write_checked(cluster, def, &ns, &name, obj, dry_run, now)
         }
         "patch" => {
@@ -770,6 +966,9 @@ fn resource(
                     "field is immutable",
                 ));
             }
+            if let Err(f) = check_binding(cluster, user, def, &ns, &name, &doc, Some(&current)) {
+                return status::to_response(&f);
+            }
             write_checked(cluster, def, &ns, &name, doc, dry_run, now)
         }
         "delete" => {
@@ -777,8 +976,24 @@ fn resource(
             let Some(old) = cluster.objects.get(&k).map(|o| o.json.clone()) else {
                 return status::to_response(&Failure::not_found(def.plural, &name));
             };
+            if def.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name.as_str()) {
+                return status::to_response(
+                    &Failure::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                        ),
+                    )
+                    .with_details(json!({"name": name, "kind": "namespaces"})),
+                );
+            }
             if !dry_run {
                 cluster.objects.remove(&k);
+                if def.kind == "Namespace" {
+                    // The namespace controller removes everything in it.
+                    cluster.objects.retain(|(_, _, o_ns, _), _| *o_ns != name);
+                }
                 cluster.resource_version += 1;
             }
             status::json_response(
@@ -794,6 +1009,82 @@ fn resource(
         }
         _ => method_not_allowed(),
     }
+}
+
+/// Namespaces Kubernetes' NamespaceLifecycle admission refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// What the API server fills in on a new Namespace.
+fn namespace_defaults(mut obj: Value, name: &str) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        let meta = o.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        o.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+        o.insert("status".into(), json!({"phase": "Active"}));
+    }
+    obj
+}
+
+/// For RoleBindings and ClusterRoleBindings: `roleRef` cannot change on an
+/// existing binding, and the writer may not grant what it does not hold
+/// (RBAC's escalation check).
+fn check_binding(
+    cluster: &Cluster,
+    user: &UserInfo,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &Value,
+    previous: Option<&Value>,
+) -> Result<(), Failure> {
+    if def.kind != "RoleBinding" && def.kind != "ClusterRoleBinding" {
+        return Ok(());
+    }
+    let role_ref = obj.get("roleRef").cloned().unwrap_or(Value::Null);
+    if let Some(prev) = previous
+        && let Some(old_ref) = prev.get("roleRef")
+    {
+        let field = |r: &Value, f: &str| {
+            r.get(f)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let same = ["apiGroup", "kind", "name"]
+            .iter()
+            .all(|f| field(old_ref, f) == field(&role_ref, f));
+        if !same {
+            return Err(Failure::invalid(
+                &format!("{}.rbac.authorization.k8s.io", def.kind),
+                name,
+                "roleRef",
+                &format!(
+                    "Invalid value: rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}: cannot change roleRef",
+                    field(&role_ref, "apiGroup"),
+                    field(&role_ref, "kind"),
+                    field(&role_ref, "name")
+                ),
+            ));
+        }
+    }
+    authz::confirm_no_escalation(cluster, user, ns, &role_ref).map_err(|refusal| match refusal {
+        authz::Refusal::RoleNotFound { plural, name } => {
+            Failure::not_found(&format!("{plural}.rbac.authorization.k8s.io"), &name)
+        }
+        authz::Refusal::NotHeld(missing) => Failure::new(
+            403,
+            "Forbidden",
+            authz::escalation_message(user, def.plural, name, &missing),
+        )
+        .with_details(
+            json!({"name": name, "group": "rbac.authorization.k8s.io", "kind": def.plural}),
+        ),
+    })
 }
 
 /// Replaces an existing object, refusing a stale `resourceVersion`.
@@ -844,15 +1135,25 @@ fn list(cluster: &Cluster, def: &ResourceDef, ns: &str, query: &BTreeMap<String,
             }
         }
     }
+    let selector = match query.get("labelSelector").map(|q| parse_selector(q)) {
+        None => Vec::new(),
+        Some(Ok(s)) => s,
+        Some(Err(why)) => {
+            return status::to_response(&Failure::bad_request(format!(
+                "unable to parse requested label selector: {why}"
+            )));
+        }
+    };
     let items: Vec<Value> = cluster
         .objects
         .iter()
-        .filter(|((p, r, o_ns, o_name), _)| {
+        .filter(|((p, r, o_ns, o_name), o)| {
             p == def.prefix
                 && r == def.plural
                 && (ns.is_empty() || o_ns == ns)
                 && name_filter.is_none_or(|n| n == o_name)
                 && ns_filter.is_none_or(|n| n == o_ns)
+                && selector.iter().all(|req| req.matches(&o.json))
         })
         .map(|(_, o)| o.json.clone())
         .collect();
@@ -865,4 +1166,101 @@ fn list(cluster: &Cluster, def: &ResourceDef, ns: &str, query: &BTreeMap<String,
             "items": items,
         }),
     )
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LabelReq {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+impl LabelReq {
+    fn matches(&self, obj: &Value) -> bool {
+        let label = |k: &str| {
+            obj.get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        match self {
+            Self::In(k, vs) => label(k).is_some_and(|v| vs.contains(&v)),
+            Self::NotIn(k, vs) => label(k).is_none_or(|v| !vs.contains(&v)),
+            Self::Exists(k) => label(k).is_some(),
+            Self::NotExists(k) => label(k).is_none(),
+        }
+    }
+}
+
+/// Parses `a=b,c!=d,e,!f,g in (h,i),j notin (k)` (Kubernetes' label selector syntax).
+fn parse_selector(q: &str) -> Result<Vec<LabelReq>, String> {
+    let mut clauses = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in q.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                clauses.push(&q[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    clauses.push(&q[start..]);
+    let set = |v: &str| -> Result<Vec<String>, String> {
+        let inner = v
+            .trim()
+            .strip_prefix('(')
+            .and_then(|v| v.strip_suffix(')'))
+            .ok_or_else(|| format!("expected a parenthesised set, found {v:?}"))?;
+        Ok(inner.split(',').map(|s| s.trim().to_string()).collect())
+    };
+    let mut reqs = Vec::new();
+    for clause in clauses.into_iter().map(str::trim).filter(|c| !c.is_empty()) {
+        let req = if let Some((k, v)) = clause.split_once("!=") {
+            LabelReq::NotIn(k.trim().into(), vec![v.trim().into()])
+        } else if let Some((k, v)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
+            LabelReq::In(k.trim().into(), vec![v.trim().into()])
+        } else if let Some((k, v)) = clause.split_once(" notin ") {
+            LabelReq::NotIn(k.trim().into(), set(v)?)
+        } else if let Some((k, v)) = clause.split_once(" in ") {
+            LabelReq::In(k.trim().into(), set(v)?)
+        } else if let Some(k) = clause.strip_prefix('!') {
+            LabelReq::NotExists(k.trim().into())
+        } else if clause.contains([' ', '(', ')']) {
+            return Err(format!("invalid clause {clause:?}"));
+        } else {
+            LabelReq::Exists(clause.into())
+        };
+        reqs.push(req);
+    }
+    Ok(reqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selectors_parse_and_match() {
+        let obj = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "eks-access-sync", "tier": "view"}}});
+        let m = |q: &str| {
+            parse_selector(q)
+                .expect("parses")
+                .iter()
+                .all(|r| r.matches(&obj))
+        };
+        assert!(m("app.kubernetes.io/managed-by=eks-access-sync"));
+        assert!(m("app.kubernetes.io/managed-by==eks-access-sync,tier"));
+        assert!(!m("app.kubernetes.io/managed-by=someone-else"));
+        assert!(m("tier in (view, edit),!missing"));
+        assert!(!m("tier notin (view)"));
+        assert!(m("tier!=edit"));
+        assert!(!m("missing"));
+        assert!(parse_selector("tier in view").is_err());
+    }
 }
