@@ -364,14 +364,22 @@ def test_lease_writes_are_limited_to_the_admin_roles_lock_item(conditions):
     }
 
 
-def test_iam_rule_matches_exactly_the_four_successful_user_calls():
+def test_iam_rule_matches_exactly_the_successful_user_and_group_calls():
     pattern = RESOURCES["IamEventsRule"]["Properties"]["EventPattern"]
     assert pattern == {
         "source": ["aws.iam"],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
             "eventSource": ["iam.amazonaws.com"],
-            "eventName": ["CreateUser", "TagUser", "UntagUser", "DeleteUser"],
+            "eventName": [
+                "CreateUser",
+                "TagUser",
+                "UntagUser",
+                "DeleteUser",
+                "AddUserToGroup",
+                "RemoveUserFromGroup",
+                "DeleteGroup",
+            ],
             "errorCode": [{"exists": False}],
         },
     }

@@ -11,9 +11,13 @@ fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
 }
 
+/// The example configuration's three tiers (admin by tag `eks-access=admin`,
+/// developers by group `developers`/`sre`, readers by tag or group `auditors`).
 fn cfg() -> Config {
+    let example = std::fs::read_to_string(events_dir().join("../examples/access.yaml"))
+        .expect("examples/access.yaml");
     Config::from_lookup(|k| match k {
-        "ADMIN_ROLE_NAME" => Some("EksAdmin".into()),
+        "ACCESS_CONFIG" => Some(example.clone()),
         "AWS_REGION" => Some("us-east-1".into()),
         _ => None,
     })
@@ -32,6 +36,7 @@ enum Want {
     Eks(&'static str, &'static str),
     Schedule,
     Ignored(&'static str),
+    GroupDeleted(&'static str),
 }
 
 fn expected(name: &str) -> Option<Want> {
@@ -43,6 +48,11 @@ fn expected(name: &str) -> Option<Want> {
         "iam-untag-user.json" => Want::Iam(UntagUser, TagHint::Removed, "dave"),
         "iam-delete-user.json" => Want::Iam(DeleteUser, TagHint::Removed, "dave"),
         "iam-create-user-failed.json" => Want::Ignored("EntityAlreadyExists"),
+        "iam-add-user-to-group.json" => Want::Iam(AddUserToGroup, TagHint::Unknown, "dave"),
+        "iam-remove-user-from-group.json" => {
+            Want::Iam(RemoveUserFromGroup, TagHint::Unknown, "dave")
+        }
+        "iam-delete-group.json" => Want::GroupDeleted("developers"),
         "eks-create-cluster.json" => Want::Eks("CreateCluster", "prod-2"),
         "eks-tag-resource.json" => Want::Eks("TagResource", "legacy"),
         "schedule.json" => Want::Schedule,
@@ -84,8 +94,16 @@ fn every_sample_event_is_classified_as_its_name_says() {
         let got = classify_event(&load(name), &cfg);
         match (&want, &got) {
             (Want::Iam(kind, hint, user), EventClass::Iam(e)) => {
+                // The hint of the tier the event touches (admin's tag, or the
+                // developers' group), Unchanged when it touches none.
+                let touched = e
+                    .hints
+                    .iter()
+                    .copied()
+                    .find(|h| *h != TagHint::Unchanged)
+                    .unwrap_or(TagHint::Unchanged);
                 assert_eq!(
-                    (e.kind, e.hints[0], e.user_name.as_str()),
+                    (e.kind, touched, e.user_name.as_str()),
                     (*kind, *hint, *user),
                     "{name}"
                 );
@@ -96,6 +114,9 @@ fn every_sample_event_is_classified_as_its_name_says() {
                 assert_eq!(e.cluster.as_str(), *cluster, "{name}");
             }
             (Want::Schedule, EventClass::Schedule) => {}
+            (Want::GroupDeleted(g), EventClass::IamGroupDeleted { group }) => {
+                assert_eq!(group, g, "{name}")
+            }
             (Want::Ignored(text), EventClass::Ignored { reason }) => {
                 assert!(reason.contains(text), "{name}: {reason}");
             }
