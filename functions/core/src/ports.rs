@@ -18,6 +18,7 @@ use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
 use crate::model::cluster::{ClusterEndpoint, ClusterInfo};
 use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
+use crate::policy::rbac::{BindingRef, BindingSpec, BindingView};
 
 // IAM
 /// What the engine needs from IAM.
@@ -142,9 +143,24 @@ pub trait AwsAuthStore: Send + Sync {
     ) -> impl Future<Output = Result<(), K8sError>> + Send;
 }
 
-/// Opens an [`AwsAuthStore`] on a cluster.
+/// The tiers' RBAC bindings on one cluster.
+pub trait RbacStore: Send + Sync {
+    /// The names of every namespace.
+    fn namespaces(&self) -> impl Future<Output = Result<Vec<String>, K8sError>> + Send;
+    /// The ClusterRoleBindings and RoleBindings that carry our label or one of
+    /// `names`.
+    fn bindings(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<BindingView>, K8sError>> + Send;
+    /// Creates the binding, or replaces ours of that name.
+    fn put_binding(&self, spec: &BindingSpec) -> impl Future<Output = Result<(), K8sError>> + Send;
+    fn delete_binding(&self, at: &BindingRef) -> impl Future<Output = Result<(), K8sError>> + Send;
+}
+
+/// Opens an [`AwsAuthStore`] (and the [`RbacStore`]) on a cluster.
 pub trait KubeConnector: Send + Sync {
-    type Store: AwsAuthStore;
+    type Store: AwsAuthStore + RbacStore;
     fn connect(
         &self,
         cluster: &ClusterEndpoint,

@@ -13,6 +13,7 @@ use eks_access_sync::model::tiers::AccessConfig;
 use eks_access_sync::output::report::ClusterStatus;
 use eks_access_sync::policy::desired::IamUser;
 use eks_access_sync::policy::event::{EventClass, classify_event};
+use eks_access_sync::policy::rbac::{BindingRef, BindingView};
 use flows_support::*;
 use serde_json::json;
 
@@ -342,6 +343,10 @@ fn a_group_event_of_a_group_no_tier_uses_is_ignored() {
 async fn a_tier_removed_from_the_configuration_leaves_no_mapping_or_entry() {
     let w = tier_world();
     assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    assert_eq!(
+        binding_names(&w, "c1"),
+        ["ClusterRoleBinding eks-access-sync:readers -> view"]
+    );
     // A hand-made entry naming a tier group beside another group is not ours.
     let mut d1 = w.kube.data("c1").expect("c1");
     let mixed = "- rolearn: arn:aws:iam::111122223333:role/mixed\n  username: mixed\n  groups:\n    - eks-access-sync:readers\n    - ops\n";
@@ -368,7 +373,123 @@ async fn a_tier_removed_from_the_configuration_leaves_no_mapping_or_entry() {
         "{entries:#?}"
     );
     assert!(entries.keys().any(|p| p.ends_with("/eks-edit")));
+    assert!(
+        binding_names(&w, "c1").is_empty(),
+        "the readers' ClusterRoleBinding is gone: {:?}",
+        binding_names(&w, "c1")
+    );
     // And nothing more on the next run.
     let again = engine.apply_full(&Scope::all()).await;
-    assert!(again.clusters.iter().all(|c| c.status == ClusterStatus::Unchanged), "{again:#?}");
+    assert!(
+        again
+            .clusters
+            .iter()
+            .all(|c| c.status == ClusterStatus::Unchanged),
+        "{again:#?}"
+    );
+}
+
+fn binding_names(w: &World, cluster: &str) -> Vec<String> {
+    w.kube
+        .bindings(cluster)
+        .values()
+        .map(|b| format!("{} -> {}", b.at, b.role_ref.1))
+        .collect()
+}
+
+#[tokio::test]
+async fn aws_auth_clusters_get_bindings_for_each_tier_group() {
+    let w = tier_world();
+    w.kube.set_namespaces(
+        "c1",
+        &["default", "kube-system", "team-a", "team-b-web", "team-c"],
+    );
+    let r = w.engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(
+        binding_names(&w, "c1"),
+        [
+            "ClusterRoleBinding eks-access-sync:readers -> view",
+            "RoleBinding team-a/eks-access-sync:developers -> edit",
+            "RoleBinding team-b-web/eks-access-sync:developers -> edit",
+        ]
+    );
+    let c1 = r.clusters.iter().find(|c| c.name == "c1").expect("c1");
+    assert!(
+        c1.changes
+            .iter()
+            .any(|l| l.starts_with("bind RoleBinding team-a/")),
+        "{c1:#?}"
+    );
+    // Nothing more next time; a new namespace matching a pattern gets its binding.
+    let again = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&again, "c1"), ClusterStatus::Unchanged, "{again:#?}");
+    w.kube.set_namespaces(
+        "c1",
+        &[
+            "default",
+            "kube-system",
+            "team-a",
+            "team-b-web",
+            "team-b-api",
+        ],
+    );
+    let third = w.engine.apply_full(&Scope::all()).await;
+    assert_eq!(status(&third, "c1"), ClusterStatus::Updated);
+    assert!(
+        binding_names(&w, "c1")
+            .contains(&"RoleBinding team-b-api/eks-access-sync:developers -> edit".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_binding_without_our_label_survives_and_is_reported() {
+    let w = tier_world();
+    w.kube.set_namespaces("c1", &["default", "team-a"]);
+    let foreign = BindingView {
+        at: BindingRef {
+            namespace: None,
+            name: "eks-access-sync:readers".into(),
+        },
+        managed: false,
+        role_ref: ("ClusterRole".into(), "cluster-admin".into()),
+        groups: vec!["someone-else".into()],
+    };
+    w.kube.put_binding("c1", foreign.clone());
+    let mut stale = foreign.clone();
+    stale.at = BindingRef {
+        namespace: Some("team-a".into()),
+        name: "eks-access-sync:retired".into(),
+    };
+    stale.managed = true;
+    w.kube.put_binding("c1", stale.clone());
+    let mut theirs = stale.clone();
+    theirs.at.name = "platform-admins".into();
+    theirs.managed = false;
+    w.kube.put_binding("c1", theirs.clone());
+
+    let r = w.engine.apply_full(&Scope::all()).await;
+    let c1 = r.clusters.iter().find(|c| c.name == "c1").expect("c1");
+    assert_eq!(c1.status, ClusterStatus::Failed, "{c1:#?}");
+    assert!(
+        c1.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not labelled"),
+        "{c1:#?}"
+    );
+    let bindings = w.kube.bindings("c1");
+    assert_eq!(bindings.get(&foreign.at), Some(&foreign), "left as it was");
+    assert_eq!(
+        bindings.get(&theirs.at),
+        Some(&theirs),
+        "not ours, untouched"
+    );
+    assert!(!bindings.contains_key(&stale.at), "ours, retired: deleted");
+    // The developers' binding was still made.
+    assert!(
+        bindings
+            .keys()
+            .any(|b| b.name == "eks-access-sync:developers")
+    );
 }

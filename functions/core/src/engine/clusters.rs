@@ -16,6 +16,7 @@ use crate::model::mapping::{AdminMapping, Offboarded};
 use crate::model::tiers::Tier;
 use crate::policy::accessentry::{PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
+use crate::policy::rbac::TierBinding;
 use crate::ports::{EksApi, IamApi, KubeConnector, RoleInfo};
 
 /// One tier's mapping on the clusters.
@@ -67,6 +68,9 @@ pub(super) struct ClusterGoal {
     /// mapping or entry of a tier group not among those that apply to a cluster is a
     /// retired tier's.
     pub(super) tier_groups: Vec<(String, Option<TagSpec>)>,
+    /// The RBAC bindings of the tiers mapped to their own group (aws-auth clusters),
+    /// with each tier's cluster selector; empty: the tool manages no binding.
+    pub(super) bindings: Vec<(TierBinding, Option<TagSpec>)>,
     pub(super) offboarded: Vec<Offboarded>,
     /// Names of every existing user (lower-case), when the full listing is known:
     /// direct mappings of this account's users not in it are stale.
@@ -91,6 +95,18 @@ impl ClusterGoal {
                 .iter()
                 .filter_map(|(i, role)| tiers.get(*i).map(|t| TierGoal::new(t, role)))
                 .collect(),
+            bindings: tiers
+                .iter()
+                .filter(|t| t.manages_bindings())
+                .map(|t| {
+                    let b = TierBinding {
+                        group: t.own_group(),
+                        cluster_role: t.kubernetes.policy.cluster_role().to_owned(),
+                        namespaces: t.kubernetes.namespaces.clone(),
+                    };
+                    (b, t.clusters.clone())
+                })
+                .collect(),
             tier_groups: tiers
                 .iter()
                 .map(|t| (t.own_group(), t.clusters.clone()))
@@ -113,8 +129,23 @@ impl ClusterGoal {
     pub(super) fn live_groups(&self, cluster: &ClusterInfo) -> Vec<String> {
         self.tier_groups
             .iter()
-            .filter(|(_, sel)| sel.as_ref().is_none_or(|t| cluster.has_tag(&t.key, &t.value)))
+            .filter(|(_, sel)| {
+                sel.as_ref()
+                    .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
+            })
             .map(|(g, _)| g.clone())
+            .collect()
+    }
+
+    /// The bindings of the tiers that apply to `cluster`.
+    pub(super) fn bindings_for(&self, cluster: &ClusterInfo) -> Vec<TierBinding> {
+        self.bindings
+            .iter()
+            .filter(|(_, sel)| {
+                sel.as_ref()
+                    .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
+            })
+            .map(|(b, _)| b.clone())
             .collect()
     }
 
@@ -244,8 +275,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         };
         let result = match cluster.auth_mode {
             AuthMode::ConfigMap => {
-                self.reconcile_aws_auth(&cluster, &conn, goal, mode, AwsAuthJob::Own)
+                match self
+                    .reconcile_aws_auth(&cluster, &conn, goal, mode, AwsAuthJob::Own)
                     .await
+                {
+                    Ok(outcome) if !goal.bindings.is_empty() => {
+                        self.reconcile_bindings(&cluster, &conn, goal, mode, outcome)
+                            .await
+                    }
+                    other => other,
+                }
             }
             AuthMode::Api | AuthMode::ApiAndConfigMap => {
                 self.reconcile_access_entries(&cluster, &conn, goal, mode)

@@ -63,6 +63,7 @@ mod aws_auth;
 mod clusters;
 mod error;
 mod outcome;
+mod rbac;
 mod trust_step;
 
 pub use aws_auth::{

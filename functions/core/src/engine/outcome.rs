@@ -5,6 +5,7 @@ use crate::model::arn::ClusterName;
 use crate::model::cluster::{Backend, ClusterInfo};
 use crate::output::plan::{ClusterChange, ClusterPlan};
 use crate::output::report::{ClusterReport, ClusterStatus};
+use crate::policy::rbac::RbacPlan;
 
 /// One cluster's result: its part of the plan and of the report.
 pub(crate) struct ClusterOutcome {
@@ -21,6 +22,7 @@ impl ClusterOutcome {
                 name: cluster.name.clone(),
                 region: cluster.region.clone(),
                 backend,
+                rbac: RbacPlan::default(),
                 change: ClusterChange::Unchanged,
             }),
             report: ClusterReport {
@@ -47,6 +49,7 @@ impl ClusterOutcome {
                 name: cluster.name.clone(),
                 region: cluster.region.clone(),
                 backend,
+                rbac: RbacPlan::default(),
                 change,
             }),
             report: ClusterReport {
@@ -74,6 +77,7 @@ impl ClusterOutcome {
                 name: name.clone(),
                 region: region.to_owned(),
                 backend,
+                rbac: RbacPlan::default(),
                 change: ClusterChange::Failed {
                     error: error.clone(),
                 },
@@ -89,6 +93,31 @@ impl ClusterOutcome {
         }
     }
 
+    /// Adds the RBAC plan of the cluster (and its lines to the report); a cluster
+    /// unchanged so far is then updated. Refused bindings fail the cluster, with the
+    /// writes made kept in the report.
+    pub(crate) fn with_rbac(mut self, rbac: RbacPlan) -> Self {
+        let writes = !rbac.put.is_empty() || !rbac.delete.is_empty();
+        self.report.changes.extend(rbac.change_lines());
+        if writes && self.report.status == ClusterStatus::Unchanged {
+            self.report.status = ClusterStatus::Updated;
+        }
+        if !rbac.refused.is_empty() {
+            let names: Vec<String> = rbac.refused.iter().map(ToString::to_string).collect();
+            self.report.status = ClusterStatus::Failed;
+            self.report.error = Some(format!(
+                "refusing to edit {}: not labelled {}={}; the tier's rights there are not granted",
+                names.join(", "),
+                crate::policy::rbac::MANAGED_BY_LABEL,
+                crate::policy::rbac::MANAGED_BY
+            ));
+        }
+        if let Some(p) = &mut self.plan {
+            p.rbac = rbac;
+        }
+        self
+    }
+
     /// Left alone, with the reason.
     pub(crate) fn skipped(
         name: &ClusterName,
@@ -101,6 +130,7 @@ impl ClusterOutcome {
                 name: name.clone(),
                 region: region.to_owned(),
                 backend,
+                rbac: RbacPlan::default(),
                 change: ClusterChange::Skipped {
                     reason: reason.clone(),
                 },

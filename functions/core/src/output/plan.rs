@@ -15,6 +15,7 @@ use crate::model::arn::{ClusterName, RoleName, UserArn};
 use crate::model::cluster::Backend;
 use crate::model::tiers::Tier;
 use crate::policy::accessentry::AccessEntryPlan;
+use crate::policy::rbac::RbacPlan;
 use crate::policy::trust::TrustEdit;
 
 /// Everything a run would do.
@@ -98,6 +99,9 @@ pub struct ClusterPlan {
     pub region: String,
     pub backend: Backend,
     pub change: ClusterChange,
+    /// The tiers' RBAC bindings (aws-auth clusters).
+    #[serde(default, skip_serializing_if = "RbacPlan::is_empty")]
+    pub rbac: RbacPlan,
 }
 
 /// What happens to one cluster.
@@ -163,7 +167,9 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.trust_policy.changed()
             || self.tiers.iter().any(TrustPolicyPlan::changed)
-            || self.clusters.iter().any(|c| c.change.has_changes())
+            || self.clusters.iter().any(|c| {
+                c.change.has_changes() || !c.rbac.put.is_empty() || !c.rbac.delete.is_empty()
+            })
     }
 
     /// A readable summary with unified diffs.
@@ -200,6 +206,9 @@ impl Plan {
                     create,
                 } => render_aws_auth(&mut out, before.as_ref(), after, changes, *create),
                 ClusterChange::AccessEntries(p) => render_access_entries(&mut out, p),
+            }
+            for line in c.rbac.change_lines() {
+                let _ = writeln!(out, "  * {line}");
             }
         }
         out
@@ -356,6 +365,7 @@ mod tests {
                     name: "prod".parse().unwrap(),
                     region: "us-east-1".into(),
                     backend: Backend::ConfigMap,
+                    rbac: RbacPlan::default(),
                     change: ClusterChange::AwsAuth {
                         before: Some(before),
                         after: aa.data,
@@ -367,6 +377,7 @@ mod tests {
                     name: "api".parse().unwrap(),
                     region: "eu-west-1".into(),
                     backend: Backend::AccessEntries,
+                    rbac: RbacPlan::default(),
                     change: ClusterChange::AccessEntries(Box::new(AccessEntryPlan {
                         recreate_admin_entry: None,
                         create_admin_entry: Some(NewAccessEntry {
@@ -385,6 +396,7 @@ mod tests {
                     name: "old".parse().unwrap(),
                     region: "us-east-1".into(),
                     backend: Backend::ConfigMap,
+                    rbac: RbacPlan::default(),
                     change: ClusterChange::Failed {
                         error: "Unauthorized".into(),
                     },
@@ -458,6 +470,7 @@ mod tests {
             name: "idle".parse().unwrap(),
             region: "us-east-1".into(),
             backend: Backend::AccessEntries,
+            rbac: RbacPlan::default(),
             change: ClusterChange::AccessEntries(Box::default()),
         });
         assert!(!p.has_changes());

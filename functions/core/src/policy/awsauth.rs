@@ -97,7 +97,10 @@ pub enum AwsAuthChange {
     },
     /// The mapping of a tier no longer configured (all its groups were tier groups
     /// `eks-access-sync:<tier>` of retired tiers) was removed.
-    RetiredTierRoleRemoved { rolearn: String, groups: Vec<String> },
+    RetiredTierRoleRemoved {
+        rolearn: String,
+        groups: Vec<String>,
+    },
 }
 
 impl fmt::Display for AwsAuthChange {

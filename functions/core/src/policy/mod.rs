@@ -7,4 +7,5 @@ pub mod accessentry;
 pub mod awsauth;
 pub mod desired;
 pub mod event;
+pub mod rbac;
 pub mod trust;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::adapters::kube::store::K8sError;
 use crate::model::cluster::ClusterEndpoint;
-use crate::ports::{AwsAuthObject, AwsAuthStore, KubeConnector};
+use crate::policy::rbac::{BindingRef, BindingSpec, BindingView};
+use crate::ports::{AwsAuthObject, AwsAuthStore, KubeConnector, RbacStore};
 
 use super::{locked, round_trip};
 
@@ -25,6 +26,10 @@ pub struct CmState {
     pub faults: VecDeque<u16>,
     /// Reads, replaces and creates attempted (faulted ones included).
     pub calls: usize,
+    pub namespaces: Vec<String>,
+    /// RoleBindings and ClusterRoleBindings.
+    pub bindings: BTreeMap<BindingRef, BindingView>,
+    pub rbac_writes: usize,
 }
 
 /// A reset connection, injected as this pseudo status.
@@ -96,6 +101,21 @@ impl FakeKube {
             .or_default()
             .clone()
     }
+    /// The cluster's namespaces (none unless set).
+    pub fn set_namespaces(&self, cluster: &str, namespaces: &[&str]) {
+        locked(&self.state(cluster)).namespaces =
+            namespaces.iter().map(|n| n.to_string()).collect();
+    }
+    /// The cluster's bindings.
+    pub fn bindings(&self, cluster: &str) -> BTreeMap<BindingRef, BindingView> {
+        locked(&self.state(cluster)).bindings.clone()
+    }
+    /// Adds a binding as someone else made it (`managed`: with our label).
+    pub fn put_binding(&self, cluster: &str, view: BindingView) {
+        locked(&self.state(cluster))
+            .bindings
+            .insert(view.at.clone(), view);
+    }
     pub fn data(&self, cluster: &str) -> Option<BTreeMap<String, String>> {
         locked(&self.state(cluster)).data.clone()
     }
@@ -153,6 +173,58 @@ impl AwsAuthStore for FakeStore {
         s.data = Some(data);
         s.version += 1;
         s.writes += 1;
+        Ok(())
+    }
+}
+
+impl RbacStore for FakeStore {
+    async fn namespaces(&self) -> Result<Vec<String>, K8sError> {
+        Ok(locked(&self.0).namespaces.clone())
+    }
+    async fn bindings(&self, names: &[String]) -> Result<Vec<BindingView>, K8sError> {
+        let s = locked(&self.0);
+        Ok(s.bindings
+            .values()
+            .filter(|b| b.managed || names.contains(&b.at.name))
+            .cloned()
+            .collect())
+    }
+    async fn put_binding(&self, spec: &BindingSpec) -> Result<(), K8sError> {
+        let mut s = locked(&self.0);
+        s.rbac_writes += 1;
+        if let Some(ns) = &spec.at.namespace
+            && !s.namespaces.contains(ns)
+        {
+            return Err(K8sError::from_status(
+                404,
+                "NotFound",
+                "namespace not found",
+            ));
+        }
+        if let Some(old) = s.bindings.get(&spec.at)
+            && old.role_ref.1 != spec.cluster_role
+        {
+            return Err(K8sError::from_status(
+                422,
+                "Invalid",
+                "cannot change roleRef",
+            ));
+        }
+        s.bindings.insert(
+            spec.at.clone(),
+            BindingView {
+                at: spec.at.clone(),
+                managed: true,
+                role_ref: ("ClusterRole".into(), spec.cluster_role.clone()),
+                groups: vec![spec.group.clone()],
+            },
+        );
+        Ok(())
+    }
+    async fn delete_binding(&self, at: &BindingRef) -> Result<(), K8sError> {
+        let mut s = locked(&self.0);
+        s.rbac_writes += 1;
+        s.bindings.remove(at);
         Ok(())
     }
 }

@@ -79,6 +79,11 @@ impl K8sError {
 }
 
 impl K8sError {
+    /// A 404 answer.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, K8sError::Api { code: 404, .. })
+    }
+
     /// Whether the read-modify-write is worth another attempt (a conflict, a
     /// transient error, a failed connection or a timeout).
     pub fn is_retryable(&self) -> bool {
@@ -121,7 +126,7 @@ pub const K8S_IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const K8S_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `call` within [`K8S_OPERATION_TIMEOUT`].
-async fn within<T>(
+pub(super) async fn within<T>(
     operation: &'static str,
     call: impl Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, K8sError> {
@@ -183,6 +188,7 @@ fn client_error_message(e: &kube::Error) -> (Option<bool>, String) {
 
 /// [`AwsAuthStore`] over `kube::Api<ConfigMap>` in `kube-system`.
 pub struct KubeAwsAuth {
+    pub(super) client: kube::Client,
     api: Api<ConfigMap>,
     /// The object as last read, so that a write keeps every field but `data`.
     last: Mutex<Option<ConfigMap>>,
@@ -191,7 +197,8 @@ pub struct KubeAwsAuth {
 impl KubeAwsAuth {
     pub fn new(client: kube::Client) -> Self {
         KubeAwsAuth {
-            api: Api::namespaced(client, KUBE_SYSTEM),
+            api: Api::namespaced(client.clone(), KUBE_SYSTEM),
+            client,
             last: Mutex::new(None),
         }
     }

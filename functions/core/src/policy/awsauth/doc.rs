@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde_json::{Map, Value};
 use crate::model::tiers::OWN_GROUP_PREFIX;
+use serde_json::{Map, Value};
 
 use super::text::{
     Entry, Fate, Kind, NewEntry, Node, column, locate, locate_error, quoted, quoted_list,
