@@ -161,24 +161,34 @@ impl RunReport {
     /// One line per cluster and one for the trust policy, for the CLI.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let t = &self.trust_policy;
         let verb = if self.dry_run {
             "would change"
         } else {
             "changed"
         };
-        out.push_str(&format!(
-            "trust policy of {}: {} ({} added, {} removed, {} dangling removed; {}/{} chars)\n",
-            t.role_name,
-            if t.changed { verb } else { "unchanged" },
-            t.added.len(),
-            t.removed.len(),
-            t.dangling_removed.len(),
-            t.size_chars,
-            t.max_chars
-        ));
-        if let Some(e) = &t.error {
-            out.push_str(&format!("  error: {e}\n"));
+        let tiers: Vec<(Option<&str>, &TrustPolicyReport)> = if self.tiers.len() > 1 {
+            self.tiers
+                .iter()
+                .map(|t| (Some(t.tier.as_str()), &t.trust_policy))
+                .collect()
+        } else {
+            vec![(None, &self.trust_policy)]
+        };
+        for (tier, t) in tiers {
+            out.push_str(&format!(
+                "{}trust policy of {}: {} ({} added, {} removed, {} dangling removed; {}/{} chars)\n",
+                tier.map(|n| format!("tier {n}: ")).unwrap_or_default(),
+                t.role_name,
+                if t.changed { verb } else { "unchanged" },
+                t.added.len(),
+                t.removed.len(),
+                t.dangling_removed.len(),
+                t.size_chars,
+                t.max_chars
+            ));
+            if let Some(e) = &t.error {
+                out.push_str(&format!("  error: {e}\n"));
+            }
         }
         for c in &self.clusters {
             let status = serde_json::to_value(c.status)
@@ -236,6 +246,31 @@ mod tests {
         assert!(v["clusters"][0].get("error").is_none());
         let back: RunReport = serde_json::from_value(v).expect("roundtrip");
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn each_tier_is_reported_and_any_tiers_error_fails_the_run() {
+        let mut r = RunReport::new(false, "eks-admin", 2048);
+        for (tier, role) in [("admin", "eks-admin"), ("readers", "eks-view")] {
+            r.tiers.push(TierReport {
+                tier: tier.into(),
+                members: 1,
+                trust_policy: TrustPolicyReport {
+                    role_name: role.into(),
+                    max_chars: 2048,
+                    ..TrustPolicyReport::default()
+                },
+            });
+        }
+        assert!(r.succeeded());
+        r.tiers[1].trust_policy.error = Some("AccessDenied".into());
+        assert!(!r.succeeded());
+        let text = r.render_text();
+        assert!(text.contains("tier admin: trust policy of eks-admin: unchanged"), "{text}");
+        assert!(text.contains("tier readers: trust policy of eks-view"), "{text}");
+        assert!(r.failure_summary().contains("trust policy of eks-view: AccessDenied"));
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(v["tiers"][1]["trustPolicy"]["roleName"], "eks-view");
     }
 
     #[test]
