@@ -3,7 +3,10 @@
 The template is parsed with cfn-lint's own decoder so that the short-form
 intrinsics (!Ref, !Sub, !GetAtt, !If) come back as their long forms. Each
 `Fn::If` is expanded for every combination of the template's conditions, so a
-property must hold whichever way a deployment sets its parameters.
+property must hold whichever way a deployment sets its parameters. The one
+condition computed from a list parameter, HasTierRoles, follows the value given
+to TierRoleNames, and the lists built from it (Fn::Join, Fn::Split, Fn::Sub with
+variables) are evaluated, so a policy is checked as IAM would receive it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ FUNCTIONS = {"IamEventsFunction": "iam-events", "ReconcileFunction": "reconcile"
 
 # Configuration variable -> template parameter feeding it.
 CONFIG_ENV = {
+    "ACCESS_CONFIG": "AccessConfig",
     "ADMIN_ROLE_NAME": "AdminRoleName",
     "ADMIN_USER_TAG": "AdminUserTag",
     "CLUSTER_TAG": "ClusterTag",
@@ -59,6 +63,8 @@ ADMIN_ROLE = [
 ]
 CLUSTERS = f"{P}:eks:*:${{AWS::AccountId}}:cluster/*"
 ADMIN_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/${{AWS::AccountId}}/${{AdminRoleName}}/*"
+# Any role's entry, of any principal account (read only: retired tiers' entries are found by it).
+ANY_ROLE_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/*/*/*"
 USER_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/user/${{AWS::AccountId}}/*"
 USERS = f"{P}:iam::${{AWS::AccountId}}:user/*"
 LOGS = ["GetAtt:IamEventsLogGroup.Arn", "GetAtt:ReconcileLogGroup.Arn"]
@@ -70,14 +76,15 @@ EXPECTED_FUNCTION_GRANTS = {
     "iam:UpdateAssumeRolePolicy": set(ADMIN_ROLE),
     "iam:GetUser": {USERS},
     "iam:ListUserTags": {USERS},
+    "iam:ListGroupsForUser": {USERS},
     "iam:GetAccountAuthorizationDetails": {"*"},
     "eks:ListClusters": {"*"},
     "eks:DescribeCluster": {CLUSTERS},
     "eks:ListAccessEntries": {CLUSTERS},
     "eks:CreateAccessEntry": {CLUSTERS},
-    "eks:DescribeAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
+    "eks:DescribeAccessEntry": {ADMIN_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
     "eks:UpdateAccessEntry": {ADMIN_ENTRY},
-    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY},
+    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ANY_ROLE_ENTRY},
     "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
     # Users' entries (offboarding); the admin role's own (re-created role).
     "eks:DeleteAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
@@ -112,37 +119,80 @@ def _load():
 
 TEMPLATE = _load()
 RESOURCES = TEMPLATE["Resources"]
-CONDITION_NAMES = sorted(TEMPLATE.get("Conditions", {}))
+# Conditions computed from a list parameter: they follow the parameter's value.
+DERIVED_CONDITIONS = {"HasTierRoles"}
+CONDITION_NAMES = sorted(set(TEMPLATE.get("Conditions", {})) - DERIVED_CONDITIONS)
 NO_VALUE = object()
+# A CommaDelimitedList left at its default "" is [""] (its Fn::Join is "").
+NO_TIER_ROLES = [""]
+TIER_ROLES = ["eks-edit", "eks-view"]
 
 
-def all_condition_values():
+def derived_conditions(tier_roles):
+    return {"HasTierRoles": "".join(tier_roles) != ""}
+
+
+def all_condition_values(tier_roles=NO_TIER_ROLES):
     for values in itertools.product([True, False], repeat=len(CONDITION_NAMES)):
-        yield dict(zip(CONDITION_NAMES, values))
+        yield dict(zip(CONDITION_NAMES, values)) | derived_conditions(tier_roles)
 
 
-def resolve(node, conditions):
+def _sub_with_variables(template, variables):
+    """Fn::Sub's list form: the given variables replaced; ${!X} -> ${X}; every
+    other ${...} (parameters, pseudo parameters) left as written."""
+    def replace(match):
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        return variables.get(name, match.group(0))
+
+    return re.sub(r"\$\{([^}]*)\}", replace, template)
+
+
+def resolve(node, conditions, tier_roles=None):
     """Expand Fn::If for the given condition values, drop AWS::NoValue, and
-    flatten Fn::Sub (string form) and Fn::GetAtt to comparable strings."""
+    flatten Fn::Sub and Fn::GetAtt to comparable strings. Ref TierRoleNames is
+    the list `tier_roles` (its default, [""], when None), and the Fn::Join,
+    Fn::Split and Fn::Sub built from it are evaluated."""
+    tier_roles = NO_TIER_ROLES if tier_roles is None else tier_roles
+    conditions = conditions | derived_conditions(tier_roles)
     if isinstance(node, dict):
         if set(node) == {"Fn::If"}:
             name, when_true, when_false = node["Fn::If"]
-            return resolve(when_true if conditions[name] else when_false, conditions)
+            return resolve(when_true if conditions[name] else when_false, conditions, tier_roles)
         if node == {"Ref": "AWS::NoValue"}:
             return NO_VALUE
+        if node == {"Ref": "TierRoleNames"}:
+            return list(tier_roles)
         if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
             return node["Fn::Sub"]
+        if set(node) == {"Fn::Sub"}:
+            template, variables = node["Fn::Sub"]
+            variables = resolve(variables, conditions, tier_roles)
+            assert all(isinstance(v, str) for v in variables.values()), node
+            return _sub_with_variables(template, variables)
+        if set(node) == {"Fn::Join"}:
+            delimiter, values = node["Fn::Join"]
+            assert isinstance(delimiter, str), "Fn::Join takes a literal delimiter"
+            values = resolve(values, conditions, tier_roles)
+            assert all(isinstance(v, str) for v in values), node
+            return delimiter.join(values)
+        if set(node) == {"Fn::Split"}:
+            delimiter, value = node["Fn::Split"]
+            value = resolve(value, conditions, tier_roles)
+            assert isinstance(delimiter, str) and isinstance(value, str), node
+            return value.split(delimiter)
         if set(node) == {"Fn::GetAtt"}:
             target = node["Fn::GetAtt"]
             return "GetAtt:" + (".".join(target) if isinstance(target, list) else target)
         out = {}
         for key, value in node.items():
-            value = resolve(value, conditions)
+            value = resolve(value, conditions, tier_roles)
             if value is not NO_VALUE:
                 out[key] = value
         return out
     if isinstance(node, list):
-        return [v for v in (resolve(x, conditions) for x in node) if v is not NO_VALUE]
+        return [v for v in (resolve(x, conditions, tier_roles) for x in node) if v is not NO_VALUE]
     return node
 
 
@@ -275,10 +325,23 @@ def test_access_entries_are_created_only_for_the_admin_role_with_the_admin_polic
         create = by_action["eks:CreateAccessEntry"]["Condition"]["StringLike"]["eks:principalArn"]
         assert sorted(create) == sorted(ADMIN_ROLE)
         associate = by_action["eks:AssociateAccessPolicy"]["Condition"]["StringEquals"]
-        assert associate == {
-            "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-            "eks:accessScope": "cluster",
-        }
+        if conditions["HasAccessConfig"]:
+            # The configuration's tiers: the four policies it accepts, either scope.
+            assert associate == TIER_ASSOCIATE_CONDITION
+        else:
+            assert associate == {
+                "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                "eks:accessScope": "cluster",
+            }
+
+
+TIER_ASSOCIATE_CONDITION = {
+    "eks:policyArn": [
+        f"{P}:eks::aws:cluster-access-policy/AmazonEKS{name}Policy"
+        for name in ("ClusterAdmin", "Admin", "Edit", "View")
+    ],
+    "eks:accessScope": ["cluster", "namespace"],
+}
 
 
 def test_the_only_role_entry_that_may_be_deleted_is_the_admin_roles():
@@ -292,6 +355,235 @@ def test_the_only_role_entry_that_may_be_deleted_is_the_admin_roles():
             if ADMIN_ENTRY in as_list(s["Resource"]):
                 assert as_list(s["Action"]) == ["eks:DeleteAccessEntry"], s
                 assert as_list(s["Resource"]) == [ADMIN_ENTRY], s
+
+
+# --------------------------------------------------------------------------
+# Access tiers: ACCESS_CONFIG and the adopted tier roles (TierRoleNames)
+# --------------------------------------------------------------------------
+
+
+def tier(item, name):
+    """An item naming the admin role, for the tier role `name` instead."""
+    return item.replace("${AdminRoleName}", name)
+
+
+def with_tiers(items, tier_roles=TIER_ROLES):
+    return set(items) | {tier(i, n) for i in items for n in tier_roles}
+
+
+def normalized(value, conditions):
+    """The tier items as the admin's are written: the policy variable
+    ${aws:PrincipalAccount} is this role's account, and the partition written
+    out is the stack's (aws, or aws-cn where IsChinaPartition)."""
+    if isinstance(value, dict):
+        return {k: normalized(v, conditions) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalized(v, conditions) for v in value]
+    if not isinstance(value, str):
+        return value
+    partition, other = ("aws-cn", "aws") if conditions["IsChinaPartition"] else ("aws", "aws-cn")
+    assert f"arn:{other}:" not in value, f"{value}: partition {other} where the stack's is {partition}"
+    value = value.replace(f"arn:{partition}:", "arn:${AWS::Partition}:")
+    return value.replace("${aws:PrincipalAccount}", "${AWS::AccountId}")
+
+
+def tier_statements(conditions, tier_roles=TIER_ROLES):
+    for _, doc in policy_documents(RESOURCES["FunctionRole"]):
+        for statement in resolve(doc, conditions, tier_roles)["Statement"]:
+            yield normalized(statement, conditions)
+
+
+def string_lists(statement):
+    """(where, values) for the Resource and each condition value of a statement."""
+    yield "Resource", as_list(statement["Resource"])
+    for operator, keys in statement.get("Condition", {}).items():
+        for key, values in keys.items():
+            yield f"{operator} {key}", as_list(values)
+
+
+def test_access_config_and_tier_role_parameters():
+    parameters = TEMPLATE["Parameters"]
+    access = parameters["AccessConfig"]
+    assert access["Type"] == "String"
+    assert access["Default"] == ""
+    # The core refuses a file over 3,072 bytes; Lambda allows 4 KB of variables in all.
+    assert access["MaxLength"] == 3072
+    roles = parameters["TierRoleNames"]
+    assert roles["Type"] == "CommaDelimitedList"
+    assert roles["Default"] == ""
+    assert "adopted" in roles["Description"] and "does not create" in roles["Description"]
+    # Each name is a role name: no wildcard can widen a grant built from it.
+    pattern = re.compile(roles["AllowedPattern"])
+    for name in ("eks-edit", "eks.view@team_a+=", "", "a" * 64):
+        assert pattern.fullmatch(name), name
+    for name in ("*", "eks-*", "eks-?", "team/eks-edit", "a" * 65, "arn:aws:iam::1:role/x"):
+        assert not pattern.fullmatch(name), name
+
+
+def test_has_tier_roles_is_false_for_the_default_list_only():
+    condition = TEMPLATE["Conditions"]["HasTierRoles"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "TierRoleNames"}]}, ""]}]}
+    assert derived_conditions(NO_TIER_ROLES) == {"HasTierRoles": False}
+    assert derived_conditions([]) == {"HasTierRoles": False}
+    assert derived_conditions(["eks-edit"]) == {"HasTierRoles": True}
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_without_tier_roles_no_statement_names_an_empty_or_extra_role(conditions):
+    # The default [""] and an empty list give exactly the single-tier grants.
+    for tier_roles in (NO_TIER_ROLES, []):
+        for statement in tier_statements(conditions, tier_roles):
+            for where, values in string_lists(statement):
+                assert not any(v.endswith(("role/", "role/*/", "trust-policy/")) for v in values), (where, statement)
+                assert not any("PrincipalAccount" in v for v in values), (where, statement)
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_every_list_naming_the_admin_role_names_the_tier_roles_and_nothing_more(conditions):
+    naming_admin = 0
+    for statement in tier_statements(conditions):
+        for where, values in string_lists(statement):
+            admin_items = [v for v in values if "${AdminRoleName}" in v]
+            if admin_items:
+                naming_admin += 1
+                assert set(values) == with_tiers(admin_items), (where, statement["Sid"])
+                assert len(values) == len(set(values)), (where, statement["Sid"])
+            else:
+                # A list that does not name the admin role names no tier role either.
+                assert not any(n in v for v in values for n in TIER_ROLES), (where, statement["Sid"])
+    # Trust policy, lease, CreateAccessEntry's principal, and the entries managed,
+    # deleted and associated.
+    assert naming_admin == 6
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_function_role_grants_with_tier_roles(conditions):
+    got: dict[str, set[str]] = {}
+    for statement in tier_statements(conditions):
+        for action in as_list(statement["Action"]):
+            got.setdefault(action, set()).update(as_list(statement["Resource"]))
+    expected = {
+        action: with_tiers(resources) if any("${AdminRoleName}" in r for r in resources) else resources
+        for action, resources in EXPECTED_FUNCTION_GRANTS.items()
+    }
+    assert got == expected
+    by_action = {a: s for s in tier_statements(conditions) for a in as_list(s["Action"])}
+    create = by_action["eks:CreateAccessEntry"]["Condition"]["StringLike"]["eks:principalArn"]
+    assert set(create) == with_tiers(ADMIN_ROLE)
+    (lease,) = [s for s in tier_statements(conditions) if s["Resource"] == LOCK_TABLE]
+    assert lease["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:LeadingKeys": ["trust-policy/${AdminRoleName}", "trust-policy/eks-edit", "trust-policy/eks-view"]
+        }
+    }
+    writes = [s for s in tier_statements(conditions) if "iam:UpdateAssumeRolePolicy" in as_list(s["Action"])]
+    assert len(writes) == 1
+    assert set(as_list(writes[0]["Resource"])) == with_tiers(ADMIN_ROLE)
+
+
+@pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
+def test_tier_roles_entries_get_the_four_tier_policies_only_with_an_access_config(conditions):
+    (associate,) = [s for s in tier_statements(conditions) if "eks:AssociateAccessPolicy" in as_list(s["Action"])]
+    assert as_list(associate["Action"]) == ["eks:AssociateAccessPolicy"]
+    assert set(as_list(associate["Resource"])) == with_tiers([ADMIN_ENTRY])
+    if conditions["HasAccessConfig"]:
+        assert associate["Condition"] == {"StringEquals": TIER_ASSOCIATE_CONDITION}
+    else:
+        assert associate["Condition"] == {"StringEquals": {
+            "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+            "eks:accessScope": "cluster",
+        }}
+
+
+@pytest.mark.parametrize("tier_roles", [NO_TIER_ROLES, TIER_ROLES], ids=["single-tier", "tiers"])
+def test_any_role_entry_is_readable_but_only_tier_role_entries_are_deletable(tier_roles):
+    for conditions in all_condition_values(tier_roles):
+        statements_ = list(tier_statements(conditions, tier_roles))
+        # Reading: every role's entry (a retired tier's is told by its groups).
+        readers = [s for s in statements_ if ANY_ROLE_ENTRY in as_list(s["Resource"])]
+        assert len(readers) == 1
+        assert sorted(as_list(readers[0]["Action"])) == ["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies"]
+        assert as_list(readers[0]["Resource"]) == [ANY_ROLE_ENTRY]
+        # No write reaches a role entry by a wildcard name.
+        for statement in statements_:
+            if statement is readers[0]:
+                continue
+            for resource in as_list(statement["Resource"]):
+                assert "/role/*/" not in resource.split(":access-entry/")[-1], statement["Sid"]
+        # Deleting: the admin role's and the configured tier roles' entries only.
+        deletable = {
+            r for s in statements_ if "eks:DeleteAccessEntry" in as_list(s["Action"])
+            for r in as_list(s["Resource"]) if "/role/" in r
+        }
+        names = [n for n in tier_roles if n]
+        assert deletable == with_tiers([ADMIN_ENTRY], names)
+
+
+def test_iam_event_users_groups_are_readable():
+    # A tier selecting members by IAM group: the event's user's groups
+    # (ListGroupsForUser), on users only; both functions run as FunctionRole.
+    for tier_roles in (NO_TIER_ROLES, TIER_ROLES):
+        for conditions in all_condition_values(tier_roles):
+            readers = [
+                s for s in tier_statements(conditions, tier_roles) if "iam:ListGroupsForUser" in as_list(s["Action"])
+            ]
+            assert len(readers) == 1
+            assert as_list(readers[0]["Resource"]) == [USERS]
+            assert "Condition" not in readers[0]
+    assert RESOURCES["IamEventsFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+
+
+# IAM: a role's inline policies together, whitespace excluded (not adjustable).
+ROLE_INLINE_POLICY_MAX_CHARS = 10_240
+# Lambda: a function's environment variables together, names and values.
+LAMBDA_ENVIRONMENT_MAX_BYTES = 4096
+SAMPLE = {
+    "${AWS::Partition}": "aws",
+    "${AWS::AccountId}": "123456789012",
+    "${AdminRoleName}": "eks-admin",
+    "${aws:PrincipalAccount}": "${aws:PrincipalAccount}",
+}
+# CloudFormation's physical name of the table: <stack>-TrustLockTable-<suffix>.
+SAMPLE_TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/eks-access-sync-TrustLockTable-ABCDEFGHIJ12"
+
+
+def inline_policy_chars(tier_roles):
+    conditions = {name: True for name in CONDITION_NAMES} | {"IsChinaPartition": False}
+    total = 0
+    for _, doc in policy_documents(RESOURCES["FunctionRole"]):
+        text = json.dumps(resolve(doc, conditions, tier_roles), separators=(",", ":"))
+        for name, value in SAMPLE.items():
+            text = text.replace(name, value)
+        total += len(re.sub(r"GetAtt:[A-Za-z]+\.Arn", SAMPLE_TABLE, text))
+    return total
+
+
+def test_function_role_policies_fit_the_inline_quota_with_ten_tier_roles():
+    # Each tier role adds about 550 characters (its name in six lists); README
+    # "Limits" gives the number of tier roles that fit.
+    assert inline_policy_chars(NO_TIER_ROLES) < 4000
+    ten = [f"eks-tier-{i:02d}" for i in range(10)]
+    assert inline_policy_chars(ten) <= ROLE_INLINE_POLICY_MAX_CHARS
+    per_role = (inline_policy_chars(ten) - inline_policy_chars(NO_TIER_ROLES)) / 10
+    assert 450 < per_role < 650, per_role
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_environment_fits_lambdas_limit_with_the_largest_access_config(function_id):
+    variables = function_props(function_id)["Environment"]["Variables"]
+    parameters = TEMPLATE["Parameters"]
+    size = 0
+    for name, value in variables.items():
+        if name == "ACCESS_CONFIG":
+            value = "x" * parameters["AccessConfig"]["MaxLength"]
+        elif name == "TRUST_LOCK_TABLE":
+            value = SAMPLE_TABLE.rsplit("/", 1)[1]
+        elif name == "CLUSTER_REGIONS":
+            value = "us-east-1"
+        else:
+            value = str(parameters[value["Ref"]]["Default"])
+        size += len(name) + len(value.encode())
+    assert size <= LAMBDA_ENVIRONMENT_MAX_BYTES, size
 
 
 def test_created_admin_role():
