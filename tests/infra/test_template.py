@@ -86,6 +86,8 @@ EXPECTED_FUNCTION_GRANTS = {
     "eks:UpdateAccessEntry": {ADMIN_ENTRY},
     "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ANY_ROLE_ENTRY},
     "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
+    # A tier's previous policy, when its policy changed (the four tier policies only).
+    "eks:DisassociateAccessPolicy": {ADMIN_ENTRY},
     # Users' entries (offboarding); the admin role's own (re-created role).
     "eks:DeleteAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
     "logs:CreateLogStream": set(LOGS),
@@ -452,8 +454,8 @@ def test_every_list_naming_the_admin_role_names_the_tier_roles_and_nothing_more(
                 # A list that does not name the admin role names no tier role either.
                 assert not any(n in v for v in values for n in TIER_ROLES), (where, statement["Sid"])
     # Trust policy, lease, CreateAccessEntry's principal, and the entries managed,
-    # deleted and associated.
-    assert naming_admin == 6
+    # deleted, associated and disassociated.
+    assert naming_admin == 7
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))

@@ -116,6 +116,13 @@ pub trait EksApi: Send + Sync {
         principal_arn: &str,
         policy: &PolicyAssociation,
     ) -> impl Future<Output = Result<(), EksError>> + Send;
+    fn disassociate_access_policy(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> impl Future<Output = Result<(), EksError>> + Send;
 }
 
 // Kubernetes

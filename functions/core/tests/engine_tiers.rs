@@ -493,3 +493,38 @@ async fn a_binding_without_our_label_survives_and_is_reported() {
             .any(|b| b.name == "eks-access-sync:developers")
     );
 }
+
+#[tokio::test]
+async fn a_changed_policy_replaces_the_old_one_on_the_entry() {
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    let mut cfg = w.engine.config().clone();
+    cfg.access = AccessConfig::from_yaml(&TIERS.replace(
+        "policy: AmazonEKSEditPolicy, namespaces: [team-a, \"team-b-*\"]",
+        "policy: AmazonEKSViewPolicy",
+    ))
+    .expect("tiers");
+    let engine = Engine::new(cfg, w.iam.clone(), w.eks.clone(), w.kube.clone());
+    let r = engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    let entries = w.eks.entries("c4");
+    let edit = entries
+        .values()
+        .find(|e| e.principal_arn.ends_with("/eks-edit"))
+        .expect("entry");
+    assert_eq!(
+        edit.policies,
+        [(
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy".to_owned(),
+            "cluster".to_owned()
+        )],
+        "only the tier's policy is left"
+    );
+    let c4 = r.clusters.iter().find(|c| c.name == "c4").expect("c4");
+    assert!(
+        c4.changes
+            .iter()
+            .any(|l| l.starts_with("disassociate") && l.ends_with("AmazonEKSEditPolicy")),
+        "{c4:#?}"
+    );
+}

@@ -148,6 +148,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 .associate_access_policy(region, name, principal, &ae.policy)
                 .await?;
         }
+        for policy in &ae.disassociate {
+            let principal = principal.unwrap_or(existing);
+            self.eks
+                .disassociate_access_policy(region, name, principal, policy)
+                .await?;
+        }
         for p in &ae.delete_entries {
             self.eks.delete_access_entry(region, name, p).await?;
         }

@@ -314,6 +314,9 @@ fn render_access_entries(out: &mut String, p: &AccessEntryPlan) {
     if p.associate_admin_policy {
         let _ = writeln!(out, "  + associate {}", p.policy);
     }
+    for d in &p.disassociate {
+        let _ = writeln!(out, "  - associated policy {d} (the tier's policy changed)");
+    }
     for d in &p.delete_entries {
         let _ = writeln!(out, "  - access entry {d}");
     }
@@ -388,6 +391,7 @@ mod tests {
                         update_admin_entry: None,
                         associate_admin_policy: true,
                         policy: Default::default(),
+                        disassociate: vec![],
                         delete_entries: vec!["arn:aws:iam::123456789012:user/dave".into()],
                         more_tiers: vec![],
                     })),

@@ -266,9 +266,18 @@ mod tests {
         r.tiers[1].trust_policy.error = Some("AccessDenied".into());
         assert!(!r.succeeded());
         let text = r.render_text();
-        assert!(text.contains("tier admin: trust policy of eks-admin: unchanged"), "{text}");
-        assert!(text.contains("tier readers: trust policy of eks-view"), "{text}");
-        assert!(r.failure_summary().contains("trust policy of eks-view: AccessDenied"));
+        assert!(
+            text.contains("tier admin: trust policy of eks-admin: unchanged"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tier readers: trust policy of eks-view"),
+            "{text}"
+        );
+        assert!(
+            r.failure_summary()
+                .contains("trust policy of eks-view: AccessDenied")
+        );
         let v = serde_json::to_value(&r).expect("json");
         assert_eq!(v["tiers"][1]["trustPolicy"]["roleName"], "eks-view");
     }

@@ -44,7 +44,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::model::arn::RoleArn;
 use crate::model::mapping::{AdminMapping, Offboarded};
-use crate::model::tiers::KubeAccess;
+use crate::model::tiers::{AccessPolicy, KubeAccess};
 
 /// The EKS managed policy giving cluster-admin.
 pub const CLUSTER_ADMIN_POLICY: &str =
@@ -261,6 +261,11 @@ pub struct AccessEntryPlan {
     /// [`CLUSTER_ADMIN_POLICY`] at cluster scope).
     #[serde(default)]
     pub policy: PolicyAssociation,
+    /// Tier policies associated with the role's entry other than `policy` (the
+    /// tier's policy changed): disassociated, so that a tier's rights never outlive
+    /// its configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disassociate: Vec<String>,
     /// Principal ARNs whose entries must be deleted.
     pub delete_entries: Vec<String>,
     /// The plans of the other tier roles mapped on the cluster (configuration order).
@@ -275,6 +280,7 @@ impl AccessEntryPlan {
             && self.create_admin_entry.is_none()
             && self.update_admin_entry.is_none()
             && !self.associate_admin_policy
+            && self.disassociate.is_empty()
             && self.delete_entries.is_empty()
             && self.more_tiers.iter().all(AccessEntryPlan::is_empty)
     }
@@ -291,6 +297,9 @@ impl AccessEntryPlan {
         if self.associate_admin_policy {
             out.push(format!("associate {}", self.policy));
         }
+        for p in &self.disassociate {
+            out.push(format!("disassociate {p}"));
+        }
         for p in &self.delete_entries {
             out.push(format!("delete access entry for {p}"));
         }
@@ -299,6 +308,16 @@ impl AccessEntryPlan {
         }
         out
     }
+}
+
+/// Whether `arn` is one of the four EKS access policies a tier may have (in any
+/// partition): the ones the tool associates, and so may take away.
+pub fn is_tier_policy(arn: &str) -> bool {
+    arn.starts_with("arn:")
+        && arn.split(':').nth(2) == Some("eks")
+        && arn
+            .rsplit_once(":cluster-access-policy/")
+            .is_some_and(|(_, name)| AccessPolicy::ALL.iter().any(|p| p.name() == name))
 }
 
 /// Whether EKS would refuse this group or username.
@@ -398,6 +417,14 @@ pub fn plan_role_entry(
                 });
             }
             plan.associate_admin_policy = !policy.is_on(e);
+            plan.disassociate = e
+                .policies
+                .iter()
+                .map(|(p, _)| p)
+                .filter(|p| **p != policy.policy_arn && is_tier_policy(p))
+                .cloned()
+                .collect();
+            plan.disassociate.dedup();
         }
     }
 

@@ -402,6 +402,26 @@ impl EksApi for FakeEks {
         }
         Ok(())
     }
+    async fn disassociate_access_policy(
+        &self,
+        _region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> Result<(), EksError> {
+        let mut s = locked(&self.0);
+        s.writes.push(format!(
+            "disassociate {cluster} {principal_arn} {policy_arn}"
+        ));
+        let e = s
+            .entries
+            .get_mut(cluster.as_str())
+            .and_then(|m| m.get_mut(principal_arn))
+            .ok_or_else(|| not_found("DisassociateAccessPolicy"))?;
+        e.policies.retain(|(p, _)| p != policy_arn);
+        e.policy_namespaces.remove(policy_arn);
+        Ok(())
+    }
     async fn associate_access_policy(
         &self,
         _region: &str,

@@ -324,6 +324,24 @@ impl EksApi for SdkEks {
         }
     }
 
+    async fn disassociate_access_policy(
+        &self,
+        region: &str,
+        cluster: &ClusterName,
+        principal_arn: &str,
+        policy_arn: &str,
+    ) -> Result<(), EksError> {
+        self.client(region)
+            .disassociate_access_policy()
+            .cluster_name(cluster.as_str())
+            .principal_arn(principal_arn)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| EksError::from_sdk("DisassociateAccessPolicy", e))
+    }
+
     async fn associate_access_policy(
         &self,
         region: &str,
