@@ -93,6 +93,7 @@ EXPECTED_FUNCTION_GRANTS = {
     "logs:CreateLogStream": set(LOGS),
     "logs:PutLogEvents": set(LOGS),
     "sqs:SendMessage": {"GetAtt:FailureQueue.Arn"},
+    "events:PutEvents": {f"{P}:events:${{AWS::Region}}:${{AWS::AccountId}}:event-bus/default"},
     "dynamodb:PutItem": {LOCK_TABLE},
     "dynamodb:DeleteItem": {LOCK_TABLE},
 }
@@ -560,14 +561,14 @@ def inline_policy_chars(tier_roles):
     return total
 
 
-def test_function_role_policies_fit_the_inline_quota_with_ten_tier_roles():
-    # Each tier role adds about 550 characters (its name in six lists); README
+def test_function_role_policies_fit_the_inline_quota_with_nine_tier_roles():
+    # Each tier role adds about 620 characters (its name in seven lists); README
     # "Limits" gives the number of tier roles that fit.
-    assert inline_policy_chars(NO_TIER_ROLES) < 4000
-    ten = [f"eks-tier-{i:02d}" for i in range(10)]
-    assert inline_policy_chars(ten) <= ROLE_INLINE_POLICY_MAX_CHARS
-    per_role = (inline_policy_chars(ten) - inline_policy_chars(NO_TIER_ROLES)) / 10
-    assert 450 < per_role < 650, per_role
+    assert inline_policy_chars(NO_TIER_ROLES) < 4200
+    nine = [f"eks-tier-{i:02d}" for i in range(9)]
+    assert inline_policy_chars(nine) <= ROLE_INLINE_POLICY_MAX_CHARS
+    per_role = (inline_policy_chars(nine) - inline_policy_chars(NO_TIER_ROLES)) / 9
+    assert 500 < per_role < 700, per_role
 
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)
@@ -582,6 +583,8 @@ def test_environment_fits_lambdas_limit_with_the_largest_access_config(function_
             value = SAMPLE_TABLE.rsplit("/", 1)[1]
         elif name == "CLUSTER_REGIONS":
             value = "us-east-1"
+        elif isinstance(value, str):
+            pass
         else:
             value = str(parameters[value["Ref"]]["Default"])
         size += len(name) + len(value.encode())
@@ -768,7 +771,9 @@ def test_function_builds_its_binary_with_cargo_lambda(function_id, binary):
 def test_every_configuration_setting_reaches_the_function(function_id):
     variables = function_props(function_id)["Environment"]["Variables"]
     # TRUST_LOCK_TABLE names the stack's own table, not a parameter (checked above).
-    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE"}
+    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE", "ACCESS_EVENT_BUS"}
+    # Access events go to the default bus, the only one the role may put on.
+    assert variables["ACCESS_EVENT_BUS"] == "default"
     for env, parameter in CONFIG_ENV.items():
         value = variables[env]
         if env == "CLUSTER_REGIONS":

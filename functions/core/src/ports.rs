@@ -16,6 +16,7 @@ use crate::adapters::aws::lock::LockError;
 use crate::adapters::kube::store::K8sError;
 use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
 use crate::model::cluster::{ClusterEndpoint, ClusterInfo};
+use crate::output::events::AccessEvent;
 use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
 use crate::policy::rbac::{BindingRef, BindingSpec, BindingView};
@@ -211,4 +212,26 @@ pub trait TrustLock: Send + Sync + fmt::Debug {
 
     /// Gives the lease back (only if still ours).
     fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), LockError>>;
+}
+
+// Access events
+/// Why access events could not be put (logged; a run never fails for it).
+#[derive(Debug, thiserror::Error)]
+#[error("PutEvents failed: {0}")]
+pub struct EventsError(pub String);
+
+/// Where access events go ([`crate::output::events`]). Object-safe, like
+/// [`TrustLock`].
+pub trait AccessEventSink: Send + Sync + fmt::Debug {
+    fn put<'a>(&'a self, events: &'a [AccessEvent]) -> BoxFuture<'a, Result<(), EventsError>>;
+}
+
+/// Access events are not published (the CLI unless configured; tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl AccessEventSink for NoEvents {
+    fn put<'a>(&'a self, _events: &'a [AccessEvent]) -> BoxFuture<'a, Result<(), EventsError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -121,6 +121,7 @@ mod tests {
             status: ClusterStatus::Failed,
             error: Some("refusing to edit aws-auth: mapRoles".into()),
             changes: vec![],
+            tiers: Vec::new(),
         });
         let err = finish(r).expect_err("failed");
         assert!(err.to_string().contains("eu-west-1/prod"), "{err}");

@@ -245,6 +245,8 @@ pub struct SharedState {
     pub iam_faults: IamFaults,
     pub global_faults: GlobalFaults,
     pub calls: CallCounts,
+    /// Every entry `events:PutEvents` accepted, as sent (plus `EventId`).
+    pub put_events: Vec<serde_json::Value>,
 }
 
 pub type Shared = Arc<Mutex<SharedState>>;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use aws_types::SdkConfig;
 
 use crate::adapters::aws::eks::SdkEks;
+use crate::adapters::aws::events::EventBridgeSink;
 use crate::adapters::aws::iam::SdkIam;
 use crate::adapters::aws::lock::{DynamoDbLock, NoLock};
 use crate::adapters::kube::client::EksKubeConnector;
 use crate::engine::Engine;
 use crate::model::config::Config;
-use crate::ports::TrustLock;
+use crate::ports::{AccessEventSink, NoEvents, TrustLock};
 
 pub mod aws;
 pub mod kube;
@@ -47,6 +48,13 @@ impl SdkEngine {
             )),
             None => Arc::new(NoLock),
         };
+        let events: Arc<dyn AccessEventSink> = match &config.access_event_bus {
+            Some(bus) => Arc::new(EventBridgeSink::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                bus.clone(),
+            )),
+            None => Arc::new(NoEvents),
+        };
         Engine::new(
             config,
             SdkIam::new(aws_sdk_iam::Client::new(sdk)),
@@ -54,5 +62,6 @@ impl SdkEngine {
             EksKubeConnector::new(sdk.clone()),
         )
         .with_trust_lock(lock)
+        .with_access_events(events)
     }
 }

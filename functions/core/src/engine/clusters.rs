@@ -21,6 +21,7 @@ use crate::ports::{EksApi, IamApi, KubeConnector, RoleInfo};
 
 /// One tier's mapping on the clusters.
 pub(super) struct TierGoal {
+    pub(super) name: String,
     /// For aws-auth: the role ARN without its path.
     pub(super) mapping: AdminMapping,
     /// For access entries: the role's full ARN (EKS accepts paths there).
@@ -43,6 +44,7 @@ impl TierGoal {
             groups: tier.groups.clone(),
         };
         TierGoal {
+            name: tier.name.to_string(),
             mapping: mapping(role.arn.without_path()),
             entry: mapping(role.arn.clone()),
             role_arn: role.arn.clone(),
@@ -291,10 +293,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     .await
             }
         };
-        result.unwrap_or_else(|e| {
+        let tiers: Vec<String> = goal.tiers_for(&cluster).map(|t| t.name.clone()).collect();
+        let mut outcome = result.unwrap_or_else(|e| {
             tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, kind = e.kind().as_str(), "cluster failed");
             ClusterOutcome::failed(Some(&cluster.name), &cluster.region, backend, &e)
-        })
+        });
+        outcome.report.tiers = tiers;
+        outcome
     }
 
     /// Skipped outcomes for the clusters the scope names that were not found tagged.

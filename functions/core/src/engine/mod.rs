@@ -34,29 +34,30 @@
 //!   offboards nobody; the report carries the error and the run fails.
 
 //!
-//! Files: `trust_step` (lease, trust-policy edit and write), `clusters` (list,
-//! describe, dispatch by backend), `aws_auth` (the aws-auth read-modify-write,
-//! [`write_with_retry`]), `access_entries`, `outcome` (each cluster's plan and report
-//! part) and [`Error`].
+//! Files: `run` (the run's steps, the report, the access events), `trust_step`
+//! (lease, trust-policy edit and write, per tier role), `clusters` (list, describe,
+//! dispatch by backend; what each tier maps where), `aws_auth` (the aws-auth
+//! read-modify-write, [`write_with_retry`]), `rbac` (the tiers' bindings on aws-auth
+//! clusters), `access_entries`, `outcome` (each cluster's plan and report part) and
+//! [`Error`].
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::adapters::aws::lock::NoLock;
 use crate::model::arn::ClusterName;
 use crate::model::config::Config;
 use crate::model::mapping::Offboarded;
-use crate::output::plan::{Plan, TrustPolicyPlan};
-use crate::output::report::{RunReport, TierReport, TrustPolicyReport};
+use crate::output::events::Cause;
+use crate::output::plan::Plan;
+use crate::output::report::RunReport;
 use crate::policy::desired::{IamUser, change_for_event, offboarded_for_event, tier_members};
 use crate::policy::event::{
     EksClusterEvent, EventClass, IamEventKind, IamUserEvent, TagHint, classify_event,
 };
 use crate::policy::trust::PrincipalChange;
-use crate::ports::{EksApi, IamApi, KubeConnector, TrustLock};
+use crate::ports::{AccessEventSink, EksApi, IamApi, KubeConnector, NoEvents, TrustLock};
 
 mod access_entries;
 mod aws_auth;
@@ -64,6 +65,7 @@ mod clusters;
 mod error;
 mod outcome;
 mod rbac;
+mod run;
 mod trust_step;
 
 pub use aws_auth::{
@@ -71,10 +73,6 @@ pub use aws_auth::{
     RetryBudget, write_with_retry,
 };
 pub use error::{Error, ErrorKind};
-
-use clusters::ClusterGoal;
-use outcome::ClusterOutcome;
-use trust_step::{TrustLease, write_failed};
 
 /// Whether a run writes: `DryRun` reads and plans everything and writes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +178,8 @@ pub struct Engine<I, E, K> {
     conflict_backoff: Duration,
     /// Serializes trust-policy writers ([`NoLock`] unless configured).
     lock: Arc<dyn TrustLock>,
+    /// Where grants and revocations are announced ([`NoEvents`] unless configured).
+    events: Arc<dyn AccessEventSink>,
 }
 
 /// What a run starts from: the change to each tier's members and whom to offboard.
@@ -208,12 +208,19 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             kube,
             conflict_backoff: Duration::from_millis(200),
             lock: Arc::new(NoLock),
+            events: Arc::new(NoEvents),
         }
     }
 
     /// The lease taken around every trust-policy read-modify-write.
     pub fn with_trust_lock(mut self, lock: Arc<dyn TrustLock>) -> Self {
         self.lock = lock;
+        self
+    }
+
+    /// Where the access events of applied runs go.
+    pub fn with_access_events(mut self, events: Arc<dyn AccessEventSink>) -> Self {
+        self.events = events;
         self
     }
 
@@ -270,7 +277,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         };
         let writes_trust = mode.is_apply() && !scope.skip_trust_policy;
         let leases = vec![writes_trust; self.config.access.tiers.len()];
-        self.run(Box::pin(input), leases, scope, mode).await
+        self.run(Box::pin(input), leases, scope, mode, Cause::reconcile())
+            .await
     }
 
     /// An IAM event, optionally as a dry run. The user is re-read: the event only
@@ -324,7 +332,14 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let leases = (0..tiers.len())
             .map(|i| mode.is_apply() && ev.touches(i))
             .collect();
-        self.run(Box::pin(input), leases, &Scope::all(), mode).await
+        let cause = Cause {
+            event_name: ev.kind.to_string(),
+            event_id: ev.event_id.clone(),
+            event_time: ev.event_time.clone(),
+            user_name: Some(ev.user_name.to_string()),
+        };
+        self.run(Box::pin(input), leases, &Scope::all(), mode, cause)
+            .await
     }
 
     /// The event's user, re-read, with their groups when a tier the event touches
@@ -355,178 +370,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     /// none), without touching the trust policy.
     pub async fn handle_eks_event(&self, ev: &EksClusterEvent) -> RunReport {
         self.apply_full(&eks_event_scope(ev)).await
-    }
-
-    fn empty_plan(&self, mode: RunMode) -> Plan {
-        let tiers: Vec<TrustPolicyPlan> = self
-            .config
-            .access
-            .tiers
-            .iter()
-            .map(|t| TrustPolicyPlan::empty(t, self.config.trust_policy_max_chars))
-            .collect();
-        Plan {
-            dry_run: mode.is_dry_run(),
-            trust_policy: tiers.first().cloned().unwrap_or_else(|| {
-                TrustPolicyPlan::empty_for(
-                    self.config.admin_role_name.clone(),
-                    self.config.trust_policy_max_chars,
-                )
-            }),
-            tiers,
-            clusters: Vec::new(),
-        }
-    }
-
-    /// The run itself, on the fewest sequential round trips: the input (the users or
-    /// the event's user) and the admin role are read (under the lease) beside the
-    /// cluster list and each cluster's description; then the trust-policy write and the
-    /// clusters' reconcile go on side by side.
-    ///
-    /// `writes_trust`: the run may write the trust policy, so the input and the role
-    /// are read under the lease, which is given back once the write is done.
-    async fn run(
-        &self,
-        input: impl Future<Output = RunInput>,
-        leases: Vec<bool>,
-        scope: &Scope,
-        mode: RunMode,
-    ) -> Outcome {
-        let started = tokio::time::Instant::now();
-        let cfg = &self.config;
-        let tiers = &cfg.access.tiers;
-        let mut report = RunReport::new(
-            mode.is_dry_run(),
-            cfg.admin_role_name.as_str(),
-            cfg.trust_policy_max_chars,
-        );
-        report.tiers = tiers
-            .iter()
-            .map(|t| TierReport {
-                tier: t.name.to_string(),
-                members: 0,
-                trust_policy: TrustPolicyReport {
-                    role_name: t.role.to_string(),
-                    max_chars: cfg.trust_policy_max_chars,
-                    ..TrustPolicyReport::default()
-                },
-            })
-            .collect();
-        let mut plan = self.empty_plan(mode);
-        // Boxed: the nested futures otherwise make the handlers' future types too deep
-        // for the compiler's default limit.
-        let trust_reads = Box::pin(self.read_trust_side(leases, input));
-        let clusters_read = Box::pin(self.read_cluster_side(scope));
-        let ((leases, mut input, roles), (described, failures)) =
-            futures::join!(trust_reads, clusters_read);
-        for (t, n) in report.tiers.iter_mut().zip(&input.members) {
-            t.members = *n;
-        }
-        settle_input(&mut input, &leases, &mut report);
-        // 1. Each tier's trust policy: the edit is pure; the writes go on beside the
-        // clusters.
-        let mut writes = Vec::new();
-        let mut read = Vec::new();
-        for (i, ((tier, lease), role)) in tiers.iter().zip(leases).zip(roles).enumerate() {
-            let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
-            let write = match role {
-                Ok(role) if !input.stop => {
-                    let change = input.changes.get(i).and_then(Option::as_ref);
-                    let write = self.plan_trust(&role, change, mode, t_plan, t_report);
-                    read.push((i, role));
-                    write
-                }
-                Ok(_) => None,
-                Err(e) => {
-                    if !input.stop {
-                        tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
-                        t_report.trust_policy.error = Some(e.to_string());
-                    }
-                    None
-                }
-            };
-            writes.push(self.write_and_release(&tier.role, lease, write));
-        }
-        let write_trust = futures::future::join_all(writes);
-        if read.is_empty() {
-            write_trust.await;
-            return self.finish(plan, report, started);
-        }
-        // 2. The clusters. Only a deleted user is offboarded: one the event says is
-        // gone, or (on a full run) one the listing lacks.
-        let goal = ClusterGoal::new(cfg, &read, input.offboarded, input.users.as_deref());
-        let clusters = self.reconcile_all(described, &goal, mode);
-        let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
-        for (i, w) in written.into_iter().enumerate() {
-            if let Some(Err(e)) = w
-                && let Some((_, role)) = read.iter().find(|(j, _)| *j == i)
-            {
-                write_failed(&mut report.tiers[i].trust_policy, role, &e);
-            }
-        }
-        let outcomes = self.collect_outcomes(scope, reconciled, failures);
-        report.conflict_retries = goal.retries.load(Ordering::Relaxed);
-        for r in outcomes {
-            plan.clusters.extend(r.plan);
-            report.clusters.push(r.report);
-        }
-        self.finish(plan, report, started)
-    }
-
-    /// The reconciled clusters, the failures, and the scope's clusters not found,
-    /// sorted by region and name.
-    fn collect_outcomes(
-        &self,
-        scope: &Scope,
-        reconciled: Vec<(ClusterName, Option<ClusterOutcome>)>,
-        failures: Vec<ClusterOutcome>,
-    ) -> Vec<ClusterOutcome> {
-        let mut seen = BTreeSet::new();
-        let mut results = Vec::new();
-        for (name, result) in reconciled {
-            if let Some(r) = result {
-                seen.insert(name);
-                results.push(r);
-            }
-        }
-        results.extend(self.missing_in_scope(scope, &seen));
-        results.extend(failures);
-        results.sort_by(|a, b| {
-            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
-        });
-        results
-    }
-
-    /// Completes the report (the plan on dry runs, how long the run took since
-    /// `started`) and logs its summary.
-    fn finish(
-        &self,
-        mut plan: Plan,
-        mut report: RunReport,
-        started: tokio::time::Instant,
-    ) -> Outcome {
-        // The first tier is also reported where the single-tier report had it.
-        if let Some(first) = report.tiers.first() {
-            report.trust_policy = first.trust_policy.clone();
-            report.admin_users = first.members;
-        }
-        if let Some(first) = plan.tiers.first() {
-            plan.trust_policy = first.clone();
-        }
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if report.dry_run {
-            report.plan = Some(plan.clone());
-        }
-        tracing::info!(
-            dry_run = report.dry_run,
-            succeeded = report.succeeded(),
-            trust_changed = report.trust_policy.changed,
-            clusters = report.clusters.len(),
-            conflict_retries = report.conflict_retries,
-            duration_ms = report.duration_ms,
-            "run finished"
-        );
-        Outcome { plan, report }
     }
 
     /// What the `iam-events` function does with an EventBridge payload (also the CLI's
@@ -560,23 +403,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         };
         tracing::info!(reason = %reason, "event ignored");
         EventResult::Ignored(reason)
-    }
-}
-
-/// The input's errors and the lease's go into the report; without the lease the
-/// trust policy is left alone.
-fn settle_input(input: &mut RunInput, leases: &[TrustLease], report: &mut RunReport) {
-    for (i, (lease, t)) in leases.iter().zip(report.tiers.iter_mut()).enumerate() {
-        let mut errors: Vec<String> = input.error.iter().map(ToString::to_string).collect();
-        if let TrustLease::Unavailable(e) = lease {
-            errors.push(e.to_string());
-            if let Some(c) = input.changes.get_mut(i) {
-                *c = None;
-            }
-        }
-        if !errors.is_empty() {
-            t.trust_policy.error = Some(errors.join("; "));
-        }
     }
 }
 

@@ -32,6 +32,7 @@ impl ClusterOutcome {
                 status: ClusterStatus::Unchanged,
                 error: None,
                 changes: Vec::new(),
+                tiers: Vec::new(),
             },
         }
     }
@@ -59,6 +60,7 @@ impl ClusterOutcome {
                 status,
                 error: None,
                 changes,
+                tiers: Vec::new(),
             },
         }
     }
@@ -89,6 +91,7 @@ impl ClusterOutcome {
                 status: ClusterStatus::Failed,
                 error: Some(error),
                 changes: Vec::new(),
+                tiers: Vec::new(),
             },
         }
     }
@@ -142,6 +145,7 @@ impl ClusterOutcome {
                 status: ClusterStatus::Skipped,
                 error: None,
                 changes: vec![reason],
+                tiers: Vec::new(),
             },
         }
     }

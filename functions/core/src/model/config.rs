@@ -15,6 +15,7 @@
 //! | `CLUSTER_REGIONS` | `AWS_REGION`, else `AWS_DEFAULT_REGION` | comma list of regions |
 //! | `CLUSTER_CONCURRENCY` | `100` | clusters handled at once (≥ 1) |
 //! | `TRUST_LOCK_TABLE` | (none: no lock) | DynamoDB table of the lease that serializes trust-policy writers |
+//! | `ACCESS_EVENT_BUS` | (none: no events) | EventBridge bus the access events go to (the stack: `default`) |
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
@@ -128,6 +129,9 @@ pub struct Config {
     /// serialized (one writer, e.g. the CLI on a laptop).
     #[serde(default)]
     pub trust_lock_table: Option<String>,
+    /// EventBridge bus of the access events; `None`: none are put.
+    #[serde(default)]
+    pub access_event_bus: Option<String>,
 }
 
 /// Default values.
@@ -247,6 +251,7 @@ impl Config {
         };
 
         let trust_lock_table = lookup_trust_lock_table(&get)?;
+        let access_event_bus = lookup_event_bus(&get)?;
         let cluster_regions = lookup_regions(&get)?;
 
         Ok(Config {
@@ -262,6 +267,28 @@ impl Config {
             cluster_regions,
             cluster_concurrency,
             trust_lock_table,
+            access_event_bus,
+        })
+    }
+}
+
+/// `ACCESS_EVENT_BUS`: an event bus name (1 to 256 of `A-Z a-z 0-9 . _ - /`) or ARN.
+fn lookup_event_bus(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = get("ACCESS_EVENT_BUS") else {
+        return Ok(None);
+    };
+    let bus = v.trim();
+    let name_ok = (1..=256).contains(&bus.len())
+        && bus
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if name_ok || (bus.starts_with("arn:") && bus.contains(":event-bus/")) {
+        Ok(Some(bus.to_owned()))
+    } else {
+        Err(ConfigError::Invalid {
+            var: "ACCESS_EVENT_BUS",
+            value: v.clone(),
+            expected: "an EventBridge event bus name (e.g. default) or ARN".into(),
         })
     }
 }

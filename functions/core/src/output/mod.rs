@@ -2,5 +2,6 @@
 //!
 //! Imports [`crate::model`] and [`crate::policy`]; no I/O.
 
+pub mod events;
 pub mod plan;
 pub mod report;

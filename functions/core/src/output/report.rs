@@ -90,6 +90,9 @@ pub struct ClusterReport {
     /// Human-readable changes (made, or planned on a dry run).
     #[serde(default)]
     pub changes: Vec<String>,
+    /// The tiers whose role the cluster maps (or was to map).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<String>,
 }
 
 impl RunReport {
@@ -225,6 +228,7 @@ mod tests {
             status,
             error: None,
             changes: vec![],
+            tiers: Vec::new(),
         }
     }
 

@@ -139,6 +139,7 @@ fn emf_shape() {
             status,
             error: None,
             changes: vec![],
+            tiers: Vec::new(),
         });
     }
     let d = emf_document("iam-events", &r, 1_700_000_000_000);

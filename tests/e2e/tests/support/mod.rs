@@ -337,6 +337,11 @@ impl World {
         lock(&self.sb.shared()).calls.clone()
     }
 
+    /// The entries `events:PutEvents` accepted (what `GET /_sandbox/events` lists).
+    pub fn put_events(&self) -> Vec<Value> {
+        lock(&self.sb.shared()).put_events.clone()
+    }
+
     /// `POST /_sandbox/calls/reset`.
     pub async fn reset_calls(&self) {
         let (status, body) = self.control("/_sandbox/calls/reset", "{}").await;

@@ -183,6 +183,10 @@ pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Response {
                 .collect();
             reply(StatusCode::OK, Value::Array(list))
         }
+        (&Method::GET, "/_sandbox/events") => reply(
+            StatusCode::OK,
+            Value::Array(lock(&fd.shared).put_events.clone()),
+        ),
         (&Method::POST, "/_sandbox/calls/reset") => {
             lock(&fd.shared).calls.clear();
             reply(StatusCode::OK, json!({ "ok": true }))

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod dynamodb;
 pub mod eks;
+pub mod events;
 pub mod iam;
 pub mod moto;
 pub mod seed;
@@ -362,6 +363,7 @@ impl Sandbox {
              export AWS_ENDPOINT_URL_STS={ep}\n\
              export AWS_ENDPOINT_URL_EKS={ep}\n\
              export AWS_ENDPOINT_URL_DYNAMODB={ep}\n\
+             export AWS_ENDPOINT_URL_EVENTBRIDGE={ep}\n\
              export AWS_REGION={region}\n\
              export AWS_DEFAULT_REGION={region}\n\
              export AWS_ACCESS_KEY_ID={ak}\n\
@@ -472,7 +474,7 @@ fn operation_of(service: &str, parts: &http::request::Parts, body: &[u8]) -> Str
         "eks" => eks::operation(&parts.method, parts.uri.path())
             .unwrap_or_default()
             .to_string(),
-        "dynamodb" => dynamodb::operation(parts),
+        "dynamodb" | "events" => dynamodb::operation(parts),
         _ => String::new(),
     }
 }
@@ -688,7 +690,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
         )
         .to_xml_response("iam");
     };
-    let json = matches!(scope.service.as_str(), "eks" | "dynamodb");
+    let json = matches!(scope.service.as_str(), "eks" | "dynamodb" | "events");
     let render = |e: AwsError| {
         if json {
             e.to_json_response()
@@ -732,6 +734,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
         "iam" | "sts" => iam::handle(&fd, &scope.service, &cred, &parts, body).await,
         "eks" => eks::handle(&fd, &scope.region, &cred, &parts, body).await,
         "dynamodb" => dynamodb::handle(&fd, &parts, body).await,
+        "events" => events::handle(&fd, &parts, &body),
         other => Err(AwsError::new(
             400,
             "UnknownService",

@@ -1,0 +1,226 @@
+//! The run: the trust side and the cluster side read at once, the tiers' trust
+//! policies edited and written beside the clusters' reconcile, the report assembled,
+//! the access events put.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use crate::engine::clusters::ClusterGoal;
+use crate::engine::outcome::ClusterOutcome;
+use crate::engine::trust_step::{TrustLease, write_failed};
+use crate::engine::{Engine, Outcome, RunInput, RunMode, Scope};
+use crate::model::arn::ClusterName;
+use crate::output::events::{Cause, access_events};
+use crate::output::plan::{Plan, TrustPolicyPlan};
+use crate::output::report::{RunReport, TierReport, TrustPolicyReport};
+use crate::ports::{EksApi, IamApi, KubeConnector};
+
+impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
+    fn empty_plan(&self, mode: RunMode) -> Plan {
+        let tiers: Vec<TrustPolicyPlan> = self
+            .config
+            .access
+            .tiers
+            .iter()
+            .map(|t| TrustPolicyPlan::empty(t, self.config.trust_policy_max_chars))
+            .collect();
+        Plan {
+            dry_run: mode.is_dry_run(),
+            trust_policy: tiers.first().cloned().unwrap_or_else(|| {
+                TrustPolicyPlan::empty_for(
+                    self.config.admin_role_name.clone(),
+                    self.config.trust_policy_max_chars,
+                )
+            }),
+            tiers,
+            clusters: Vec::new(),
+        }
+    }
+
+    /// The run itself, on the fewest sequential round trips: the input (the users or
+    /// the event's user) and the admin role are read (under the lease) beside the
+    /// cluster list and each cluster's description; then the trust-policy write and the
+    /// clusters' reconcile go on side by side.
+    ///
+    /// `writes_trust`: the run may write the trust policy, so the input and the role
+    /// are read under the lease, which is given back once the write is done.
+    pub(super) async fn run(
+        &self,
+        input: impl Future<Output = RunInput>,
+        leases: Vec<bool>,
+        scope: &Scope,
+        mode: RunMode,
+        cause: Cause,
+    ) -> Outcome {
+        let outcome = self.run_steps(input, leases, scope, mode).await;
+        let events = access_events(&outcome.report, &cause);
+        if !events.is_empty()
+            && let Err(e) = self.events.put(&events).await
+        {
+            tracing::error!(error = %e, events = events.len(), "access events not published");
+        }
+        outcome
+    }
+
+    async fn run_steps(
+        &self,
+        input: impl Future<Output = RunInput>,
+        leases: Vec<bool>,
+        scope: &Scope,
+        mode: RunMode,
+    ) -> Outcome {
+        let started = tokio::time::Instant::now();
+        let cfg = &self.config;
+        let tiers = &cfg.access.tiers;
+        let mut report = RunReport::new(
+            mode.is_dry_run(),
+            cfg.admin_role_name.as_str(),
+            cfg.trust_policy_max_chars,
+        );
+        report.tiers = tiers
+            .iter()
+            .map(|t| TierReport {
+                tier: t.name.to_string(),
+                members: 0,
+                trust_policy: TrustPolicyReport {
+                    role_name: t.role.to_string(),
+                    max_chars: cfg.trust_policy_max_chars,
+                    ..TrustPolicyReport::default()
+                },
+            })
+            .collect();
+        let mut plan = self.empty_plan(mode);
+        // Boxed: the nested futures otherwise make the handlers' future types too deep
+        // for the compiler's default limit.
+        let trust_reads = Box::pin(self.read_trust_side(leases, input));
+        let clusters_read = Box::pin(self.read_cluster_side(scope));
+        let ((leases, mut input, roles), (described, failures)) =
+            futures::join!(trust_reads, clusters_read);
+        for (t, n) in report.tiers.iter_mut().zip(&input.members) {
+            t.members = *n;
+        }
+        settle_input(&mut input, &leases, &mut report);
+        // 1. Each tier's trust policy: the edit is pure; the writes go on beside the
+        // clusters.
+        let mut writes = Vec::new();
+        let mut read = Vec::new();
+        for (i, ((tier, lease), role)) in tiers.iter().zip(leases).zip(roles).enumerate() {
+            let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
+            let write = match role {
+                Ok(role) if !input.stop => {
+                    let change = input.changes.get(i).and_then(Option::as_ref);
+                    let write = self.plan_trust(&role, change, mode, t_plan, t_report);
+                    read.push((i, role));
+                    write
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    if !input.stop {
+                        tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
+                        t_report.trust_policy.error = Some(e.to_string());
+                    }
+                    None
+                }
+            };
+            writes.push(self.write_and_release(&tier.role, lease, write));
+        }
+        let write_trust = futures::future::join_all(writes);
+        if read.is_empty() {
+            write_trust.await;
+            return self.finish(plan, report, started);
+        }
+        // 2. The clusters. Only a deleted user is offboarded: one the event says is
+        // gone, or (on a full run) one the listing lacks.
+        let goal = ClusterGoal::new(cfg, &read, input.offboarded, input.users.as_deref());
+        let clusters = self.reconcile_all(described, &goal, mode);
+        let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
+        for (i, w) in written.into_iter().enumerate() {
+            if let Some(Err(e)) = w
+                && let Some((_, role)) = read.iter().find(|(j, _)| *j == i)
+            {
+                write_failed(&mut report.tiers[i].trust_policy, role, &e);
+            }
+        }
+        let outcomes = self.collect_outcomes(scope, reconciled, failures);
+        report.conflict_retries = goal.retries.load(Ordering::Relaxed);
+        for r in outcomes {
+            plan.clusters.extend(r.plan);
+            report.clusters.push(r.report);
+        }
+        self.finish(plan, report, started)
+    }
+
+    /// The reconciled clusters, the failures, and the scope's clusters not found,
+    /// sorted by region and name.
+    fn collect_outcomes(
+        &self,
+        scope: &Scope,
+        reconciled: Vec<(ClusterName, Option<ClusterOutcome>)>,
+        failures: Vec<ClusterOutcome>,
+    ) -> Vec<ClusterOutcome> {
+        let mut seen = BTreeSet::new();
+        let mut results = Vec::new();
+        for (name, result) in reconciled {
+            if let Some(r) = result {
+                seen.insert(name);
+                results.push(r);
+            }
+        }
+        results.extend(self.missing_in_scope(scope, &seen));
+        results.extend(failures);
+        results.sort_by(|a, b| {
+            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
+        });
+        results
+    }
+
+    /// Completes the report (the plan on dry runs, how long the run took since
+    /// `started`) and logs its summary.
+    fn finish(
+        &self,
+        mut plan: Plan,
+        mut report: RunReport,
+        started: tokio::time::Instant,
+    ) -> Outcome {
+        // The first tier is also reported where the single-tier report had it.
+        if let Some(first) = report.tiers.first() {
+            report.trust_policy = first.trust_policy.clone();
+            report.admin_users = first.members;
+        }
+        if let Some(first) = plan.tiers.first() {
+            plan.trust_policy = first.clone();
+        }
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if report.dry_run {
+            report.plan = Some(plan.clone());
+        }
+        tracing::info!(
+            dry_run = report.dry_run,
+            succeeded = report.succeeded(),
+            trust_changed = report.trust_policy.changed,
+            clusters = report.clusters.len(),
+            conflict_retries = report.conflict_retries,
+            duration_ms = report.duration_ms,
+            "run finished"
+        );
+        Outcome { plan, report }
+    }
+}
+
+/// The input's errors and the lease's go into the report; without the lease the
+/// trust policy is left alone.
+fn settle_input(input: &mut RunInput, leases: &[TrustLease], report: &mut RunReport) {
+    for (i, (lease, t)) in leases.iter().zip(report.tiers.iter_mut()).enumerate() {
+        let mut errors: Vec<String> = input.error.iter().map(ToString::to_string).collect();
+        if let TrustLease::Unavailable(e) = lease {
+            errors.push(e.to_string());
+            if let Some(c) = input.changes.get_mut(i) {
+                *c = None;
+            }
+        }
+        if !errors.is_empty() {
+            t.trust_policy.error = Some(errors.join("; "));
+        }
+    }
+}
