@@ -84,7 +84,8 @@ EXPECTED_FUNCTION_GRANTS = {
     "eks:CreateAccessEntry": {CLUSTERS},
     "eks:DescribeAccessEntry": {ADMIN_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
     "eks:UpdateAccessEntry": {ADMIN_ENTRY},
-    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ANY_ROLE_ENTRY},
+    # The access audit reads user entries' policies too.
+    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
     "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
     # A tier's previous policy, when its policy changed (the four tier policies only).
     "eks:DisassociateAccessPolicy": {ADMIN_ENTRY},

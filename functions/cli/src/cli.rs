@@ -8,7 +8,7 @@ use eks_access_sync::intake::{IntakeError, parse_event, read_event};
 use eks_access_sync::model::arn::{ClusterName, RoleArn};
 use eks_access_sync::{
     adapters::SdkEngine,
-    engine::{EventResult, RunMode, Scope},
+    engine::{AuditClusters, EventResult, RunMode, Scope},
 };
 
 /// Exit code: success.
@@ -40,6 +40,14 @@ pub enum Output {
     #[default]
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum AccessOutput {
+    #[default]
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +93,20 @@ pub enum Command {
         /// The functions' IAM role.
         #[arg(long)]
         role_arn: RoleArn,
+    },
+    /// Who can reach each cluster, with which rights, and why (read-only).
+    Access {
+        #[arg(long, value_enum, default_value_t = AccessOutput::Text)]
+        output: AccessOutput,
+        /// Limit to these clusters (repeatable).
+        #[arg(long = "cluster", value_name = "NAME")]
+        clusters: Vec<ClusterName>,
+        /// Only what reaches these IAM users (repeatable; case ignored).
+        #[arg(long = "user", value_name = "NAME")]
+        users: Vec<String>,
+        /// Also the clusters without the cluster tag (that the credentials may read).
+        #[arg(long)]
+        all_clusters: bool,
     },
     /// Work with the access configuration file.
     Config {
@@ -202,6 +224,12 @@ pub async fn run(cli: Cli) -> u8 {
             }
             cmd_handle_event(&engine, &file).await
         }
+        Command::Access {
+            output,
+            clusters,
+            users,
+            all_clusters,
+        } => cmd_access(&engine, output, clusters, &users, all_clusters).await,
         Command::Bootstrap { .. } | Command::Config { .. } => EXIT_FAILED,
     }
 }
@@ -252,6 +280,40 @@ async fn cmd_reconcile(engine: &SdkEngine, output: Output, clusters: Vec<Cluster
         Output::Json => print_json(&report),
     }
     if report.succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+async fn cmd_access(
+    engine: &SdkEngine,
+    output: AccessOutput,
+    clusters: Vec<ClusterName>,
+    users: &[String],
+    all_clusters: bool,
+) -> u8 {
+    let which = if all_clusters {
+        AuditClusters::All
+    } else {
+        AuditClusters::Managed
+    };
+    let mut report = match engine.audit(&scope_of(clusters), which).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read IAM: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if !users.is_empty() {
+        report.only_users(users);
+    }
+    match output {
+        AccessOutput::Text => print!("{}", report.render_text()),
+        AccessOutput::Json => print_json(&report),
+        AccessOutput::Csv => print!("{}", report.render_csv()),
+    }
+    if report.unreadable.is_empty() {
         EXIT_OK
     } else {
         EXIT_FAILED

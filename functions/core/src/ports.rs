@@ -38,6 +38,9 @@ pub trait IamApi: Send + Sync {
         &self,
         name: &UserName,
     ) -> impl Future<Output = Result<Option<Vec<String>>, IamError>> + Send;
+    /// Every role of the account with its trust policy (`GetAccountAuthorizationDetails`,
+    /// filter `Role`): read by the access audit only.
+    fn list_roles(&self) -> impl Future<Output = Result<Vec<RoleInfo>, IamError>> + Send;
     /// The role's ARN and its trust policy, percent-decoded.
     fn get_role(&self, name: &RoleName) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
     /// `UpdateAssumeRolePolicy`, retried on eventual-consistency and throttling errors.

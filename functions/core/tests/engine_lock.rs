@@ -136,6 +136,9 @@ impl IamApi for LoggingIam {
         }
         self.inner.get_user(name).await
     }
+    async fn list_roles(&self) -> Result<Vec<RoleInfo>, IamError> {
+        self.inner.list_roles().await
+    }
     async fn user_groups(&self, name: &UserName) -> Result<Option<Vec<String>>, IamError> {
         self.lock.note("user_groups");
         self.inner.user_groups(name).await

@@ -15,7 +15,7 @@
 //! (and the alarm on it) sees it. IAM events are left to `iam-events`.
 #![warn(clippy::too_many_lines)]
 
-use eks_access_sync::engine::{Engine, RunMode, Scope, eks_event_scope};
+use eks_access_sync::engine::{AuditClusters, Engine, RunMode, Scope, eks_event_scope};
 use eks_access_sync::intake::{IntakeError, parse_raw_event};
 use eks_access_sync::model::arn::ClusterName;
 use eks_access_sync::model::config::Config;
@@ -39,15 +39,22 @@ pub struct ManualRequest {
     pub dry_run: bool,
     #[serde(default)]
     pub clusters: Option<Vec<String>>,
+    /// The access audit instead of a reconcile (read-only).
+    #[serde(default)]
+    pub access: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("invalid request: {0} (expected {{\"dryRun\": bool, \"clusters\": [\"name\", …]}})")]
+    #[error(
+        "invalid request: {0} (expected {{\"dryRun\": bool, \"clusters\": [\"name\", …], \"access\": bool}})"
+    )]
     BadRequest(String),
     /// Over [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES), or not JSON: refused unread.
     #[error(transparent)]
     Input(#[from] IntakeError),
+    #[error("access audit failed: {0}")]
+    AuditFailed(String),
     #[error("run failed: {summary}")]
     RunFailed {
         summary: String,
@@ -59,6 +66,7 @@ pub enum ReconcileError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Manual { dry_run: bool, scope: Scope },
+    Access(Scope),
     Scheduled,
     Eks(Scope),
     Ignored(String),
@@ -76,6 +84,7 @@ impl std::fmt::Display for Request {
                 dry_run: false,
                 scope,
             } => write!(f, "manual run: {scope}"),
+            Request::Access(scope) => write!(f, "access audit: {scope}"),
             Request::Scheduled => f.write_str("scheduled run: every tagged cluster"),
             Request::Eks(scope) => write!(f, "EKS event: {scope}"),
             Request::Ignored(reason) => write!(f, "ignored: {reason}"),
@@ -89,7 +98,7 @@ impl ReconcileError {
         match self {
             ReconcileError::BadRequest(_) => "BadRequest",
             ReconcileError::Input(_) => "InputRefused",
-            ReconcileError::RunFailed { .. } => "RunFailed",
+            ReconcileError::RunFailed { .. } | ReconcileError::AuditFailed(_) => "RunFailed",
         }
     }
 }
@@ -134,6 +143,14 @@ pub fn parse_request(config: &Config, event: &Value) -> Result<Request, Reconcil
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
+    if req.access {
+        if req.dry_run {
+            return Err(ReconcileError::BadRequest(
+                "access is read-only: dryRun does not apply to it".into(),
+            ));
+        }
+        return Ok(Request::Access(scope));
+    }
     Ok(Request::Manual {
         dry_run: req.dry_run,
         scope,
@@ -167,6 +184,12 @@ pub async fn handle<I: IamApi, E: EksApi, K: KubeConnector>(
         Request::Manual { dry_run, scope } => {
             let mode = RunMode::from_dry_run(dry_run);
             (engine.run_full(&scope, mode).await.report, true)
+        }
+        Request::Access(scope) => {
+            return match engine.audit(&scope, AuditClusters::Managed).await {
+                Ok(report) => Ok(serde_json::to_value(&report).unwrap_or(Value::Null)),
+                Err(e) => Err(ReconcileError::AuditFailed(e.to_string())),
+            };
         }
         Request::Scheduled => (engine.apply_full(&Scope::all()).await, false),
         Request::Eks(scope) => (engine.apply_full(&scope).await, false),
@@ -403,6 +426,39 @@ mod handle_tests {
         assert_eq!(out["trustPolicy"]["changed"], json!(true));
         assert_eq!(w.iam.writes(), 0);
         assert_eq!(w.kube.total_writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn access_audits_and_writes_nothing() {
+        let w = world();
+        // The admin role is mapped by a first reconcile; dave is in its trust policy.
+        handle(&w.engine, json!({})).await.expect("reconcile");
+        let writes = w.iam.writes() + w.kube.total_writes();
+        let out = handle(&w.engine, json!({"access": true}))
+            .await
+            .expect("audit");
+        assert_eq!(w.iam.writes() + w.kube.total_writes(), writes, "read-only");
+        let c1 = &out["clusters"][0];
+        assert_eq!(c1["name"], "c1");
+        let grants = c1["grants"].as_array().expect("grants");
+        let admin = grants
+            .iter()
+            .find(|g| g["reason"] == "tier admin")
+            .expect("the admin role's grant");
+        assert_eq!(admin["via"], "mapRoles");
+        assert!(
+            admin["trusted"]
+                .as_array()
+                .expect("trusted")
+                .iter()
+                .any(|t| t.as_str().is_some_and(|t| t.ends_with(":user/dave"))),
+            "{admin}"
+        );
+        assert!(grants.iter().any(|g| g["reason"] == "node role"), "{c1}");
+        let err = handle(&w.engine, json!({"access": true, "dryRun": true}))
+            .await
+            .expect_err("dryRun with access");
+        assert!(matches!(err, ReconcileError::BadRequest(_)), "{err:?}");
     }
 
     #[tokio::test]

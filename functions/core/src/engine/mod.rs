@@ -60,6 +60,7 @@ use crate::policy::trust::PrincipalChange;
 use crate::ports::{AccessEventSink, EksApi, IamApi, KubeConnector, NoEvents, TrustLock};
 
 mod access_entries;
+mod audit;
 mod aws_auth;
 mod clusters;
 mod error;
@@ -68,6 +69,7 @@ mod rbac;
 mod run;
 mod trust_step;
 
+pub use audit::AuditClusters;
 pub use aws_auth::{
     AwsAuthWrite, MAX_CONFLICT_ATTEMPTS, MAX_RETRY_PAUSE, MAX_TIMEOUT_ATTEMPTS, MAX_WRITE_ATTEMPTS,
     RetryBudget, write_with_retry,

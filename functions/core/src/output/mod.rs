@@ -2,6 +2,7 @@
 //!
 //! Imports [`crate::model`] and [`crate::policy`]; no I/O.
 
+pub mod access;
 pub mod events;
 pub mod plan;
 pub mod report;

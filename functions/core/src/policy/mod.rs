@@ -4,6 +4,7 @@
 //! Imports only [`crate::model`]: no I/O, no SDK, no Lambda types.
 
 pub mod accessentry;
+pub mod audit;
 pub mod awsauth;
 pub mod desired;
 pub mod event;

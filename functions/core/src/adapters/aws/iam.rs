@@ -233,6 +233,39 @@ impl IamApi for SdkIam {
         Ok(users)
     }
 
+    async fn list_roles(&self) -> Result<Vec<RoleInfo>, IamError> {
+        let op = "GetAccountAuthorizationDetails";
+        let mut roles = Vec::new();
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        while let Some(out) = pages.next().await {
+            let out = out.map_err(|e| IamError::from_sdk(op, e))?;
+            for r in out.role_detail_list() {
+                let arn = r.arn().and_then(|a| a.parse::<RoleArn>().ok());
+                let policy = r.assume_role_policy_document().map(decode_policy_document);
+                match (arn, policy) {
+                    (Some(arn), Some(Ok(trust_policy))) => roles.push(RoleInfo {
+                        arn,
+                        trust_policy,
+                        role_id: r.role_id().unwrap_or_default().to_owned(),
+                        create_date: r
+                            .create_date()
+                            .and_then(|d| Timestamp::from_unix_nanos(d.as_nanos())),
+                    }),
+                    _ => {
+                        tracing::warn!(role = r.role_name().unwrap_or_default(), "skipping a role")
+                    }
+                }
+            }
+        }
+        Ok(roles)
+    }
+
     async fn get_user(&self, name: &UserName) -> Result<Option<IamUser>, IamError> {
         let out = match self.client.get_user().user_name(name.as_str()).send().await {
             Ok(out) => out,
