@@ -647,3 +647,121 @@ async fn a_two_tier_user_deleted_is_in_neither_trust_policy() {
     }
     w.sb.shutdown().await;
 }
+
+/// The functions run as their own role, which `bootstrap` (run by a cluster admin)
+/// gives access to a cluster. On an aws-auth cluster the tiers need more than aws-auth:
+/// namespaces to expand patterns, the bindings, and `bind` on the four ClusterRoles
+/// (Kubernetes refuses a binding to rights its writer lacks otherwise). Exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_grants_the_functions_what_tiers_need_and_no_more() {
+    let w = tier_world().await;
+    let dave = member(&w, "dave", None, &["developers"]).await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": w.sb.operator_arn()}, "Action": "sts:AssumeRole"}]});
+    let role_arn = w
+        .iam
+        .create_role()
+        .role_name("eks-access-sync-functions")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole")
+        .role
+        .expect("role")
+        .arn;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = cli_binary();
+    let bootstrap = || {
+        let mut c = command(&w.sb, bin.to_str().expect("utf-8"), dir.path());
+        c.args(["bootstrap", "--cluster", "prod", "--role-arn", &role_arn]);
+        run(c)
+    };
+    let (code, out, err) = bootstrap().await;
+    assert_eq!(code, 0, "bootstrap\n{out}\n{err}");
+    assert!(
+        out.contains("ClusterRole eks-access-sync:functions-rbac: created")
+            && out.contains("ClusterRoleBinding eks-access-sync:functions-rbac: created"),
+        "bootstrap says what it granted:\n{out}"
+    );
+
+    // As Lambda runs: the functions' role's session.
+    let functions = w
+        .assume(
+            &Credentials::new(
+                w.sb.operator_credentials().0,
+                w.sb.operator_credentials().1,
+                None,
+                None,
+                "operator",
+            ),
+            "eks-access-sync-functions",
+            "eks-access-sync",
+        )
+        .await
+        .expect("AssumeRole of the functions' role");
+    let sdk = support::sdk_config(&w.sb, functions.clone()).await;
+    let engine = SdkEngine::from_sdk(config_with(&[("ACCESS_CONFIG", EXAMPLE)]), &sdk);
+    let report = reconcile::handle(&engine, json!({"clusters": ["prod"]}))
+        .await
+        .expect("report");
+    let prod = cluster(&report, "prod");
+    assert_eq!(prod["status"], "updated", "{report}");
+    assert!(prod["error"].is_null(), "{report}");
+    let session = assume(&w, &dave, EDIT, "dave").await;
+    assert!(
+        can_i(
+            &w,
+            dir.path(),
+            &session,
+            "prod",
+            "create deployments -n team-a"
+        )
+        .await
+    );
+
+    // The functions' identity may do what the tiers need, and nothing more.
+    let mut rights = vec![
+        ("list namespaces", true),
+        ("list rolebindings -A", true),
+        ("create rolebindings -n team-a", true),
+        ("delete rolebindings -n team-b-web", true),
+        ("update clusterrolebindings", true),
+        ("delete clusterrolebindings", true),
+        ("update configmaps/aws-auth -n kube-system", true),
+        ("create pods -n team-a", false),
+        ("get secrets -n kube-system", false),
+        ("update clusterroles/view", false),
+        ("create clusterroles", false),
+        ("delete namespaces", false),
+        ("bind clusterroles/eks-access-sync", false),
+    ];
+    for role in ["cluster-admin", "admin", "edit", "view"] {
+        rights.push((
+            Box::leak(format!("bind clusterroles/{role}").into_boxed_str()),
+            true,
+        ));
+    }
+    for (question, want) in rights {
+        assert_eq!(
+            can_i(&w, dir.path(), &functions, "prod", question).await,
+            want,
+            "the functions' role: can-i {question}"
+        );
+    }
+
+    // The functions' own RBAC (labelled managed-by, like the tiers' bindings) is not
+    // a retired tier's: the tiers' runs leave it, and the next run is still allowed.
+    let again = reconcile::handle(&engine, json!({"clusters": ["prod"]}))
+        .await
+        .expect("report");
+    assert_eq!(cluster(&again, "prod")["status"], "unchanged", "{again}");
+    let (code, out, err) = bootstrap().await;
+    assert_eq!(code, 0, "bootstrap again\n{out}\n{err}");
+    assert!(
+        out.contains("RoleBinding kube-system/eks-access-sync: unchanged")
+            && out.contains("ClusterRole eks-access-sync:functions-rbac: unchanged")
+            && out.contains("ClusterRoleBinding eks-access-sync:functions-rbac: unchanged"),
+        "{out}"
+    );
+    w.sb.shutdown().await;
+}
