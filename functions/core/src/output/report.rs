@@ -158,36 +158,27 @@ impl RunReport {
                 .any(|c| matches!(c.status, ClusterStatus::Updated | ClusterStatus::Created))
     }
 
-    /// One line per cluster and one per tier's trust policy, for the CLI.
+    /// One line per cluster and one for the trust policy, for the CLI.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
+        let t = &self.trust_policy;
         let verb = if self.dry_run {
             "would change"
         } else {
             "changed"
         };
-        let mut trust_line = |t: &TrustPolicyReport, tier: Option<&str>| {
-            out.push_str(&format!(
-                "trust policy of {}{}: {} ({} added, {} removed, {} dangling removed; {}/{} chars)\n",
-                t.role_name,
-                tier.map(|n| format!(" (tier {n})")).unwrap_or_default(),
-                if t.changed { verb } else { "unchanged" },
-                t.added.len(),
-                t.removed.len(),
-                t.dangling_removed.len(),
-                t.size_chars,
-                t.max_chars
-            ));
-            if let Some(e) = &t.error {
-                out.push_str(&format!("  error: {e}\n"));
-            }
-        };
-        if self.tiers.len() > 1 {
-            for t in &self.tiers {
-                trust_line(&t.trust_policy, Some(&t.tier));
-            }
-        } else {
-            trust_line(&self.trust_policy, None);
+        out.push_str(&format!(
+            "trust policy of {}: {} ({} added, {} removed, {} dangling removed; {}/{} chars)\n",
+            t.role_name,
+            if t.changed { verb } else { "unchanged" },
+            t.added.len(),
+            t.removed.len(),
+            t.dangling_removed.len(),
+            t.size_chars,
+            t.max_chars
+        ));
+        if let Some(e) = &t.error {
+            out.push_str(&format!("  error: {e}\n"));
         }
         for c in &self.clusters {
             let status = serde_json::to_value(c.status)
@@ -261,35 +252,5 @@ mod tests {
         t.trust_policy.error = Some("LimitExceeded".into());
         assert!(!t.succeeded());
         assert!(t.render_text().contains("FAILED"));
-    }
-    /// Every tier's trust policy has its line (the first tier's alone hid the others'
-    /// changes and errors), named by role.
-    #[test]
-    fn text_has_a_line_per_tiers_trust_policy() {
-        let mut r = RunReport::new(false, "eks-admin", 2048);
-        let tier = |name: &str, role: &str| TierReport {
-            tier: name.into(),
-            members: 1,
-            trust_policy: TrustPolicyReport {
-                role_name: role.into(),
-                max_chars: 2048,
-                ..TrustPolicyReport::default()
-            },
-        };
-        r.tiers = vec![tier("admin", "eks-admin"), tier("developers", "eks-edit")];
-        r.tiers[1].trust_policy.changed = true;
-        r.tiers[1].trust_policy.added = vec!["arn:aws:iam::1:user/dan".into()];
-        r.tiers[1].trust_policy.error = Some("LimitExceeded".into());
-        let text = r.render_text();
-        assert!(
-            text.contains("trust policy of eks-admin (tier admin): unchanged (0 added"),
-            "{text}"
-        );
-        assert!(
-            text.contains("trust policy of eks-edit (tier developers): changed (1 added")
-                && text.contains("  error: LimitExceeded"),
-            "{text}"
-        );
-        assert!(text.contains("result: FAILED"), "{text}");
     }
 }
