@@ -3,6 +3,13 @@
 //!
 //! - RBAC in `kube-system`: a Role allowing `get`, `update`, `patch` on the ConfigMap
 //!   `aws-auth` only, bound to the group `eks-access-sync`.
+//! - RBAC for the access tiers' bindings: a ClusterRole and ClusterRoleBinding
+//!   `eks-access-sync:functions-rbac` for the same group allowing `list` namespaces
+//!   (to expand namespace patterns); `get`, `list`, `create`, `update`, `delete`
+//!   RoleBindings and ClusterRoleBindings; and `bind` on the ClusterRoles
+//!   `cluster-admin`, `admin`, `edit`, `view` only (Kubernetes refuses a binding to
+//!   rights its writer does not hold otherwise). Nothing else: the functions cannot
+//!   edit a ClusterRole, nor bind any other one.
 //! - `CONFIG_MAP` clusters: an aws-auth `mapRoles` entry for the role (path stripped,
 //!   as the authenticator requires) with username and group `eks-access-sync`, made by
 //!   the same editor as every other write (other entries are kept as they are).
@@ -22,14 +29,20 @@ use crate::adapters::kube::client::EksKubeConnector;
 use crate::adapters::kube::store::{AWS_AUTH_NAME, K8sError, KUBE_SYSTEM, KubeAwsAuth};
 use crate::model::arn::{ClusterName, RoleArn};
 use crate::model::mapping::AdminMapping;
+use crate::model::tiers::AccessPolicy;
 use crate::{adapters::aws::eks::SdkEks, ports::EksApi};
 use aws_types::SdkConfig;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 
 /// Kubernetes user and group of the functions' role; name of the Role and RoleBinding.
 pub const FUNCTIONS_IDENTITY: &str = "eks-access-sync";
+
+/// Name of the ClusterRole and ClusterRoleBinding of the tiers' RBAC rights.
+pub const FUNCTIONS_RBAC: &str = "eks-access-sync:functions-rbac";
 
 /// First pause after an aws-auth conflict during the bootstrap.
 const BOOTSTRAP_BACKOFF: Duration = Duration::from_millis(200);
@@ -96,6 +109,61 @@ pub fn rbac_binding() -> RoleBinding {
     }
 }
 
+fn rule(group: &str, resources: &[&str], names: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(vec![group.to_owned()]),
+        resources: Some(strings(resources)),
+        resource_names: (!names.is_empty()).then(|| strings(names)),
+        verbs: strings(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// The ClusterRole of the tiers' bindings: list namespaces; read and write
+/// RoleBindings and ClusterRoleBindings; bind the four ClusterRoles of the EKS
+/// access policies (and no other).
+pub fn rbac_cluster_role() -> ClusterRole {
+    const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+    let bindable: Vec<&str> = AccessPolicy::ALL.map(AccessPolicy::cluster_role).to_vec();
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(FUNCTIONS_RBAC.to_owned()),
+            labels: Some(labels()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![
+            rule("", &["namespaces"], &[], &["list"]),
+            rule(
+                RBAC_GROUP,
+                &["rolebindings", "clusterrolebindings"],
+                &[],
+                &["get", "list", "create", "update", "delete"],
+            ),
+            rule(RBAC_GROUP, &["clusterroles"], &bindable, &["bind"]),
+        ]),
+        aggregation_rule: None,
+    }
+}
+
+/// The ClusterRoleBinding of [`rbac_cluster_role`] to the group `eks-access-sync`.
+pub fn rbac_cluster_binding() -> ClusterRoleBinding {
+    let b = rbac_binding();
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(FUNCTIONS_RBAC.to_owned()),
+            labels: Some(labels()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            kind: "ClusterRole".to_owned(),
+            name: FUNCTIONS_RBAC.to_owned(),
+            ..b.role_ref
+        },
+        subjects: b.subjects,
+    }
+}
+
 /// The aws-auth entry of the functions' role.
 pub fn functions_mapping(role_arn: &RoleArn) -> AdminMapping {
     AdminMapping {
@@ -140,6 +208,20 @@ async fn ensure_rbac(client: &kube::Client, out: &mut Vec<String>) -> Result<(),
     .await?;
     out.push(format!(
         "RoleBinding {KUBE_SYSTEM}/{FUNCTIONS_IDENTITY}: {s}"
+    ));
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let s = upsert(&roles, rbac_cluster_role(), |a, b| a.rules == b.rules).await?;
+    out.push(format!(
+        "ClusterRole {FUNCTIONS_RBAC}: {s} (list namespaces; get, list, create, update, delete rolebindings and clusterrolebindings; bind clusterroles {})",
+        AccessPolicy::ALL.map(AccessPolicy::cluster_role).join(", ")
+    ));
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let s = upsert(&bindings, rbac_cluster_binding(), |a, b| {
+        a.role_ref == b.role_ref && a.subjects == b.subjects
+    })
+    .await?;
+    out.push(format!(
+        "ClusterRoleBinding {FUNCTIONS_RBAC}: {s} (to group {FUNCTIONS_IDENTITY})"
     ));
     Ok(())
 }
@@ -249,6 +331,43 @@ mod tests {
         let subjects = b.subjects.expect("subjects");
         assert_eq!(subjects[0].kind, "Group");
         assert_eq!(subjects[0].name, "eks-access-sync");
+    }
+
+    #[test]
+    fn cluster_role_grants_exactly_what_tier_bindings_need() {
+        let role = rbac_cluster_role();
+        assert_eq!(role.metadata.name.as_deref(), Some(FUNCTIONS_RBAC));
+        // "api group | resources | resource names | verbs" per rule.
+        let rules: Vec<String> = role
+            .rules
+            .expect("rules")
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "{} | {} | {} | {}",
+                    r.api_groups.expect("groups").join(","),
+                    r.resources.expect("resources").join(","),
+                    r.resource_names.map(|n| n.join(",")).unwrap_or_default(),
+                    r.verbs.join(",")
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                " | namespaces |  | list",
+                "rbac.authorization.k8s.io | rolebindings,clusterrolebindings |  | get,list,create,update,delete",
+                "rbac.authorization.k8s.io | clusterroles | cluster-admin,admin,edit,view | bind",
+            ]
+        );
+        let b = rbac_cluster_binding();
+        assert_eq!(b.metadata.name.as_deref(), Some(FUNCTIONS_RBAC));
+        assert_eq!(
+            (b.role_ref.kind.as_str(), b.role_ref.name.as_str()),
+            ("ClusterRole", FUNCTIONS_RBAC)
+        );
+        assert_eq!(b.subjects, rbac_binding().subjects);
+        assert_eq!(b.metadata.labels, Some(labels()));
     }
 
     #[test]

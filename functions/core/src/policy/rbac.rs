@@ -11,13 +11,16 @@
 //! Rules: a binding without the label is never edited or deleted, even under one of
 //! our names (the tier's binding there is refused and reported instead); a labelled
 //! binding no tier wants any more is deleted; one whose `roleRef` differs is deleted
-//! and made again (Kubernetes refuses to change a `roleRef`).
+//! and made again (Kubernetes refuses to change a `roleRef`). Only a tier binding
+//! counts as labelled here: named `eks-access-sync:…`, bound to one of the four
+//! ClusterRoles. `bootstrap`'s own RBAC for the functions carries the label too and
+//! is never touched (deleting it would lock the functions out).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::tiers::NamespacePattern;
+use crate::model::tiers::{AccessPolicy, NamespacePattern, OWN_GROUP_PREFIX};
 
 /// The label key on every binding the tool owns.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -136,13 +139,25 @@ pub fn wanted_bindings(tiers: &[TierBinding], namespaces: &[String]) -> Vec<Bind
     out
 }
 
+/// A tier binding the tool made: labelled, named `eks-access-sync:…`, bound to one of
+/// the access policies' ClusterRoles. Not `bootstrap`'s (a Role, or its own
+/// ClusterRole), though labelled alike.
+fn ours(e: &BindingView) -> bool {
+    e.managed
+        && e.at.name.starts_with(OWN_GROUP_PREFIX)
+        && e.role_ref.0 == "ClusterRole"
+        && AccessPolicy::ALL
+            .iter()
+            .any(|p| p.cluster_role() == e.role_ref.1)
+}
+
 /// Plans the writes that take `existing` to `wanted`.
 pub fn plan_bindings(wanted: &[BindingSpec], existing: &[BindingView]) -> RbacPlan {
     let mut plan = RbacPlan::default();
     for w in wanted {
         match existing.iter().find(|e| e.at == w.at) {
             None => plan.put.push(w.clone()),
-            Some(e) if !e.managed => plan.refused.push(w.at.clone()),
+            Some(e) if !ours(e) => plan.refused.push(w.at.clone()),
             Some(e) => {
                 let role_ok = e.role_ref == ("ClusterRole".to_owned(), w.cluster_role.clone());
                 if !role_ok {
@@ -155,7 +170,7 @@ pub fn plan_bindings(wanted: &[BindingSpec], existing: &[BindingView]) -> RbacPl
         }
     }
     for e in existing {
-        if e.managed && !wanted.iter().any(|w| w.at == e.at) {
+        if ours(e) && !wanted.iter().any(|w| w.at == e.at) {
             plan.delete.push(e.at.clone());
         }
     }
@@ -283,5 +298,43 @@ mod tests {
         assert!(plan.refused.is_empty());
         let same = plan_bindings(&wanted[..1], &existing[..1]);
         assert!(same.is_empty(), "{same:?}");
+    }
+    /// bootstrap's RBAC for the functions carries the same label; it is not a
+    /// retired tier's binding (deleting it locked the functions out), nor one a tier
+    /// of the same name may take over.
+    #[test]
+    fn the_functions_own_labelled_bindings_are_not_a_tiers() {
+        let own = |ns: Option<&str>, name: &str, kind: &str, role: &str| BindingView {
+            at: BindingRef {
+                namespace: ns.map(str::to_owned),
+                name: name.into(),
+            },
+            managed: true,
+            role_ref: (kind.into(), role.into()),
+            groups: vec!["eks-access-sync".into()],
+        };
+        let existing = [
+            own(
+                Some("kube-system"),
+                "eks-access-sync",
+                "Role",
+                "eks-access-sync",
+            ),
+            own(
+                None,
+                "eks-access-sync:functions-rbac",
+                "ClusterRole",
+                "eks-access-sync:functions-rbac",
+            ),
+        ];
+        let wanted = [spec(None, "eks-access-sync:readers", "view")];
+        let plan = plan_bindings(&wanted, &existing);
+        assert!(plan.delete.is_empty(), "{plan:?}");
+        assert_eq!(plan.put, wanted);
+        // A tier named functions-rbac: its binding's name is taken; refused.
+        let clash = [spec(None, "eks-access-sync:functions-rbac", "view")];
+        let plan = plan_bindings(&clash, &existing);
+        assert!(plan.delete.is_empty() && plan.put.is_empty(), "{plan:?}");
+        assert_eq!(plan.refused, [clash[0].at.clone()]);
     }
 }

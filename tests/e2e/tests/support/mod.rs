@@ -201,12 +201,23 @@ impl World {
         user: &Credentials,
         session: &str,
     ) -> Result<Credentials, String> {
+        self.assume(user, ADMIN_ROLE, session).await
+    }
+
+    /// `sts:AssumeRole` on the role `role` (a name) as `user`: the session's
+    /// credentials, or the error code.
+    pub async fn assume(
+        &self,
+        user: &Credentials,
+        role: &str,
+        session: &str,
+    ) -> Result<Credentials, String> {
         use aws_sdk_sts::error::ProvideErrorMetadata as _;
         let conf = sdk_config(&self.sb, user.clone()).await;
         let sts = aws_sdk_sts::Client::new(&conf);
         match sts
             .assume_role()
-            .role_arn(role_arn())
+            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}"))
             .role_session_name(session)
             .send()
             .await
@@ -409,10 +420,15 @@ impl World {
 
     /// The admin role's trust policy, decoded.
     pub async fn trust_policy(&self) -> Value {
+        self.role_trust_policy(ADMIN_ROLE).await
+    }
+
+    /// The trust policy of the role `role` (a name), decoded.
+    pub async fn role_trust_policy(&self, role: &str) -> Value {
         let doc = self
             .iam
             .get_role()
-            .role_name(ADMIN_ROLE)
+            .role_name(role)
             .send()
             .await
             .expect("GetRole")
