@@ -131,9 +131,9 @@ fn duplicates_path_and_case_collapse_into_first_position() {
     assert_eq!(
         lines,
         vec![
-            "mapRoles: admin role rolearn: arn:aws:iam::123456789012:role/teams/EKSADMIN -> arn:aws:iam::123456789012:role/EksAdmin",
-            "mapRoles: admin role username: old -> admin:{{AccessKeyID}}:{{SessionName}}",
-            "mapRoles: remove 1 duplicate admin role mapping(s)",
+            "mapRoles: tier role rolearn: arn:aws:iam::123456789012:role/teams/EKSADMIN -> arn:aws:iam::123456789012:role/EksAdmin",
+            "mapRoles: tier role username: old -> admin:{{AccessKeyID}}:{{SessionName}}",
+            "mapRoles: remove 1 duplicate tier role mapping(s)",
         ]
     );
     let again = edit_aws_auth(Some(&e.data), &a, &[]).unwrap();

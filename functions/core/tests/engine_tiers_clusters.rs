@@ -292,3 +292,46 @@ async fn a_changed_policy_replaces_the_old_one_on_the_entry() {
         "{c4:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_tier_narrowed_to_fewer_clusters_leaves_the_others() {
+    // The admin tier (its own groups: system:masters, so no tier group tells its
+    // entries apart) first applies to every cluster...
+    let w = tier_world();
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    assert!(w.kube.data("c3").expect("c3")["mapRoles"].contains("role/eks-admin"));
+    // ... then it is narrowed to env=prod: c3 (not prod) loses it, c1 and c4 keep it.
+    let mut cfg = w.engine.config().clone();
+    cfg.access = AccessConfig::from_yaml(&TIERS.replace(
+        "    members: { tag: eks-admin=true }\n",
+        "    members: { tag: eks-admin=true }\n    clusters: { tag: env=prod }\n",
+    ))
+    .expect("tiers");
+    let narrow = Engine::new(cfg, w.iam.clone(), w.eks.clone(), w.kube.clone());
+    let r = narrow.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:#?}");
+    let c3 = w.kube.data("c3").expect("c3")["mapRoles"].clone();
+    assert!(!c3.contains("role/eks-admin"), "{c3}");
+    assert!(
+        c3.contains("role/eks-edit") && c3.contains("node-group-1"),
+        "{c3}"
+    );
+    assert!(w.kube.data("c1").expect("c1")["mapRoles"].contains("role/eks-admin"));
+    assert!(
+        w.eks
+            .entries("c4")
+            .keys()
+            .any(|p| p.ends_with("/eks-admin")),
+        "c4 is prod: kept"
+    );
+    let c3_report = r.clusters.iter().find(|c| c.name == "c3").expect("c3");
+    assert!(
+        c3_report
+            .changes
+            .iter()
+            .any(|l| l.contains("does not apply")),
+        "{c3_report:#?}"
+    );
+    let again = narrow.apply_full(&Scope::all()).await;
+    assert_eq!(status(&again, "c3"), ClusterStatus::Unchanged);
+}

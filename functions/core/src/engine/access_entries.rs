@@ -182,6 +182,19 @@ fn plan_cluster_entries(
     first
         .delete_entries
         .extend(retired_tier_entries(views, &goal.live_groups(cluster)));
+    let out_of_scope = goal.out_of_scope(cluster);
+    first.delete_entries.extend(
+        views
+            .iter()
+            .filter(|e| {
+                e.principal_arn
+                    .parse::<RoleArn>()
+                    .is_ok_and(|r| out_of_scope.iter().any(|o| o.eq_ignoring_path_and_case(&r)))
+            })
+            .map(|e| e.principal_arn.clone()),
+    );
+    first.delete_entries.sort();
+    first.delete_entries.dedup();
     first
 }
 

@@ -252,6 +252,7 @@ fn aws_auth_edit(
                 doc.ensure_role(&t.mapping)?;
             }
             doc.remove_retired_tiers(&goal.live_groups(cluster))?;
+            doc.remove_roles(&goal.out_of_scope(cluster))?;
             doc.remove_users(&offboarded)?;
             doc.created() || !doc.changes().is_empty()
         }

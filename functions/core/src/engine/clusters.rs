@@ -139,6 +139,16 @@ impl ClusterGoal {
             .collect()
     }
 
+    /// The roles of the (read) tiers that do not apply to `cluster`: their mappings
+    /// there go (a tier's `clusters` selector narrowed, or the cluster lost the tag).
+    pub(super) fn out_of_scope(&self, cluster: &ClusterInfo) -> Vec<RoleArn> {
+        self.tiers
+            .iter()
+            .filter(|t| !t.applies_to(cluster))
+            .map(|t| t.role_arn.clone())
+            .collect()
+    }
+
     /// The bindings of the tiers that apply to `cluster`.
     pub(super) fn bindings_for(&self, cluster: &ClusterInfo) -> Vec<TierBinding> {
         self.bindings

@@ -424,7 +424,7 @@ mod tests {
             "-        \"AWS\": \"arn:aws:iam::123456789012:user/alice\"",
             "+          \"arn:aws:iam::123456789012:user/bob\"",
             "Cluster prod (us-east-1, aws-auth):",
-            "  * mapRoles: add admin role mapping arn:aws:iam::123456789012:role/EksAdmin",
+            "  * mapRoles: add tier role mapping arn:aws:iam::123456789012:role/EksAdmin",
             "--- aws-auth/data.mapRoles (current)",
             "+- rolearn: \"arn:aws:iam::123456789012:role/EksAdmin\"",
             "Cluster api (eu-west-1, access entries):",

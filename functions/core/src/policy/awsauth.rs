@@ -101,32 +101,36 @@ pub enum AwsAuthChange {
         rolearn: String,
         groups: Vec<String>,
     },
+    /// The mapping of a configured tier's role on a cluster its tier does not apply
+    /// to (its `clusters` selector) was removed.
+    TierRoleOutOfScope { rolearn: String },
 }
 
 impl fmt::Display for AwsAuthChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AwsAuthChange::AdminRoleAdded { rolearn } => {
-                write!(f, "mapRoles: add admin role mapping {rolearn}")
+                write!(f, "mapRoles: add tier role mapping {rolearn}")
             }
             AwsAuthChange::AdminRoleUpdated { field, from, to } => match from {
-                Some(from) => write!(f, "mapRoles: admin role {field}: {from} -> {to}"),
-                None => write!(f, "mapRoles: admin role {field}: (absent) -> {to}"),
+                Some(from) => write!(f, "mapRoles: tier role {field}: {from} -> {to}"),
+                None => write!(f, "mapRoles: tier role {field}: (absent) -> {to}"),
             },
             AwsAuthChange::AdminRoleRequoted { field } => write!(
                 f,
-                "mapRoles: admin role {field}: quoted so YAML 1.1 reads it as a string"
+                "mapRoles: tier role {field}: quoted so YAML 1.1 reads it as a string"
             ),
             AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups } => write!(
                 f,
                 "mapRoles: remove {rolearn} (retired tier group {})",
                 groups.join(", ")
             ),
+            AwsAuthChange::TierRoleOutOfScope { rolearn } => write!(
+                f,
+                "mapRoles: remove {rolearn} (its tier does not apply to this cluster)"
+            ),
             AwsAuthChange::AdminDuplicatesRemoved { count } => {
-                write!(
-                    f,
-                    "mapRoles: remove {count} duplicate admin role mapping(s)"
-                )
+                write!(f, "mapRoles: remove {count} duplicate tier role mapping(s)")
             }
             AwsAuthChange::UserMappingRemoved { userarn, username } => match username {
                 Some(u) => write!(f, "mapUsers: remove {userarn} (username {u})"),

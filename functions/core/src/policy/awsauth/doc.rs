@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use crate::model::arn::RoleArn;
 use crate::model::tiers::OWN_GROUP_PREFIX;
 use serde_json::{Map, Value};
 
@@ -303,12 +304,7 @@ impl AwsAuth {
         &mut self,
         current: &[String],
     ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
-        let Some(text) = self.data.get(MAP_ROLES).cloned() else {
-            return Ok(Vec::new());
-        };
-        let entries = parse_entries(MAP_ROLES, &text)?;
-        let retired = |e: &Value| -> Option<(String, Vec<String>)> {
-            let m = e.as_object()?;
+        self.remove_roles_where(|m| {
             let groups: Vec<String> = m
                 .get("groups")?
                 .as_array()?
@@ -319,14 +315,42 @@ impl AwsAuth {
                 && groups
                     .iter()
                     .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !current.contains(g));
-            all_retired.then(|| (field_str(m, "rolearn").unwrap_or_default(), groups))
+            let rolearn = field_str(m, "rolearn").unwrap_or_default();
+            all_retired.then_some(AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups })
+        })
+    }
+
+    /// Removes the `mapRoles` entries of `roles` (tier roles whose tier does not apply
+    /// to this cluster), matched ignoring path and case.
+    pub fn remove_roles(&mut self, roles: &[RoleArn]) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.remove_roles_where(|m| {
+            let rolearn = field_str(m, "rolearn")?;
+            let arn: RoleArn = rolearn.parse().ok()?;
+            roles
+                .iter()
+                .any(|r| r.eq_ignoring_path_and_case(&arn))
+                .then_some(AwsAuthChange::TierRoleOutOfScope { rolearn })
+        })
+    }
+
+    /// Drops the `mapRoles` entries `gone` returns a change for (their lines only).
+    fn remove_roles_where(
+        &mut self,
+        gone: impl Fn(&Map<String, Value>) -> Option<AwsAuthChange>,
+    ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
+        let Some(text) = self.data.get(MAP_ROLES).cloned() else {
+            return Ok(Vec::new());
         };
+        let entries = parse_entries(MAP_ROLES, &text)?;
         let mut changes = Vec::new();
         let mut fates = Vec::with_capacity(entries.len());
         let mut expected = Vec::with_capacity(entries.len());
         for entry in &entries {
-            if let Some((rolearn, groups)) = retired(entry) {
-                changes.push(AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups });
+            if let Some(change) = entry.as_object().and_then(&gone) {
+                changes.push(change);
                 fates.push(Fate::Drop);
             } else {
                 fates.push(Fate::Keep);
