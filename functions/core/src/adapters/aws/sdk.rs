@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::error::{DisplayErrorContext, SdkError};
+use aws_smithy_http_client::Connector;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::SdkConfig;
@@ -80,24 +81,41 @@ pub fn compiled_roots_pem() -> &'static [u8] {
     &PEM
 }
 
-/// The SDK's own HTTPS client (hyper, rustls over aws-lc-rs, its timeouts and
-/// connection pool) trusting only [`compiled_roots_pem`].
+/// The SDK's own HTTPS connector (hyper, rustls over aws-lc-rs, its timeouts and
+/// connection pool) trusting only [`compiled_roots_pem`], built when the first request
+/// needs it: the roots are parsed then, once per connector settings (the SDK caches the
+/// connector), not at start-up.
+///
+/// The SDK also calls the connector function once per client it builds, with neither
+/// settings nor runtime components, only to load the trusted roots early; it drops what
+/// it gets. That probe gets a plain-HTTP connector (which could not carry an `https`
+/// request: hyper's refuses the scheme), so building a client costs no root parsing.
+/// `compiled_roots_still_verify_the_server` checks that requests get the verifying one.
 pub fn compiled_roots_https_client() -> SharedHttpClient {
-    let trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(compiled_roots_pem());
-    // Building a TlsContext does not fail (it only stores the trust store); were it
-    // to, the SDK's default context (the host's roots) trusts no less.
-    let tls = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .unwrap_or_default();
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(tls)
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        if settings.is_none() && components.is_none() {
+            return Connector::builder().build_http();
+        }
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(compiled_roots_pem());
+        // Building a TlsContext does not fail (it only stores the trust store); were it
+        // to, the SDK's default context (the host's roots) trusts no less.
+        let tls = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .unwrap_or_default();
+        let mut builder = Connector::builder()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(tls);
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        builder.build()
+    })
 }
 
 /// `sdk` with [`timeout_config`] unless it already sets an operation timeout (a
