@@ -1,7 +1,11 @@
 # eks-access-sync: build, deploy, test and demo.
 #
 #   make demo     local story on the sandbox (installs tools, builds, starts and stops the sandbox)
-#   make test     cargo test --workspace, then the template/event tests (installs tools first)
+#   make test     release builds of the two functions (the Runtime-API test runs them), cargo
+#                 test --workspace, then the template/event tests (installs tools first)
+#   make invoke-local EVENT=events/x.json   one event through a function's release binary,
+#                 as Lambda runs it, on the local sandbox
+#   make verify-arm64   the arm64 artifacts that deploy, the same way under qemu-user
 #   make lint     rustfmt, clippy, cfn-lint, sam validate --lint
 #   make deploy   sam build + sam deploy (guided the first time)
 #
@@ -45,13 +49,15 @@ ARCH ?= x86_64
 EVENTS := $(basename $(notdir $(wildcard events/*.json)))
 
 .PHONY: help tools check-kubectl build deploy rust-target-arm64 lint test demo \
-        sandbox-up sandbox-down repair repair-dry-run bootstrap $(addprefix invoke-,$(EVENTS))
+        sandbox-up sandbox-down repair repair-dry-run bootstrap $(addprefix invoke-,$(EVENTS)) \
+        release-functions invoke-local check-event verify-arm64
 
 help:
 	@echo "make demo | test | lint | tools | build [ARCH=arm64] | deploy"
 	@echo "make invoke-<event> (events/*.json) | repair | repair-dry-run   [STACK=$(STACK) REGION=$(REGION)]"
+	@echo "make invoke-local EVENT=events/<name>.json | verify-arm64   (local Lambda Runtime API + sandbox)"
 	@echo "make bootstrap CLUSTER=name [CLUSTER_REGION=r]   (run once per cluster, as a cluster admin)"
-	@echo "make sandbox-up | sandbox-down | bench | soak | soak-quick"
+	@echo "make sandbox-up | sandbox-down | bench | bench-cold | soak | soak-quick"
 	@echo "events: $(EVENTS)"
 
 # ---------------------------------------------------------------- tools ----
@@ -148,9 +154,46 @@ lint: tools
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(SAM) validate --lint --region us-east-1 -t infra/template.yaml
 
-test: tools check-kubectl
+# The release binaries that ship, for the Runtime-API test (tests/runtime/tests/shipped.rs),
+# which runs target/release/{iam-events,reconcile} as processes. Same target directory as
+# `cargo test`, `make bench` and `make invoke-local`, so each is built once.
+release-functions:
+	$(CARGO) build --release -p iam-events -p reconcile
+
+test: tools check-kubectl release-functions
 	$(CARGO) test --workspace
 	$(VENV)/bin/pytest -q tests/infra
+
+# ------------------------------------------------- as Lambda runs them ----
+
+# One payload through a function's release binary against a local Lambda Runtime API
+# (tests/runtime: `lambda-invoke`) and the local sandbox, which is started and seeded
+# if it is not running (`make sandbox-down` stops it). iam-*.json go to iam-events,
+# everything else to reconcile (as invoke-<event> routes them). Prints the response,
+# or the structured error (`errorType`, `errorMessage`) and the function's log.
+INVOKE_FN = $(if $(filter iam-%,$(notdir $(EVENT))),iam-events,reconcile)
+invoke-local: check-event release-functions sandbox-up
+	$(CARGO) build --quiet -p lambda-runtime-api --bin lambda-invoke
+	$(TARGET_DIR)/debug/eks-sandbox seed --dir $(SANDBOX_DIR) >/dev/null
+	$(TARGET_DIR)/debug/lambda-invoke --bin $(TARGET_DIR)/release/$(INVOKE_FN) \
+	  --env-file $(SANDBOX_DIR)/env --env ADMIN_ROLE_NAME=eks-admin $(EVENT)
+
+check-event:
+	@[ -n "$(EVENT)" ] && [ -f "$(EVENT)" ] || { echo "usage: make invoke-local EVENT=events/<name>.json"; exit 1; }
+
+# The arm64 artifacts that deploy: `cargo lambda build --release --arm64` (what `sam build`
+# runs for each function; target/lambda/<name>/bootstrap) through the same Runtime-API
+# test as `make test`, under qemu-user. Needs `apt-get install qemu-user-static
+# libc6-arm64-cross` and the aarch64 Rust target (installed here). About 7 minutes of
+# build on 2 cores: not part of `make test`.
+ARM64_RUNNER ?= qemu-aarch64-static -L /usr/aarch64-linux-gnu
+verify-arm64: tools check-kubectl
+	@command -v qemu-aarch64-static >/dev/null && [ -d /usr/aarch64-linux-gnu ] || { \
+	  echo "verify-arm64 needs qemu-user: apt-get install qemu-user-static libc6-arm64-cross"; exit 1; }
+	$(MAKE) build ARCH=arm64
+	file $(TARGET_DIR)/lambda/iam-events/bootstrap $(TARGET_DIR)/lambda/reconcile/bootstrap
+	LAMBDA_BIN_DIR=$(TARGET_DIR)/lambda LAMBDA_RUNNER="$(ARM64_RUNNER)" \
+	  $(CARGO) test -p lambda-runtime-api --test shipped -- --nocapture
 
 # ------------------------------------------------------------ sandbox ----
 
@@ -209,6 +252,14 @@ demo: tools check-kubectl
 bench: $(VENV)/.installed
 	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync-cli -p bench-hello -p bench
 	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md $(BENCH_ARGS) >/dev/null
+
+# Section 1 alone (cold start to the first `next`, cold and warm invoke): replaces it and
+# the cold-start marks in BENCHMARKS.md, the other sections untouched. A minute once built.
+# BENCH_ARGS='--extra-bin LABEL=PATH' measures another build of iam-events beside it.
+.PHONY: bench-cold
+bench-cold: $(VENV)/.installed
+	$(CARGO) build --release -p iam-events -p reconcile -p eks-access-sync-cli -p bench-hello -p bench
+	$(TARGET_DIR)/release/bench --bin-dir $(TARGET_DIR)/release --out BENCHMARKS.md --cold-only $(BENCH_ARGS) >/dev/null
 
 # ------------------------------------------------------------- soak ----
 

@@ -77,6 +77,30 @@ def test_test_runs_cargo_then_pytest():
     assert out.index("cargo test --workspace") < out.index("pytest -q tests/infra")
 
 
+def test_test_builds_the_shipped_binaries_before_the_runtime_api_test():
+    out = dry("test")
+    release = out.index("cargo build --release -p iam-events -p reconcile")
+    assert release < out.index("cargo test --workspace")
+    # arm64 (qemu, minutes of build) stays out of make test.
+    assert "qemu" not in out and "--arm64" not in out
+
+
+def test_invoke_local_runs_a_release_binary_against_the_sandbox():
+    out = dry("invoke-local", "EVENT=events/iam-tag-user.json")
+    assert "cargo build --release -p iam-events -p reconcile" in out
+    assert "release/iam-events" in out and "--env-file" in out
+    assert "events/iam-tag-user.json" in out
+    out = dry("invoke-local", "EVENT=events/schedule.json")
+    assert "release/reconcile" in out
+    assert make("invoke-local", check=False).returncode != 0
+
+
+def test_verify_arm64_runs_the_cargo_lambda_arm64_artifacts_under_qemu():
+    out = dry("verify-arm64")
+    assert "--arm64" in out and "qemu-aarch64-static -L /usr/aarch64-linux-gnu" in out
+    assert "LAMBDA_RUNNER=" in out and "--test shipped" in out
+
+
 def test_lint_runs_every_linter():
     out = dry("lint")
     for command in (

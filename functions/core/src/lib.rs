@@ -7,7 +7,8 @@
 //! [`ports`] (the traits the engine needs; they import the adapters' error enums) →
 //! [`engine`] (orchestration over the ports) → [`adapters`] (AWS SDK and kube).
 //! [`bootstrap`], [`intake`] and [`telemetry`] serve the entry points (the Lambdas
-//! and the CLI). The in-memory fakes are in `testing` (feature `testing`).
+//! and the CLI); [`lambda`] (feature `lambda`) the two Lambdas only. The in-memory fakes
+//! are in `testing` (feature `testing`).
 
 pub mod model;
 pub mod policy;
@@ -22,6 +23,8 @@ pub mod adapters;
 pub mod backoff;
 pub mod bootstrap;
 pub mod intake;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]

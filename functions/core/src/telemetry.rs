@@ -1,7 +1,7 @@
 //! JSON logs through `tracing`, and CloudWatch embedded-metric-format (EMF) figures.
 
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -137,8 +137,6 @@ pub const REDACTED: &str = "[redacted]";
 /// at start-up (raw and URL-encoded).
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    /// (pattern, replacement with `$1` the kept prefix).
-    shapes: Vec<(Regex, String)>,
     /// Exact secret values, longest first.
     values: Vec<String>,
 }
@@ -152,6 +150,20 @@ const SHAPES: &[&str] = &[
     r"(k8s-aws-v1\.)[A-Za-z0-9_=-]+",
     r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/=-]+",
 ];
+
+/// [`SHAPES`] compiled, once per process and on first use: compiling them takes about
+/// a millisecond, which a Lambda's start-up would pay before its first `next` although
+/// nothing is logged then (BENCHMARKS.md, section 1).
+fn shapes() -> &'static [(Regex, String)] {
+    static COMPILED: LazyLock<Vec<(Regex, String)>> = LazyLock::new(|| {
+        SHAPES
+            .iter()
+            .filter_map(|p| Regex::new(p).ok())
+            .map(|r| (r, format!("${{1}}{REDACTED}")))
+            .collect()
+    });
+    &COMPILED
+}
 
 impl Redactor {
     /// The shapes, and the values of `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
@@ -170,11 +182,6 @@ impl Redactor {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let shapes = SHAPES
-            .iter()
-            .filter_map(|p| Regex::new(p).ok())
-            .map(|r| (r, format!("${{1}}{REDACTED}")))
-            .collect();
         let mut values: Vec<String> = Vec::new();
         for s in secrets {
             let s = s.as_ref().trim();
@@ -186,7 +193,7 @@ impl Redactor {
         }
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        Redactor { shapes, values }
+        Redactor { values }
     }
 
     /// `line` with every secret replaced by [`REDACTED`].
@@ -197,7 +204,7 @@ impl Redactor {
                 out = out.replace(v.as_str(), REDACTED);
             }
         }
-        for (re, with) in &self.shapes {
+        for (re, with) in shapes() {
             if re.is_match(&out) {
                 out = re.replace_all(&out, with.as_str()).into_owned();
             }

@@ -8,7 +8,7 @@
 #![warn(clippy::too_many_lines)]
 
 use eks_access_sync::engine::{Engine, EventResult, RunMode};
-use eks_access_sync::intake::{IntakeError, parse_raw_event};
+use eks_access_sync::intake::{IntakeError, parse_event};
 use eks_access_sync::output::report::RunReport;
 use eks_access_sync::ports::EksApi;
 use eks_access_sync::ports::IamApi;
@@ -57,16 +57,26 @@ pub enum HandlerError {
     Run(#[from] RunFailed),
 }
 
-/// Handles one payload as the Lambda runtime hands it over (unparsed): one over
-/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is built into a tree.
+/// Handles one payload as its text (what `main` gets through
+/// [`RawPayloadLayer`](eks_access_sync::lambda::RawPayloadLayer)): one over
+/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is
+/// built into a tree, one that is not JSON is refused (`InputRefused`).
+pub async fn handle_text<I: IamApi, E: EksApi, K: KubeConnector>(
+    engine: &Engine<I, E, K>,
+    text: &str,
+) -> Result<Value, HandlerError> {
+    let event = parse_event(text.as_bytes()).inspect_err(|e| {
+        tracing::error!(error = %e, bytes = text.len(), "event refused");
+    })?;
+    Ok(handle(engine, event).await?)
+}
+
+/// [`handle_text`] of a payload already checked to be JSON.
 pub async fn handle_raw<I: IamApi, E: EksApi, K: KubeConnector>(
     engine: &Engine<I, E, K>,
     raw: &RawValue,
 ) -> Result<Value, HandlerError> {
-    let event = parse_raw_event(raw).inspect_err(|e| {
-        tracing::error!(error = %e, bytes = raw.get().len(), "event refused");
-    })?;
-    Ok(handle(engine, event).await?)
+    handle_text(engine, raw.get()).await
 }
 
 impl HandlerError {
@@ -208,6 +218,22 @@ mod handle_tests {
             lambda_runtime::Diagnostic::from(err).error_type,
             "InputRefused"
         );
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_is_not_json_is_refused_by_name() {
+        let iam = iam();
+        for text in ["{not json", "", "\u{fffd}\u{fffd}"] {
+            let err = handle_text(&engine(&iam), text)
+                .await
+                .expect_err("not JSON");
+            assert!(err.to_string().contains("not JSON"), "{err}");
+            assert_eq!(
+                lambda_runtime::Diagnostic::from(err).error_type,
+                "InputRefused"
+            );
+        }
+        assert_eq!(iam.writes(), 0);
     }
 
     fn raw(v: &Value) -> Box<RawValue> {

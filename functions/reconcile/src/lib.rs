@@ -16,7 +16,7 @@
 #![warn(clippy::too_many_lines)]
 
 use eks_access_sync::engine::{AuditClusters, Engine, RunMode, Scope, eks_event_scope};
-use eks_access_sync::intake::{IntakeError, parse_raw_event};
+use eks_access_sync::intake::{IntakeError, parse_event};
 use eks_access_sync::model::arn::ClusterName;
 use eks_access_sync::model::config::Config;
 use eks_access_sync::output::report::RunReport;
@@ -157,16 +157,26 @@ pub fn parse_request(config: &Config, event: &Value) -> Result<Request, Reconcil
     })
 }
 
-/// Handles one payload as the Lambda runtime hands it over (unparsed): one over
-/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is built into a tree.
+/// Handles one payload as its text (what `main` gets through
+/// [`RawPayloadLayer`](eks_access_sync::lambda::RawPayloadLayer)): one over
+/// [`MAX_EVENT_BYTES`](eks_access_sync::intake::MAX_EVENT_BYTES) is refused before it is
+/// built into a tree, one that is not JSON is refused (`InputRefused`).
+pub async fn handle_text<I: IamApi, E: EksApi, K: KubeConnector>(
+    engine: &Engine<I, E, K>,
+    text: &str,
+) -> Result<Value, ReconcileError> {
+    let event = parse_event(text.as_bytes()).inspect_err(|e| {
+        tracing::error!(error = %e, bytes = text.len(), "event refused");
+    })?;
+    handle(engine, event).await
+}
+
+/// [`handle_text`] of a payload already checked to be JSON.
 pub async fn handle_raw<I: IamApi, E: EksApi, K: KubeConnector>(
     engine: &Engine<I, E, K>,
     raw: &RawValue,
 ) -> Result<Value, ReconcileError> {
-    let event = parse_raw_event(raw).inspect_err(|e| {
-        tracing::error!(error = %e, bytes = raw.get().len(), "event refused");
-    })?;
-    handle(engine, event).await
+    handle_text(engine, raw.get()).await
 }
 
 /// Handles one invocation.

@@ -2,6 +2,7 @@
 //! `BENCHMARKS.md`. Run through `make bench` (release builds of everything measured).
 
 mod coldstart;
+mod invoke;
 mod proc;
 mod report;
 mod stats;
@@ -68,6 +69,24 @@ struct Args {
     manual_clusters: Vec<usize>,
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
+    /// Cold + warm invoke pairs per binary (section 1).
+    #[arg(long, default_value_t = 7)]
+    invoke_runs: usize,
+    /// Measure section 1 only (cold start, cold and warm invoke) and replace it, and the
+    /// cold-start marks, in the existing `--out` file; the other sections stay as they are.
+    #[arg(long)]
+    cold_only: bool,
+    /// Another build of iam-events to measure beside the default one, as `LABEL=PATH`
+    /// (e.g. `AWS_LC_SYS_NO_JITTER_ENTROPY=1=/tmp/nojitter/iam-events`: the label is
+    /// everything before the last `=`).
+    #[arg(long = "extra-bin", value_parser = parse_extra)]
+    extra_bins: Vec<(String, PathBuf)>,
+}
+
+fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
+    s.rsplit_once('=')
+        .map(|(label, path)| (label.to_owned(), PathBuf::from(path)))
+        .ok_or_else(|| format!("{s:?} is not LABEL=PATH"))
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -139,58 +158,26 @@ fn machine() -> Machine {
     }
 }
 
-/// Extra environment variables of a run.
-type Env = Vec<(String, String)>;
-
 async fn cold_starts(args: &Args, env: &[(String, String)]) -> Result<Vec<ColdRow>, BenchError> {
     let mut api = RuntimeApi::start().await?;
     let mut rows = Vec::new();
-    let bundle = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).is_file());
-    let empty = tempfile::tempdir()?;
-    let empty_file = empty.path().join("none.pem");
-    std::fs::write(&empty_file, "")?;
-    let mut runs: Vec<(&str, Option<String>, Env)> = vec![
-        ("bench-hello", None, Vec::new()),
-        ("iam-events", None, Vec::new()),
-        ("reconcile", None, Vec::new()),
-    ];
-    if let Some(bundle) = bundle {
-        let one = vec![("SSL_CERT_FILE".to_string(), bundle.to_string())];
-        runs.push((
-            "iam-events",
-            Some(format!("SSL_CERT_FILE={bundle}")),
-            one.clone(),
-        ));
-        runs.push(("reconcile", Some(format!("SSL_CERT_FILE={bundle}")), one));
+    let mut runs: Vec<(PathBuf, &str, Option<String>)> = ["bench-hello", "iam-events", "reconcile"]
+        .into_iter()
+        .map(|name| (args.bin_dir.join(name), name, None))
+        .collect();
+    for (label, bin) in &args.extra_bins {
+        runs.push((bin.clone(), "iam-events", Some(label.clone())));
     }
-    let none = vec![
-        (
-            "SSL_CERT_FILE".to_string(),
-            empty_file.display().to_string(),
-        ),
-        (
-            "SSL_CERT_DIR".to_string(),
-            empty.path().display().to_string(),
-        ),
-    ];
-    runs.push(("iam-events", Some("no roots".to_string()), none));
-    for (name, variant, extra) in runs {
-        let bin = args.bin_dir.join(name);
+    for (bin, name, variant) in runs {
         let size = std::fs::metadata(&bin)
             .map_err(|e| BenchError::Child(format!("{}: {e} (build it first)", bin.display())))?
             .len();
-        let env: Vec<(String, String)> = env.iter().cloned().chain(extra).collect();
         // One warm-up run (page cache), not counted.
-        api.measure(&bin, &env).await?;
+        api.measure(&bin, env).await?;
         let mut times = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..args.cold_runs {
-            let r = api.measure(&bin, &env).await?;
+            let r = api.measure(&bin, env).await?;
             times.push(ms(r.to_next));
             rss.push(r.max_rss_kib as f64 / 1024.0);
         }
@@ -555,8 +542,75 @@ async fn manual(
     Ok(row)
 }
 
+/// Section 1's invokes: iam-events and each `--extra-bin`, on one tagged cluster.
+async fn invokes(
+    w: &mut World,
+    args: &Args,
+    env: &[(String, String)],
+) -> Result<Vec<invoke::InvokeRow>, BenchError> {
+    w.ensure_clusters(1).await?;
+    let mut bins = vec![(args.bin_dir.join("iam-events"), None)];
+    bins.extend(
+        args.extra_bins
+            .iter()
+            .map(|(label, bin)| (bin.clone(), Some(label.clone()))),
+    );
+    let mut rows = Vec::new();
+    for (bin, variant) in bins {
+        progress(format!(
+            "cold and warm invoke of {} {}: {} runs",
+            bin.display(),
+            variant.as_deref().unwrap_or(""),
+            args.invoke_runs
+        ));
+        let row = invoke::invokes(w, &bin, variant, env, args.latency_ms, args.invoke_runs).await?;
+        progress(format!(
+            "cold invoke median {:.1} ms, warm {:.1} ms, {} failed",
+            row.cold_ms.map(|s| s.median).unwrap_or(f64::NAN),
+            row.warm_ms.map(|s| s.median).unwrap_or(f64::NAN),
+            row.failures
+        ));
+        rows.push(row);
+    }
+    w.remove_aws_auth(&cluster_name(0));
+    Ok(rows)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `--cold-only`: section 1 and the cold-start marks replaced in the existing report.
+async fn write_cold_only(
+    args: &Args,
+    mut report: Report,
+    w: World,
+    load: &str,
+) -> Result<(), BenchError> {
+    report.cold_only = Some(format!(
+        "This section was measured alone (`bench --cold-only`, `make bench-cold`) on {}, load average \
+         {} at its start, on the machine above; the other sections are from the full run.",
+        report.machine.date, load
+    ));
+    let existing = std::fs::read_to_string(&args.out)?;
+    let text = report.splice_cold(&existing).ok_or_else(|| {
+        BenchError::Config(format!(
+            "{} has no sections 1 and 2 to splice into: run the whole bench",
+            args.out.display()
+        ))
+    })?;
+    std::fs::write(&args.out, text)?;
+    progress(format!("wrote section 1 of {}", args.out.display()));
+    w.sb.shutdown().await;
+    Ok(())
+}
+
 async fn run(args: Args) -> Result<(), BenchError> {
     let started = Instant::now();
+    let load = load_average();
     let mut report = Report {
         machine: machine(),
         latency_ms: args.latency_ms,
@@ -574,6 +628,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
     report.cli_size_bytes = std::fs::metadata(args.bin_dir.join("eks-access-sync"))
         .map(|m| m.len())
         .unwrap_or(0);
+    report.invokes = invokes(&mut w, &args, &env).await?;
+    if args.cold_only {
+        return write_cold_only(&args, report, w, &load).await;
+    }
 
     progress(format!(
         "seeding {} users ({} admins) at latency 0",

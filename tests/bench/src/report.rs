@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::invoke::InvokeRow;
 use crate::stats::Stat;
 use crate::world::{Calls, describe, total};
 
@@ -70,6 +71,10 @@ pub struct Report {
     pub total_secs: f64,
     pub cli_size_bytes: u64,
     pub cold: Vec<ColdRow>,
+    /// Cold and warm invokes of the function binaries (section 1).
+    pub invokes: Vec<InvokeRow>,
+    /// Set when section 1 was measured alone (`bench --cold-only`): when, and the load.
+    pub cold_only: Option<String>,
     pub events: Vec<EventRow>,
     pub scale: Vec<ScaleRow>,
     pub manual: Vec<ManualRow>,
@@ -211,6 +216,136 @@ impl Report {
         out
     }
 
+    /// Section 1: cold start (to the first `next`), the cold and warm invokes.
+    pub fn cold_section(&self) -> String {
+        let mut s = String::new();
+        let l = self.latency_ms;
+        let _ = writeln!(s, "## 1. Cold start, size, memory\n");
+        if let Some(note) = &self.cold_only {
+            let _ = writeln!(s, "{note}\n");
+        }
+        let _ = writeln!(
+            s,
+            "Method: the bench serves a minimal Lambda Runtime API on 127.0.0.1:0, spawns each release \
+             binary with `AWS_LAMBDA_RUNTIME_API` and the other `AWS_LAMBDA_*` variables, the functions' \
+             configuration and the sandbox's endpoints and credentials, and times from `spawn` to the \
+             arrival of the first `GET /2018-06-01/runtime/invocation/next`, which it holds unanswered. \
+             Then it reads the process's peak RSS (`VmHWM` in `/proc/<pid>/status`; not `wait4`'s `ru_maxrss`, which on Linux starts from the spawning parent's RSS) and kills it. One warm-up run \
+             per binary is not counted. The floor is `bench-hello` (`lambda_runtime` + `tokio`, same \
+             profile).\n\n\
+             What the functions do before `next` that the floor does not: read the configuration, start \
+             JSON logging, and build the AWS SDK clients, whose HTTPS client gets its trusted roots \
+             compiled in (`webpki-root-certs`, Mozilla's set; README, \"TLS roots\"): no certificate file \
+             is read at start-up. Rows with a label are the same function built another way (`--extra-bin`).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| binary | to first `next`, ms (median) | spread (min–max) | runs | × hello | size, bytes | size, MiB | peak RSS, MiB (median) | RSS spread |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for r in &self.cold {
+            let (med, spread, runs) = cell(r.to_next_ms, 2);
+            let (rss, rss_spread, _) = cell(r.rss_mib, 1);
+            let _ = writeln!(
+                s,
+                "| `{}`{} | {med} | {spread} | {runs} | {:.2} | {} | {:.1} | {rss} | {rss_spread} |",
+                r.name,
+                r.variant
+                    .as_deref()
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default(),
+                self.ratio_to_hello(r),
+                r.size_bytes,
+                mib(r.size_bytes)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nThe operator CLI `eks-access-sync` (release): {} bytes ({:.1} MiB). Its peak RSS over a full \
+             reconcile is in section 3.\n",
+            self.cli_size_bytes,
+            mib(self.cli_size_bytes)
+        );
+        self.invoke_table(&mut s, l);
+        s
+    }
+
+    fn invoke_table(&self, s: &mut String, l: u64) {
+        if self.invokes.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "### Cold and warm invoke\n\n\
+             Method: what a user waits for when the event lands on a new instance. The bench serves a \
+             local Lambda Runtime API (`tests/runtime`, the one the shipped-binary test uses) that \
+             answers `next` with an event, creates two users carrying the admin tag, sets the sandbox \
+             latency to {l} ms on every AWS and Kubernetes call (one tagged CONFIG_MAP cluster, whose \
+             aws-auth already maps the admin role), spawns the release `iam-events` and hands it \
+             `events/iam-tag-user.json` for the first user. *Cold invoke* is spawn → that response \
+             (init, the first TLS handshake to the cluster, the run); *init* is spawn → the first \
+             `next` of the same runs. Then the same process gets the event for the second user: *warm \
+             invoke* is `next` answered → response (what Lambda bills as its duration). Every response \
+             is checked to name its user as added. The trust policy is put back and both users deleted \
+             after each run; one run first is not counted. The critical path of such an event is 4 \
+             round trips ({} ms at {l} ms, section 2).\n",
+            4 * l
+        );
+        let _ = writeln!(
+            s,
+            "| binary | init, ms (median, spread) | cold invoke, ms (median) | spread | warm invoke, ms (median) | spread | runs | cold − warm, ms | failed runs |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for r in &self.invokes {
+            let (init, init_spread, _) = cell(r.init_ms, 2);
+            let (cold, cold_spread, runs) = cell(r.cold_ms, 1);
+            let (warm, warm_spread, _) = cell(r.warm_ms, 1);
+            let _ = writeln!(
+                s,
+                "| `{}`{} | {init} ({init_spread}) | {cold} | {cold_spread} | {warm} | {warm_spread} | {runs} | {:.1} | {} |",
+                r.name,
+                r.variant
+                    .as_deref()
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default(),
+                Self::median(r.cold_ms) - Self::median(r.warm_ms),
+                r.failures
+            );
+        }
+        let _ = writeln!(s);
+    }
+
+    /// `existing` (a whole BENCHMARKS.md) with section 1 and the cold-start marks
+    /// replaced by this report's: what `bench --cold-only` writes. None if `existing`
+    /// lacks section 1 or 2 (then the whole bench must run).
+    pub fn splice_cold(&self, existing: &str) -> Option<String> {
+        let start = existing.find("## 1. ")?;
+        let end = existing.find("## 2. ")?;
+        if end < start {
+            return None;
+        }
+        let mut out = String::new();
+        let mut marks_done = false;
+        for line in existing[..start].lines() {
+            if line.starts_with("| cold start of ") {
+                if !marks_done {
+                    for m in self
+                        .marks()
+                        .iter()
+                        .filter(|m| m.name.starts_with("cold start of "))
+                    {
+                        let _ = writeln!(out, "| {} | {} | {} |", m.name, m.detail, verdict(m.met));
+                    }
+                    marks_done = true;
+                }
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out.push_str(&self.cold_section());
+        out.push('\n');
+        out.push_str(&existing[end..]);
+        Some(out)
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
@@ -252,54 +387,7 @@ impl Report {
         }
         let _ = writeln!(s);
 
-        // 1
-        let _ = writeln!(s, "## 1. Cold start, size, memory\n");
-        let _ = writeln!(
-            s,
-            "Method: the bench serves a minimal Lambda Runtime API on 127.0.0.1:0, spawns each release \
-             binary with `AWS_LAMBDA_RUNTIME_API` and the other `AWS_LAMBDA_*` variables, the functions' \
-             configuration and the sandbox's endpoints and credentials, and times from `spawn` to the \
-             arrival of the first `GET /2018-06-01/runtime/invocation/next`, which it holds unanswered. \
-             Then it reads the process's peak RSS (`VmHWM` in `/proc/<pid>/status`; not `wait4`'s `ru_maxrss`, which on Linux starts from the spawning parent's RSS) and kills it. One warm-up run \
-             per binary is not counted. The floor is `bench-hello` (`lambda_runtime` + `tokio`, same \
-             profile).\n\n\
-             What the functions do before `next` that the floor does not: read the configuration, start \
-             JSON logging, and load the AWS SDK configuration, whose HTTPS client loads the platform's \
-             trusted root certificates. On this host that is one bundle plus a directory of hundreds of \
-             hashed certificate files, read one by one; Lambda's `provided.al2023` image has one bundle \
-             file. The rows marked `SSL_CERT_FILE` point the same binaries at the one bundle (the \
-             standard variable of the native-roots loader), which is what they read on Lambda; \
-             `no roots` points them at an empty file and directory (what is left besides the trust \
-             store; such a process could not verify any TLS peer, so it is a breakdown, not a \
-             configuration). The marks use the default rows.\n"
-        );
-        let _ = writeln!(
-            s,
-            "| binary | to first `next`, ms (median) | spread (min–max) | runs | × hello | size, bytes | size, MiB | peak RSS, MiB (median) | RSS spread |\n|---|---|---|---|---|---|---|---|---|"
-        );
-        for r in &self.cold {
-            let (med, spread, runs) = cell(r.to_next_ms, 2);
-            let (rss, rss_spread, _) = cell(r.rss_mib, 1);
-            let _ = writeln!(
-                s,
-                "| `{}`{} | {med} | {spread} | {runs} | {:.2} | {} | {:.1} | {rss} | {rss_spread} |",
-                r.name,
-                r.variant
-                    .as_deref()
-                    .map(|v| format!(", {v}"))
-                    .unwrap_or_default(),
-                self.ratio_to_hello(r),
-                r.size_bytes,
-                mib(r.size_bytes)
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\nThe operator CLI `eks-access-sync` (release): {} bytes ({:.1} MiB). Its peak RSS over a full \
-             reconcile is in section 3.\n",
-            self.cli_size_bytes,
-            mib(self.cli_size_bytes)
-        );
+        s.push_str(&self.cold_section());
 
         // 2
         let _ = writeln!(s, "## 2. One event: TagUser of a new admin\n");
@@ -530,5 +618,27 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("| `iam-events` | 4.00 |"), "{md}");
         assert!(md.contains("**not met**"));
+
+        // --cold-only: section 1 and the cold-start marks replaced, the rest kept.
+        let old = "# B\n\n| mark | result | |\n|---|---|---|\n\
+                   | cold start of iam-events within 1.5× the hello-world floor | 9.99× | **not met** |\n\
+                   | zero writes when in sync | x | **met** |\n\n## 1. Cold\n\nold figures\n\n\
+                   ## 2. One event\n\nkept\n";
+        let new = r.splice_cold(old).expect("sections 1 and 2");
+        assert!(
+            new.contains("| cold start of iam-events within 1.5× the hello-world floor | 2.00× |"),
+            "{new}"
+        );
+        assert!(
+            !new.contains("9.99×") && !new.contains("old figures"),
+            "{new}"
+        );
+        assert!(
+            new.contains("| zero writes when in sync | x | **met** |"),
+            "{new}"
+        );
+        assert!(new.ends_with("## 2. One event\n\nkept\n"), "{new}");
+        assert!(new.contains("| `iam-events` | 4.00 |"), "{new}");
+        assert_eq!(r.splice_cold("# no sections\n"), None);
     }
 }

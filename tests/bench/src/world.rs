@@ -273,6 +273,21 @@ impl World {
         );
         c.objects.get(&key).map(|o| o.json["data"].clone())
     }
+
+    /// Deletes `cluster`'s aws-auth (section 1 leaves cluster 0 as section 3 expects
+    /// a new cluster: without one).
+    pub fn remove_aws_auth(&self, cluster: &str) {
+        let shared = self.sb.shared();
+        let mut st = lock(&shared);
+        if let Some(c) = st.clusters.get_mut(cluster) {
+            c.objects.remove(&(
+                "api/v1".to_string(),
+                "configmaps".to_string(),
+                "kube-system".to_string(),
+                "aws-auth".to_string(),
+            ));
+        }
+    }
 }
 
 /// Sum of calls whose service is `service`.

@@ -29,10 +29,12 @@ pub enum StartupError {
 
 impl SdkEngine {
     /// Reads the configuration from the environment and the AWS SDK configuration the
-    /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`).
+    /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`), its HTTPS
+    /// client trusting the compiled-in roots (the Lambdas; README, "TLS roots").
     pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
+        use crate::adapters::aws::sdk::{TrustRoots, load_sdk_config_with};
         let config = Config::from_env()?;
-        let sdk = crate::adapters::aws::sdk::load_sdk_config().await;
+        let sdk = load_sdk_config_with(TrustRoots::Compiled).await;
         Ok((SdkEngine::from_sdk(config, &sdk), sdk))
     }
 
