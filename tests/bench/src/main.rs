@@ -6,6 +6,7 @@ mod invoke;
 mod proc;
 mod report;
 mod stats;
+mod tiers;
 mod world;
 
 use std::collections::BTreeMap;
@@ -681,6 +682,21 @@ async fn run(args: Args) -> Result<(), BenchError> {
                 .manual
                 .push(manual(&w, &args, n, runs, dir.path()).await?);
         }
+    }
+    if let Some(&n) = sizes.last() {
+        progress(format!("access tiers at {n} clusters"));
+        let bin = args.bin_dir.join("eks-access-sync");
+        let section = tiers::tiers(
+            &w,
+            &bin,
+            args.admins,
+            n,
+            args.latency_ms,
+            args.event_runs,
+            dir.path(),
+        )
+        .await?;
+        report.tiers = Some(section.markdown(args.users, args.admins, args.latency_ms));
     }
     report.total_secs = started.elapsed().as_secs_f64();
     std::fs::write(&args.out, report.markdown())?;

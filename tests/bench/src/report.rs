@@ -78,6 +78,8 @@ pub struct Report {
     pub events: Vec<EventRow>,
     pub scale: Vec<ScaleRow>,
     pub manual: Vec<ManualRow>,
+    /// The access-tier section (issue 10), rendered.
+    pub tiers: Option<String>,
 }
 
 fn cell(s: Option<Stat>, digits: usize) -> (String, String, String) {
@@ -539,6 +541,10 @@ impl Report {
         }
         if self.manual.is_empty() {
             let _ = writeln!(s, "\nNot run: `aws` or `kubectl` was not found on PATH.");
+        }
+        if let Some(t) = &self.tiers {
+            let _ = writeln!(s);
+            s.push_str(t);
         }
         s
     }
