@@ -10,9 +10,15 @@
 //! (`InputRefused`). A body that is not UTF-8 (which `lambda_runtime` would not
 //! even log) is read with replacement characters, and refused as JSON or not.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use lambda_runtime::LambdaInvocation;
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
+
+use crate::adapters::SdkEngine;
+use crate::telemetry::{LogTarget, init_tracing};
 use lambda_runtime::tower::{Layer, Service};
 
 /// See the module documentation.
@@ -52,6 +58,31 @@ impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for RawPayload<S> {
         req.body = quote_body(&req.body).into();
         self.inner.call(req)
     }
+}
+
+/// The entry point both functions share: tracing to stdout, the engine from the
+/// environment (configuration and SDK read once, at cold start; a bad configuration
+/// fails the start, so the function never half-applies), then each invocation's payload
+/// text ([`RawPayloadLayer`]) to `handler`.
+pub async fn serve<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Arc<SdkEngine>, String) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, E>>,
+    E: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
+{
+    init_tracing(LogTarget::Stdout);
+    let (engine, _sdk) = SdkEngine::from_env().await.inspect_err(|e| {
+        tracing::error!(error = %e, "cannot start");
+    })?;
+    let engine = Arc::new(engine);
+    let handler = &handler;
+    Runtime::new(service_fn(move |ev: LambdaEvent<String>| {
+        handler(Arc::clone(&engine), ev.payload)
+    }))
+    .layer(RawPayloadLayer)
+    .layer(TracingLayer::new())
+    .run()
+    .await
 }
 
 #[cfg(test)]
