@@ -17,7 +17,10 @@ use std::task::{Context, Poll};
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 
+use tokio::sync::OnceCell;
+
 use crate::adapters::SdkEngine;
+use crate::model::config::Config;
 use crate::telemetry::{LogTarget, init_tracing};
 use lambda_runtime::tower::{Layer, Service};
 
@@ -60,10 +63,11 @@ impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for RawPayload<S> {
     }
 }
 
-/// The entry point both functions share: tracing to stdout, the engine from the
-/// environment (configuration and SDK read once, at cold start; a bad configuration
-/// fails the start, so the function never half-applies), then each invocation's payload
-/// text ([`RawPayloadLayer`]) to `handler`.
+/// The entry point both functions share: tracing to stdout and the configuration read
+/// and checked at start (a bad one fails the start: the function never half-applies),
+/// then each invocation's payload text ([`RawPayloadLayer`]) to `handler`. The AWS SDK
+/// configuration and clients are built once, by the first invocation (README,
+/// "Performance": the init phase stays at the floor; the first invocation pays it).
 pub async fn serve<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Arc<SdkEngine>, String) -> Fut,
@@ -71,13 +75,16 @@ where
     E: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
 {
     init_tracing(LogTarget::Stdout);
-    let (engine, _sdk) = SdkEngine::from_env().await.inspect_err(|e| {
+    let config = Config::from_env().inspect_err(|e| {
         tracing::error!(error = %e, "cannot start");
     })?;
-    let engine = Arc::new(engine);
-    let handler = &handler;
-    Runtime::new(service_fn(move |ev: LambdaEvent<String>| {
-        handler(Arc::clone(&engine), ev.payload)
+    let engine: OnceCell<Arc<SdkEngine>> = OnceCell::new();
+    let (handler, engine, config) = (&handler, &engine, &config);
+    Runtime::new(service_fn(move |ev: LambdaEvent<String>| async move {
+        let engine = engine
+            .get_or_init(|| async { Arc::new(SdkEngine::from_config(config.clone()).await.0) })
+            .await;
+        handler(Arc::clone(engine), ev.payload).await
     }))
     .layer(RawPayloadLayer)
     .layer(TracingLayer::new())

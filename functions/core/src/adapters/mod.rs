@@ -32,10 +32,15 @@ impl SdkEngine {
     /// standard way (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL*`), its HTTPS
     /// client trusting the compiled-in roots (the Lambdas; README, "TLS roots").
     pub async fn from_env() -> Result<(SdkEngine, SdkConfig), StartupError> {
-        use crate::adapters::aws::sdk::{TrustRoots, load_sdk_config_with};
         let config = Config::from_env()?;
+        Ok(Self::from_config(config).await)
+    }
+
+    /// [`SdkEngine::from_env`] for a configuration already read.
+    pub async fn from_config(config: Config) -> (SdkEngine, SdkConfig) {
+        use crate::adapters::aws::sdk::{TrustRoots, load_sdk_config_with};
         let sdk = load_sdk_config_with(TrustRoots::Compiled).await;
-        Ok((SdkEngine::from_sdk(config, &sdk), sdk))
+        (SdkEngine::from_sdk(config, &sdk), sdk)
     }
 
     /// The engine over `sdk`; trust-policy writes take a DynamoDB lease when
