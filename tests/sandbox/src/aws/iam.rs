@@ -104,7 +104,15 @@ pub async fn handle(
         && let Some(asked) = params.get("UserName").cloned()
     {
         // IAM user names are case-insensitive: any spelling names the stored user.
-        match (action.as_str(), stored_user_name(fd, &asked).await?) {
+        // Every user is created through the front door, which knows them all: a
+        // CreateUser of an unknown name needs no listing of moto's users (that made
+        // creating N users O(N²)).
+        let stored = if action == "CreateUser" {
+            known_user_name(fd, &asked)
+        } else {
+            stored_user_name(fd, &asked).await?
+        };
+        match (action.as_str(), stored) {
             ("CreateUser", Some(stored)) if stored != asked => {
                 return Err(AwsError::new(
                     409,
@@ -251,16 +259,21 @@ fn with_params(parts: &Parts, params: &Params) -> (String, Bytes) {
 /// IAM), `None` when no user has that name in any case. Users created through the
 /// front door are known without asking moto.
 async fn stored_user_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>, AwsError> {
+    if let Some(hit) = known_user_name(fd, asked) {
+        return Ok(Some(hit));
+    }
+    let names = fd.moto.user_names().await.map_err(moto_err)?;
+    Ok(pick_name(&names, asked))
+}
+
+/// The stored spelling of user `asked` among the users the front door created.
+fn known_user_name(fd: &FrontDoor, asked: &str) -> Option<String> {
     let known: Vec<String> = lock(&fd.shared)
         .user_ids
         .keys()
         .filter_map(|arn| iam_arn_kind_name(arn).map(|(_, name)| name.to_owned()))
         .collect();
-    if let Some(hit) = pick_name(&known, asked) {
-        return Ok(Some(hit));
-    }
-    let names = fd.moto.user_names().await.map_err(moto_err)?;
-    Ok(pick_name(&names, asked))
+    pick_name(&known, asked)
 }
 
 /// The stored spelling of group `asked`, `None` when no group has that name in
