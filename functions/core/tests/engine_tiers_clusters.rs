@@ -335,3 +335,31 @@ async fn a_tier_narrowed_to_fewer_clusters_leaves_the_others() {
     let again = narrow.apply_full(&Scope::all()).await;
     assert_eq!(status(&again, "c3"), ClusterStatus::Unchanged);
 }
+
+#[tokio::test]
+async fn iam_events_leave_bindings_to_full_runs() {
+    let w = tier_world();
+    w.kube.set_namespaces("c1", &["default", "team-a"]);
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    let made = w.kube.bindings("c1");
+    assert!(!made.is_empty());
+    // Someone deletes a binding; an IAM event (a membership, not the configuration,
+    // changed) does not look at bindings; the next full run repairs it.
+    let st = w.kube.state("c1");
+    let gone = made.keys().next().cloned().expect("a binding");
+    st.lock().expect("lock").bindings.remove(&gone);
+    let writes = st.lock().expect("lock").rbac_writes;
+    let mut ev = iam_event("TagUser", "alice");
+    ev["detail"]["eventName"] = serde_json::json!("AddUserToGroup");
+    ev["detail"]["requestParameters"] =
+        serde_json::json!({ "userName": "alice", "groupName": "developers" });
+    let r = ran(w
+        .engine
+        .handle_iam_events_payload(&ev, eks_access_sync::engine::RunMode::Apply)
+        .await);
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(st.lock().expect("lock").rbac_writes, writes);
+    assert!(!w.kube.bindings("c1").contains_key(&gone));
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    assert!(w.kube.bindings("c1").contains_key(&gone));
+}

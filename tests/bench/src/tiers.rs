@@ -54,7 +54,11 @@ async fn aws<T, E: std::fmt::Display>(
 /// (after the admins: `user-{admins}`…).
 async fn seed_tiers(w: &World, admins: usize, trust: &str) -> Result<(), BenchError> {
     for role in ["eks-edit", "eks-view"] {
-        let req = w.iam.create_role().role_name(role).assume_role_policy_document(trust);
+        let req = w
+            .iam
+            .create_role()
+            .role_name(role)
+            .assume_role_policy_document(trust);
         aws("CreateRole", req.send()).await?;
     }
     for (k, group) in ["developers", "auditors"].into_iter().enumerate() {
@@ -76,7 +80,9 @@ async fn reconcile(
     latency: u64,
 ) -> Result<(proc::Exit, Calls), BenchError> {
     let mut cmd = env_cmd(bin, &w.env());
-    cmd.arg("--config").arg(file).args(["reconcile", "--output", "json"]);
+    cmd.arg("--config")
+        .arg(file)
+        .args(["reconcile", "--output", "json"]);
     w.reset_calls();
     w.set_latency(latency);
     let exit = proc::run_measured(cmd, out).await;
@@ -100,7 +106,11 @@ async fn event_run(
 ) -> Result<(Option<f64>, Calls), BenchError> {
     w.set_latency(0);
     aws("CreateUser", w.iam.create_user().user_name(user).send()).await?;
-    let add = w.iam.add_user_to_group().group_name("developers").user_name(user);
+    let add = w
+        .iam
+        .add_user_to_group()
+        .group_name("developers")
+        .user_name(user);
     aws("AddUserToGroup", add.send()).await?;
     let ev = group_event(user)?;
     w.reset_calls();
@@ -110,7 +120,11 @@ async fn event_run(
     let elapsed = start.elapsed();
     w.set_latency(0);
     let calls = w.calls();
-    let rm = w.iam.remove_user_from_group().group_name("developers").user_name(user);
+    let rm = w
+        .iam
+        .remove_user_from_group()
+        .group_name("developers")
+        .user_name(user);
     aws("RemoveUserFromGroup", rm.send()).await?;
     aws("DeleteUser", w.iam.delete_user().user_name(user).send()).await?;
     match r {
@@ -142,7 +156,10 @@ pub async fn tiers(
     let mut iam_calls = Vec::new();
     for in_sync in [false, true] {
         let (exit, calls) = reconcile(w, bin, &file, &out, latency).await?;
-        iam_calls.push((total(&calls, "iam"), calls_of(&calls, "UpdateAssumeRolePolicy")));
+        iam_calls.push((
+            total(&calls, "iam"),
+            calls_of(&calls, "UpdateAssumeRolePolicy"),
+        ));
         progress(format!(
             "tiers: reconcile ({}) at {clusters} clusters: {:.0} ms, {} IAM calls",
             if in_sync { "in sync" } else { "with changes" },
@@ -181,7 +198,10 @@ pub async fn tiers(
             }
         }
     }
-    let stages: Vec<String> = critical_stages(&last).into_iter().map(String::from).collect();
+    let stages: Vec<String> = critical_stages(&last)
+        .into_iter()
+        .map(String::from)
+        .collect();
     let event = EventRow {
         clusters,
         concurrency: config.cluster_concurrency,
@@ -234,7 +254,11 @@ impl TierSection {
             let _ = writeln!(
                 s,
                 "| full reconcile, {} | {:.0} | {:.1} | {iam} | {tp} | {} | {} |",
-                if row.in_sync { "in sync" } else { "three roles to fill" },
+                if row.in_sync {
+                    "in sync"
+                } else {
+                    "three roles to fill"
+                },
                 row.wall_ms.map(|x| x.median).unwrap_or(f64::NAN),
                 row.rss_mib.map(|x| x.median).unwrap_or(f64::NAN),
                 row.writes,
@@ -262,8 +286,16 @@ impl TierSection {
             s,
             "\nMarks: IAM calls of a full reconcile ≤ 10 listing calls + one write per changed role \
              ({}); group event within 1.5× its critical path ({}).\n",
-            if self.iam_calls.iter().all(|(n, w)| *n <= 10 + *w) { "held" } else { "MISSED" },
-            if median <= 1.5 * e.critical_ms { "held" } else { "MISSED" }
+            if self.iam_calls.iter().all(|(n, w)| *n <= 10 + *w) {
+                "held"
+            } else {
+                "MISSED"
+            },
+            if median <= 1.5 * e.critical_ms {
+                "held"
+            } else {
+                "MISSED"
+            }
         );
         s
     }

@@ -109,6 +109,9 @@ pub struct Scope {
     pub clusters: Option<BTreeSet<ClusterName>>,
     /// Skip the trust-policy edit (EKS events: only the cluster needs work).
     pub skip_trust_policy: bool,
+    /// Leave the tiers' RBAC bindings alone (IAM events: a membership changed, not the
+    /// configuration or the namespaces the bindings follow; full runs repair them).
+    pub skip_bindings: bool,
     /// The region the clusters were named in (an EKS event's), reported for a named
     /// cluster that is not managed; `None`: none is known (reported as `""`).
     pub region: Option<String>,
@@ -124,8 +127,7 @@ impl Scope {
     pub fn clusters(names: impl IntoIterator<Item = ClusterName>) -> Self {
         Scope {
             clusters: Some(names.into_iter().collect()),
-            skip_trust_policy: false,
-            region: None,
+            ..Scope::default()
         }
     }
 
@@ -340,8 +342,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             event_time: ev.event_time.clone(),
             user_name: Some(ev.user_name.to_string()),
         };
-        self.run(Box::pin(input), leases, &Scope::all(), mode, cause)
-            .await
+        let scope = Scope {
+            skip_bindings: true,
+            ..Scope::all()
+        };
+        self.run(Box::pin(input), leases, &scope, mode, cause).await
     }
 
     /// The event's user, re-read, with their groups when a tier the event touches
@@ -414,5 +419,6 @@ pub fn eks_event_scope(ev: &EksClusterEvent) -> Scope {
         clusters: Some(BTreeSet::from([ev.cluster.clone()])),
         skip_trust_policy: true,
         region: ev.region.clone(),
+        ..Scope::default()
     }
 }

@@ -132,7 +132,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         // 2. The clusters. Only a deleted user is offboarded: one the event says is
         // gone, or (on a full run) one the listing lacks.
-        let goal = ClusterGoal::new(cfg, &read, input.offboarded, input.users.as_deref());
+        let mut goal = ClusterGoal::new(cfg, &read, input.offboarded, input.users.as_deref());
+        if scope.skip_bindings {
+            goal.bindings.clear();
+        }
         let clusters = self.reconcile_all(described, &goal, mode);
         let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
         for (i, w) in written.into_iter().enumerate() {
