@@ -29,6 +29,9 @@ const IAM_EVENTS: &[&str] = &[
     "iam-create-user-tagged",
     "iam-untag-user",
     "iam-delete-user",
+    "iam-add-user-to-group",
+    "iam-remove-user-from-group",
+    "iam-delete-group",
 ];
 const RECONCILE_EVENTS: &[&str] = &[
     "reconcile-dry-run",
@@ -257,6 +260,18 @@ async fn iam_events_binary_answers_every_iam_event() {
         !left.iter().any(|p| p == &dave || p.starts_with("AIDA")),
         "{left:?}"
     );
+
+    // Group events: under the single-tier variables no tier selects by group, so
+    // each is ignored with that reason (and nothing is read or written).
+    for name in [
+        "iam-add-user-to-group",
+        "iam-remove-user-from-group",
+        "iam-delete-group",
+    ] {
+        let out = f.ok(name).await;
+        let reason = out["ignored"].as_str().unwrap_or_default();
+        assert!(reason.contains("selects no tier"), "{name}: {out}");
+    }
 
     // Not an EventBridge event: ignored (succeeds, so it is not retried).
     let out = f.send(&b"{\"dryRun\": true}"[..], "a manual payload").await;
