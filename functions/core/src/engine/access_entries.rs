@@ -8,10 +8,12 @@ use crate::engine::{Engine, Error, RunMode};
 use crate::model::arn::{RoleArn, UserArn};
 use crate::model::cluster::{AuthMode, Backend, ClusterEndpoint, ClusterInfo};
 use crate::model::mapping::Offboarded;
-use crate::model::tiers::OWN_GROUP_PREFIX;
+use crate::model::tiers::is_retired_tier;
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
-use crate::policy::accessentry::{AccessEntryPlan, AccessEntryView, plan_role_entry};
+use crate::policy::accessentry::{
+    AccessEntryPlan, AccessEntryView, offboarded_entries, plan_role_entry,
+};
 use crate::ports::{EksApi, IamApi, KubeConnector};
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
@@ -175,13 +177,17 @@ fn plan_cluster_entries(
         plan_role_entry(views, &t.entry, &t.policy, gone, t.role_created)
     });
     let mut first = plans.next().unwrap_or_else(|| AccessEntryPlan {
-        delete_entries: plan_access_entries_deletions(views, offboarded),
+        delete_entries: offboarded_entries(views, offboarded),
         ..AccessEntryPlan::default()
     });
     first.more_tiers = plans.collect();
-    first
-        .delete_entries
-        .extend(retired_tier_entries(views, &goal.live_groups(cluster)));
+    let live = goal.live_groups(cluster);
+    first.delete_entries.extend(
+        views
+            .iter()
+            .filter(|e| is_retired_tier(&e.kubernetes_groups, &live))
+            .map(|e| e.principal_arn.clone()),
+    );
     let out_of_scope = goal.out_of_scope(cluster);
     first.delete_entries.extend(
         views
@@ -196,33 +202,6 @@ fn plan_cluster_entries(
     first.delete_entries.sort();
     first.delete_entries.dedup();
     first
-}
-
-/// Entries of retired tiers: every Kubernetes group a tier group
-/// (`eks-access-sync:<tier>`), none of them a configured tier's that applies here.
-fn retired_tier_entries(views: &[AccessEntryView], live: &[String]) -> Vec<String> {
-    views
-        .iter()
-        .filter(|e| {
-            !e.kubernetes_groups.is_empty()
-                && e.kubernetes_groups
-                    .iter()
-                    .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !live.contains(g))
-        })
-        .map(|e| e.principal_arn.clone())
-        .collect()
-}
-
-/// The entries of offboarded users.
-fn plan_access_entries_deletions(
-    views: &[AccessEntryView],
-    offboarded: &[Offboarded],
-) -> Vec<String> {
-    views
-        .iter()
-        .filter(|e| offboarded.iter().any(|o| o.matches(&e.principal_arn)))
-        .map(|e| e.principal_arn.clone())
-        .collect()
 }
 
 /// `API_AND_CONFIG_MAP`: the aws-auth offboarding's changes join the access entries'

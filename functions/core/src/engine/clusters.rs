@@ -56,10 +56,13 @@ impl TierGoal {
 
     /// Whether the tier applies to `cluster` (a managed one).
     pub(super) fn applies_to(&self, cluster: &ClusterInfo) -> bool {
-        self.clusters
-            .as_ref()
-            .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
+        selects(self.clusters.as_ref(), cluster)
     }
+}
+
+/// Whether a tier's cluster selector (`None`: every managed cluster) takes `cluster`.
+fn selects(selector: Option<&TagSpec>, cluster: &ClusterInfo) -> bool {
+    selector.is_none_or(|t| cluster.has_tag(&t.key, &t.value))
 }
 
 /// What the clusters must end up with.
@@ -131,10 +134,7 @@ impl ClusterGoal {
     pub(super) fn live_groups(&self, cluster: &ClusterInfo) -> Vec<String> {
         self.tier_groups
             .iter()
-            .filter(|(_, sel)| {
-                sel.as_ref()
-                    .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
-            })
+            .filter(|(_, sel)| selects(sel.as_ref(), cluster))
             .map(|(g, _)| g.clone())
             .collect()
     }
@@ -153,10 +153,7 @@ impl ClusterGoal {
     pub(super) fn bindings_for(&self, cluster: &ClusterInfo) -> Vec<TierBinding> {
         self.bindings
             .iter()
-            .filter(|(_, sel)| {
-                sel.as_ref()
-                    .is_none_or(|t| cluster.has_tag(&t.key, &t.value))
-            })
+            .filter(|(_, sel)| selects(sel.as_ref(), cluster))
             .map(|(b, _)| b.clone())
             .collect()
     }

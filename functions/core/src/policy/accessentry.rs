@@ -320,6 +320,15 @@ pub fn is_tier_policy(arn: &str) -> bool {
             .is_some_and(|(_, name)| AccessPolicy::ALL.iter().any(|p| p.name() == name))
 }
 
+/// The principals of the entries of offboarded users.
+pub fn offboarded_entries(current: &[AccessEntryView], offboarded: &[Offboarded]) -> Vec<String> {
+    current
+        .iter()
+        .filter(|e| offboarded.iter().any(|o| o.matches(&e.principal_arn)))
+        .map(|e| e.principal_arn.clone())
+        .collect()
+}
+
 /// Whether EKS would refuse this group or username.
 pub fn is_reserved(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -428,11 +437,7 @@ pub fn plan_role_entry(
         }
     }
 
-    plan.delete_entries = current
-        .iter()
-        .filter(|e| offboarded.iter().any(|o| o.matches(&e.principal_arn)))
-        .map(|e| e.principal_arn.clone())
-        .collect();
+    plan.delete_entries = offboarded_entries(current, offboarded);
     plan
 }
 

@@ -44,6 +44,28 @@ fn subjects(spec: &BindingSpec) -> Option<Vec<Subject>> {
     }])
 }
 
+/// Creates the binding at `at` (`build` given its metadata), or replaces it at the
+/// version read.
+async fn put<K>(
+    api: &Api<K>,
+    at: &BindingRef,
+    build: impl FnOnce(ObjectMeta) -> K,
+) -> Result<(), K8sError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let pp = PostParams::default();
+    let current = within("GET", api.get_opt(&at.name)).await?;
+    let version = current.and_then(|c| c.meta().resource_version.clone());
+    let object = build(meta(at, version.clone()));
+    match version {
+        None => within("POST", api.create(&pp, &object)).await.map(drop),
+        Some(_) => within("PUT", api.replace(&at.name, &pp, &object))
+            .await
+            .map(drop),
+    }
+}
+
 fn view(
     meta: &ObjectMeta,
     role_ref: &RoleRef,
@@ -103,39 +125,24 @@ impl RbacStore for KubeAwsAuth {
     }
 
     async fn put_binding(&self, spec: &BindingSpec) -> Result<(), K8sError> {
-        let pp = PostParams::default();
         match &spec.at.namespace {
             None => {
                 let api: Api<ClusterRoleBinding> = Api::all(self.client.clone());
-                let current = within("GET", api.get_opt(&spec.at.name)).await?;
-                let version = current.and_then(|c| c.metadata.resource_version);
-                let b = ClusterRoleBinding {
-                    metadata: meta(&spec.at, version.clone()),
+                put(&api, &spec.at, |metadata| ClusterRoleBinding {
+                    metadata,
                     role_ref: role_ref(spec),
                     subjects: subjects(spec),
-                };
-                match version {
-                    None => within("POST", api.create(&pp, &b)).await.map(drop),
-                    Some(_) => within("PUT", api.replace(&spec.at.name, &pp, &b))
-                        .await
-                        .map(drop),
-                }
+                })
+                .await
             }
             Some(ns) => {
                 let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), ns);
-                let current = within("GET", api.get_opt(&spec.at.name)).await?;
-                let version = current.and_then(|c| c.metadata.resource_version);
-                let b = RoleBinding {
-                    metadata: meta(&spec.at, version.clone()),
+                put(&api, &spec.at, |metadata| RoleBinding {
+                    metadata,
                     role_ref: role_ref(spec),
                     subjects: subjects(spec),
-                };
-                match version {
-                    None => within("POST", api.create(&pp, &b)).await.map(drop),
-                    Some(_) => within("PUT", api.replace(&spec.at.name, &pp, &b))
-                        .await
-                        .map(drop),
-                }
+                })
+                .await
             }
         }
     }

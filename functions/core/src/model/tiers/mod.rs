@@ -29,6 +29,16 @@ pub const MAX_ACCESS_CONFIG_BYTES: usize = 3072;
 /// The prefix of a tier's own Kubernetes group (`eks-access-sync:<tier>`).
 pub const OWN_GROUP_PREFIX: &str = "eks-access-sync:";
 
+/// Whether a mapping or access entry with these Kubernetes groups is a retired tier's:
+/// it has groups, every one a tier group, none of them in `live` (the groups of the
+/// configured tiers that apply). An entry mixing in any other group is not the tool's.
+pub fn is_retired_tier(groups: &[String], live: &[String]) -> bool {
+    !groups.is_empty()
+        && groups
+            .iter()
+            .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !live.contains(g))
+}
+
 /// A name, pattern or policy that breaks its rules; the parser adds the location.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a valid {kind}: {reason}")]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::model::arn::RoleArn;
-use crate::model::tiers::OWN_GROUP_PREFIX;
+use crate::model::tiers::is_retired_tier;
 use serde_json::{Map, Value};
 
 use super::text::{
@@ -311,10 +311,7 @@ impl AwsAuth {
                 .iter()
                 .map(|g| g.as_str().map(str::to_owned))
                 .collect::<Option<_>>()?;
-            let all_retired = !groups.is_empty()
-                && groups
-                    .iter()
-                    .all(|g| g.starts_with(OWN_GROUP_PREFIX) && !current.contains(g));
+            let all_retired = is_retired_tier(&groups, current);
             let rolearn = field_str(m, "rolearn").unwrap_or_default();
             all_retired.then_some(AwsAuthChange::RetiredTierRoleRemoved { rolearn, groups })
         })
