@@ -307,40 +307,18 @@ async fn one_event(
     let config = Config::from_lookup(|k| env.get(k).cloned())
         .map_err(|e| BenchError::Config(e.to_string()))?;
     let engine = SdkEngine::from_sdk(config.clone(), &w.sdk);
-    let mut times = Vec::new();
-    let mut times_zero = Vec::new();
-    let mut last_calls = Calls::new();
-    let mut failures = 0;
-    for i in 0..args.event_runs {
-        // Each run once at the bench latency and once at 0 (the sandbox's and the
-        // engine's own processing time, no network latency).
-        for latency in [args.latency_ms, 0] {
-            let user = format!("new-admin-{tag}-{clusters}-{i}-{latency}");
-            let (took, calls) = event_run(w, &engine, &user, latency).await?;
-            match took {
-                Some(t) if latency == 0 => times_zero.push(t),
-                Some(t) => {
-                    times.push(t);
-                    last_calls = calls;
-                }
-                None => failures += 1,
-            }
-        }
-    }
-    let stages: Vec<String> = critical_stages(&last_calls)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let row = EventRow {
+    let engine = &engine;
+    let row = event_row(
         clusters,
-        concurrency: config.cluster_concurrency,
-        wall_ms: Stat::of(&times),
-        wall_zero_ms: Stat::of(&times_zero),
-        critical_ms: stages.len() as f64 * args.latency_ms as f64,
-        stages,
-        calls: last_calls,
-        failures,
-    };
+        config.cluster_concurrency,
+        args.event_runs,
+        args.latency_ms,
+        |i, latency| async move {
+            let user = format!("new-admin-{tag}-{clusters}-{i}-{latency}");
+            event_run(w, engine, &user, latency).await
+        },
+    )
+    .await?;
     progress(format!(
         "event at {clusters} clusters (concurrency {}): median {:.0} ms, critical path {:.0} ms",
         row.concurrency,
@@ -348,6 +326,50 @@ async fn one_event(
         row.critical_ms
     ));
     Ok(row)
+}
+
+/// `runs` events (`one(i, latency)`), each once at `latency` and once at 0 (the
+/// sandbox's and the engine's own processing time, no network latency), as a row: the
+/// wall times, the calls of the last run at `latency` and the critical path they show.
+async fn event_row<F, Fut>(
+    clusters: usize,
+    concurrency: usize,
+    runs: usize,
+    latency: u64,
+    mut one: F,
+) -> Result<EventRow, BenchError>
+where
+    F: FnMut(usize, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(Option<f64>, Calls), BenchError>>,
+{
+    let (mut times, mut times_zero, mut last, mut failures) = (vec![], vec![], Calls::new(), 0);
+    for i in 0..runs {
+        for l in [latency, 0] {
+            let (took, calls) = one(i, l).await?;
+            match took {
+                Some(t) if l == 0 => times_zero.push(t),
+                Some(t) => {
+                    times.push(t);
+                    last = calls;
+                }
+                None => failures += 1,
+            }
+        }
+    }
+    let stages: Vec<String> = critical_stages(&last)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    Ok(EventRow {
+        clusters,
+        concurrency,
+        wall_ms: Stat::of(&times),
+        wall_zero_ms: Stat::of(&times_zero),
+        critical_ms: stages.len() as f64 * latency as f64,
+        stages,
+        calls: last,
+        failures,
+    })
 }
 
 async fn reconcile_once(

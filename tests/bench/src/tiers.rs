@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::report::{EventRow, ScaleRow};
 use crate::stats::Stat;
 use crate::world::{ADMIN_ROLE, ADMIN_TAG, Calls, World, total, writes};
-use crate::{BenchError, critical_stages, env_cmd, ms, proc, progress};
+use crate::{BenchError, env_cmd, event_row, ms, proc, progress};
 
 /// Members per group tier (within the trust-policy quota).
 pub const GROUP_MEMBERS: usize = 20;
@@ -184,34 +184,15 @@ pub async fn tiers(
     })
     .map_err(|e| BenchError::Config(e.to_string()))?;
     let engine = SdkEngine::from_sdk(config.clone(), &w.sdk);
-    let (mut times, mut times_zero, mut last, mut failures) = (vec![], vec![], Calls::new(), 0);
-    for i in 0..runs {
-        for l in [latency, 0] {
-            let (took, calls) = event_run(w, &engine, &format!("dev-{i}-{l}"), l).await?;
-            match took {
-                Some(t) if l == 0 => times_zero.push(t),
-                Some(t) => {
-                    times.push(t);
-                    last = calls;
-                }
-                None => failures += 1,
-            }
-        }
-    }
-    let stages: Vec<String> = critical_stages(&last)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let event = EventRow {
+    let engine = &engine;
+    let event = event_row(
         clusters,
-        concurrency: config.cluster_concurrency,
-        wall_ms: Stat::of(&times),
-        wall_zero_ms: Stat::of(&times_zero),
-        critical_ms: stages.len() as f64 * latency as f64,
-        stages,
-        calls: last,
-        failures,
-    };
+        config.cluster_concurrency,
+        runs,
+        latency,
+        |i, l| async move { event_run(w, engine, &format!("dev-{i}-{l}"), l).await },
+    )
+    .await?;
     progress(format!(
         "tiers: group event at {clusters} clusters: median {:.0} ms, critical path {:.0} ms",
         event.wall_ms.map(|s| s.median).unwrap_or(f64::NAN),
