@@ -279,9 +279,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         };
-        let writes_trust = mode.is_apply() && !scope.skip_trust_policy;
-        let leases = vec![writes_trust; self.config.access.tiers.len()];
-        self.run(Box::pin(input), leases, scope, mode, Cause::reconcile())
+        let writes = mode.is_apply() && !scope.skip_trust_policy;
+        let touches = vec![true; self.config.access.tiers.len()];
+        self.run(Box::pin(input), touches, writes, scope, mode, Cause::reconcile())
             .await
     }
 
@@ -333,9 +333,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 ..RunInput::default()
             }
         };
-        let leases = (0..tiers.len())
-            .map(|i| mode.is_apply() && ev.touches(i))
-            .collect();
+        let touches = (0..tiers.len()).map(|i| ev.touches(i)).collect();
         let cause = Cause {
             event_name: ev.kind.to_string(),
             event_id: ev.event_id.clone(),
@@ -346,7 +344,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             skip_bindings: true,
             ..Scope::all()
         };
-        self.run(Box::pin(input), leases, &scope, mode, cause).await
+        self.run(Box::pin(input), touches, mode.is_apply(), &scope, mode, cause)
+            .await
     }
 
     /// The event's user, re-read, with their groups when a tier the event touches

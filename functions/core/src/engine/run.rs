@@ -43,17 +43,20 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     /// cluster list and each cluster's description; then the trust-policy write and the
     /// clusters' reconcile go on side by side.
     ///
-    /// `writes_trust`: the run may write the trust policy, so the input and the role
-    /// are read under the lease, which is given back once the write is done.
+    /// `touches`: per tier, whether the run may change it (its role is read and its
+    /// mappings ensured); `writes`: the run may write those tiers' trust policies, so
+    /// the input and the roles are read under their leases, which are given back once
+    /// the writes are done.
     pub(super) async fn run(
         &self,
         input: impl Future<Output = RunInput>,
-        leases: Vec<bool>,
+        touches: Vec<bool>,
+        writes: bool,
         scope: &Scope,
         mode: RunMode,
         cause: Cause,
     ) -> Outcome {
-        let outcome = self.run_steps(input, leases, scope, mode).await;
+        let outcome = self.run_steps(input, &touches, writes, scope, mode).await;
         let events = access_events(&outcome.report, &cause);
         if !events.is_empty()
             && let Err(e) = self.events.put(&events).await
@@ -66,7 +69,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     async fn run_steps(
         &self,
         input: impl Future<Output = RunInput>,
-        leases: Vec<bool>,
+        touches: &[bool],
+        writes: bool,
         scope: &Scope,
         mode: RunMode,
     ) -> Outcome {
@@ -93,7 +97,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let mut plan = self.empty_plan(mode);
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
-        let trust_reads = Box::pin(self.read_trust_side(leases, input));
+        let trust_reads = Box::pin(self.read_trust_side(touches, writes, input));
         let clusters_read = Box::pin(self.read_cluster_side(scope));
         let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
@@ -108,14 +112,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         for (i, ((tier, lease), role)) in tiers.iter().zip(leases).zip(roles).enumerate() {
             let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
             let write = match role {
-                Ok(role) if !input.stop => {
+                None => None,
+                Some(Ok(role)) if !input.stop => {
                     let change = input.changes.get(i).and_then(Option::as_ref);
                     let write = self.plan_trust(&role, change, mode, t_plan, t_report);
                     read.push((i, role));
                     write
                 }
-                Ok(_) => None,
-                Err(e) => {
+                Some(Ok(_)) => None,
+                Some(Err(e)) => {
                     if !input.stop {
                         tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
                         t_report.trust_policy.error = Some(e.to_string());

@@ -32,25 +32,34 @@ pub(super) struct PendingWrite {
 }
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// The leases (one per tier role the run may write: `wanted`, in the
-    /// configuration's order), then the run's input and every tier role, read at once
-    /// under them.
+    /// The leases (one per tier role the run may write: the tiers it `touches`, when
+    /// it `writes`), then the run's input and the touched tiers' roles, read at once
+    /// under them. A tier the run does not touch has no role read (`None`): its
+    /// trust policy and its mappings on the clusters are left as they are (an event
+    /// pays only for the tiers it may change; full runs touch every tier).
     pub(super) async fn read_trust_side(
         &self,
-        wanted: Vec<bool>,
+        touches: &[bool],
+        writes: bool,
         input: impl Future<Output = RunInput>,
-    ) -> (Vec<TrustLease>, RunInput, Vec<Result<RoleInfo, Error>>) {
+    ) -> (Vec<TrustLease>, RunInput, Vec<Option<Result<RoleInfo, Error>>>) {
         let tiers = &self.config.access.tiers;
+        let touched = |i: usize| touches.get(i).copied().unwrap_or(false);
         let leases = futures::future::join_all(
             tiers
                 .iter()
-                .zip(wanted)
-                .map(|(t, w)| self.acquire_trust_lock(&t.role, w)),
+                .enumerate()
+                .map(|(i, t)| self.acquire_trust_lock(&t.role, writes && touched(i))),
         )
         .await;
-        let roles = futures::future::join_all(tiers.iter().map(|t| self.iam.get_role(&t.role)));
+        let roles = futures::future::join_all(tiers.iter().enumerate().map(|(i, t)| async move {
+            if touched(i) {
+                Some(self.iam.get_role(&t.role).await.map_err(Error::from))
+            } else {
+                None
+            }
+        }));
         let (input, roles) = futures::join!(input, roles);
-        let roles = roles.into_iter().map(|r| r.map_err(Error::from)).collect();
         (leases, input, roles)
     }
 
