@@ -43,6 +43,19 @@ pub trait IamApi: Send + Sync {
     fn list_roles(&self) -> impl Future<Output = Result<Vec<RoleInfo>, IamError>> + Send;
     /// The role's ARN and its trust policy, percent-decoded.
     fn get_role(&self, name: &RoleName) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
+    /// The roles at [`crate::policy::shards::SHARD_PATH`] (the tiers' shard roles) with
+    /// their trust policies (`ListRoles`, every page).
+    fn list_shard_roles(&self) -> impl Future<Output = Result<Vec<RoleInfo>, IamError>> + Send;
+    /// `CreateRole` at [`crate::policy::shards::SHARD_PATH`] with `document` as its
+    /// trust policy and `boundary` as its permissions boundary, retried like
+    /// [`IamApi::update_trust_policy`]. A role of that name already at that path (one
+    /// an earlier run created, not yet listed) gets `document` written instead.
+    fn create_shard_role(
+        &self,
+        name: &RoleName,
+        document: &str,
+        boundary: Option<&str>,
+    ) -> impl Future<Output = Result<RoleInfo, IamError>> + Send;
     /// `UpdateAssumeRolePolicy`, retried on eventual-consistency and throttling errors.
     fn update_trust_policy(
         &self,

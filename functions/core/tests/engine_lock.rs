@@ -150,6 +150,19 @@ impl IamApi for LoggingIam {
         }
         self.inner.get_role(name).await
     }
+    async fn list_shard_roles(&self) -> Result<Vec<RoleInfo>, IamError> {
+        self.lock.note("list_shard_roles");
+        self.inner.list_shard_roles().await
+    }
+    async fn create_shard_role(
+        &self,
+        name: &RoleName,
+        document: &str,
+        boundary: Option<&str>,
+    ) -> Result<RoleInfo, IamError> {
+        self.lock.note("create_shard_role");
+        self.inner.create_shard_role(name, document, boundary).await
+    }
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
         self.lock.note("update_trust_policy");
         if self.fail_update {
@@ -231,6 +244,7 @@ async fn full_run_holds_the_lease_from_the_user_listing_to_the_write() {
             format!("acquire {LOCK_ID}"),
             "list_users (held)".into(),
             "get_role (held)".into(),
+            "list_shard_roles (held)".into(),
             "update_trust_policy (held)".into(),
             format!("release {LOCK_ID}"),
         ]
@@ -256,6 +270,7 @@ async fn event_holds_the_lease_from_the_user_re_read_to_the_write() {
             format!("acquire {LOCK_ID}"),
             "get_user (held)".into(),
             "get_role (held)".into(),
+            "list_shard_roles (held)".into(),
             "update_trust_policy (held)".into(),
             format!("release {LOCK_ID}"),
         ]
@@ -276,6 +291,7 @@ async fn a_no_op_run_still_releases_the_lease() {
             format!("acquire {LOCK_ID}"),
             "list_users (held)".into(),
             "get_role (held)".into(),
+            "list_shard_roles (held)".into(),
             format!("release {LOCK_ID}"),
         ]
     );
@@ -314,6 +330,7 @@ async fn the_lease_is_released_when_the_role_or_the_user_cannot_be_read() {
             format!("acquire {LOCK_ID}"),
             "list_users (held)".into(),
             "get_role (held)".into(),
+            "list_shard_roles (held)".into(),
             format!("release {LOCK_ID}"),
         ]
     );
@@ -332,6 +349,7 @@ async fn the_lease_is_released_when_the_role_or_the_user_cannot_be_read() {
             format!("acquire {LOCK_ID}"),
             "get_user (held)".into(),
             "get_role (held)".into(),
+            "list_shard_roles (held)".into(),
             format!("release {LOCK_ID}"),
         ]
     );

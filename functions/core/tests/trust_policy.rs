@@ -293,7 +293,7 @@ fn quota_one_short_and_one_past() {
         let msg = err.to_string();
         assert!(msg.contains(&format!("{n} would fit")), "{msg}");
         assert!(
-            msg.contains("L-C07B4B0D") && msg.contains("aws:PrincipalTag"),
+            msg.contains("L-C07B4B0D") && msg.contains("TRUST_POLICY_MAX_CHARS"),
             "{msg}"
         );
     }

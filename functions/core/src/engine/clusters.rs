@@ -300,7 +300,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     .await
             }
         };
-        let tiers: Vec<String> = goal.tiers_for(&cluster).map(|t| t.name.clone()).collect();
+        let mut tiers: Vec<String> = Vec::new();
+        for t in goal.tiers_for(&cluster) {
+            if !tiers.contains(&t.name) {
+                tiers.push(t.name.clone());
+            }
+        }
         let mut outcome = result.unwrap_or_else(|e| {
             tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, kind = e.kind().as_str(), "cluster failed");
             ClusterOutcome::failed(Some(&cluster.name), &cluster.region, backend, &e)

@@ -39,6 +39,10 @@ pub enum Error {
         "trust policy not written: the lock's lease has {left_s} s left, less than the {needed_s} s a write may take"
     )]
     LeaseTooShort { left_s: u64, needed_s: u64 },
+    /// The shard roles could not be listed: the tier's members cannot be placed
+    /// safely (one may already be in a shard), so its trust side is left alone.
+    #[error("cannot list the shard roles, so the tier's trust policies are left alone: {0}")]
+    ShardListing(String),
 }
 
 /// What kind of failure an [`Error`] is (for logs).

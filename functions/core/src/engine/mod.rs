@@ -67,6 +67,7 @@ mod error;
 mod outcome;
 mod rbac;
 mod run;
+mod shards;
 mod trust_step;
 
 pub use audit::AuditClusters;

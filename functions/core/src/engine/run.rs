@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
+use crate::engine::shards::TierWork;
 use crate::engine::trust_step::{TrustLease, write_failed};
 use crate::engine::{Engine, Outcome, RunInput, RunMode, Scope};
 use crate::model::arn::ClusterName;
@@ -87,6 +88,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             .map(|t| TierReport {
                 tier: t.name.to_string(),
                 members: 0,
+                roles: Vec::new(),
+                warnings: Vec::new(),
                 trust_policy: TrustPolicyReport {
                     role_name: t.role.to_string(),
                     max_chars: cfg.trust_policy_max_chars,
@@ -109,26 +112,35 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         // clusters.
         let mut writes = Vec::new();
         let mut read = Vec::new();
-        for (i, ((tier, lease), role)) in tiers.iter().zip(leases).zip(roles).enumerate() {
+        for (i, ((tier, lease), roles)) in tiers.iter().zip(leases).zip(roles).enumerate() {
             let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
-            let write = match role {
-                None => None,
-                Some(Ok(role)) if !input.stop => {
+            let work = match roles {
+                None => TierWork::default(),
+                Some(Ok(roles)) if !input.stop => {
                     let change = input.changes.get(i).and_then(Option::as_ref);
-                    let write = self.plan_trust(&role, change, mode, t_plan, t_report);
-                    read.push((i, role));
-                    write
+                    self.plan_tier(&roles, change, mode, t_plan, t_report)
                 }
-                Some(Ok(_)) => None,
+                Some(Ok(_)) => TierWork::default(),
                 Some(Err(e)) => {
                     if !input.stop {
                         tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
                         t_report.trust_policy.error = Some(e.to_string());
                     }
-                    None
+                    TierWork::default()
                 }
             };
-            writes.push(self.write_and_release(&tier.role, lease, write));
+            read.extend(work.goal.into_iter().map(|r| (i, r)));
+            // New shards first, under the lease: the clusters then map them.
+            if !work.creates.is_empty() {
+                for (name, r) in self.create_shards(&lease, work.creates).await {
+                    match r {
+                        Ok(role) => read.push((i, role)),
+                        Err(e) => write_failed(t_report, t_plan, &name, &e),
+                    }
+                }
+            }
+            let updates = work.updates;
+            writes.push(async move { (i, self.write_and_release(lease, updates).await) });
         }
         let write_trust = futures::future::join_all(writes);
         if read.is_empty() {
@@ -143,11 +155,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         let clusters = self.reconcile_all(described, &goal, mode);
         let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
-        for (i, w) in written.into_iter().enumerate() {
-            if let Some(Err(e)) = w
-                && let Some((_, role)) = read.iter().find(|(j, _)| *j == i)
-            {
-                write_failed(&mut report.tiers[i].trust_policy, role, &e);
+        for (i, done) in written {
+            for (role, r) in done {
+                if let Err(e) = r {
+                    write_failed(&mut report.tiers[i], &plan.tiers[i], &role, &e);
+                }
             }
         }
         let outcomes = self.collect_outcomes(scope, reconciled, failures);

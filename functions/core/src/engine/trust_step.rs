@@ -6,10 +6,11 @@ use std::future::Future;
 use crate::adapters::aws::lock::{
     LockError, MIN_LEASE_FOR_WRITE, TRUST_LOCK_TTL, new_owner, trust_policy_lock_id,
 };
+use crate::engine::shards::{NewShard, TierRoles};
 use crate::engine::{Engine, Error, RunInput, RunMode};
 use crate::model::arn::RoleName;
 use crate::output::plan::TrustPolicyPlan;
-use crate::output::report::{TierReport, TrustPolicyReport};
+use crate::output::report::TierReport;
 use crate::policy::trust::{
     PrincipalChange, TrustOptions, edit_trust_policy, policy_size_chars, trusted_user_count,
 };
@@ -31,18 +32,30 @@ pub(super) struct PendingWrite {
     removed: usize,
 }
 
+impl PendingWrite {
+    pub(super) fn new(after: String, added: usize, removed: usize) -> Self {
+        PendingWrite {
+            after,
+            added,
+            removed,
+        }
+    }
+}
+
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// The leases (one per tier role the run may write: the tiers it `touches`, when
-    /// it `writes`), then the run's input and the touched tiers' roles, read at once
-    /// under them. A tier the run does not touch has no role read (`None`): its
-    /// trust policy and its mappings on the clusters are left as they are (an event
-    /// pays only for the tiers it may change; full runs touch every tier).
+    /// The leases (one per tier the run may write: the tiers it `touches`, when it
+    /// `writes`; a tier's lease covers its role and its shards), then the run's input
+    /// and the touched tiers' roles (each tier role, and the shard roles of all, listed
+    /// once), read at once under them. A tier the run does not touch has no role read
+    /// (`None`): its trust policy and its mappings on the clusters are left as they
+    /// are (an event pays only for the tiers it may change; full runs touch every
+    /// tier).
     pub(super) async fn read_trust_side(
         &self,
         touches: &[bool],
         writes: bool,
         input: impl Future<Output = RunInput>,
-    ) -> (Vec<TrustLease>, RunInput, Vec<Option<Result<RoleInfo, Error>>>) {
+    ) -> (Vec<TrustLease>, RunInput, Vec<Option<Result<TierRoles, Error>>>) {
         let tiers = &self.config.access.tiers;
         let touched = |i: usize| touches.get(i).copied().unwrap_or(false);
         let leases = futures::future::join_all(
@@ -59,8 +72,55 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 None
             }
         }));
-        let (input, roles) = futures::join!(input, roles);
+        let any = (0..tiers.len()).any(touched);
+        let listed = async {
+            if any {
+                Some(self.iam.list_shard_roles().await)
+            } else {
+                None
+            }
+        };
+        let (input, roles, listed) = futures::join!(input, roles, listed);
+        let roles = roles
+            .into_iter()
+            .map(|r| {
+                r.map(|r| {
+                    let base = r?;
+                    match &listed {
+                        Some(Ok(listed)) => Ok(TierRoles::new(base, listed)),
+                        Some(Err(e)) => Err(Error::ShardListing(e.to_string())),
+                        None => Ok(TierRoles::new(base, &[])),
+                    }
+                })
+            })
+            .collect();
         (leases, input, roles)
+    }
+
+    /// The shard roles to create, created (under the tier's lease, if it has time
+    /// enough left), each as IAM then describes it.
+    pub(super) async fn create_shards(
+        &self,
+        lease: &TrustLease,
+        creates: Vec<NewShard>,
+    ) -> Vec<(RoleName, Result<RoleInfo, Error>)> {
+        let boundary = self.config.shard_permissions_boundary.as_deref();
+        futures::future::join_all(creates.into_iter().map(|c| async move {
+            if let Err(e) = lease_left(lease) {
+                return (c.name, Err(e));
+            }
+            let r = self
+                .iam
+                .create_shard_role(&c.name, &c.document, boundary)
+                .await
+                .map_err(Error::from);
+            match &r {
+                Ok(_) => tracing::info!(role = %c.name, members = c.members, "shard role created"),
+                Err(e) => tracing::error!(role = %c.name, error = %e, "shard role not created"),
+            }
+            (c.name, r)
+        }))
+        .await
     }
 
     /// The pure edit of one tier's trust policy, into its plan and report parts; the
@@ -117,18 +177,24 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         write
     }
 
-    /// The write (if any) of `role`'s trust policy, logged, then the lease given
-    /// back. `None`: nothing written.
+    /// The writes (if any) of a tier's roles, logged, then the lease given back. Each
+    /// role with its result.
     pub(super) async fn write_and_release(
         &self,
-        role: &RoleName,
         lease: TrustLease,
-        write: Option<PendingWrite>,
-    ) -> Option<Result<(), Error>> {
-        let written = match write {
-            None => None,
-            Some(w) => {
-                let r = self.write_trust_policy(role, &lease, &w.after).await;
+        writes: Vec<(RoleName, PendingWrite)>,
+    ) -> Vec<(RoleName, Result<(), Error>)> {
+        let done = futures::future::join_all(writes.into_iter().map(|(role, w)| {
+            let lease = &lease;
+            async move {
+                let r = match lease_left(lease) {
+                    Ok(()) => self
+                        .iam
+                        .update_trust_policy(&role, &w.after)
+                        .await
+                        .map_err(Error::from),
+                    Err(e) => Err(e),
+                };
                 match &r {
                     Ok(()) => {
                         tracing::info!(role = %role, added = w.added, removed = w.removed, "trust policy written")
@@ -137,32 +203,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                         tracing::error!(role = %role, error = %e, "trust policy write failed")
                     }
                 }
-                Some(r)
+                (role, r)
             }
-        };
+        }))
+        .await;
         self.release_trust_lock(lease).await;
-        written
-    }
-
-    /// `UpdateAssumeRolePolicy`, if the lease (when one is held) has time enough left
-    /// for the write and its retries.
-    async fn write_trust_policy(
-        &self,
-        role: &RoleName,
-        lease: &TrustLease,
-        after: &str,
-    ) -> Result<(), Error> {
-        if let TrustLease::Held(lease) = lease {
-            let left = lease.remaining();
-            if left < MIN_LEASE_FOR_WRITE {
-                return Err(Error::LeaseTooShort {
-                    left_s: left.as_secs(),
-                    needed_s: MIN_LEASE_FOR_WRITE.as_secs(),
-                });
-            }
-        }
-        self.iam.update_trust_policy(role, after).await?;
-        Ok(())
+        done
     }
 
     /// Takes `role`'s trust-policy lease for a run that may write its trust policy
@@ -207,13 +253,63 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 }
 
-/// A failed write: nothing was applied, so no user is reported added or removed, and
-/// the size is the policy's as it stands.
-pub(super) fn write_failed(t: &mut TrustPolicyReport, role: &RoleInfo, error: &Error) {
-    t.changed = false;
-    t.error = Some(error.to_string());
-    t.added.clear();
-    t.removed.clear();
-    t.dangling_removed.clear();
-    t.size_chars = policy_size_chars(&role.trust_policy);
+/// Whether the lease (when one is held) has time enough left for a write and its
+/// retries.
+fn lease_left(lease: &TrustLease) -> Result<(), Error> {
+    if let TrustLease::Held(lease) = lease {
+        let left = lease.remaining();
+        if left < MIN_LEASE_FOR_WRITE {
+            return Err(Error::LeaseTooShort {
+                left_s: left.as_secs(),
+                needed_s: MIN_LEASE_FOR_WRITE.as_secs(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A failed write or creation of `role`: nothing was applied to it, so the users its
+/// plan added or removed are taken out of the tier's report, the role is reported
+/// unchanged (the tier role at its size as it stands), and the error is added.
+pub(super) fn write_failed(
+    report: &mut TierReport,
+    plan: &TrustPolicyPlan,
+    role: &RoleName,
+    error: &Error,
+) {
+    let part = if &plan.role_name == role {
+        Some(plan)
+    } else {
+        plan.shards.iter().find(|p| &p.role_name == role)
+    };
+    let t = &mut report.trust_policy;
+    if let Some(p) = part {
+        let added: Vec<String> = p.added.iter().map(ToString::to_string).collect();
+        t.added.retain(|a| !added.contains(a));
+        t.removed.retain(|r| !p.removed.contains(r));
+        if &plan.role_name == role {
+            t.dangling_removed.clear();
+            t.size_chars = policy_size_chars(&p.before);
+        }
+    }
+    let message = if &plan.role_name == role {
+        error.to_string()
+    } else {
+        format!("{role}: {error}")
+    };
+    t.error = Some(match t.error.take() {
+        Some(e) => format!("{e}; {message}"),
+        None => message,
+    });
+    for u in report.roles.iter_mut().filter(|u| u.role_name == role.as_str()) {
+        u.changed = false;
+        if u.created {
+            u.members = 0;
+        }
+    }
+    t.changed = if report.roles.is_empty() {
+        false
+    } else {
+        report.roles.iter().any(|u| u.changed)
+    };
 }

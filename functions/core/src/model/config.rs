@@ -16,6 +16,7 @@
 //! | `CLUSTER_CONCURRENCY` | `100` | clusters handled at once (≥ 1) |
 //! | `TRUST_LOCK_TABLE` | (none: no lock) | DynamoDB table of the lease that serializes trust-policy writers |
 //! | `ACCESS_EVENT_BUS` | (none: no events) | EventBridge bus the access events go to (the stack: `default`) |
+//! | `SHARD_PERMISSIONS_BOUNDARY` | (none) | ARN of the permissions boundary given to the shard roles the tool creates (the stack: its deny-all policy) |
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
@@ -132,6 +133,10 @@ pub struct Config {
     /// EventBridge bus of the access events; `None`: none are put.
     #[serde(default)]
     pub access_event_bus: Option<String>,
+    /// Permissions boundary of the shard roles the tool creates
+    /// ([`crate::policy::shards`]); `None`: created without one.
+    #[serde(default)]
+    pub shard_permissions_boundary: Option<String>,
 }
 
 /// Default values.
@@ -253,6 +258,7 @@ impl Config {
         let trust_lock_table = lookup_trust_lock_table(&get)?;
         let access_event_bus = lookup_event_bus(&get)?;
         let cluster_regions = lookup_regions(&get)?;
+        let shard_permissions_boundary = lookup_boundary(&get)?;
 
         Ok(Config {
             access,
@@ -268,6 +274,25 @@ impl Config {
             cluster_concurrency,
             trust_lock_table,
             access_event_bus,
+            shard_permissions_boundary,
+        })
+    }
+}
+
+/// `SHARD_PERMISSIONS_BOUNDARY`: an IAM managed policy ARN.
+fn lookup_boundary(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = get("SHARD_PERMISSIONS_BOUNDARY") else {
+        return Ok(None);
+    };
+    let arn = v.trim();
+    let ok = arn.starts_with("arn:") && arn.split(':').nth(2) == Some("iam") && arn.contains(":policy/");
+    if ok {
+        Ok(Some(arn.to_owned()))
+    } else {
+        Err(ConfigError::Invalid {
+            var: "SHARD_PERMISSIONS_BOUNDARY",
+            value: v.clone(),
+            expected: "the ARN of an IAM managed policy (arn:aws:iam::123456789012:policy/name)".into(),
         })
     }
 }

@@ -120,6 +120,7 @@ mod tests {
                 removed: vec!["arn:aws:iam::111122223333:user/frank".into()],
                 ..TrustPolicyReport::default()
             },
+            ..TierReport::default()
         });
         for (name, status, tiers) in [
             ("prod", ClusterStatus::Unchanged, vec!["readers".to_owned()]),

@@ -45,6 +45,10 @@ pub struct TrustPolicyPlan {
     pub max_chars: usize,
     pub before: String,
     pub after: Option<String>,
+    /// The tier's shard roles written or created (issue 11), each as its own plan
+    /// (`before` empty for a role to create).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<TrustPolicyPlan>,
 }
 
 impl TrustPolicyPlan {
@@ -61,6 +65,7 @@ impl TrustPolicyPlan {
             max_chars: e.max_chars,
             before: e.before.clone(),
             after: e.after.clone(),
+            shards: Vec::new(),
         }
     }
 
@@ -82,6 +87,7 @@ impl TrustPolicyPlan {
             max_chars,
             before: String::new(),
             after: None,
+            shards: Vec::new(),
         }
     }
 
@@ -166,7 +172,10 @@ impl Plan {
     /// Whether anything would be written.
     pub fn has_changes(&self) -> bool {
         self.trust_policy.changed()
-            || self.tiers.iter().any(TrustPolicyPlan::changed)
+            || self
+                .tiers
+                .iter()
+                .any(|t| t.changed() || t.shards.iter().any(TrustPolicyPlan::changed))
             || self.clusters.iter().any(|c| {
                 c.change.has_changes() || !c.rbac.put.is_empty() || !c.rbac.delete.is_empty()
             })
@@ -182,6 +191,9 @@ impl Plan {
         };
         for t in tiers {
             render_trust(&mut out, t, self.dry_run);
+            for s in &t.shards {
+                render_trust(&mut out, s, self.dry_run);
+            }
         }
         for c in &self.clusters {
             let backend = match c.backend {
@@ -222,7 +234,11 @@ fn render_trust(out: &mut String, t: &TrustPolicyPlan, dry_run: bool) {
         "{}Trust policy of role {}: {} ({} -> {} of {} characters)",
         if dry_run { "[dry run] " } else { "" },
         t.role_name,
-        if t.changed() { "update" } else { "no change" },
+        match (t.changed(), t.before.is_empty()) {
+            (true, true) => "create (a new shard role)",
+            (true, false) => "update",
+            (false, _) => "no change",
+        },
         t.size_before,
         t.size_after,
         t.max_chars

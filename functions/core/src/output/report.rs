@@ -43,7 +43,52 @@ pub struct TierReport {
     /// The tier's members (in a full run; 1 or 0 for an event), or, when no listing
     /// was read, the users its trust policy names.
     pub members: usize,
+    /// The tier role's trust policy, with the users added to or removed from any
+    /// role of the tier (its shards included).
     pub trust_policy: TrustPolicyReport,
+    /// Every role of the tier read or created by the run: the tier role first, then
+    /// its shards (issue 11), each with its size against the quota.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleUsage>,
+    /// A role at 80 % of its quota or more where the next member would go, …
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One role of a tier: its members and size against `ACLSizePerRole`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleUsage {
+    pub role_name: String,
+    /// 1 for the tier role, k for its shard `<role>-k`.
+    pub shard: u32,
+    pub members: usize,
+    /// Minified size after the run, as IAM counts it.
+    pub size_chars: usize,
+    pub max_chars: usize,
+    /// `size_chars` in percent of `max_chars` (rounded down).
+    pub percent: usize,
+    /// Created by this run (a new shard).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
+    /// Its trust policy written (or, on a dry run, to be written) by this run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed: bool,
+}
+
+impl RoleUsage {
+    pub fn new(role_name: &str, shard: u32, members: usize, size: usize, max: usize) -> Self {
+        RoleUsage {
+            role_name: role_name.to_owned(),
+            shard,
+            members,
+            size_chars: size,
+            max_chars: max,
+            percent: size.saturating_mul(100).checked_div(max).unwrap_or(0),
+            created: false,
+            changed: false,
+        }
+    }
 }
 
 /// A role's trust policy.
@@ -264,6 +309,7 @@ mod tests {
                     max_chars: 2048,
                     ..TrustPolicyReport::default()
                 },
+                ..TierReport::default()
             });
         }
         assert!(r.succeeded());

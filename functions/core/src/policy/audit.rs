@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::model::arn::RoleArn;
 use crate::model::tiers::Tier;
+use crate::policy::shards::{SHARD_PATH, shard_index};
 use crate::policy::accessentry::AccessEntryView;
 use crate::policy::awsauth::{MAP_ROLES, MAP_USERS, parse_entries};
 use crate::policy::desired::IamUser;
@@ -140,12 +141,16 @@ fn user_exists(dir: &Directory<'_>, arn: &str) -> bool {
 /// Why a role is mapped.
 fn role_reason(dir: &Directory<'_>, arn: &str, groups: &[String]) -> String {
     let name = arn.rsplit('/').next().unwrap_or(arn);
-    if let Some(t) = dir
-        .tiers
-        .iter()
-        .find(|t| t.role.as_str().eq_ignore_ascii_case(name))
-    {
-        return format!("tier {}", t.name);
+    // The tier role itself, or one of its shards (`<role>-k` at the shard path).
+    let shard_path = arn.contains(&format!(":role{SHARD_PATH}"));
+    for t in dir.tiers {
+        match shard_index(&t.role, name) {
+            Some(1) => return format!("tier {}", t.name),
+            Some(k) if shard_path || find_role(dir, arn).is_some_and(|(a, _)| a.path() == SHARD_PATH) => {
+                return format!("tier {} (shard {k})", t.name);
+            }
+            _ => {}
+        }
     }
     if groups.iter().any(|g| g == "system:nodes") {
         return "node role".to_owned();

@@ -9,4 +9,5 @@ pub mod awsauth;
 pub mod desired;
 pub mod event;
 pub mod rbac;
+pub mod shards;
 pub mod trust;

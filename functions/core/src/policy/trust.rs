@@ -139,8 +139,7 @@ pub enum TrustPolicyError {
         "trust policy would be {size} characters, over the limit of {max} \
          ({users} managed users; {users_that_fit} would fit). Raise the IAM quota \
          \"Role trust policy length\" (Service Quotas code L-C07B4B0D) and set \
-         TRUST_POLICY_MAX_CHARS to match, or trust the account root with an \
-         aws:PrincipalTag condition, which does not grow with users"
+         TRUST_POLICY_MAX_CHARS to match"
     )]
     QuotaExceeded {
         size: usize,
@@ -154,6 +153,11 @@ pub enum TrustPolicyError {
          Principal, or another Sid if it is not meant for eks-access-sync"
     )]
     NotPrincipalInManaged { sid: String },
+    #[error(
+        "the tier would need more than {max} roles; raise the trust-policy quota \
+         (Service Quotas code L-C07B4B0D) and TRUST_POLICY_MAX_CHARS to match"
+    )]
+    TooManyShards { max: u32 },
     #[error(
         "removing the last managed principal would leave no statement, and the \
          document has no ARN to take the account from for the placeholder"

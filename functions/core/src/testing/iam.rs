@@ -9,6 +9,7 @@ use crate::adapters::aws::iam::IamError;
 use crate::model::arn::{RoleName, UserName};
 use crate::policy::accessentry::Timestamp;
 use crate::policy::desired::IamUser;
+use crate::policy::shards::SHARD_PATH;
 use crate::ports::{IamApi, RoleInfo};
 
 use super::{ACCOUNT, ROLE_NAME, locked, role_arn, round_trip};
@@ -29,6 +30,12 @@ pub struct IamState {
     pub other_roles: BTreeMap<String, String>,
     /// `UpdateAssumeRolePolicy` calls on `other_roles`, by role name.
     pub other_writes: Vec<String>,
+    /// Shard roles (at [`SHARD_PATH`]): name → trust policy.
+    pub shards: BTreeMap<String, String>,
+    /// `CreateRole` calls: (name, permissions boundary).
+    pub created: Vec<(String, Option<String>)>,
+    /// `UpdateAssumeRolePolicy` calls on shard roles, by role name.
+    pub shard_writes: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -64,6 +71,28 @@ impl FakeIam {
             .get(name)
             .cloned()
             .unwrap_or_default()
+    }
+    /// A shard role's trust policy (`None`: no such shard).
+    pub fn shard_policy(&self, name: &str) -> Option<String> {
+        locked(&self.0).shards.get(name).cloned()
+    }
+    /// Every shard role: name → trust policy.
+    pub fn shards(&self) -> BTreeMap<String, String> {
+        locked(&self.0).shards.clone()
+    }
+    /// Adds a shard role with `policy`.
+    pub fn add_shard(&self, name: &str, policy: &str) {
+        locked(&self.0)
+            .shards
+            .insert(name.to_owned(), policy.to_owned());
+    }
+    /// `CreateRole` calls: (name, boundary).
+    pub fn created(&self) -> Vec<(String, Option<String>)> {
+        locked(&self.0).created.clone()
+    }
+    /// `UpdateAssumeRolePolicy` calls on shard roles, in order.
+    pub fn shard_writes(&self) -> Vec<String> {
+        locked(&self.0).shard_writes.clone()
     }
     /// The roles written (other than [`ROLE_NAME`]), in order.
     pub fn other_writes(&self) -> Vec<String> {
@@ -112,6 +141,9 @@ impl IamApi for FakeIam {
         let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
         let s = locked(&self.0);
+        if let Some(policy) = s.shards.get(name.as_str()) {
+            return Ok(shard_info(name.as_str(), policy, s.role_created));
+        }
         if name.as_str() != ROLE_NAME {
             let policy = s
                 .other_roles
@@ -133,10 +165,45 @@ impl IamApi for FakeIam {
             create_date: s.role_created,
         })
     }
+    async fn list_shard_roles(&self) -> Result<Vec<RoleInfo>, IamError> {
+        let rtt = locked(&self.0).rtt;
+        round_trip(rtt).await;
+        let s = locked(&self.0);
+        Ok(s.shards
+            .iter()
+            .map(|(name, policy)| shard_info(name, policy, s.role_created))
+            .collect())
+    }
+    async fn create_shard_role(
+        &self,
+        name: &RoleName,
+        document: &str,
+        boundary: Option<&str>,
+    ) -> Result<RoleInfo, IamError> {
+        let rtt = locked(&self.0).rtt;
+        round_trip(rtt).await;
+        let mut s = locked(&self.0);
+        s.created
+            .push((name.to_string(), boundary.map(str::to_owned)));
+        if s.other_roles.contains_key(name.as_str()) {
+            return Err(IamError::Service {
+                operation: "CreateRole",
+                code: "EntityAlreadyExists".into(),
+                message: format!("Role with name {name} already exists."),
+            });
+        }
+        s.shards.insert(name.to_string(), document.to_owned());
+        Ok(shard_info(name.as_str(), document, s.role_created))
+    }
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {
         let rtt = locked(&self.0).rtt;
         round_trip(rtt).await;
         let mut s = locked(&self.0);
+        if s.shards.contains_key(name.as_str()) {
+            s.shards.insert(name.to_string(), document.to_owned());
+            s.shard_writes.push(name.to_string());
+            return Ok(());
+        }
         if name.as_str() != ROLE_NAME {
             if !s.other_roles.contains_key(name.as_str()) {
                 return Err(IamError::RoleNotFound(name.to_string()));
@@ -155,5 +222,17 @@ impl IamApi for FakeIam {
         s.policy = document.to_owned();
         s.writes.push(document.to_owned());
         Ok(())
+    }
+}
+
+/// A shard role of the fake: ARN at [`SHARD_PATH`].
+fn shard_info(name: &str, policy: &str, created: Option<Timestamp>) -> RoleInfo {
+    RoleInfo {
+        arn: format!("arn:aws:iam::{ACCOUNT}:role{SHARD_PATH}{name}")
+            .parse()
+            .expect("role arn"),
+        trust_policy: policy.to_owned(),
+        role_id: format!("AROASHARD{:0>12}", name.len()),
+        create_date: created,
     }
 }

@@ -12,6 +12,7 @@ use crate::backoff::Backoff;
 use crate::model::arn::{RoleArn, RoleName, UserArn, UserName};
 use crate::policy::accessentry::Timestamp;
 use crate::policy::desired::IamUser;
+use crate::policy::shards::SHARD_PATH;
 use crate::policy::trust::decode_policy_document;
 use crate::ports::{IamApi, RoleInfo};
 
@@ -131,6 +132,24 @@ where
         tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "retrying trust-policy write");
         tokio::time::sleep(delay).await;
     }
+}
+
+/// A role as IAM describes it (`GetRole`, `ListRoles`, `CreateRole`).
+fn role_info(operation: &'static str, role: &aws_sdk_iam::types::Role) -> Result<RoleInfo, IamError> {
+    let invalid = |message: String| IamError::InvalidResponse { operation, message };
+    let arn: RoleArn = role
+        .arn()
+        .parse()
+        .map_err(|e| invalid(format!("role ARN: {e}")))?;
+    let raw = role
+        .assume_role_policy_document()
+        .ok_or_else(|| invalid("role has no trust policy".into()))?;
+    Ok(RoleInfo {
+        arn,
+        trust_policy: decode_policy_document(raw).map_err(|e| invalid(format!("trust policy: {e}")))?,
+        role_id: role.role_id().to_owned(),
+        create_date: Timestamp::from_unix_nanos(role.create_date().as_nanos()),
+    })
 }
 
 /// [`IamApi`] over the AWS SDK.
@@ -339,29 +358,98 @@ impl IamApi for SdkIam {
                 };
             }
         };
-        let invalid = |message: String| IamError::InvalidResponse {
+        let role = out.role().ok_or_else(|| IamError::InvalidResponse {
             operation: "GetRole",
-            message,
-        };
-        let role = out
-            .role()
-            .ok_or_else(|| invalid("no role in response".into()))?;
-        let arn: RoleArn = role
-            .arn()
-            .parse()
-            .map_err(|e| invalid(format!("role ARN: {e}")))?;
-        let raw = role
-            .assume_role_policy_document()
-            .ok_or_else(|| invalid("role has no trust policy".into()))?;
-        Ok(RoleInfo {
-            arn,
-            trust_policy: decode_policy_document(raw).map_err(|e| IamError::InvalidResponse {
-                operation: "GetRole",
-                message: format!("trust policy: {e}"),
-            })?,
-            role_id: role.role_id().to_owned(),
-            create_date: Timestamp::from_unix_nanos(role.create_date().as_nanos()),
+            message: "no role in response".into(),
+        })?;
+        role_info("GetRole", role)
+    }
+
+    async fn list_shard_roles(&self) -> Result<Vec<RoleInfo>, IamError> {
+        let op = "ListRoles";
+        let roles: Vec<aws_sdk_iam::types::Role> = self
+            .client
+            .list_roles()
+            .path_prefix(SHARD_PATH)
+            .into_paginator()
+            .page_size(self.page_size)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| IamError::from_sdk(op, e))?;
+        let mut out = Vec::with_capacity(roles.len());
+        for r in &roles {
+            match role_info(op, r) {
+                Ok(info) => out.push(info),
+                Err(e) => tracing::warn!(role = r.role_name(), error = %e, "skipping a role"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_shard_role(
+        &self,
+        name: &RoleName,
+        document: &str,
+        boundary: Option<&str>,
+    ) -> Result<RoleInfo, IamError> {
+        let created = std::sync::Mutex::new(None);
+        let r = retry_write(self.retry, || async {
+            let out = self
+                .client
+                .create_role()
+                .role_name(name.as_str())
+                .path(SHARD_PATH)
+                .assume_role_policy_document(document)
+                .set_permissions_boundary(boundary.map(str::to_owned))
+                .description("eks-access-sync: a shard of a tier role (members past one trust policy)")
+                .max_session_duration(3600)
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("CreateRole", e))?;
+            let info = out
+                .role()
+                .ok_or_else(|| IamError::InvalidResponse {
+                    operation: "CreateRole",
+                    message: "no role in response".into(),
+                })
+                .and_then(|r| role_info("CreateRole", r))?;
+            if let Ok(mut c) = created.lock() {
+                *c = Some(info);
+            }
+            Ok(())
         })
+        .await;
+        match r {
+            Ok(()) => created
+                .into_inner()
+                .ok()
+                .flatten()
+                .ok_or_else(|| IamError::InvalidResponse {
+                    operation: "CreateRole",
+                    message: "no role in response".into(),
+                }),
+            Err(e) if e.code() == Some("EntityAlreadyExists") => {
+                let existing = self.get_role(name).await?;
+                if existing.arn.path() != SHARD_PATH {
+                    return Err(IamError::Service {
+                        operation: "CreateRole",
+                        code: "EntityAlreadyExists".into(),
+                        message: format!(
+                            "role {name} exists outside {SHARD_PATH}: it is not a shard of \
+                             eks-access-sync, and is left alone; rename it or the tier role"
+                        ),
+                    });
+                }
+                self.update_trust_policy(name, document).await?;
+                Ok(RoleInfo {
+                    trust_policy: document.to_owned(),
+                    ..existing
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn update_trust_policy(&self, name: &RoleName, document: &str) -> Result<(), IamError> {

@@ -1,0 +1,262 @@
+//! Any team size (issue 11): a tier whose members outgrow one trust policy
+//! (`ACLSizePerRole`, 2,048 characters by default) is spread over several roles, each
+//! an exact list of its members within the quota.
+//!
+//! - The tier's configured role `R` is shard 1; shards 2, 3, … are roles `R-2`, `R-3`,
+//!   … at the path [`SHARD_PATH`], created by the tool when every existing role of the
+//!   tier is full (never before: a tier below the quota keeps today's single list).
+//! - **Stable**: a member stays in the role that already trusts them; a member who
+//!   leaves frees room that the next new member takes (first role with room, in
+//!   shard order). No member is ever trusted by a role of a tier they are not in,
+//!   so scaling never widens access.
+//! - A shard's trust policy is entirely ours: on full runs it is rebuilt from the
+//!   tier role's managed statement (its conditions and actions included, so a
+//!   condition an administrator adds there, such as MFA, also binds every shard)
+//!   with the shard's members. Other statements of the tier role are not copied.
+//! - Sizes are counted as IAM counts them (minified, [`super::trust::policy_size_chars`]),
+//!   through the same editor that writes, so no write can exceed the quota.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::model::arn::{RoleName, UserArn};
+use crate::policy::trust::{PrincipalChange, TrustOptions, TrustPolicyError, edit_trust_policy};
+
+/// The IAM path of the shard roles the tool creates (the functions may create roles
+/// under this path only, with the stack's permissions boundary).
+pub const SHARD_PATH: &str = "/eks-access-sync/";
+
+/// At most this many roles per tier (IAM's default quota is 1,000 roles per account;
+/// 5,000 users at ~35 per role need about 145).
+pub const MAX_SHARDS: u32 = 500;
+
+/// The shard number of role `name` in the tier whose role is `base`: `base` → 1,
+/// `base-<k>` (k ≥ 2, no leading zero) → k; names compared ignoring ASCII case, as
+/// IAM does.
+pub fn shard_index(base: &RoleName, name: &str) -> Option<u32> {
+    if name.eq_ignore_ascii_case(base.as_str()) {
+        return Some(1);
+    }
+    let b = base.as_str();
+    let prefix = name.get(..b.len())?;
+    let rest = name.get(b.len()..)?.strip_prefix('-')?;
+    if !prefix.eq_ignore_ascii_case(b) || rest.starts_with('0') {
+        return None;
+    }
+    if !rest.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse::<u32>().ok().filter(|k| *k >= 2)
+}
+
+/// The name of shard `k` (≥ 2) of the tier whose role is `base`; `None` when it would
+/// not be a valid role name (longer than 64 characters).
+pub fn shard_name(base: &RoleName, k: u32) -> Option<RoleName> {
+    format!("{base}-{k}").parse().ok()
+}
+
+/// The document a shard starts from: the tier role's managed statement(s) alone
+/// (our `Sid`), or no statement if the tier role has none. The editor then puts the
+/// shard's members in it.
+pub fn shard_skeleton(base_doc: &str, sid: &str) -> String {
+    let statements: Vec<Value> = serde_json::from_str::<Value>(base_doc)
+        .ok()
+        .and_then(|v| match v.get("Statement") {
+            Some(Value::Array(a)) => Some(a.clone()),
+            Some(o @ Value::Object(_)) => Some(vec![o.clone()]),
+            _ => None,
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| {
+            s.get("Sid").and_then(Value::as_str) == Some(sid)
+                && s.get("Effect").and_then(Value::as_str) == Some("Allow")
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// A shard's whole document with exactly `members`, as the tier role's statement
+/// would hold them ([`shard_skeleton`]).
+pub fn shard_document(
+    skeleton: &str,
+    members: &BTreeSet<UserArn>,
+    opts: &TrustOptions,
+) -> Result<String, TrustPolicyError> {
+    let edit = edit_trust_policy(skeleton, &PrincipalChange::Set(members.clone()), opts)?;
+    Ok(edit.after.unwrap_or(edit.before))
+}
+
+/// The size of `doc` holding exactly `members` in our statement (the editor's own
+/// count; an over-quota result still gives its size).
+fn size_with(
+    doc: &str,
+    members: &BTreeSet<UserArn>,
+    opts: &TrustOptions,
+) -> Result<usize, TrustPolicyError> {
+    let unbounded = TrustOptions {
+        max_chars: usize::MAX,
+        ..opts.clone()
+    };
+    Ok(edit_trust_policy(doc, &PrincipalChange::Set(members.clone()), &unbounded)?.size_after)
+}
+
+/// One role's fill while members are placed.
+struct Fill<'a> {
+    /// The document the size is counted on.
+    doc: &'a str,
+    members: BTreeSet<UserArn>,
+    size: usize,
+}
+
+impl Fill<'_> {
+    /// Whether `arn` fits within `max` once added. With two members or more the list
+    /// grows by exactly the quoted ARN and a comma (ARNs need no JSON escaping); below
+    /// that the editor counts it.
+    fn fits(&self, arn: &UserArn, opts: &TrustOptions) -> Result<Option<usize>, TrustPolicyError> {
+        let size = match self.members.len() {
+            0 | 1 => {
+                let mut with = self.members.clone();
+                with.insert(arn.clone());
+                size_with(self.doc, &with, opts)?
+            }
+            _ => self.size + arn.as_str().len() + 3,
+        };
+        Ok((size <= opts.max_chars).then_some(size))
+    }
+
+    fn add(&mut self, arn: UserArn, size: usize) {
+        self.members.insert(arn);
+        self.size = size;
+    }
+}
+
+/// Where a tier's members go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Distribution {
+    /// Per existing role (in the order given), its members.
+    pub roles: Vec<BTreeSet<UserArn>>,
+    /// The members of each shard to create, in order.
+    pub new_shards: Vec<BTreeSet<UserArn>>,
+}
+
+/// Spreads `desired` over the tier's roles (`docs`: each role's trust policy as the
+/// size is counted on, shard order; `current`: the principals each trusts now).
+/// Members stay where they are (the first role naming them, when several do); the
+/// others fill the first role with room, then new shards built on `skeleton`.
+pub fn distribute(
+    docs: &[&str],
+    current: &[BTreeSet<String>],
+    desired: &BTreeSet<UserArn>,
+    skeleton: &str,
+    opts: &TrustOptions,
+) -> Result<Distribution, TrustPolicyError> {
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut fills = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        let now = current.get(i);
+        let kept: BTreeSet<UserArn> = desired
+            .iter()
+            .filter(|d| {
+                let key = d.as_str().to_ascii_lowercase();
+                !placed.contains(&key)
+                    && now.is_some_and(|c| c.iter().any(|p| p.eq_ignore_ascii_case(d.as_str())))
+            })
+            .cloned()
+            .collect();
+        placed.extend(kept.iter().map(|a| a.as_str().to_ascii_lowercase()));
+        let size = size_with(doc, &kept, opts)?;
+        fills.push(Fill {
+            doc,
+            members: kept,
+            size,
+        });
+    }
+    let mut new: Vec<Fill> = Vec::new();
+    for arn in desired {
+        if placed.contains(&arn.as_str().to_ascii_lowercase()) {
+            continue;
+        }
+        place(arn, &mut fills, &mut new, skeleton, opts, docs.len())?;
+    }
+    Ok(Distribution {
+        roles: fills.into_iter().map(|f| f.members).collect(),
+        new_shards: new.into_iter().map(|f| f.members).collect(),
+    })
+}
+
+/// Puts `arn` in the first role with room, else in a new shard.
+fn place<'a>(
+    arn: &UserArn,
+    fills: &mut [Fill<'a>],
+    new: &mut Vec<Fill<'a>>,
+    skeleton: &'a str,
+    opts: &TrustOptions,
+    existing: usize,
+) -> Result<(), TrustPolicyError> {
+    for f in fills.iter_mut().chain(new.iter_mut()) {
+        if let Some(size) = f.fits(arn, opts)? {
+            f.add(arn.clone(), size);
+            return Ok(());
+        }
+    }
+    let mut shard = Fill {
+        doc: skeleton,
+        members: BTreeSet::new(),
+        size: 0,
+    };
+    let Some(size) = shard.fits(arn, opts)? else {
+        // Not even one member fits a fresh shard: the quota is too small for any.
+        let size = size_with(skeleton, &BTreeSet::from([arn.clone()]), opts)?;
+        return Err(TrustPolicyError::QuotaExceeded {
+            size,
+            max: opts.max_chars,
+            users: 1,
+            users_that_fit: 0,
+        });
+    };
+    if existing + new.len() + 1 > MAX_SHARDS as usize {
+        return Err(TrustPolicyError::TooManyShards { max: MAX_SHARDS });
+    }
+    shard.add(arn.clone(), size);
+    new.push(shard);
+    Ok(())
+}
+
+/// Where one new member goes on an event: `None` when a role already trusts them;
+/// else the index of the first existing role with room, or `docs.len()` for a new
+/// shard.
+pub fn place_one(
+    docs: &[&str],
+    current: &[BTreeSet<String>],
+    arn: &UserArn,
+    opts: &TrustOptions,
+) -> Result<Option<usize>, TrustPolicyError> {
+    if current
+        .iter()
+        .any(|c| c.iter().any(|p| p.eq_ignore_ascii_case(arn.as_str())))
+    {
+        return Ok(None);
+    }
+    for (i, doc) in docs.iter().enumerate() {
+        let members: BTreeSet<UserArn> = current
+            .get(i)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let size = size_with(doc, &members, opts)?;
+        let fill = Fill { doc, members, size };
+        if fill.fits(arn, opts)?.is_some() {
+            return Ok(Some(i));
+        }
+    }
+    if docs.len() >= MAX_SHARDS as usize {
+        return Err(TrustPolicyError::TooManyShards { max: MAX_SHARDS });
+    }
+    Ok(Some(docs.len()))
+}
+
+#[cfg(test)]
+mod tests;
