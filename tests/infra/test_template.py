@@ -11,6 +11,7 @@ variables) are evaluated, so a policy is checked as IAM would receive it.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import pathlib
@@ -53,8 +54,9 @@ CORE_DEFAULTS = {
     "ClusterConcurrency": 100,
 }
 
-# The only actions allowed on Resource "*": neither has resource-level permissions.
-STAR_ACTIONS = {"iam:GetAccountAuthorizationDetails", "eks:ListClusters"}
+# The only actions allowed on Resource "*": none has resource-level permissions
+# (Service Authorization Reference, IAM and EKS: no resource type listed).
+STAR_ACTIONS = {"iam:GetAccountAuthorizationDetails", "iam:ListRoles", "eks:ListClusters"}
 
 P = "arn:${AWS::Partition}"
 ADMIN_ROLE = [
@@ -69,11 +71,20 @@ USER_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/user/${{AWS::Account
 USERS = f"{P}:iam::${{AWS::AccountId}}:user/*"
 LOGS = ["GetAtt:IamEventsLogGroup.Arn", "GetAtt:ReconcileLogGroup.Arn"]
 LOCK_TABLE = "GetAtt:TrustLockTable.Arn"
+# Shard roles (issue 11): shards 2..N of a tier, created by the functions under this path.
+SHARD_PATH = "/eks-access-sync/"
+SHARDS = f"{P}:iam::${{AWS::AccountId}}:role{SHARD_PATH}*"
+# The deny-everything boundary they are created with (Ref of a managed policy is its ARN).
+BOUNDARY_ID = "ShardPermissionsBoundary"
+BOUNDARY = f"Ref:{BOUNDARY_ID}"
 
 # Every action the function role may take -> exactly the resources it may take it on.
 EXPECTED_FUNCTION_GRANTS = {
-    "iam:GetRole": set(ADMIN_ROLE),
-    "iam:UpdateAssumeRolePolicy": set(ADMIN_ROLE),
+    "iam:GetRole": set(ADMIN_ROLE) | {SHARDS},
+    "iam:UpdateAssumeRolePolicy": set(ADMIN_ROLE) | {SHARDS},
+    # With the boundary condition (checked below).
+    "iam:CreateRole": {SHARDS},
+    "iam:ListRoles": {"*"},
     "iam:GetUser": {USERS},
     "iam:ListUserTags": {USERS},
     "iam:ListGroupsForUser": {USERS},
@@ -155,9 +166,10 @@ def _sub_with_variables(template, variables):
 
 def resolve(node, conditions, tier_roles=None):
     """Expand Fn::If for the given condition values, drop AWS::NoValue, and
-    flatten Fn::Sub and Fn::GetAtt to comparable strings. Ref TierRoleNames is
-    the list `tier_roles` (its default, [""], when None), and the Fn::Join,
-    Fn::Split and Fn::Sub built from it are evaluated."""
+    flatten Fn::Sub, Fn::GetAtt and a Ref to a resource ("Ref:<id>") to
+    comparable strings. Ref TierRoleNames is the list `tier_roles` (its
+    default, [""], when None), and the Fn::Join, Fn::Split and Fn::Sub built
+    from it are evaluated."""
     tier_roles = NO_TIER_ROLES if tier_roles is None else tier_roles
     conditions = conditions | derived_conditions(tier_roles)
     if isinstance(node, dict):
@@ -168,6 +180,8 @@ def resolve(node, conditions, tier_roles=None):
             return NO_VALUE
         if node == {"Ref": "TierRoleNames"}:
             return list(tier_roles)
+        if set(node) == {"Ref"} and node["Ref"] in RESOURCES:
+            return "Ref:" + node["Ref"]
         if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
             return node["Fn::Sub"]
         if set(node) == {"Fn::Sub"}:
@@ -205,11 +219,16 @@ def as_list(value):
 
 
 def policy_documents(resource):
+    """A role's identity policies: its inline ones, then the stack's managed
+    policies it names in ManagedPolicyArns (an AWS managed one fails)."""
     props = resource.get("Properties", {})
     kind = resource["Type"]
     if kind == "AWS::IAM::Role":
         for policy in props.get("Policies", []):
             yield policy["PolicyName"], policy["PolicyDocument"]
+        for arn in props.get("ManagedPolicyArns", []):
+            assert set(arn) == {"Ref"} and RESOURCES[arn["Ref"]]["Type"] == "AWS::IAM::ManagedPolicy", arn
+            yield arn["Ref"], RESOURCES[arn["Ref"]]["Properties"]["PolicyDocument"]
     elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
         yield props.get("PolicyName", "managed"), props["PolicyDocument"]
 
@@ -266,7 +285,7 @@ def iam_resources():
 
 def test_only_the_expected_iam_resources_exist():
     # A new role or policy must be added to this test, with its grants.
-    assert sorted(iam_resources()) == ["AdminRole", "FunctionRole"]
+    assert sorted(iam_resources()) == ["AdminRole", "FunctionRole", BOUNDARY_ID, "ShardRolesPolicy"]
 
 
 def test_sam_generates_no_role_for_the_functions():
@@ -282,13 +301,18 @@ def test_sam_generates_no_role_for_the_functions():
 def test_function_role_grants_exactly_the_narrowest_resources(conditions):
     assert grants("FunctionRole", conditions) == EXPECTED_FUNCTION_GRANTS
     role = resolve(RESOURCES["FunctionRole"], conditions)["Properties"]
-    assert "ManagedPolicyArns" not in role
+    # The stack's own shard-role policy only: no AWS managed policy.
+    assert role["ManagedPolicyArns"] == ["Ref:ShardRolesPolicy"]
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
 def test_star_resource_only_for_actions_without_resource_level_permissions(conditions):
     for logical_id in iam_resources():
         for statement in statements(logical_id, conditions):
+            if statement["Effect"] != "Allow":
+                # The shard boundary's deny-everything (checked on its own below).
+                assert logical_id == BOUNDARY_ID, statement
+                continue
             actions = set(as_list(statement["Action"]))
             assert not any("*" in action for action in actions), statement
             if "*" in as_list(statement["Resource"]):
@@ -297,12 +321,11 @@ def test_star_resource_only_for_actions_without_resource_level_permissions(condi
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
-def test_only_the_admin_role_trust_policy_is_writable(conditions):
+def test_only_the_admin_role_and_shard_roles_trust_policies_are_writable(conditions):
     writes = [
         s for s in statements("FunctionRole", conditions) if "iam:UpdateAssumeRolePolicy" in as_list(s["Action"])
     ]
-    assert len(writes) == 1
-    assert sorted(as_list(writes[0]["Resource"])) == sorted(ADMIN_ROLE)
+    assert sorted(sorted(as_list(s["Resource"])) for s in writes) == sorted([sorted(ADMIN_ROLE), [SHARDS]])
     assert not any(a.startswith("iam:") and a.endswith(("Policy", "PolicyVersion")) and a != "iam:UpdateAssumeRolePolicy"
                    for a in grants("FunctionRole", conditions))
 
@@ -481,8 +504,7 @@ def test_function_role_grants_with_tier_roles(conditions):
         }
     }
     writes = [s for s in tier_statements(conditions) if "iam:UpdateAssumeRolePolicy" in as_list(s["Action"])]
-    assert len(writes) == 1
-    assert set(as_list(writes[0]["Resource"])) == with_tiers(ADMIN_ROLE)
+    assert sorted(sorted(as_list(s["Resource"])) for s in writes) == sorted([sorted(with_tiers(ADMIN_ROLE)), [SHARDS]])
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
@@ -537,6 +559,167 @@ def test_iam_event_users_groups_are_readable():
     assert RESOURCES["IamEventsFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
 
 
+# --------------------------------------------------------------------------
+# Shard roles (issue 11): shards 2..N of a tier, created by the functions
+# --------------------------------------------------------------------------
+
+# Every IAM action that would let a function give a role permissions (attach or
+# put a policy, or edit a policy it could attach), hand a role to a service,
+# delete or alter one, or loosen or drop its permissions boundary. Matched
+# case-insensitively against every action granted, so a wildcard (iam:Put*) that
+# would include one fails too.
+ROLE_POWER_ACTIONS = [
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PassRole",
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:CreateServiceLinkedRole",
+    "iam:CreateInstanceProfile",
+    "iam:AddRoleToInstanceProfile",
+]
+
+# Service Authorization Reference, "Actions, resources, and condition keys for AWS
+# Identity and Access Management (IAM)": the condition keys each IAM action the
+# functions take on roles supports (its own column; the role resource type adds
+# only aws:ResourceTag and iam:ResourceTag, and shard roles carry no tags).
+# iam:PermissionsBoundary is listed for CreateRole, not for GetRole or
+# UpdateAssumeRolePolicy: there it would be absent and a condition on it never match.
+ROLE_ACTION_CONDITION_KEYS = {
+    "iam:CreateRole": {"iam:PermissionsBoundary", "aws:TagKeys", "aws:RequestTag/${TagKey}"},
+    "iam:GetRole": set(),
+    "iam:UpdateAssumeRolePolicy": set(),
+    "iam:ListRoles": set(),
+}
+
+# IAM: a managed policy, whitespace excluded (not adjustable).
+MANAGED_POLICY_MAX_CHARS = 6_144
+
+TIER_ROLES_CASES = [NO_TIER_ROLES, TIER_ROLES]
+
+
+def tier_cases():
+    for tier_roles in TIER_ROLES_CASES:
+        for conditions in all_condition_values(tier_roles):
+            yield tier_roles, conditions
+
+
+def test_shard_boundary_denies_everything():
+    boundary = RESOURCES[BOUNDARY_ID]
+    assert boundary["Type"] == "AWS::IAM::ManagedPolicy"
+    props = boundary["Properties"]
+    # Named after the stack, so an operator can tell it in the console.
+    assert props["ManagedPolicyName"] == {"Fn::Sub": "${AWS::StackName}-shard-boundary"}
+    assert "boundary" in props["Description"] and SHARD_PATH in props["Description"]
+    # One statement: deny every action on every resource, unconditionally.
+    for conditions in all_condition_values():
+        document = resolve(props["PolicyDocument"], conditions)
+        assert document == {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "DenyEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}],
+        }
+    # A boundary only: attached to nothing of the stack as a permissions policy.
+    assert not {"Roles", "Users", "Groups"} & set(props)
+    for logical_id, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert {"Ref": BOUNDARY_ID} not in resource["Properties"].get("ManagedPolicyArns", []), logical_id
+
+
+@pytest.mark.parametrize("tier_roles,conditions", list(tier_cases()))
+def test_shard_roles_are_created_only_on_the_shard_path_with_the_boundary(tier_roles, conditions):
+    creates = [s for s in tier_statements(conditions, tier_roles) if "iam:CreateRole" in as_list(s["Action"])]
+    assert len(creates) == 1
+    (create,) = creates
+    assert as_list(create["Action"]) == ["iam:CreateRole"]
+    assert as_list(create["Resource"]) == [SHARDS]
+    # Exactly this condition: a role can be created only with the stack's boundary.
+    assert create["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY}}
+    # Ref of an AWS::IAM::ManagedPolicy is its ARN, the value IAM compares.
+    assert RESOURCES[BOUNDARY_ID]["Type"] == "AWS::IAM::ManagedPolicy"
+
+
+@pytest.mark.parametrize("tier_roles,conditions", list(tier_cases()))
+def test_shard_trust_policies_are_read_and_written_only_on_the_shard_path(tier_roles, conditions):
+    configured = with_tiers(ADMIN_ROLE, [n for n in tier_roles if n])
+    on_roles = [
+        s for s in tier_statements(conditions, tier_roles)
+        if {"iam:GetRole", "iam:UpdateAssumeRolePolicy"} & set(as_list(s["Action"]))
+    ]
+    # Beyond the configured roles (shard 1 of each tier), the shard path and nothing else.
+    resources = {r for s in on_roles for r in as_list(s["Resource"])}
+    assert resources == configured | {SHARDS}
+    # The shard path only in the shard statements: create, read, write the trust policy.
+    for statement in tier_statements(conditions, tier_roles):
+        if SHARDS in as_list(statement["Resource"]):
+            assert as_list(statement["Resource"]) == [SHARDS], statement["Sid"]
+            assert set(as_list(statement["Action"])) <= {"iam:CreateRole", "iam:GetRole", "iam:UpdateAssumeRolePolicy"}
+    (shard_writes,) = [s for s in on_roles if as_list(s["Resource"]) == [SHARDS]]
+    assert sorted(as_list(shard_writes["Action"])) == ["iam:GetRole", "iam:UpdateAssumeRolePolicy"]
+    # Shard roles are found by listing (PathPrefix /eks-access-sync/): "*" is the only
+    # resource ListRoles takes, and it is granted alone there.
+    (lists,) = [s for s in tier_statements(conditions, tier_roles) if "iam:ListRoles" in as_list(s["Action"])]
+    assert as_list(lists["Action"]) == ["iam:ListRoles"]
+    assert as_list(lists["Resource"]) == ["*"]
+    assert "Condition" not in lists
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("tier_roles", TIER_ROLES_CASES, ids=["single-tier", "tiers"])
+def test_no_function_can_give_a_role_permissions_pass_delete_or_unbound_it(function_id, tier_roles):
+    role = function_props(function_id)["Role"]["Fn::GetAtt"][0]
+    for conditions in all_condition_values(tier_roles):
+        for _, doc in policy_documents(RESOURCES[role]):
+            for statement in resolve(doc, conditions, tier_roles)["Statement"]:
+                assert statement["Effect"] == "Allow" and "NotAction" not in statement, statement
+                for action in as_list(statement["Action"]):
+                    for forbidden in ROLE_POWER_ACTIONS:
+                        assert not fnmatch.fnmatchcase(forbidden.lower(), action.lower()), (action, forbidden)
+
+
+@pytest.mark.parametrize("tier_roles,conditions", list(tier_cases()))
+def test_role_conditions_use_only_keys_their_actions_support(tier_roles, conditions):
+    for statement in tier_statements(conditions, tier_roles):
+        actions = set(as_list(statement["Action"])) & set(ROLE_ACTION_CONDITION_KEYS)
+        if not actions:
+            continue
+        keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+        for action in actions:
+            assert keys <= ROLE_ACTION_CONDITION_KEYS[action], (statement["Sid"], action, keys)
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_functions_are_given_the_shard_boundary_arn(function_id):
+    variables = function_props(function_id)["Environment"]["Variables"]
+    # The same value the CreateRole condition requires.
+    assert variables["SHARD_PERMISSIONS_BOUNDARY"] == {"Ref": BOUNDARY_ID}
+    assert resolve(variables["SHARD_PERMISSIONS_BOUNDARY"], {}) == BOUNDARY
+
+
+def test_shard_roles_policy_is_the_function_roles_and_fits_the_managed_policy_quota():
+    policy = RESOURCES["ShardRolesPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    # Attached by FunctionRole's ManagedPolicyArns only (the role waits for it).
+    assert not {"Roles", "Users", "Groups"} & set(policy["Properties"])
+    holders = [
+        lid for lid, r in RESOURCES.items()
+        if {"Ref": "ShardRolesPolicy"} in r.get("Properties", {}).get("ManagedPolicyArns", [])
+    ]
+    assert holders == ["FunctionRole"]
+    assert policy_chars([policy["Properties"]["PolicyDocument"]], NO_TIER_ROLES) <= MANAGED_POLICY_MAX_CHARS
+
+
 # IAM: a role's inline policies together, whitespace excluded (not adjustable).
 ROLE_INLINE_POLICY_MAX_CHARS = 10_240
 # Lambda: a function's environment variables together, names and values.
@@ -546,20 +729,27 @@ SAMPLE = {
     "${AWS::AccountId}": "123456789012",
     "${AdminRoleName}": "eks-admin",
     "${aws:PrincipalAccount}": "${aws:PrincipalAccount}",
+    BOUNDARY: "arn:aws:iam::123456789012:policy/eks-access-sync-shard-boundary",
 }
 # CloudFormation's physical name of the table: <stack>-TrustLockTable-<suffix>.
 SAMPLE_TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/eks-access-sync-TrustLockTable-ABCDEFGHIJ12"
 
 
-def inline_policy_chars(tier_roles):
+def policy_chars(docs, tier_roles):
     conditions = {name: True for name in CONDITION_NAMES} | {"IsChinaPartition": False}
     total = 0
-    for _, doc in policy_documents(RESOURCES["FunctionRole"]):
+    for doc in docs:
         text = json.dumps(resolve(doc, conditions, tier_roles), separators=(",", ":"))
         for name, value in SAMPLE.items():
             text = text.replace(name, value)
         total += len(re.sub(r"GetAtt:[A-Za-z]+\.Arn", SAMPLE_TABLE, text))
     return total
+
+
+def inline_policy_chars(tier_roles):
+    # The shard-role statements are in a managed policy, outside this quota.
+    docs = [policy["PolicyDocument"] for policy in RESOURCES["FunctionRole"]["Properties"]["Policies"]]
+    return policy_chars(docs, tier_roles)
 
 
 def test_function_role_policies_fit_the_inline_quota_with_nine_tier_roles():
@@ -584,6 +774,9 @@ def test_environment_fits_lambdas_limit_with_the_largest_access_config(function_
             value = SAMPLE_TABLE.rsplit("/", 1)[1]
         elif name == "CLUSTER_REGIONS":
             value = "us-east-1"
+        elif name == "SHARD_PERMISSIONS_BOUNDARY":
+            # The longest policy ARN: a policy name holds at most 128 characters.
+            value = "arn:aws-cn:iam::123456789012:policy/" + "x" * 128
         elif isinstance(value, str):
             pass
         else:
@@ -771,8 +964,9 @@ def test_function_builds_its_binary_with_cargo_lambda(function_id, binary):
 @pytest.mark.parametrize("function_id", FUNCTIONS)
 def test_every_configuration_setting_reaches_the_function(function_id):
     variables = function_props(function_id)["Environment"]["Variables"]
-    # TRUST_LOCK_TABLE names the stack's own table, not a parameter (checked above).
-    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE", "ACCESS_EVENT_BUS"}
+    # TRUST_LOCK_TABLE names the stack's own table, SHARD_PERMISSIONS_BOUNDARY its own
+    # boundary policy, not parameters (both checked on their own).
+    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE", "ACCESS_EVENT_BUS", "SHARD_PERMISSIONS_BOUNDARY"}
     # Access events go to the default bus, the only one the role may put on.
     assert variables["ACCESS_EVENT_BUS"] == "default"
     for env, parameter in CONFIG_ENV.items():
