@@ -77,6 +77,21 @@ SHARDS = f"{P}:iam::${{AWS::AccountId}}:role{SHARD_PATH}*"
 # The deny-everything boundary they are created with (Ref of a managed policy is its ARN).
 BOUNDARY_ID = "ShardPermissionsBoundary"
 BOUNDARY = f"Ref:{BOUNDARY_ID}"
+# The admin role's shards (<AdminRoleName>-<k>) as CreateAccessEntry's eks:principalArn
+# names them: on the shard path only.
+ADMIN_SHARDS = f"{P}:iam::${{AWS::AccountId}}:role{SHARD_PATH}${{AdminRoleName}}-*"
+# Their access entries: the entry ARN carries the role's name without its path, and an
+# ARN pattern cannot say "digits", so R-* (documented in the template).
+ADMIN_SHARD_ENTRY = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/${{AWS::AccountId}}/${{AdminRoleName}}-*/*"
+# The actions on a shard's entry besides associating and disassociating the tier's
+# policy (one statement: create, and what a tier role's own entry is given).
+SHARD_ENTRY_ACTIONS = [
+    "eks:DescribeAccessEntry",
+    "eks:UpdateAccessEntry",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:DeleteAccessEntry",
+]
+ENTRY_ACTIONS = SHARD_ENTRY_ACTIONS + ["eks:AssociateAccessPolicy", "eks:DisassociateAccessPolicy"]
 
 # Every action the function role may take -> exactly the resources it may take it on.
 EXPECTED_FUNCTION_GRANTS = {
@@ -93,15 +108,17 @@ EXPECTED_FUNCTION_GRANTS = {
     "eks:DescribeCluster": {CLUSTERS},
     "eks:ListAccessEntries": {CLUSTERS},
     "eks:CreateAccessEntry": {CLUSTERS},
-    "eks:DescribeAccessEntry": {ADMIN_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
-    "eks:UpdateAccessEntry": {ADMIN_ENTRY},
+    # The admin role's entry and its shards' (ADMIN_SHARD_ENTRY) alike.
+    "eks:DescribeAccessEntry": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
+    "eks:UpdateAccessEntry": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY},
     # The access audit reads user entries' policies too.
-    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
-    "eks:AssociateAccessPolicy": {ADMIN_ENTRY},
+    "eks:ListAssociatedAccessPolicies": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY, ANY_ROLE_ENTRY, USER_ENTRY},
+    "eks:AssociateAccessPolicy": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY},
     # A tier's previous policy, when its policy changed (the four tier policies only).
-    "eks:DisassociateAccessPolicy": {ADMIN_ENTRY},
-    # Users' entries (offboarding); the admin role's own (re-created role).
-    "eks:DeleteAccessEntry": {ADMIN_ENTRY, USER_ENTRY},
+    "eks:DisassociateAccessPolicy": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY},
+    # Users' entries (offboarding); the admin role's own (re-created role) and its
+    # shards' (stale, or a retired tier's).
+    "eks:DeleteAccessEntry": {ADMIN_ENTRY, ADMIN_SHARD_ENTRY, USER_ENTRY},
     "logs:CreateLogStream": set(LOGS),
     "logs:PutLogEvents": set(LOGS),
     "sqs:SendMessage": {"GetAtt:FailureQueue.Arn"},
@@ -332,34 +349,37 @@ def test_only_the_admin_role_and_shard_roles_trust_policies_are_writable(conditi
 
 def test_eks_writes_carry_the_cluster_tag_condition_with_the_default_tag():
     conditions = {name: True for name in CONDITION_NAMES}
-    by_action = {}
+    checked = set()
     for statement in statements("FunctionRole", conditions):
-        for action in as_list(statement["Action"]):
-            by_action[action] = statement
-    for action in ("eks:ListAccessEntries", "eks:CreateAccessEntry"):
-        condition = by_action[action]["Condition"]
-        assert condition["StringEquals"] == TAG_CONDITION["StringEquals"], action
+        for action in {"eks:ListAccessEntries", "eks:CreateAccessEntry"} & set(as_list(statement["Action"])):
+            # The admin role's entry and its shards' (two CreateAccessEntry statements).
+            assert statement["Condition"]["StringEquals"] == TAG_CONDITION["StringEquals"], statement["Sid"]
+            checked.add(action)
+    assert checked == {"eks:ListAccessEntries", "eks:CreateAccessEntry"}
     for statement in statements("AdminRole", conditions):
         assert statement["Condition"] == TAG_CONDITION
 
 
 def test_access_entries_are_created_only_for_the_admin_role_with_the_admin_policy():
     for conditions in all_condition_values():
-        by_action = {}
-        for statement in statements("FunctionRole", conditions):
-            for action in as_list(statement["Action"]):
-                by_action[action] = statement
-        create = by_action["eks:CreateAccessEntry"]["Condition"]["StringLike"]["eks:principalArn"]
-        assert sorted(create) == sorted(ADMIN_ROLE)
-        associate = by_action["eks:AssociateAccessPolicy"]["Condition"]["StringEquals"]
-        if conditions["HasAccessConfig"]:
-            # The configuration's tiers: the four policies it accepts, either scope.
-            assert associate == TIER_ASSOCIATE_CONDITION
-        else:
-            assert associate == {
-                "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-                "eks:accessScope": "cluster",
-            }
+        creates = [s for s in statements("FunctionRole", conditions) if "eks:CreateAccessEntry" in as_list(s["Action"])]
+        principals = [p for s in creates for p in as_list(s["Condition"]["StringLike"]["eks:principalArn"])]
+        # The admin role (any path), and its shards on the shard path.
+        assert sorted(principals) == sorted(ADMIN_ROLE + [ADMIN_SHARDS])
+        associates = [
+            s for s in statements("FunctionRole", conditions) if "eks:AssociateAccessPolicy" in as_list(s["Action"])
+        ]
+        assert len(associates) == 2
+        for statement in associates:
+            associate = statement["Condition"]["StringEquals"]
+            if conditions["HasAccessConfig"]:
+                # The configuration's tiers: the four policies it accepts, either scope.
+                assert associate == TIER_ASSOCIATE_CONDITION
+            else:
+                assert associate == {
+                    "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                    "eks:accessScope": "cluster",
+                }
 
 
 TIER_ASSOCIATE_CONDITION = {
@@ -371,17 +391,21 @@ TIER_ASSOCIATE_CONDITION = {
 }
 
 
-def test_the_only_role_entry_that_may_be_deleted_is_the_admin_roles():
+def test_the_only_role_entries_that_may_be_deleted_are_the_admin_roles_and_its_shards():
     for conditions in all_condition_values():
         deletes = [
             s for s in statements("FunctionRole", conditions) if "eks:DeleteAccessEntry" in as_list(s["Action"])
         ]
         role_entries = [r for s in deletes for r in as_list(s["Resource"]) if "/role/" in r]
-        assert role_entries == [ADMIN_ENTRY]
+        assert sorted(role_entries) == sorted([ADMIN_ENTRY, ADMIN_SHARD_ENTRY])
         for s in deletes:
             if ADMIN_ENTRY in as_list(s["Resource"]):
                 assert as_list(s["Action"]) == ["eks:DeleteAccessEntry"], s
                 assert as_list(s["Resource"]) == [ADMIN_ENTRY], s
+            if ADMIN_SHARD_ENTRY in as_list(s["Resource"]):
+                # The shards' entries: the same actions as the admin role's own, in one statement.
+                assert sorted(as_list(s["Action"])) == sorted(SHARD_ENTRY_ACTIONS), s
+                assert as_list(s["Resource"]) == [ADMIN_SHARD_ENTRY], s
 
 
 # --------------------------------------------------------------------------
@@ -479,8 +503,9 @@ def test_every_list_naming_the_admin_role_names_the_tier_roles_and_nothing_more(
                 # A list that does not name the admin role names no tier role either.
                 assert not any(n in v for v in values for n in TIER_ROLES), (where, statement["Sid"])
     # Trust policy, lease, CreateAccessEntry's principal, and the entries managed,
-    # deleted, associated and disassociated.
-    assert naming_admin == 7
+    # deleted, associated and disassociated; the shards' principal, and their
+    # entries managed (and deleted), associated and disassociated.
+    assert naming_admin == 11
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
@@ -494,9 +519,11 @@ def test_function_role_grants_with_tier_roles(conditions):
         for action, resources in EXPECTED_FUNCTION_GRANTS.items()
     }
     assert got == expected
-    by_action = {a: s for s in tier_statements(conditions) for a in as_list(s["Action"])}
-    create = by_action["eks:CreateAccessEntry"]["Condition"]["StringLike"]["eks:principalArn"]
-    assert set(create) == with_tiers(ADMIN_ROLE)
+    create = [
+        p for s in tier_statements(conditions) if "eks:CreateAccessEntry" in as_list(s["Action"])
+        for p in as_list(s["Condition"]["StringLike"]["eks:principalArn"])
+    ]
+    assert sorted(create) == sorted(with_tiers(ADMIN_ROLE + [ADMIN_SHARDS]))
     (lease,) = [s for s in tier_statements(conditions) if s["Resource"] == LOCK_TABLE]
     assert lease["Condition"] == {
         "ForAllValues:StringEquals": {
@@ -509,16 +536,20 @@ def test_function_role_grants_with_tier_roles(conditions):
 
 @pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
 def test_tier_roles_entries_get_the_four_tier_policies_only_with_an_access_config(conditions):
-    (associate,) = [s for s in tier_statements(conditions) if "eks:AssociateAccessPolicy" in as_list(s["Action"])]
-    assert as_list(associate["Action"]) == ["eks:AssociateAccessPolicy"]
-    assert set(as_list(associate["Resource"])) == with_tiers([ADMIN_ENTRY])
-    if conditions["HasAccessConfig"]:
-        assert associate["Condition"] == {"StringEquals": TIER_ASSOCIATE_CONDITION}
-    else:
-        assert associate["Condition"] == {"StringEquals": {
-            "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-            "eks:accessScope": "cluster",
-        }}
+    # The tier roles' entries, and their shards' (a statement of ShardRolesPolicy).
+    associates = [s for s in tier_statements(conditions) if "eks:AssociateAccessPolicy" in as_list(s["Action"])]
+    assert sorted(sorted(as_list(s["Resource"])) for s in associates) == sorted(
+        [sorted(with_tiers([ADMIN_ENTRY])), sorted(with_tiers([ADMIN_SHARD_ENTRY]))]
+    )
+    for associate in associates:
+        assert as_list(associate["Action"]) == ["eks:AssociateAccessPolicy"]
+        if conditions["HasAccessConfig"]:
+            assert associate["Condition"] == {"StringEquals": TIER_ASSOCIATE_CONDITION}
+        else:
+            assert associate["Condition"] == {"StringEquals": {
+                "eks:policyArn": f"{P}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                "eks:accessScope": "cluster",
+            }}
 
 
 @pytest.mark.parametrize("tier_roles", [NO_TIER_ROLES, TIER_ROLES], ids=["single-tier", "tiers"])
@@ -536,13 +567,14 @@ def test_any_role_entry_is_readable_but_only_tier_role_entries_are_deletable(tie
                 continue
             for resource in as_list(statement["Resource"]):
                 assert "/role/*/" not in resource.split(":access-entry/")[-1], statement["Sid"]
-        # Deleting: the admin role's and the configured tier roles' entries only.
+        # Deleting: the admin role's and the configured tier roles' entries, and
+        # their shards' (R-*), only.
         deletable = {
             r for s in statements_ if "eks:DeleteAccessEntry" in as_list(s["Action"])
             for r in as_list(s["Resource"]) if "/role/" in r
         }
         names = [n for n in tier_roles if n]
-        assert deletable == with_tiers([ADMIN_ENTRY], names)
+        assert deletable == with_tiers([ADMIN_ENTRY, ADMIN_SHARD_ENTRY], names)
 
 
 def test_iam_event_users_groups_are_readable():
@@ -699,6 +731,61 @@ def test_role_conditions_use_only_keys_their_actions_support(tier_roles, conditi
             assert keys <= ROLE_ACTION_CONDITION_KEYS[action], (statement["Sid"], action, keys)
 
 
+def configured_roles(tier_roles):
+    """R for each tier: the admin role, then the tier roles (as the ARNs name them)."""
+    return ["${AdminRoleName}"] + [n for n in tier_roles if n]
+
+
+@pytest.mark.parametrize("tier_roles,conditions", list(tier_cases()))
+def test_shard_roles_access_entries_are_created_on_the_shard_path_only(tier_roles, conditions):
+    names = [n for n in tier_roles if n]
+    creates = [s for s in tier_statements(conditions, tier_roles) if "eks:CreateAccessEntry" in as_list(s["Action"])]
+    principals = [p for s in creates for p in as_list(s["Condition"]["StringLike"]["eks:principalArn"])]
+    # Each tier's role R: R itself (any path) and its shards R-<k>, on the shard path.
+    for role in configured_roles(tier_roles):
+        assert f"{P}:iam::${{AWS::AccountId}}:role{SHARD_PATH}{role}-*" in principals, role
+    assert sorted(principals) == sorted(with_tiers(ADMIN_ROLE + [ADMIN_SHARDS], names))
+    # Nothing broader: every pattern names one configured role, or its shards.
+    allowed = {role: re.escape(role) for role in configured_roles(tier_roles)}
+    shapes = "|".join(rf"{r}|\*/{r}|eks-access-sync/{r}-\*" for r in allowed.values())
+    for principal in principals:
+        assert principal.startswith(f"{P}:iam::${{AWS::AccountId}}:role/"), principal
+        path_and_name = principal.split(":role/", 1)[1]
+        assert path_and_name not in ("*", "*/*", "eks-access-sync/*"), principal
+        assert re.fullmatch(shapes, path_and_name), principal
+    # On the account's clusters, with the cluster tag condition as for R's own entry.
+    for statement in creates:
+        assert as_list(statement["Action"]) == ["eks:CreateAccessEntry"]
+        assert as_list(statement["Resource"]) == [CLUSTERS]
+        if conditions["ClusterTagIsDefault"]:
+            assert statement["Condition"]["StringEquals"] == TAG_CONDITION["StringEquals"]
+        else:
+            assert set(statement["Condition"]) == {"StringLike"}
+
+
+@pytest.mark.parametrize("tier_roles,conditions", list(tier_cases()))
+def test_every_access_entry_action_reaches_each_tier_roles_shards_entries(tier_roles, conditions):
+    names = [n for n in tier_roles if n]
+    statements_ = list(tier_statements(conditions, tier_roles))
+    for action in ENTRY_ACTIONS:
+        on_action = [s for s in statements_ if action in as_list(s["Action"])]
+        # ANY_ROLE_ENTRY: Describe and ListAssociatedAccessPolicies on any role (read only).
+        entries = {r for s in on_action for r in as_list(s["Resource"]) if "/role/" in r} - {ANY_ROLE_ENTRY}
+        for role in configured_roles(tier_roles):
+            shard_entry = f"{P}:eks:*:${{AWS::AccountId}}:access-entry/*/role/${{AWS::AccountId}}/{role}-*/*"
+            assert shard_entry in entries, (action, role)
+        assert entries == with_tiers([ADMIN_ENTRY, ADMIN_SHARD_ENTRY], names), action
+        # The role name is R or R-*: no wildcard account or name.
+        for entry in entries:
+            account, name = entry.split(":access-entry/*/role/", 1)[1].split("/", 1)
+            assert account == "${AWS::AccountId}", entry
+            assert name in {f"{r}{suffix}" for r in configured_roles(tier_roles) for suffix in ("/*", "-*/*")}, entry
+        # The shards' policy changes are conditioned as R's own.
+        if action in ("eks:AssociateAccessPolicy", "eks:DisassociateAccessPolicy"):
+            assert len(on_action) == 2
+            assert on_action[0]["Condition"] == on_action[1]["Condition"], action
+
+
 @pytest.mark.parametrize("function_id", FUNCTIONS)
 def test_functions_are_given_the_shard_boundary_arn(function_id):
     variables = function_props(function_id)["Environment"]["Variables"]
@@ -717,7 +804,12 @@ def test_shard_roles_policy_is_the_function_roles_and_fits_the_managed_policy_qu
         if {"Ref": "ShardRolesPolicy"} in r.get("Properties", {}).get("ManagedPolicyArns", [])
     ]
     assert holders == ["FunctionRole"]
-    assert policy_chars([policy["Properties"]["PolicyDocument"]], NO_TIER_ROLES) <= MANAGED_POLICY_MAX_CHARS
+    # It names each tier role in four lists (the shards' access entries): measured as
+    # the inline policies are, with nine tier roles (README "Limits").
+    assert managed_policy_chars(NO_TIER_ROLES) < 2300
+    assert managed_policy_chars(NINE_TIER_ROLES) <= MANAGED_POLICY_MAX_CHARS
+    per_role = (managed_policy_chars(NINE_TIER_ROLES) - managed_policy_chars(NO_TIER_ROLES)) / 9
+    assert 300 < per_role < 450, per_role
 
 
 # IAM: a role's inline policies together, whitespace excluded (not adjustable).
@@ -752,13 +844,20 @@ def inline_policy_chars(tier_roles):
     return policy_chars(docs, tier_roles)
 
 
+def managed_policy_chars(tier_roles):
+    return policy_chars([RESOURCES["ShardRolesPolicy"]["Properties"]["PolicyDocument"]], tier_roles)
+
+
+# README "Limits": nine tier roles of about 11 characters fit.
+NINE_TIER_ROLES = [f"eks-tier-{i:02d}" for i in range(9)]
+
+
 def test_function_role_policies_fit_the_inline_quota_with_nine_tier_roles():
     # Each tier role adds about 620 characters (its name in seven lists); README
     # "Limits" gives the number of tier roles that fit.
     assert inline_policy_chars(NO_TIER_ROLES) < 4200
-    nine = [f"eks-tier-{i:02d}" for i in range(9)]
-    assert inline_policy_chars(nine) <= ROLE_INLINE_POLICY_MAX_CHARS
-    per_role = (inline_policy_chars(nine) - inline_policy_chars(NO_TIER_ROLES)) / 9
+    assert inline_policy_chars(NINE_TIER_ROLES) <= ROLE_INLINE_POLICY_MAX_CHARS
+    per_role = (inline_policy_chars(NINE_TIER_ROLES) - inline_policy_chars(NO_TIER_ROLES)) / 9
     assert 500 < per_role < 700, per_role
 
 
