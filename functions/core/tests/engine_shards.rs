@@ -58,7 +58,11 @@ fn roles(w: &World) -> Vec<(String, BTreeSet<String>, usize)> {
         .shards()
         .into_iter()
         .map(|(n, doc)| {
-            let k = n.rsplit('-').next().and_then(|k| k.parse().ok()).expect("k");
+            let k = n
+                .rsplit('-')
+                .next()
+                .and_then(|k| k.parse().ok())
+                .expect("k");
             (k, n, doc)
         })
         .collect();
@@ -85,7 +89,11 @@ async fn a_tier_past_the_quota_is_spread_over_shards_mapped_on_every_cluster() {
     let r = w.engine.apply_full(&Scope::all()).await;
     assert!(r.succeeded(), "{r:#?}");
     let all = roles(&w);
-    assert!(all.len() >= 5, "200 users need several roles: {}", all.len());
+    assert!(
+        all.len() >= 5,
+        "200 users need several roles: {}",
+        all.len()
+    );
     let mut seen = BTreeSet::new();
     for (n, members, size) in &all {
         assert!(*size <= 2048, "{n}: {size}");
@@ -109,18 +117,32 @@ async fn a_tier_past_the_quota_is_spread_over_shards_mapped_on_every_cluster() {
     assert_eq!(t.members, 200);
     assert_eq!(t.roles.len(), all.len());
     assert_eq!(t.trust_policy.added.len(), 200);
-    assert!(t.roles.iter().skip(1).all(|u| u.created && u.max_chars == 2048));
+    assert!(
+        t.roles
+            .iter()
+            .skip(1)
+            .all(|u| u.created && u.max_chars == 2048)
+    );
     // Every role mapped: aws-auth (without path) and access entries (with it).
     let map_roles = &w.kube.data("c1").expect("aws-auth")["mapRoles"];
     let entries = w.eks.entries("c4");
     for (n, _, _) in &all {
-        assert!(map_roles.contains(&format!(":role/{n}\"")), "{n} not in aws-auth:\n{map_roles}");
+        assert!(
+            map_roles.contains(&format!(":role/{n}\"")),
+            "{n} not in aws-auth:\n{map_roles}"
+        );
         if n != ROLE_NAME {
             let arn = format!("arn:aws:iam::{ACCOUNT}:role/eks-access-sync/{n}");
-            assert!(entries.contains_key(&arn), "{arn} has no access entry: {entries:?}");
+            assert!(
+                entries.contains_key(&arn),
+                "{arn} has no access entry: {entries:?}"
+            );
         }
     }
-    assert!(!map_roles.contains("/eks-access-sync/"), "aws-auth rolearn carries no path");
+    assert!(
+        !map_roles.contains("/eks-access-sync/"),
+        "aws-auth rolearn carries no path"
+    );
 
     // In sync: a second run writes and creates nothing.
     let writes = total_writes(&w) + w.iam.shard_writes().len();
@@ -190,7 +212,10 @@ async fn a_new_member_takes_the_first_hole_then_a_new_shard_when_all_are_full() 
     let all = roles(&w);
     assert_eq!(all.len(), n_roles + 1);
     assert!(all.iter().all(|(_, _, s)| *s <= 2048));
-    assert_eq!(holder(&w, &name(i)), [format!("{ROLE_NAME}-{}", n_roles + 1)]);
+    assert_eq!(
+        holder(&w, &name(i)),
+        [format!("{ROLE_NAME}-{}", n_roles + 1)]
+    );
     // The new shard is mapped on the clusters by the same event.
     let map_roles = &w.kube.data("c1").expect("aws-auth")["mapRoles"];
     assert!(map_roles.contains(&format!(":role/{ROLE_NAME}-{}\"", n_roles + 1)));
@@ -225,5 +250,10 @@ async fn a_dry_run_creates_nothing_and_shows_the_shards() {
     assert!(w.iam.created().is_empty());
     assert_eq!(w.iam.writes(), 0);
     assert!(!plan.tiers[0].shards.is_empty(), "{plan:#?}");
-    assert!(plan.tiers[0].shards.iter().all(|s| s.before.is_empty() && s.after.is_some()));
+    assert!(
+        plan.tiers[0]
+            .shards
+            .iter()
+            .all(|s| s.before.is_empty() && s.after.is_some())
+    );
 }

@@ -282,8 +282,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         };
         let writes = mode.is_apply() && !scope.skip_trust_policy;
         let touches = vec![true; self.config.access.tiers.len()];
-        self.run(Box::pin(input), touches, writes, scope, mode, Cause::reconcile())
-            .await
+        self.run(
+            Box::pin(input),
+            touches,
+            writes,
+            scope,
+            mode,
+            Cause::reconcile(),
+        )
+        .await
     }
 
     /// An IAM event, optionally as a dry run. The user is re-read: the event only
@@ -345,8 +352,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             skip_bindings: true,
             ..Scope::all()
         };
-        self.run(Box::pin(input), touches, mode.is_apply(), &scope, mode, cause)
-            .await
+        self.run(
+            Box::pin(input),
+            touches,
+            mode.is_apply(),
+            &scope,
+            mode,
+            cause,
+        )
+        .await
     }
 
     /// The event's user, re-read, with their groups when a tier the event touches

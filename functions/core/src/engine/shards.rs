@@ -146,8 +146,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 note_changes(report, &shard_plan);
                 if mode.is_apply() {
                     let (added, removed) = (shard_plan.added.len(), shard_plan.removed.len());
-                    work.updates
-                        .push((role.arn.name(), PendingWrite::new(doc.clone(), added, removed)));
+                    work.updates.push((
+                        role.arn.name(),
+                        PendingWrite::new(doc.clone(), added, removed),
+                    ));
                 }
                 plan.shards.push(shard_plan);
                 work.goal.push(role.clone());
@@ -227,8 +229,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 // Shards are rebuilt from the tier role's statement: sized on it.
                 let mut docs = vec![roles.base.trust_policy.as_str()];
                 docs.extend(std::iter::repeat_n(skeleton.as_str(), n));
-                let Distribution { roles: per_role, new_shards } =
-                    distribute(&docs, &current, desired, &skeleton, opts)?;
+                let Distribution {
+                    roles: per_role,
+                    new_shards,
+                } = distribute(&docs, &current, desired, &skeleton, opts)?;
                 let mut per_role = per_role.into_iter();
                 split.base = per_role.next().map(PrincipalChange::Set);
                 for (i, ((_, r), members)) in roles.shards.iter().zip(per_role).enumerate() {
@@ -238,7 +242,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     }
                 }
                 for members in new_shards {
-                    split.new_shards.push(shard_document(&skeleton, &members, opts)?);
+                    split
+                        .new_shards
+                        .push(shard_document(&skeleton, &members, opts)?);
                 }
             }
             PrincipalChange::Add(arn) => {
@@ -253,9 +259,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                         let e = edit_trust_policy(&r.trust_policy, change, opts)?;
                         split.shards[i - 1] = e.after;
                     }
-                    Some(_) => split
-                        .new_shards
-                        .push(shard_document(&skeleton, &BTreeSet::from([arn.clone()]), opts)?),
+                    Some(_) => split.new_shards.push(shard_document(
+                        &skeleton,
+                        &BTreeSet::from([arn.clone()]),
+                        opts,
+                    )?),
                 }
             }
             PrincipalChange::RemoveArn(_) | PrincipalChange::RemoveName { .. } => {

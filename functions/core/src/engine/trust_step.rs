@@ -55,7 +55,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         touches: &[bool],
         writes: bool,
         input: impl Future<Output = RunInput>,
-    ) -> (Vec<TrustLease>, RunInput, Vec<Option<Result<TierRoles, Error>>>) {
+    ) -> (
+        Vec<TrustLease>,
+        RunInput,
+        Vec<Option<Result<TierRoles, Error>>>,
+    ) {
         let tiers = &self.config.access.tiers;
         let touched = |i: usize| touches.get(i).copied().unwrap_or(false);
         let leases = futures::future::join_all(
@@ -301,7 +305,11 @@ pub(super) fn write_failed(
         Some(e) => format!("{e}; {message}"),
         None => message,
     });
-    for u in report.roles.iter_mut().filter(|u| u.role_name == role.as_str()) {
+    for u in report
+        .roles
+        .iter_mut()
+        .filter(|u| u.role_name == role.as_str())
+    {
         u.changed = false;
         if u.created {
             u.members = 0;

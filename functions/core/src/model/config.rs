@@ -285,14 +285,16 @@ fn lookup_boundary(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<String
         return Ok(None);
     };
     let arn = v.trim();
-    let ok = arn.starts_with("arn:") && arn.split(':').nth(2) == Some("iam") && arn.contains(":policy/");
+    let ok =
+        arn.starts_with("arn:") && arn.split(':').nth(2) == Some("iam") && arn.contains(":policy/");
     if ok {
         Ok(Some(arn.to_owned()))
     } else {
         Err(ConfigError::Invalid {
             var: "SHARD_PERMISSIONS_BOUNDARY",
             value: v.clone(),
-            expected: "the ARN of an IAM managed policy (arn:aws:iam::123456789012:policy/name)".into(),
+            expected: "the ARN of an IAM managed policy (arn:aws:iam::123456789012:policy/name)"
+                .into(),
         })
     }
 }

@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use crate::model::arn::RoleArn;
 use crate::model::tiers::Tier;
-use crate::policy::shards::{SHARD_PATH, shard_index};
 use crate::policy::accessentry::AccessEntryView;
 use crate::policy::awsauth::{MAP_ROLES, MAP_USERS, parse_entries};
 use crate::policy::desired::IamUser;
+use crate::policy::shards::{SHARD_PATH, shard_index};
 
 /// How a principal reaches the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +146,10 @@ fn role_reason(dir: &Directory<'_>, arn: &str, groups: &[String]) -> String {
     for t in dir.tiers {
         match shard_index(&t.role, name) {
             Some(1) => return format!("tier {}", t.name),
-            Some(k) if shard_path || find_role(dir, arn).is_some_and(|(a, _)| a.path() == SHARD_PATH) => {
+            Some(k)
+                if shard_path
+                    || find_role(dir, arn).is_some_and(|(a, _)| a.path() == SHARD_PATH) =>
+            {
                 return format!("tier {} (shard {k})", t.name);
             }
             _ => {}

@@ -212,12 +212,27 @@ impl World {
         role: &str,
         session: &str,
     ) -> Result<Credentials, String> {
+        self.assume_arn(
+            user,
+            &format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}"),
+            session,
+        )
+        .await
+    }
+
+    /// [`World::assume`] by the role's full ARN (with its path).
+    pub async fn assume_arn(
+        &self,
+        user: &Credentials,
+        role_arn: &str,
+        session: &str,
+    ) -> Result<Credentials, String> {
         use aws_sdk_sts::error::ProvideErrorMetadata as _;
         let conf = sdk_config(&self.sb, user.clone()).await;
         let sts = aws_sdk_sts::Client::new(&conf);
         match sts
             .assume_role()
-            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}"))
+            .role_arn(role_arn)
             .role_session_name(session)
             .send()
             .await

@@ -294,13 +294,15 @@ fn unique_id(id: &Identity) -> &str {
 /// The caller's access entry. As in EKS, an entry that recorded its principal's unique
 /// ID matches only a caller with that ID: after the role was deleted and re-created
 /// under the same name (new ID) the entry matches nobody (containers-roadmap #2441),
-/// and `API_AND_CONFIG_MAP` falls back to aws-auth, which maps by ARN.
+/// and `API_AND_CONFIG_MAP` falls back to aws-auth, which maps by ARN. An entry's
+/// role ARN may carry the role's path (EKS user guide, "Create access entries"): it
+/// names the role all the same, so the entry is matched on its canonical ARN.
 fn from_access_entry(cluster: &Cluster, id: &Identity) -> Option<Result<UserInfo, String>> {
     let key = id.canonical_arn.to_ascii_lowercase();
     let entry = cluster
         .access_entries
         .iter()
-        .find(|(k, _)| k.to_ascii_lowercase() == key)
+        .find(|(k, _)| canonicalize(k).to_ascii_lowercase() == key)
         .map(|(_, e)| e)
         .filter(|e| {
             e.principal_id
@@ -475,7 +477,11 @@ mod tests {
     }
 
     fn cluster_with_entry(mode: AuthMode, stored_id: &str) -> Cluster {
-        let principal = "arn:aws:iam::123456789012:role/Admin".to_string();
+        cluster_with_entry_for("arn:aws:iam::123456789012:role/Admin", mode, stored_id)
+    }
+
+    fn cluster_with_entry_for(principal: &str, mode: AuthMode, stored_id: &str) -> Cluster {
+        let principal = principal.to_string();
         let entry = crate::state::AccessEntry {
             principal_arn: principal.clone(),
             username: "admin:{{SessionName}}".into(),
@@ -514,6 +520,19 @@ mod tests {
             "ASIAKEY",
         )
         .expect("identity")
+    }
+
+    #[test]
+    fn an_entry_naming_the_role_with_its_path_matches_its_sessions() {
+        let c = cluster_with_entry_for(
+            "arn:aws:iam::123456789012:role/eks-access-sync/Admin",
+            AuthMode::Api,
+            "AROAOLD",
+        );
+        let user = map_identity(&c, &session_of("AROAOLD")).expect("the role, with its path");
+        assert_eq!(user.username, "admin:alice");
+        let err = map_identity(&c, &session_of("AROANEW")).expect_err("another role");
+        assert!(err.contains("is not mapped"), "{err}");
     }
 
     #[test]

@@ -135,7 +135,10 @@ where
 }
 
 /// A role as IAM describes it (`GetRole`, `ListRoles`, `CreateRole`).
-fn role_info(operation: &'static str, role: &aws_sdk_iam::types::Role) -> Result<RoleInfo, IamError> {
+fn role_info(
+    operation: &'static str,
+    role: &aws_sdk_iam::types::Role,
+) -> Result<RoleInfo, IamError> {
     let invalid = |message: String| IamError::InvalidResponse { operation, message };
     let arn: RoleArn = role
         .arn()
@@ -146,7 +149,8 @@ fn role_info(operation: &'static str, role: &aws_sdk_iam::types::Role) -> Result
         .ok_or_else(|| invalid("role has no trust policy".into()))?;
     Ok(RoleInfo {
         arn,
-        trust_policy: decode_policy_document(raw).map_err(|e| invalid(format!("trust policy: {e}")))?,
+        trust_policy: decode_policy_document(raw)
+            .map_err(|e| invalid(format!("trust policy: {e}")))?,
         role_id: role.role_id().to_owned(),
         create_date: Timestamp::from_unix_nanos(role.create_date().as_nanos()),
     })
@@ -403,7 +407,9 @@ impl IamApi for SdkIam {
                 .path(SHARD_PATH)
                 .assume_role_policy_document(document)
                 .set_permissions_boundary(boundary.map(str::to_owned))
-                .description("eks-access-sync: a shard of a tier role (members past one trust policy)")
+                .description(
+                    "eks-access-sync: a shard of a tier role (members past one trust policy)",
+                )
                 .max_session_duration(3600)
                 .send()
                 .await
@@ -422,14 +428,16 @@ impl IamApi for SdkIam {
         })
         .await;
         match r {
-            Ok(()) => created
-                .into_inner()
-                .ok()
-                .flatten()
-                .ok_or_else(|| IamError::InvalidResponse {
-                    operation: "CreateRole",
-                    message: "no role in response".into(),
-                }),
+            Ok(()) => {
+                created
+                    .into_inner()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| IamError::InvalidResponse {
+                        operation: "CreateRole",
+                        message: "no role in response".into(),
+                    })
+            }
             Err(e) if e.code() == Some("EntityAlreadyExists") => {
                 let existing = self.get_role(name).await?;
                 if existing.arn.path() != SHARD_PATH {

@@ -65,13 +65,27 @@ fn shard_names_and_indexes() {
     assert_eq!(shard_index(&base, "EKS-View"), Some(1));
     assert_eq!(shard_index(&base, "eks-view-2"), Some(2));
     assert_eq!(shard_index(&base, "eks-VIEW-140"), Some(140));
-    for other in ["eks-view-1", "eks-view-02", "eks-view-", "eks-view-x", "eks-view-2a", "eks-viewer-2", "eks-vie"] {
+    for other in [
+        "eks-view-1",
+        "eks-view-02",
+        "eks-view-",
+        "eks-view-x",
+        "eks-view-2a",
+        "eks-viewer-2",
+        "eks-vie",
+    ] {
         assert_eq!(shard_index(&base, other), None, "{other}");
     }
-    assert_eq!(shard_name(&base, 7).map(|n| n.to_string()).as_deref(), Some("eks-view-7"));
+    assert_eq!(
+        shard_name(&base, 7).map(|n| n.to_string()).as_deref(),
+        Some("eks-view-7")
+    );
     let long: RoleName = "r".repeat(62).parse().expect("name");
     assert!(shard_name(&long, 9).is_some());
-    assert!(shard_name(&long, 10).is_none(), "65 characters is not a role name");
+    assert!(
+        shard_name(&long, 10).is_none(),
+        "65 characters is not a role name"
+    );
 }
 
 #[test]
@@ -80,9 +94,15 @@ fn the_skeleton_keeps_our_statement_and_its_conditions_only() {
     let v: Value = serde_json::from_str(&sk).expect("json");
     let stmts = v["Statement"].as_array().expect("list");
     assert_eq!(stmts.len(), 1, "the CI statement is not copied: {sk}");
-    assert_eq!(stmts[0]["Condition"]["Bool"]["aws:MultiFactorAuthPresent"], "true");
+    assert_eq!(
+        stmts[0]["Condition"]["Bool"]["aws:MultiFactorAuthPresent"],
+        "true"
+    );
     let doc = shard_document(&sk, &users(5..7), &opts(2048)).expect("doc");
-    assert_eq!(principals(&doc), users(5..7).iter().map(|u| u.to_string()).collect());
+    assert_eq!(
+        principals(&doc),
+        users(5..7).iter().map(|u| u.to_string()).collect()
+    );
     assert!(doc.contains("aws:MultiFactorAuthPresent"), "{doc}");
     assert!(!doc.contains("role/ci"), "{doc}");
     // No managed statement in the tier role: a shard still gets exactly its members.
@@ -126,10 +146,17 @@ fn five_thousand_members_fill_shards_within_the_quota_exactly_once_each() {
             let mut more = m.clone();
             more.insert(next.clone());
             if i + 1 < all.len() {
-                assert!(shard_document(&sk, &more, &o).is_err(), "shard {i} had room");
+                assert!(
+                    shard_document(&sk, &more, &o).is_err(),
+                    "shard {i} had room"
+                );
             }
         }
-        assert!(all.len() > 5000 / (max / 40), "{} roles at {max}", all.len());
+        assert!(
+            all.len() > 5000 / (max / 40),
+            "{} roles at {max}",
+            all.len()
+        );
     }
 }
 
@@ -151,12 +178,20 @@ fn members_stay_where_they_are_and_newcomers_fill_the_holes() {
     for (i, (before, after)) in current.iter().zip(&again.roles).enumerate() {
         for p in before {
             let stays = desired.iter().any(|d| d.as_str() == p);
-            assert_eq!(after.iter().any(|a| a.as_str() == p), stays, "role {i}: {p}");
+            assert_eq!(
+                after.iter().any(|a| a.as_str() == p),
+                stays,
+                "role {i}: {p}"
+            );
         }
     }
     let holder = |u: &UserArn| again.roles.iter().position(|m| m.contains(u));
     let was = |u: &UserArn| current.iter().position(|m| m.contains(u.as_str()));
-    assert_eq!(holder(&user(100)), was(&user(10)), "the first hole is refilled first");
+    assert_eq!(
+        holder(&user(100)),
+        was(&user(10)),
+        "the first hole is refilled first"
+    );
     assert_eq!(holder(&user(101)), was(&user(60)));
     // And in sync: the same input plans the same roles.
     let finals2 = finals(&refs, &again, &sk, &o);
@@ -199,33 +234,57 @@ fn one_event_goes_to_the_first_role_with_room() {
     let all = finals(&[&doc], &d, &sk, &o);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let mut current: Vec<BTreeSet<String>> = all.iter().map(|f| principals(f)).collect();
-    assert_eq!(place_one(&refs, &current, &user(5), &o).expect("ok"), None, "already in");
-    let upper: UserArn = user(5).as_str().replace("engineer", "ENGINEER").parse().expect("arn");
-    assert_eq!(place_one(&refs, &current, &upper, &o).expect("ok"), None, "case ignored");
+    assert_eq!(
+        place_one(&refs, &current, &user(5), &o).expect("ok"),
+        None,
+        "already in"
+    );
+    let upper: UserArn = user(5)
+        .as_str()
+        .replace("engineer", "ENGINEER")
+        .parse()
+        .expect("arn");
+    assert_eq!(
+        place_one(&refs, &current, &upper, &o).expect("ok"),
+        None,
+        "case ignored"
+    );
     // Newcomers go to the last shard (the only one with room) until it is full too.
     let mut docs = all.clone();
     let last = docs.len() - 1;
     let mut j = 900;
     loop {
         let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-        let at = place_one(&refs, &current, &user(j), &o).expect("ok").expect("placed");
+        let at = place_one(&refs, &current, &user(j), &o)
+            .expect("ok")
+            .expect("placed");
         if at == docs.len() {
             break;
         }
         assert_eq!(at, last, "user {j}");
         current[at].insert(user(j).to_string());
-        let members = current[at].iter().map(|p| p.parse().expect("arn")).collect();
+        let members = current[at]
+            .iter()
+            .map(|p| p.parse().expect("arn"))
+            .collect();
         docs[at] = shard_document(&sk, &members, &o).expect("fits");
         j += 1;
     }
     assert!(j > 900, "the last shard had room");
     // A member leaving shard 2 frees the first place.
-    let victim = current[2].iter().next().cloned().expect("shard 2 has members");
+    let victim = current[2]
+        .iter()
+        .next()
+        .cloned()
+        .expect("shard 2 has members");
     current[2].remove(&victim);
     let members = current[2].iter().map(|p| p.parse().expect("arn")).collect();
     docs[2] = shard_document(&sk, &members, &o).expect("doc");
     let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-    assert_eq!(place_one(&refs, &current, &user(j), &o).expect("ok"), Some(2));
+    assert_eq!(
+        place_one(&refs, &current, &user(j), &o).expect("ok"),
+        Some(2)
+    );
 }
 
 #[test]
@@ -234,5 +293,14 @@ fn a_quota_too_small_for_one_member_is_an_error_not_a_loop() {
     let doc = base_doc(&[]);
     let sk = shard_skeleton(&doc, SID);
     let e = distribute(&[&doc], &[BTreeSet::new()], &users(0..3), &sk, &o).expect_err("too small");
-    assert!(matches!(e, TrustPolicyError::QuotaExceeded { users_that_fit: 0, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TrustPolicyError::QuotaExceeded {
+                users_that_fit: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
