@@ -97,8 +97,18 @@ async fn assume_role_honours_the_trust_policy() {
     let err = no_token.get_caller_identity().send().await.unwrap_err();
     assert_eq!(code_and_message(&err).0, "InvalidClientTokenId");
 
-    // Dave still matches through the tag statement, whatever the session name;
+    // The tag statement names the account: it admits Dave only once his own
+    // policies allow the role too; then whatever the session name.
     // Erin has neither the ARN nor the tag.
+    let err = dave
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("other-name")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&err).0, "AccessDenied");
+    put_user_policy(&iam, "dave", &allow_assume(&role)).await;
     dave.assume_role()
         .role_arn(&role)
         .role_session_name("other-name")
@@ -654,5 +664,347 @@ async fn groups_membership_and_authorization_details() {
         .find(|u| u.user_name() == Some("alice"))
         .unwrap();
     assert_eq!(alice.group_list(), ["Developers"]);
+    sb.shutdown().await;
+}
+
+/// An identity-policy document with one statement.
+fn one_statement(effect: &str, resource: &str) -> String {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": effect,
+        "Action": "sts:AssumeRole", "Resource": resource}]})
+    .to_string()
+}
+
+fn allow_assume(resource: &str) -> String {
+    one_statement("Allow", resource)
+}
+
+async fn put_user_policy(iam: &aws_sdk_iam::Client, user: &str, doc: &str) {
+    iam.put_user_policy()
+        .user_name(user)
+        .policy_name("assume")
+        .policy_document(doc)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn role_trusting(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    principal: serde_json::Value,
+) -> String {
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn
+}
+
+/// An STS client for a user's access key.
+async fn sts_for(sb: &eks_sandbox::aws::Sandbox, ak: &str, sk: &str) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&config_for(sb, "us-east-1", ak, sk, None).await)
+}
+
+/// AssumeRole's outcome: Ok, or the error code and message.
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    role: &str,
+    session: &str,
+) -> Result<(), (String, String)> {
+    sts.assume_role()
+        .role_arn(role)
+        .role_session_name(session)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| code_and_message(&e))
+}
+
+fn refused(user: &str, role: &str) -> Result<(), (String, String)> {
+    Err((
+        "AccessDenied".to_string(),
+        format!(
+            "User: arn:aws:iam::{ACCT}:user/{user} is not authorized to perform: sts:AssumeRole on resource: {role}"
+        ),
+    ))
+}
+
+/// A trust statement naming the account (root or bare id) admits a user of
+/// the account only when the user's identity policies (its own, inline or
+/// managed, or its groups') also allow sts:AssumeRole on that role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_trust_needs_an_identity_allow() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (ak, sk, _) = user_with_key(&iam, "ivy", &[]).await;
+    let ivy = sts_for(&sb, &ak, &sk).await;
+    let role = role_trusting(
+        &iam,
+        "by-account",
+        json!(format!("arn:aws:iam::{ACCT}:root")),
+    )
+    .await;
+    let bare = role_trusting(&iam, "by-account-id", json!(ACCT)).await;
+    let other = role_trusting(&iam, "elsewhere", json!(ACCT)).await;
+
+    // No identity policy: the trust alone does not let her in.
+    assert_eq!(assume(&ivy, &role, "ivy").await, refused("ivy", &role));
+    assert_eq!(assume(&ivy, &bare, "ivy").await, refused("ivy", &bare));
+
+    // An inline allow of sts:AssumeRole on "*".
+    put_user_policy(&iam, "ivy", &allow_assume("*")).await;
+    assert_eq!(assume(&ivy, &role, "ivy").await, Ok(()));
+    assert_eq!(assume(&ivy, &bare, "ivy").await, Ok(()));
+    iam.delete_user_policy()
+        .user_name("ivy")
+        .policy_name("assume")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&ivy, &role, "ivy").await, refused("ivy", &role));
+
+    // A managed policy attached to a group she is in.
+    let managed = iam
+        .create_policy()
+        .policy_name("assume-anything")
+        .policy_document(allow_assume("arn:aws:iam::*:role/by-*"))
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    iam.create_group()
+        .group_name("assumers")
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("assumers")
+        .policy_arn(&managed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&ivy, &role, "ivy").await, refused("ivy", &role));
+    iam.add_user_to_group()
+        .group_name("assumers")
+        .user_name("ivy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&ivy, &role, "ivy").await, Ok(()));
+    // The group's policy names roles `by-*`: not `elsewhere`.
+    assert_eq!(assume(&ivy, &other, "ivy").await, refused("ivy", &other));
+    iam.remove_user_from_group()
+        .group_name("assumers")
+        .user_name("ivy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&ivy, &role, "ivy").await, refused("ivy", &role));
+
+    // An allow naming a different role only.
+    put_user_policy(&iam, "ivy", &allow_assume(&other)).await;
+    assert_eq!(assume(&ivy, &role, "ivy").await, refused("ivy", &role));
+    assert_eq!(assume(&ivy, &other, "ivy").await, Ok(()));
+    sb.shutdown().await;
+}
+
+/// A trust statement naming the user is enough on its own; an explicit deny in
+/// the user's identity policies still refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_named_in_the_trust_needs_no_allow_but_yields_to_a_deny() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (ak, sk, _) = user_with_key(&iam, "jack", &[]).await;
+    let jack = sts_for(&sb, &ak, &sk).await;
+    let role = role_trusting(
+        &iam,
+        "named",
+        json!(format!("arn:aws:iam::{ACCT}:user/jack")),
+    )
+    .await;
+
+    assert_eq!(assume(&jack, &role, "jack").await, Ok(()));
+    // A deny of another role changes nothing.
+    put_user_policy(
+        &iam,
+        "jack",
+        &one_statement("Deny", &format!("arn:aws:iam::{ACCT}:role/other")),
+    )
+    .await;
+    assert_eq!(assume(&jack, &role, "jack").await, Ok(()));
+    // A deny of this one wins over the trust policy.
+    put_user_policy(&iam, "jack", &one_statement("Deny", &role)).await;
+    assert_eq!(assume(&jack, &role, "jack").await, refused("jack", &role));
+    // Even beside an allow, and through a wildcard action.
+    let both = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "sts:*", "Resource": "arn:aws:iam::*:role/nam*"}]});
+    put_user_policy(&iam, "jack", &both.to_string()).await;
+    assert_eq!(assume(&jack, &role, "jack").await, refused("jack", &role));
+    sb.shutdown().await;
+}
+
+/// The property eks-access-sync's "never widen access" test relies on: a user
+/// allowed sts:AssumeRole on everything still cannot assume a role whose trust
+/// policy names only other users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_allowed_assume_role_everywhere_is_refused() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (aak, ask, _) = user_with_key(&iam, "amy", &[]).await;
+    user_with_key(&iam, "ben", &[]).await;
+    let (cak, csk, _) = user_with_key(&iam, "cal", &[]).await;
+    let role = role_trusting(
+        &iam,
+        "members",
+        json!([
+            format!("arn:aws:iam::{ACCT}:user/amy"),
+            format!("arn:aws:iam::{ACCT}:user/ben")
+        ]),
+    )
+    .await;
+    put_user_policy(&iam, "cal", &allow_assume("*")).await;
+    let cal = sts_for(&sb, &cak, &csk).await;
+    assert_eq!(assume(&cal, &role, "cal").await, refused("cal", &role));
+    // A member gets in, without any identity policy.
+    let amy = sts_for(&sb, &aak, &ask).await;
+    assert_eq!(assume(&amy, &role, "amy").await, Ok(()));
+    sb.shutdown().await;
+}
+
+/// A statement naming the account under an `aws:PrincipalTag` condition needs
+/// both: the tag, and the user's own allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_condition_on_the_account_needs_the_tag_and_an_allow() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:root")}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:PrincipalTag/team": "x"}}}]});
+    let role = iam
+        .create_role()
+        .role_name("team-x")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn;
+    let (kak, ksk, _) = user_with_key(&iam, "kim", &[("team", "x")]).await;
+    let (lak, lsk, _) = user_with_key(&iam, "lee", &[("team", "x")]).await;
+    let (mak, msk, _) = user_with_key(&iam, "max", &[("team", "y")]).await;
+    put_user_policy(&iam, "kim", &allow_assume(&role)).await;
+    put_user_policy(&iam, "max", &allow_assume(&role)).await;
+
+    let kim = sts_for(&sb, &kak, &ksk).await;
+    assert_eq!(assume(&kim, &role, "kim").await, Ok(()));
+    let lee = sts_for(&sb, &lak, &lsk).await;
+    assert_eq!(assume(&lee, &role, "lee").await, refused("lee", &role));
+    let max = sts_for(&sb, &mak, &msk).await;
+    assert_eq!(assume(&max, &role, "max").await, refused("max", &role));
+    sb.shutdown().await;
+}
+
+/// A role session is judged by its role's policies (inline or attached) and
+/// the role's permissions boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_session_is_judged_by_its_roles_policies_and_boundary() {
+    let sb = start().await;
+    let iam = aws_sdk_iam::Client::new(&operator_config(&sb).await);
+    let (ak, sk, _) = user_with_key(&iam, "nia", &[]).await;
+    let hop = role_trusting(&iam, "hop", json!(format!("arn:aws:iam::{ACCT}:user/nia"))).await;
+    let dest = role_trusting(&iam, "dest", json!(ACCT)).await;
+    let creds = sts_for(&sb, &ak, &sk)
+        .await
+        .assume_role()
+        .role_arn(&hop)
+        .role_session_name("nia")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let session = aws_sdk_sts::Client::new(
+        &config_for(
+            &sb,
+            "us-east-1",
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            Some(creds.session_token.clone()),
+        )
+        .await,
+    );
+    let session_refused = Err((
+        "AccessDenied".to_string(),
+        format!(
+            "User: arn:aws:sts::{ACCT}:assumed-role/hop/nia is not authorized to perform: sts:AssumeRole on resource: {dest}"
+        ),
+    ));
+    assert_eq!(assume(&session, &dest, "hop-s").await, session_refused);
+
+    let managed = iam
+        .create_policy()
+        .policy_name("to-dest")
+        .policy_document(allow_assume(&dest))
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("hop")
+        .policy_arn(&managed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&session, &dest, "hop-s").await, Ok(()));
+
+    // A boundary that allows only another role limits the account's grant.
+    let narrow = iam
+        .create_policy()
+        .policy_name("boundary")
+        .policy_document(allow_assume(&hop))
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    iam.put_role_permissions_boundary()
+        .role_name("hop")
+        .permissions_boundary(&narrow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&session, &dest, "hop-s").await, session_refused);
+    iam.delete_role_permissions_boundary()
+        .role_name("hop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&session, &dest, "hop-s").await, Ok(()));
+
+    // An inline deny on the role refuses.
+    iam.put_role_policy()
+        .role_name("hop")
+        .policy_name("no")
+        .policy_document(one_statement("Deny", &dest))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assume(&session, &dest, "hop-s").await, session_refused);
     sb.shutdown().await;
 }

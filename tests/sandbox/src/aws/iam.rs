@@ -1,6 +1,7 @@
 //! IAM and STS: proxied to moto, with what AWS does and moto does not
-//! (trust-policy evaluation, unique ids, quota and principal validation,
-//! credential capture for signature checks, throttling).
+//! (AssumeRole judged by the trust policy and the caller's identity-based
+//! policies, unique ids, quota and principal validation, credential capture
+//! for signature checks, throttling).
 
 use std::collections::BTreeMap;
 
@@ -9,8 +10,11 @@ use http::request::Parts;
 use hyper::body::Bytes;
 use serde_json::Value;
 
+use futures::future::try_join_all;
+
+use super::identity::{self, Identity};
 use super::moto::{MotoResponse, iam_arn_kind_name};
-use super::trust::{self, Caller, Decision};
+use super::trust::{self, Caller};
 use super::{
     AwsError, FrontDoor, OPERATOR_USER, SandboxError, caller_arn, lock, now_millis, now_secs,
     request_id, unique_id, xml,
@@ -605,6 +609,14 @@ struct Target {
     role_id: String,
 }
 
+/// Judges an AssumeRole as IAM does for a caller of the role's own account:
+/// the trust policy ([`trust::evaluate`]), then the caller's identity-based
+/// policies and permissions boundary ([`identity::admits`]), read from moto
+/// only when the trust policy has not already refused. A user's are its
+/// inline and attached policies and its groups'; a role session's, its
+/// role's. moto cannot set a user's permissions boundary (no
+/// `PutUserPermissionsBoundary`): GetUser's is read, but only a role's is
+/// ever there.
 async fn check_assume_role(
     fd: &FrontDoor,
     cred: &Credential,
@@ -667,51 +679,185 @@ async fn check_assume_role(
         ));
     }
 
+    let (caller, boundary_arn) = caller_of(fd, cred, &session).await?;
+    let decision = trust::evaluate(&policy, &caller);
+    if identity::trust_refuses(decision) {
+        tracing::info!(caller = %who, role = %role_arn, "AssumeRole denied by the trust policy");
+        return Err(denied());
+    }
+    // Even a trust statement naming the caller yields to an explicit deny in
+    // its identity policies; one naming only the account needs their allow.
+    let id = identity_of(fd, &cred.principal, boundary_arn.as_deref()).await?;
+    if !identity::admits(decision, &id, &role_arn, &caller) {
+        tracing::info!(caller = %who, role = %role_arn, trust = ?decision,
+            "AssumeRole denied by the caller's identity-based policies");
+        return Err(denied());
+    }
+    Ok(Target {
+        arn: role_arn.clone(),
+        role_id,
+    })
+}
+
+/// The AssumeRole caller as the policies see it (its ARNs and condition
+/// context), and the ARN of its permissions boundary if it has one.
+async fn caller_of(
+    fd: &FrontDoor,
+    cred: &Credential,
+    session: &str,
+) -> Result<(Caller, Option<String>), AwsError> {
     let mut caller = Caller::default();
-    caller
-        .context
-        .insert("sts:rolesessionname".into(), session.clone());
-    caller
-        .context
-        .insert("aws:principalaccount".into(), ACCOUNT_ID.into());
-    match &cred.principal {
+    let ctx = &mut caller.context;
+    ctx.insert("sts:rolesessionname".into(), session.to_owned());
+    ctx.insert("aws:principalaccount".into(), ACCOUNT_ID.into());
+    // GetUser/GetRole give the principal's tags (aws:PrincipalTag/<key>: a
+    // role session's are its role's) and its permissions boundary.
+    let (action, param, name) = match &cred.principal {
         Principal::User { arn, user_id } => {
             caller.arns.push(arn.clone());
             let uname = arn.rsplit('/').next().unwrap_or_default().to_string();
-            caller.context.insert("aws:username".into(), uname.clone());
-            caller.context.insert("aws:userid".into(), user_id.clone());
-            caller
-                .context
-                .insert("aws:principalarn".into(), arn.clone());
-            let tags = fd
-                .moto
-                .call("iam", "ListUserTags", &[("UserName", &uname)])
-                .await
-                .map_err(moto_err)?;
-            for (k, v) in xml::tags(&tags.text()) {
-                caller
-                    .context
-                    .insert(format!("aws:principaltag/{}", k.to_ascii_lowercase()), v);
-            }
+            ctx.insert("aws:username".into(), uname.clone());
+            ctx.insert("aws:userid".into(), user_id.clone());
+            ctx.insert("aws:principalarn".into(), arn.clone());
+            ("GetUser", "UserName", uname)
         }
         Principal::AssumedRole { role_arn, .. } => {
             caller.arns.push(role_arn.clone());
-            caller.arns.push(who.clone());
-            caller
-                .context
-                .insert("aws:principalarn".into(), role_arn.clone());
+            caller.arns.push(caller_arn(&cred.principal));
+            ctx.insert("aws:principalarn".into(), role_arn.clone());
+            let rname = role_arn.rsplit('/').next().unwrap_or_default().to_string();
+            ("GetRole", "RoleName", rname)
         }
+    };
+    let text = moto_read(fd, action, &[(param, &name)]).await?;
+    for (k, v) in xml::tags(&text) {
+        caller
+            .context
+            .insert(format!("aws:principaltag/{}", k.to_ascii_lowercase()), v);
     }
-    match trust::evaluate(&policy, &caller) {
-        Decision::Allow => Ok(Target {
-            arn: role_arn.clone(),
-            role_id,
-        }),
-        Decision::ExplicitDeny | Decision::ImplicitDeny => {
-            tracing::info!(caller = %who, role = %role_arn, "AssumeRole denied by the trust policy");
-            Err(denied())
+    Ok((caller, xml::text(&text, "PermissionsBoundaryArn")))
+}
+
+/// A successful moto answer's body; a refusal is an internal error (the
+/// front door only reads what it knows exists).
+async fn moto_read(
+    fd: &FrontDoor,
+    action: &str,
+    params: &[(&str, &str)],
+) -> Result<String, AwsError> {
+    let r = fd
+        .moto
+        .call("iam", action, params)
+        .await
+        .map_err(moto_err)?;
+    if r.ok() {
+        Ok(r.text())
+    } else {
+        Err(AwsError::internal(format!("moto {action}: {}", r.text())))
+    }
+}
+
+/// The policy document in element `element` of a moto answer.
+fn document_in(text: &str, element: &str) -> Result<Value, AwsError> {
+    xml::text(text, element)
+        .and_then(|d| decode_policy(&d))
+        .ok_or_else(|| AwsError::internal(format!("moto gave no readable {element}")))
+}
+
+/// The default version's document of a managed policy.
+async fn managed_policy(fd: &FrontDoor, arn: &str) -> Result<Value, AwsError> {
+    let p = moto_read(fd, "GetPolicy", &[("PolicyArn", arn)]).await?;
+    let version = xml::text(&p, "DefaultVersionId")
+        .ok_or_else(|| AwsError::internal(format!("moto gave no DefaultVersionId for {arn}")))?;
+    let v = moto_read(
+        fd,
+        "GetPolicyVersion",
+        &[("PolicyArn", arn), ("VersionId", &version)],
+    )
+    .await?;
+    document_in(&v, "Document")
+}
+
+/// The inline and attached managed policies of one user, group or role
+/// (`kind` is `User`, `Group` or `Role`).
+async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Value>, AwsError> {
+    let name_param = format!("{kind}Name");
+    let key = [(name_param.as_str(), name), ("MaxItems", "1000")];
+    let (list_inline, list_attached) = (
+        format!("List{kind}Policies"),
+        format!("ListAttached{kind}Policies"),
+    );
+    let (inline, attached) = tokio::try_join!(
+        moto_read(fd, &list_inline, &key),
+        moto_read(fd, &list_attached, &key),
+    )?;
+    let get_inline = format!("Get{kind}Policy");
+    let inline = try_join_all(xml::raw_all(&inline, "member").into_iter().map(|p| {
+        let policy = xml::unescape(p);
+        let get = &get_inline;
+        let name_param = &name_param;
+        async move {
+            let t = moto_read(
+                fd,
+                get,
+                &[(name_param.as_str(), name), ("PolicyName", &policy)],
+            )
+            .await?;
+            document_in(&t, "PolicyDocument")
         }
-    }
+    }));
+    let attached = try_join_all(
+        xml::raw_all(&attached, "PolicyArn")
+            .into_iter()
+            .map(|arn| async move { managed_policy(fd, &xml::unescape(arn)).await }),
+    );
+    let (mut docs, managed) = tokio::try_join!(inline, attached)?;
+    docs.extend(managed);
+    Ok(docs)
+}
+
+/// The identity-based policies IAM evaluates for `principal`: a user's own
+/// and its groups', or an assumed role's; and the boundary at `boundary_arn`.
+async fn identity_of(
+    fd: &FrontDoor,
+    principal: &Principal,
+    boundary_arn: Option<&str>,
+) -> Result<Identity, AwsError> {
+    let boundary = async {
+        match boundary_arn {
+            Some(arn) => managed_policy(fd, arn).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let policies = async {
+        match principal {
+            Principal::User { arn, .. } => {
+                let name = arn.rsplit('/').next().unwrap_or_default();
+                let groups = async {
+                    let t = moto_read(
+                        fd,
+                        "ListGroupsForUser",
+                        &[("UserName", name), ("MaxItems", "1000")],
+                    )
+                    .await?;
+                    let names: Vec<String> = xml::raw_all(&t, "GroupName")
+                        .into_iter()
+                        .map(xml::unescape)
+                        .collect();
+                    try_join_all(names.iter().map(|g| own_policies(fd, "Group", g))).await
+                };
+                let (mut docs, groups) = tokio::try_join!(own_policies(fd, "User", name), groups)?;
+                docs.extend(groups.into_iter().flatten());
+                Ok(docs)
+            }
+            Principal::AssumedRole { role_arn, .. } => {
+                let name = role_arn.rsplit('/').next().unwrap_or_default();
+                own_policies(fd, "Role", name).await
+            }
+        }
+    };
+    let (policies, boundary) = tokio::try_join!(policies, boundary)?;
+    Ok(Identity { policies, boundary })
 }
 
 fn capture_session(

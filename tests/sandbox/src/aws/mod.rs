@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod eks;
 pub mod events;
 pub mod iam;
+pub mod identity;
 pub mod moto;
 pub mod seed;
 pub mod trust;

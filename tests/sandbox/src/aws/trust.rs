@@ -1,6 +1,19 @@
 //! Trust-policy evaluation for `sts:AssumeRole`: the subset of IAM's policy
 //! language role trust policies use (principals, `StringEquals`,
 //! `StringLike`, their negations and `Bool`, policy variables).
+//!
+//! A statement can admit the caller two ways, and IAM treats them apart
+//! (IAM User Guide, "Policy evaluation logic": role trust policies are an
+//! exception among resource-based policies):
+//! * naming the caller: its user ARN, its role ARN or its session ARN, or
+//!   `*`. That is enough on its own ([`Decision::Allow`]);
+//! * naming the caller's account (`123456789012` or
+//!   `arn:aws:iam::123456789012:root`). That only delegates to the account:
+//!   the caller's identity-based policies must also allow `sts:AssumeRole` on
+//!   the role ([`Decision::AllowForAccount`], settled in
+//!   [`super::identity`]).
+//!
+//! A `Deny` statement refuses whichever way it names the caller.
 
 use std::collections::BTreeMap;
 
@@ -19,15 +32,30 @@ pub struct Caller {
     pub context: BTreeMap<String, String>,
 }
 
-/// The verdict.
+/// The verdict of the trust policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// An `Allow` statement names the caller itself (or `*`).
     Allow,
+    /// The only `Allow` statements that apply name the caller's account: the
+    /// caller's own identity-based policies must also allow the call.
+    AllowForAccount,
     ExplicitDeny,
     ImplicitDeny,
 }
 
-fn as_list(v: &Value) -> Vec<&Value> {
+/// How a statement's `Principal` names the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrincipalMatch {
+    No,
+    /// Through the caller's account.
+    Account,
+    /// The caller's own ARN, or `*`.
+    Caller,
+}
+
+/// A scalar or a list, as IAM accepts for most elements.
+pub(crate) fn as_list(v: &Value) -> Vec<&Value> {
     match v {
         Value::Array(a) => a.iter().collect(),
         Value::Null => Vec::new(),
@@ -45,26 +73,31 @@ fn action_matches(stmt: &Value) -> bool {
         .any(|a| glob_match(&a.to_ascii_lowercase(), "sts:assumerole"))
 }
 
-fn principal_matches(stmt: &Value, caller: &Caller) -> bool {
+fn principal_match(stmt: &Value, caller: &Caller) -> PrincipalMatch {
     let Some(p) = stmt.get("Principal") else {
-        return false;
+        return PrincipalMatch::No;
     };
     if p.as_str() == Some("*") {
-        return true;
+        return PrincipalMatch::Caller;
     }
     let Some(aws) = p.get("AWS") else {
-        return false;
+        return PrincipalMatch::No;
     };
-    as_list(aws).iter().filter_map(|a| a.as_str()).any(|a| {
-        a == "*"
-            || a == ACCOUNT_ID
-            || a == format!("arn:aws:iam::{ACCOUNT_ID}:root")
-            || caller.arns.iter().any(|c| c == a)
-    })
+    let root = format!("arn:aws:iam::{ACCOUNT_ID}:root");
+    let mut best = PrincipalMatch::No;
+    for a in as_list(aws).iter().filter_map(|a| a.as_str()) {
+        if a == "*" || caller.arns.iter().any(|c| c == a) {
+            return PrincipalMatch::Caller;
+        }
+        if a == ACCOUNT_ID || a == root {
+            best = PrincipalMatch::Account;
+        }
+    }
+    best
 }
 
 /// Replaces `${aws:username}`-style policy variables from the context.
-fn substitute(value: &str, caller: &Caller) -> String {
+pub(crate) fn substitute(value: &str, caller: &Caller) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find("${") {
@@ -122,15 +155,49 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     pi == p.len()
 }
 
-fn conditions_hold(stmt: &Value, caller: &Caller) -> bool {
-    let Some(cond) = stmt.get("Condition").and_then(Value::as_object) else {
-        return true;
+/// The outcome of a statement's `Condition` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conditions {
+    /// Every condition holds (or there are none).
+    Hold,
+    /// A condition with an operator this emulator knows does not hold.
+    Fail,
+    /// None fails, but one uses an operator (or a shape) this emulator does
+    /// not know: the caller decides which way that falls.
+    Unsupported,
+}
+
+/// One operator's comparison of a key's value; `None` for an operator this
+/// emulator does not know.
+fn compare(op: &str, actual: Option<&String>, wanted: &[String]) -> Option<bool> {
+    Some(match op {
+        "StringEquals" => actual.is_some_and(|a| wanted.iter().any(|w| w == a)),
+        "StringEqualsIgnoreCase" => {
+            actual.is_some_and(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a)))
+        }
+        "StringLike" => actual.is_some_and(|a| wanted.iter().any(|w| glob_match(w, a))),
+        "StringNotEquals" => actual.is_none_or(|a| wanted.iter().all(|w| w != a)),
+        "StringNotLike" => actual.is_none_or(|a| wanted.iter().all(|w| !glob_match(w, a))),
+        "Bool" => actual.is_some_and(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a))),
+        _ => return None,
+    })
+}
+
+/// Evaluates `stmt`'s `Condition` block against the caller's context.
+pub(crate) fn conditions(stmt: &Value, caller: &Caller) -> Conditions {
+    let Some(cond) = stmt.get("Condition") else {
+        return Conditions::Hold;
     };
-    cond.iter().all(|(op, block)| {
+    let Some(cond) = cond.as_object() else {
+        return Conditions::Unsupported;
+    };
+    let mut unsupported = false;
+    for (op, block) in cond {
         let Some(block) = block.as_object() else {
-            return false;
+            unsupported = true;
+            continue;
         };
-        block.iter().all(|(key, wanted)| {
+        for (key, wanted) in block {
             let actual = caller.context.get(&key.to_ascii_lowercase());
             let wanted: Vec<String> = as_list(wanted)
                 .iter()
@@ -141,43 +208,44 @@ fn conditions_hold(stmt: &Value, caller: &Caller) -> bool {
                     _ => None,
                 })
                 .collect();
-            match op.as_str() {
-                "StringEquals" => actual.is_some_and(|a| wanted.iter().any(|w| w == a)),
-                "StringEqualsIgnoreCase" => {
-                    actual.is_some_and(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a)))
-                }
-                "StringLike" => actual.is_some_and(|a| wanted.iter().any(|w| glob_match(w, a))),
-                "StringNotEquals" => actual.is_none_or(|a| wanted.iter().all(|w| w != a)),
-                "StringNotLike" => actual.is_none_or(|a| wanted.iter().all(|w| !glob_match(w, a))),
-                "Bool" => actual.is_some_and(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a))),
-                // Operators this emulator does not know never match.
-                _ => false,
+            match compare(op, actual, &wanted) {
+                Some(true) => {}
+                Some(false) => return Conditions::Fail,
+                None => unsupported = true,
             }
-        })
-    })
+        }
+    }
+    if unsupported {
+        Conditions::Unsupported
+    } else {
+        Conditions::Hold
+    }
 }
 
 /// Evaluates `policy` (a trust policy document) for `sts:AssumeRole` by `caller`.
 pub fn evaluate(policy: &Value, caller: &Caller) -> Decision {
     let stmts = policy.get("Statement").map(as_list).unwrap_or_default();
-    let mut allowed = false;
+    let mut allowed = PrincipalMatch::No;
     for stmt in stmts {
-        if !action_matches(stmt) || !principal_matches(stmt, caller) {
+        if !action_matches(stmt) {
             continue;
         }
-        if !conditions_hold(stmt, caller) {
+        let named = principal_match(stmt, caller);
+        // Operators this emulator does not know never match (either effect).
+        if named == PrincipalMatch::No || conditions(stmt, caller) != Conditions::Hold {
             continue;
         }
         match stmt.get("Effect").and_then(Value::as_str) {
             Some("Deny") => return Decision::ExplicitDeny,
-            Some("Allow") => allowed = true,
+            Some("Allow") if named == PrincipalMatch::Caller => allowed = PrincipalMatch::Caller,
+            Some("Allow") if allowed == PrincipalMatch::No => allowed = PrincipalMatch::Account,
             _ => {}
         }
     }
-    if allowed {
-        Decision::Allow
-    } else {
-        Decision::ImplicitDeny
+    match allowed {
+        PrincipalMatch::Caller => Decision::Allow,
+        PrincipalMatch::Account => Decision::AllowForAccount,
+        PrincipalMatch::No => Decision::ImplicitDeny,
     }
 }
 
@@ -204,13 +272,32 @@ mod tests {
         for p in [
             json!({"AWS": "arn:aws:iam::123456789012:user/alice"}),
             json!({"AWS": ["arn:aws:iam::123456789012:user/x", "arn:aws:iam::123456789012:user/alice"]}),
-            json!({"AWS": "123456789012"}),
-            json!({"AWS": "arn:aws:iam::123456789012:root"}),
+            json!({"AWS": ["arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:user/alice"]}),
+            json!({"AWS": "*"}),
             json!("*"),
         ] {
             let pol = json!({"Statement": [{"Effect": "Allow", "Principal": p, "Action": "sts:AssumeRole"}]});
             assert_eq!(evaluate(&pol, &alice("s")), Decision::Allow, "{pol}");
         }
+        // Naming the account only delegates to it.
+        for p in [
+            json!({"AWS": "123456789012"}),
+            json!({"AWS": "arn:aws:iam::123456789012:root"}),
+            json!({"AWS": ["arn:aws:iam::123456789012:user/bob", "123456789012"]}),
+        ] {
+            let pol = json!({"Statement": [{"Effect": "Allow", "Principal": p, "Action": "sts:AssumeRole"}]});
+            assert_eq!(
+                evaluate(&pol, &alice("s")),
+                Decision::AllowForAccount,
+                "{pol}"
+            );
+        }
+        // One statement naming the caller is enough, wherever it stands.
+        let both = json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"}]});
+        assert_eq!(evaluate(&both, &alice("s")), Decision::Allow);
         let pol = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"}, "Action": "sts:AssumeRole"}});
         assert_eq!(evaluate(&pol, &alice("s")), Decision::ImplicitDeny);
         let pol = json!({"Statement": {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}});
@@ -223,7 +310,7 @@ mod tests {
             "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:RoleSessionName": "${aws:username}",
                                            "aws:PrincipalTag/eks-access": "admin"}}}]});
-        assert_eq!(evaluate(&pol, &alice("alice")), Decision::Allow);
+        assert_eq!(evaluate(&pol, &alice("alice")), Decision::AllowForAccount);
         assert_eq!(evaluate(&pol, &alice("mallory")), Decision::ImplicitDeny);
         let like = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["sts:*"],
             "Condition": {"StringLike": {"sts:RoleSessionName": "ali*"}}}]});
@@ -232,6 +319,22 @@ mod tests {
         let mfa = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]});
         assert_eq!(evaluate(&mfa, &alice("a")), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn condition_outcomes() {
+        let stmt = |c: serde_json::Value| json!({"Condition": c});
+        let a = alice("alice");
+        assert_eq!(conditions(&json!({}), &a), Conditions::Hold);
+        let tag = json!({"StringEquals": {"aws:PrincipalTag/eks-access": "admin"}});
+        assert_eq!(conditions(&stmt(tag), &a), Conditions::Hold);
+        let unknown = json!({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}});
+        assert_eq!(conditions(&stmt(unknown), &a), Conditions::Unsupported);
+        // A known operator that fails decides, whatever else the block holds.
+        let mixed = json!({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"},
+                           "StringEquals": {"aws:username": "bob"}});
+        assert_eq!(conditions(&stmt(mixed), &a), Conditions::Fail);
+        assert_eq!(conditions(&stmt(json!("x")), &a), Conditions::Unsupported);
     }
 
     #[test]
