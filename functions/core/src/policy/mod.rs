@@ -8,5 +8,6 @@ pub mod audit;
 pub mod awsauth;
 pub mod desired;
 pub mod event;
+pub mod kubeconfig;
 pub mod rbac;
 pub mod trust;
