@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use eks_access_sync::adapters::aws::member::MemberAws;
 use eks_access_sync::bootstrap;
 use eks_access_sync::intake::{IntakeError, parse_event, read_event};
 use eks_access_sync::model::arn::{ClusterName, RoleArn};
@@ -108,6 +109,34 @@ pub enum Command {
         #[arg(long)]
         all_clusters: bool,
     },
+    /// Write a kubeconfig context for each cluster you may reach (run as a member, with
+    /// your own IAM user's credentials; read-only in AWS).
+    ///
+    /// Finds, in each tier of the configuration, the role that trusts you: the tier's
+    /// role or one of its shards (`<role>-<k>` at the IAM path /eks-access-sync/). Then
+    /// one context per managed cluster (CLUSTER_TAG, in CLUSTER_REGIONS) one of your
+    /// tiers applies to, exactly as `aws eks update-kubeconfig --name <cluster>
+    /// --region <region> --role-arn <role>` writes it: context, cluster and user named
+    /// by the cluster ARN, the user an exec plugin running `aws eks get-token` with the
+    /// role. When several of your tiers apply to one cluster, its one context uses the
+    /// widest rights: cluster-admin > admin > edit > view, then cluster scope >
+    /// namespaces, then the first tier in the configuration. A namespace-scoped tier's
+    /// context starts in its first namespace that is not a wildcard.
+    ///
+    /// Entries of the same name are replaced, every other entry is kept; the file
+    /// (mode 0600) and its directory are created if missing; current-context is set only
+    /// if the file has none. Needs sts:GetCallerIdentity, iam:GetRole, iam:ListRoles,
+    /// eks:ListClusters and eks:DescribeCluster. Exits 1 when you are in no tier.
+    Kubeconfig {
+        /// The kubeconfig to merge into; default: the first path of KUBECONFIG, else
+        /// ~/.kube/config.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Print the merged kubeconfig (stdout) and the summary (stderr) without
+        /// writing the file.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Work with the access configuration file.
     Config {
         #[command(subcommand)]
@@ -201,6 +230,14 @@ pub async fn run(cli: Cli) -> u8 {
         }
     };
     let sdk = eks_access_sync::adapters::aws::sdk::load_sdk_config().await;
+    if let Command::Kubeconfig {
+        kubeconfig,
+        dry_run,
+    } = &cli.command
+    {
+        let aws = MemberAws::new(&sdk, config.cluster_regions.first().map(String::as_str));
+        return crate::kubeconfig_cmd::run(&config, &aws, kubeconfig.as_deref(), *dry_run).await;
+    }
     let engine = SdkEngine::from_sdk(config, &sdk);
     match cli.command {
         Command::Plan {
@@ -230,7 +267,9 @@ pub async fn run(cli: Cli) -> u8 {
             users,
             all_clusters,
         } => cmd_access(&engine, output, clusters, &users, all_clusters).await,
-        Command::Bootstrap { .. } | Command::Config { .. } => EXIT_FAILED,
+        Command::Bootstrap { .. } | Command::Config { .. } | Command::Kubeconfig { .. } => {
+            EXIT_FAILED
+        }
     }
 }
 
@@ -429,6 +468,7 @@ mod tests {
                 "arn:aws:iam::111122223333:role/x",
             ],
             &["config", "check"],
+            &["kubeconfig", "--kubeconfig", "k", "--dry-run"],
         ] {
             for before in [true, false] {
                 let mut argv = vec!["eks-access-sync"];

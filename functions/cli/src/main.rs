@@ -7,6 +7,7 @@
 
 mod cli;
 mod config_file;
+mod kubeconfig_cmd;
 
 fn main() -> std::process::ExitCode {
     eks_access_sync::telemetry::init_tracing(eks_access_sync::telemetry::LogTarget::Stderr);

@@ -4,5 +4,6 @@
 
 pub mod access;
 pub mod events;
+pub mod kubeconfig;
 pub mod plan;
 pub mod report;

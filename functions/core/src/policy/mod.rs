@@ -8,6 +8,7 @@ pub mod audit;
 pub mod awsauth;
 pub mod desired;
 pub mod event;
+pub mod kubeconfig;
 pub mod rbac;
 pub mod shards;
 pub mod trust;

@@ -48,7 +48,7 @@ impl IamError {
         }
     }
 
-    fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
