@@ -101,7 +101,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
         let trust_reads = Box::pin(self.read_trust_side(touches, writes, input));
-        let clusters_read = Box::pin(self.read_cluster_side(scope));
+        // A run that touches no tier (an event about no tier's selector) has nothing to
+        // ensure on the clusters: they are not listed.
+        let any_tier = touches.iter().any(|t| *t);
+        let clusters_read = Box::pin(async move {
+            if any_tier {
+                self.read_cluster_side(scope).await
+            } else {
+                (Vec::new(), Vec::new())
+            }
+        });
         let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
         for (t, n) in report.tiers.iter_mut().zip(&input.members) {
