@@ -152,6 +152,7 @@ lint: tools
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/member.yaml
 	$(SAM) validate --lint --region us-east-1 -t infra/template.yaml
 
 # The release binaries that ship, for the Runtime-API test (tests/runtime/tests/shipped.rs),

@@ -107,6 +107,7 @@ def test_lint_runs_every_linter():
         "cargo fmt --all --check",
         "cargo clippy --workspace --all-targets -- -D warnings",
         "cfn-lint infra/template.yaml",
+        "cfn-lint infra/member.yaml",
         "validate --lint --region us-east-1 -t infra/template.yaml",
     ):
         assert command in out, command

@@ -127,6 +127,25 @@ EXPECTED_FUNCTION_GRANTS = {
     "dynamodb:DeleteItem": {LOCK_TABLE},
 }
 
+# Member accounts (issue 12): with MemberRoleName set (HasMemberRole), the
+# member stack's role (infra/member.yaml, path "/") in any account of the
+# organization, and nothing more (tests/infra/test_member.py).
+MEMBER_ROLES = f"{P}:iam::*:role/${{MemberRoleName}}"
+
+
+def expected_function_grants(conditions):
+    """EXPECTED_FUNCTION_GRANTS, with sts:AssumeRole on the member roles when
+    MemberRoleName is set."""
+    if conditions["HasMemberRole"]:
+        return EXPECTED_FUNCTION_GRANTS | {"sts:AssumeRole": {MEMBER_ROLES}}
+    return EXPECTED_FUNCTION_GRANTS
+
+
+def expected_managed_policies(conditions):
+    """FunctionRole's ManagedPolicyArns: the stack's own policies only."""
+    return ["Ref:ShardRolesPolicy"] + (["Ref:MemberAccountsPolicy"] if conditions["HasMemberRole"] else [])
+
+
 EXPECTED_ADMIN_ROLE_GRANTS = {"eks:DescribeCluster": {CLUSTERS}}
 
 TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/eks-access-sync/managed": "true"}}
@@ -235,17 +254,23 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def policy_documents(resource):
+def policy_documents(resource, conditions):
     """A role's identity policies: its inline ones, then the stack's managed
-    policies it names in ManagedPolicyArns (an AWS managed one fails)."""
+    policies it names in ManagedPolicyArns under the given conditions (an AWS
+    managed one fails)."""
     props = resource.get("Properties", {})
     kind = resource["Type"]
     if kind == "AWS::IAM::Role":
         for policy in props.get("Policies", []):
             yield policy["PolicyName"], policy["PolicyDocument"]
-        for arn in props.get("ManagedPolicyArns", []):
-            assert set(arn) == {"Ref"} and RESOURCES[arn["Ref"]]["Type"] == "AWS::IAM::ManagedPolicy", arn
-            yield arn["Ref"], RESOURCES[arn["Ref"]]["Properties"]["PolicyDocument"]
+        for arn in resolve(props.get("ManagedPolicyArns", []), conditions):
+            assert arn.startswith("Ref:"), arn
+            policy_id = arn.removeprefix("Ref:")
+            assert RESOURCES[policy_id]["Type"] == "AWS::IAM::ManagedPolicy", arn
+            # A conditional policy is named only under its own condition.
+            if "Condition" in RESOURCES[policy_id]:
+                assert conditions[RESOURCES[policy_id]["Condition"]], arn
+            yield policy_id, RESOURCES[policy_id]["Properties"]["PolicyDocument"]
     elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
         yield props.get("PolicyName", "managed"), props["PolicyDocument"]
 
@@ -253,7 +278,7 @@ def policy_documents(resource):
 def grants(logical_id, conditions):
     """action -> set of resources, over every identity policy of one role."""
     out: dict[str, set[str]] = {}
-    for _, doc in policy_documents(RESOURCES[logical_id]):
+    for _, doc in policy_documents(RESOURCES[logical_id], conditions):
         for statement in resolve(doc, conditions)["Statement"]:
             assert statement["Effect"] == "Allow"
             assert "NotAction" not in statement and "NotResource" not in statement
@@ -263,7 +288,7 @@ def grants(logical_id, conditions):
 
 
 def statements(logical_id, conditions):
-    for _, doc in policy_documents(RESOURCES[logical_id]):
+    for _, doc in policy_documents(RESOURCES[logical_id], conditions):
         yield from resolve(doc, conditions)["Statement"]
 
 
@@ -302,7 +327,9 @@ def iam_resources():
 
 def test_only_the_expected_iam_resources_exist():
     # A new role or policy must be added to this test, with its grants.
-    assert sorted(iam_resources()) == ["AdminRole", "FunctionRole", BOUNDARY_ID, "ShardRolesPolicy"]
+    assert sorted(iam_resources()) == sorted(
+        ["AdminRole", "FunctionRole", BOUNDARY_ID, "MemberAccountsPolicy", "ShardRolesPolicy"]
+    )
 
 
 def test_sam_generates_no_role_for_the_functions():
@@ -316,10 +343,11 @@ def test_sam_generates_no_role_for_the_functions():
 
 @pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
 def test_function_role_grants_exactly_the_narrowest_resources(conditions):
-    assert grants("FunctionRole", conditions) == EXPECTED_FUNCTION_GRANTS
+    assert grants("FunctionRole", conditions) == expected_function_grants(conditions)
     role = resolve(RESOURCES["FunctionRole"], conditions)["Properties"]
-    # The stack's own shard-role policy only: no AWS managed policy.
-    assert role["ManagedPolicyArns"] == ["Ref:ShardRolesPolicy"]
+    # The stack's own shard-role policy, and with MemberRoleName its member-role
+    # policy: no AWS managed policy.
+    assert role["ManagedPolicyArns"] == expected_managed_policies(conditions)
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values()), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
@@ -439,7 +467,7 @@ def normalized(value, conditions):
 
 
 def tier_statements(conditions, tier_roles=TIER_ROLES):
-    for _, doc in policy_documents(RESOURCES["FunctionRole"]):
+    for _, doc in policy_documents(RESOURCES["FunctionRole"], conditions):
         for statement in resolve(doc, conditions, tier_roles)["Statement"]:
             yield normalized(statement, conditions)
 
@@ -485,8 +513,10 @@ def test_without_tier_roles_no_statement_names_an_empty_or_extra_role(conditions
     for tier_roles in (NO_TIER_ROLES, []):
         for statement in tier_statements(conditions, tier_roles):
             for where, values in string_lists(statement):
-                assert not any(v.endswith(("role/", "role/*/", "trust-policy/")) for v in values), (where, statement)
-                assert not any("PrincipalAccount" in v for v in values), (where, statement)
+                # (A Ref left as written, such as OrganizationId's, names no role.)
+                strings = [v for v in values if isinstance(v, str)]
+                assert not any(v.endswith(("role/", "role/*/", "trust-policy/")) for v in strings), (where, statement)
+                assert not any("PrincipalAccount" in v for v in strings), (where, statement)
 
 
 @pytest.mark.parametrize("conditions", list(all_condition_values(TIER_ROLES)), ids=lambda c: str(sorted(k for k, v in c.items() if v)))
@@ -516,7 +546,7 @@ def test_function_role_grants_with_tier_roles(conditions):
             got.setdefault(action, set()).update(as_list(statement["Resource"]))
     expected = {
         action: with_tiers(resources) if any("${AdminRoleName}" in r for r in resources) else resources
-        for action, resources in EXPECTED_FUNCTION_GRANTS.items()
+        for action, resources in expected_function_grants(conditions).items()
     }
     assert got == expected
     create = [
@@ -712,7 +742,7 @@ def test_shard_trust_policies_are_read_and_written_only_on_the_shard_path(tier_r
 def test_no_function_can_give_a_role_permissions_pass_delete_or_unbound_it(function_id, tier_roles):
     role = function_props(function_id)["Role"]["Fn::GetAtt"][0]
     for conditions in all_condition_values(tier_roles):
-        for _, doc in policy_documents(RESOURCES[role]):
+        for _, doc in policy_documents(RESOURCES[role], conditions):
             for statement in resolve(doc, conditions, tier_roles)["Statement"]:
                 assert statement["Effect"] == "Allow" and "NotAction" not in statement, statement
                 for action in as_list(statement["Action"]):
