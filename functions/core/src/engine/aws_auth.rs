@@ -12,7 +12,7 @@ use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode};
 use crate::model::cluster::{Backend, ClusterEndpoint, ClusterInfo};
-use crate::model::mapping::Offboarded;
+use crate::model::mapping::{AdminMapping, Offboarded};
 use crate::output::plan::ClusterChange;
 use crate::output::report::ClusterStatus;
 use crate::policy::awsauth::AwsAuth;
@@ -248,9 +248,9 @@ fn aws_auth_edit(
     let offboarded = offboarded_for(goal, &user_arns);
     let changed = match job {
         AwsAuthJob::Own => {
-            for t in goal.tiers_for(cluster) {
-                doc.ensure_role(&t.mapping)?;
-            }
+            let mappings: Vec<AdminMapping> =
+                goal.tiers_for(cluster).map(|t| t.mapping.clone()).collect();
+            doc.ensure_roles(&mappings)?;
             doc.remove_retired_tiers(&goal.live_groups(cluster))?;
             doc.remove_roles(&goal.out_of_scope(cluster))?;
             doc.remove_users(&offboarded)?;

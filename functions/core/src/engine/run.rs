@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 
-use crate::engine::clusters::ClusterGoal;
+use crate::engine::clusters::{ClusterGoal, Described};
 use crate::engine::outcome::ClusterOutcome;
 use crate::engine::shards::{TierRoles, TierWork};
 use crate::engine::trust_step::{TrustLease, write_failed};
@@ -101,16 +101,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
         let trust_reads = Box::pin(self.read_trust_side(touches, writes, input));
-        // A run that touches no tier (an event about no tier's selector) has nothing to
-        // ensure on the clusters: they are not listed.
-        let any_tier = touches.iter().any(|t| *t);
-        let clusters_read = Box::pin(async move {
-            if any_tier {
-                self.read_cluster_side(scope).await
-            } else {
-                (Vec::new(), Vec::new())
-            }
-        });
+        let clusters_read = Box::pin(self.read_clusters_for(touches, scope));
         let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
         for (t, n) in report.tiers.iter_mut().zip(&input.members) {
@@ -163,6 +154,20 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             report.clusters.push(r.report);
         }
         self.finish(plan, report, started)
+    }
+
+    /// The cluster side of a run: none when it touches no tier (an event about no
+    /// tier's selector has nothing to ensure on the clusters: they are not listed).
+    async fn read_clusters_for(
+        &self,
+        touches: &[bool],
+        scope: &Scope,
+    ) -> (Vec<Described>, Vec<ClusterOutcome>) {
+        if touches.iter().any(|t| *t) {
+            self.read_cluster_side(scope).await
+        } else {
+            (Vec::new(), Vec::new())
+        }
     }
 
     /// Tier `i`'s trust side as read (`None`: not touched by the run): its plan, or

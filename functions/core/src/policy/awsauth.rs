@@ -225,6 +225,22 @@ fn field_str(m: &Map<String, Value>, name: &str) -> Option<String> {
     field(m, name).and_then(|(_, v)| v.as_str().map(|s| s.trim().to_string()))
 }
 
+/// The form two role ARNs are compared in for aws-auth (no path, lower case): what
+/// [`is_admin_entry`] compares, computed once per role.
+fn role_key(role: &RoleArn) -> String {
+    role.without_path().as_str().to_ascii_lowercase()
+}
+
+/// [`role_key`] of an entry's `rolearn` (an ARN that does not parse: itself, lower
+/// case); `None` without one.
+fn entry_role_key(entry: &Value) -> Option<String> {
+    let arn = field_str(entry.as_object()?, "rolearn")?;
+    Some(match arn.parse::<RoleArn>() {
+        Ok(r) => role_key(&r),
+        Err(_) => arn.to_ascii_lowercase(),
+    })
+}
+
 fn is_admin_entry(entry: &Value, admin: &RoleArn) -> bool {
     let Some(m) = entry.as_object() else {
         return false;

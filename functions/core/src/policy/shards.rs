@@ -16,7 +16,7 @@
 //! - Sizes are counted as IAM counts them (minified, [`super::trust::policy_size_chars`]),
 //!   through the same editor that writes, so no write can exceed the quota.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -152,20 +152,25 @@ pub fn distribute(
     skeleton: &str,
     opts: &TrustOptions,
 ) -> Result<Distribution, TrustPolicyError> {
+    // Each principal's first role, by its lower-case form: one pass over the roles.
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, c) in current.iter().enumerate().take(docs.len()) {
+        for p in c {
+            owner.entry(p.to_ascii_lowercase()).or_insert(i);
+        }
+    }
+    let mut kept: Vec<BTreeSet<UserArn>> = vec![BTreeSet::new(); docs.len()];
     let mut placed: BTreeSet<String> = BTreeSet::new();
+    for d in desired {
+        let key = d.as_str().to_ascii_lowercase();
+        if let Some(&i) = owner.get(&key)
+            && placed.insert(key)
+        {
+            kept[i].insert(d.clone());
+        }
+    }
     let mut fills = Vec::with_capacity(docs.len());
-    for (i, doc) in docs.iter().enumerate() {
-        let now = current.get(i);
-        let kept: BTreeSet<UserArn> = desired
-            .iter()
-            .filter(|d| {
-                let key = d.as_str().to_ascii_lowercase();
-                !placed.contains(&key)
-                    && now.is_some_and(|c| c.iter().any(|p| p.eq_ignore_ascii_case(d.as_str())))
-            })
-            .cloned()
-            .collect();
-        placed.extend(kept.iter().map(|a| a.as_str().to_ascii_lowercase()));
+    for (doc, kept) in docs.iter().zip(kept) {
         let size = size_with(doc, &kept, opts)?;
         fills.push(Fill {
             doc,

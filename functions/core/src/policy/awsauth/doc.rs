@@ -14,7 +14,7 @@ use super::text::{
 };
 use super::{
     AdminMapping, AwsAuthChange, AwsAuthError, MAP_ROLES, MAP_USERS, Offboarded, admin_entry_value,
-    field_str, is_admin_entry, parse_entries, set_field,
+    entry_role_key, field_str, is_admin_entry, parse_entries, role_key, set_field,
 };
 
 /// The aws-auth ConfigMap's `data`, edited one key at a time.
@@ -171,6 +171,69 @@ impl AwsAuth {
             .collect())
     }
 
+    /// [`AwsAuth::ensure_role`] for each of `mappings`, with the text parsed and
+    /// located once: the mappings already in place (one entry, our values, safely
+    /// quoted) are checked against that one read; a mapping whose entry needs an edit
+    /// goes through `ensure_role` on its own, then the missing ones are appended in
+    /// one rewrite (in order). A tier spread over a hundred shard roles is then one
+    /// pass over the key per cluster, not one per role.
+    pub fn ensure_roles(
+        &mut self,
+        mappings: &[AdminMapping],
+    ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
+        let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
+        let entries = parse_entries(MAP_ROLES, &text)?;
+        let keys: Vec<Option<String>> = entries.iter().map(entry_role_key).collect();
+        // Only for the quoting check of entries in place; a key that cannot be
+        // located leaves that check to `ensure_role`, as it would be alone.
+        let located = locate(MAP_ROLES, &text)
+            .ok()
+            .filter(|l| l.entries.len() == entries.len());
+        let mut missing: Vec<&AdminMapping> = Vec::new();
+        let mut to_edit: Vec<&AdminMapping> = Vec::new();
+        for m in mappings {
+            let key = role_key(&m.role_arn);
+            let at: Vec<usize> = (0..entries.len())
+                .filter(|&i| keys[i].as_deref() == Some(key.as_str()))
+                .collect();
+            match at[..] {
+                [] if !missing.iter().any(|x| role_key(&x.role_arn) == key) => missing.push(m),
+                [] => {}
+                [i] if in_place(
+                    &text,
+                    &entries[i],
+                    located.as_ref().map(|l| &l.entries[i]),
+                    located.as_ref().map_or("\n", |l| l.newline),
+                    m,
+                ) => {}
+                _ => to_edit.push(m),
+            }
+        }
+        // Edits first (rare: each alone, re-reading the key), then the missing
+        // roles, appended after every entry in one rewrite of the edited text.
+        let mut changes = Vec::new();
+        for m in to_edit {
+            changes.extend(self.ensure_role(m)?);
+        }
+        if !missing.is_empty() {
+            let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
+            let entries = parse_entries(MAP_ROLES, &text)?;
+            let located = locate(MAP_ROLES, &text)?;
+            let appended: Vec<NewEntry> = missing.iter().map(|m| new_entry(m)).collect();
+            let new = located.rewrite(&text, &vec![Fate::Keep; entries.len()], &appended);
+            let mut expected = entries;
+            expected.extend(missing.iter().map(|m| admin_entry_value(m)));
+            let added = missing
+                .iter()
+                .map(|m| AwsAuthChange::AdminRoleAdded {
+                    rolearn: m.role_arn.without_path().to_string(),
+                })
+                .collect();
+            changes.extend(self.store(MAP_ROLES, new, &expected, added)?);
+        }
+        Ok(changes)
+    }
+
     /// Ensures the admin role mapping in `mapRoles` (one entry, first
     /// position of any existing one, values quoted), touching nothing else.
     pub fn ensure_role(
@@ -184,11 +247,7 @@ impl AwsAuth {
             .collect();
         let Some(&first) = admins.first() else {
             let located = locate(MAP_ROLES, &text)?;
-            let new = located.rewrite(
-                &text,
-                &vec![Fate::Keep; entries.len()],
-                Some(&new_entry(admin)),
-            );
+            let new = located.rewrite(&text, &vec![Fate::Keep; entries.len()], &[new_entry(admin)]);
             let mut expected = entries;
             expected.push(admin_entry_value(admin));
             let changes = vec![AwsAuthChange::AdminRoleAdded {
@@ -247,7 +306,7 @@ impl AwsAuth {
                 }
             })
             .collect();
-        let new = located.rewrite(&text, &fates, None);
+        let new = located.rewrite(&text, &fates, &[]);
         self.store(MAP_ROLES, new, &expected, changes)
     }
 
@@ -293,7 +352,7 @@ impl AwsAuth {
                 "entries located do not match entries read",
             ));
         }
-        let new = located.rewrite(&text, &fates, None);
+        let new = located.rewrite(&text, &fates, &[]);
         self.store(MAP_USERS, new, &expected, changes)
     }
 
@@ -364,7 +423,7 @@ impl AwsAuth {
                 "entries located do not match entries read",
             ));
         }
-        let new = located.rewrite(&text, &fates, None);
+        let new = located.rewrite(&text, &fates, &[]);
         self.store(MAP_ROLES, new, &expected, changes)
     }
 
@@ -388,6 +447,31 @@ impl AwsAuth {
         self.changes.extend(changes.iter().cloned());
         Ok(changes)
     }
+}
+
+/// Whether `entry` (the only one of `m`'s role) is `m`'s mapping as `ensure_role`
+/// would leave it: our values, and (when its text is `located`) each of our fields
+/// reading as strings under YAML 1.1 too.
+fn in_place(
+    text: &str,
+    entry: &Value,
+    located: Option<&Entry>,
+    nl: &str,
+    m: &AdminMapping,
+) -> bool {
+    let before = entry.as_object().cloned().unwrap_or_default();
+    let mut ours = before.clone();
+    let mut changes = Vec::new();
+    for (name, want, _) in wanted(m) {
+        set_field(&mut ours, name, want, &mut changes);
+    }
+    if !changes.is_empty() {
+        return false;
+    }
+    located.is_none_or(|e| {
+        our_entry_edits(text, e, nl, &before, m, &mut changes)
+            .is_ok_and(|edits| edits.is_empty() && changes.is_empty())
+    })
 }
 
 /// The edits of our entry: a field whose value is wrong, or right only for

@@ -3,8 +3,8 @@
 use super::*;
 
 impl Located {
-    /// The text with `fates` applied (one per entry) and `append` added last.
-    pub fn rewrite(&self, text: &str, fates: &[Fate], append: Option<&NewEntry>) -> String {
+    /// The text with `fates` applied (one per entry) and `append` added last, in order.
+    pub fn rewrite(&self, text: &str, fates: &[Fate], append: &[NewEntry]) -> String {
         let item = |i: usize| -> Option<String> {
             let span = &self.entries[i].span;
             match &fates[i] {
@@ -17,7 +17,7 @@ impl Located {
         match self.layout {
             Layout::Empty => {
                 let mut out = text.to_string();
-                if let Some(a) = append {
+                for a in append {
                     if !out.is_empty() && !out.ends_with('\n') {
                         out.push_str(nl);
                     }
@@ -25,7 +25,8 @@ impl Located {
                 }
                 out
             }
-            Layout::Null => append.map_or_else(|| text.to_string(), |a| a.block(0, nl)),
+            Layout::Null if append.is_empty() => text.to_string(),
+            Layout::Null => append.iter().map(|a| a.block(0, nl)).collect(),
             Layout::Block { indent } => self.rewrite_block(text, indent, &item, append),
             Layout::Flow { open, close } => self.rewrite_flow(text, open, close, &item, append),
         }
@@ -36,7 +37,7 @@ impl Located {
         text: &str,
         indent: usize,
         item: &dyn Fn(usize) -> Option<String>,
-        append: Option<&NewEntry>,
+        append: &[NewEntry],
     ) -> String {
         let nl = self.newline;
         let n = self.entries.len();
@@ -47,14 +48,14 @@ impl Located {
                 out.push_str(&s);
                 kept += 1;
             }
-            if i + 1 == n
-                && let Some(a) = append
-            {
-                if !out.is_empty() && !out.ends_with('\n') {
-                    out.push_str(nl);
+            if i + 1 == n {
+                for a in append {
+                    if !out.is_empty() && !out.ends_with('\n') {
+                        out.push_str(nl);
+                    }
+                    out.push_str(&a.block(indent, nl));
+                    kept += 1;
                 }
-                out.push_str(&a.block(indent, nl));
-                kept += 1;
             }
             let next = self.entries.get(i + 1).map_or(text.len(), |e| e.span.start);
             out.push_str(&text[self.entries[i].span.end..next]);
@@ -76,7 +77,7 @@ impl Located {
         open: usize,
         close: usize,
         item: &dyn Fn(usize) -> Option<String>,
-        append: Option<&NewEntry>,
+        append: &[NewEntry],
     ) -> String {
         let e = &self.entries;
         let n = e.len();
@@ -98,9 +99,8 @@ impl Located {
         let mut pieces: Vec<(String, &str)> = (0..n)
             .filter_map(|i| item(i).map(|s| (s, sep_after(i))))
             .collect();
-        if let Some(a) = append {
-            pieces.push((a.flow(), ""));
-        }
+        let appended_sep = sep_after(n.saturating_sub(1));
+        pieces.extend(append.iter().map(|a| (a.flow(), appended_sep)));
         let mut out = text[..=open].to_string();
         out.push_str(lead);
         let last = pieces.len().saturating_sub(1);
