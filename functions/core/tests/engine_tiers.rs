@@ -146,3 +146,24 @@ fn a_group_event_of_a_group_no_tier_uses_is_ignored() {
         }
     );
 }
+
+#[tokio::test]
+async fn an_event_that_touches_no_tier_reads_no_role_and_visits_no_cluster() {
+    let w = tier_world();
+    let iam_writes = w.iam.writes();
+    // bob was created with no tag a tier selects on, and is in no group.
+    let r = ran(w
+        .engine
+        .handle_iam_events_payload(&iam_event("CreateUser", "bob"), RunMode::Apply)
+        .await);
+    assert!(r.succeeded(), "{r:#?}");
+    assert!(r.clusters.is_empty(), "{:#?}", r.clusters);
+    assert!(
+        r.tiers
+            .iter()
+            .all(|t| !t.trust_policy.changed && t.roles.is_empty())
+    );
+    assert_eq!(w.iam.writes(), iam_writes);
+    assert_eq!(w.eks.writes(), 0);
+    assert_eq!(w.eks.reads(), Vec::<String>::new());
+}

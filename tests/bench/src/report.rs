@@ -239,11 +239,13 @@ impl Report {
              arrival of the first `GET /2018-06-01/runtime/invocation/next`, which it holds unanswered. \
              Then it reads the process's peak RSS (`VmHWM` in `/proc/<pid>/status`; not `wait4`'s `ru_maxrss`, which on Linux starts from the spawning parent's RSS) and kills it. One warm-up run \
              per binary is not counted. The floor is `bench-hello` (`lambda_runtime` + `tokio`, same \
-             profile).\n\n\
-             What the functions do before `next` that the floor does not: read the configuration, start \
-             JSON logging, and build the AWS SDK clients, whose HTTPS client gets its trusted roots \
-             compiled in (`webpki-root-certs`, Mozilla's set; README, \"TLS roots\"): no certificate file \
-             is read at start-up. Rows with a label are the same function built another way (`--extra-bin`).\n"
+             profile, and linked like the functions: a fixed-address executable, `-no-pie`, from each \
+             crate's `build.rs`).\n\n\
+             What the functions do before `next` that the floor does not: read and check the \
+             configuration and start JSON logging. The AWS SDK clients are built by the first invocation, \
+             and their HTTPS client's trusted roots are compiled in (`webpki-root-certs`, Mozilla's set; \
+             README, \"TLS roots\"): no certificate file is read at start-up. Rows with a label are the \
+             same function built another way (`--extra-bin`).\n"
         );
         let _ = writeln!(
             s,

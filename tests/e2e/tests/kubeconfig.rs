@@ -17,7 +17,7 @@ use aws_credential_types::Credentials;
 use eks_access_sync::engine::Scope;
 use eks_sandbox::state::ACCOUNT_ID;
 use serde_json::{Value, json};
-use support::{World, cli_binary, command, repo_root, run, user_arn};
+use support::{World, as_member, cli_binary, run, user_arn};
 
 const SHARD: &str = "eks-admin-2";
 const SHARD_PATH: &str = "/eks-access-sync/";
@@ -28,29 +28,6 @@ fn cluster_arn(name: &str) -> String {
 
 fn shard_arn() -> String {
     format!("arn:aws:iam::{ACCOUNT_ID}:role{SHARD_PATH}{SHARD}")
-}
-
-/// A command with the sandbox's endpoints, as the member (their own keys), the test venv
-/// (the AWS CLI) first on PATH.
-fn as_member(
-    w: &World,
-    program: &Path,
-    home: &Path,
-    creds: &Credentials,
-) -> tokio::process::Command {
-    let mut c = command(&w.sb, program.to_str().expect("utf-8"), home);
-    let venv = repo_root().join(".tools/venv/bin");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut paths = vec![venv];
-    paths.extend(std::env::split_paths(&path));
-    c.env("PATH", std::env::join_paths(paths).expect("PATH"))
-        .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
-        .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key());
-    match creds.session_token() {
-        Some(t) => c.env("AWS_SESSION_TOKEN", t),
-        None => c.env_remove("AWS_SESSION_TOKEN"),
-    };
-    c
 }
 
 /// `eks-access-sync kubeconfig --kubeconfig FILE` as the member: (exit, stdout, stderr).

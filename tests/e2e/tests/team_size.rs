@@ -4,7 +4,9 @@
 //! members (and the first and the last) assume their role with the real AWS CLI and
 //! ask both clusters who they are with the real `kubectl auth whoami`; a non-member
 //! whose own policy allows `sts:AssumeRole` on `*` is refused by every role of the
-//! tier; offboarding the member at position 4,000 revokes them and no one else.
+//! tier; offboarding the member at position 4,000 revokes them and no one else. The
+//! first and the last member also find their role with `eks-access-sync kubeconfig`
+//! and reach both clusters through the contexts it writes.
 //!
 //! The sample's seed is printed; `TEAM_SIZE_SEED=<n>` replays it.
 
@@ -20,7 +22,10 @@ use eks_access_sync::engine::Scope;
 use eks_sandbox::state::ACCOUNT_ID;
 use futures::StreamExt;
 use serde_json::Value;
-use support::{World, command, config_with, event, managed_principals, percent_decode, run};
+use support::{
+    World, as_member, cli_binary, command, config_with, event, managed_principals, percent_decode,
+    run,
+};
 
 const MEMBERS: usize = 5_000;
 const SAMPLE: usize = 50;
@@ -342,6 +347,43 @@ async fn five_thousand_readers_reach_both_clusters_and_no_one_else_does() {
         .collect()
         .await;
     assert_eq!(checked.len(), picked.len());
+
+    // The first and the last member learn their role with `eks-access-sync
+    // kubeconfig` (their own keys) and reach both clusters through the contexts it
+    // writes: kubectl's exec plugin runs the real `aws eks get-token --role-arn`.
+    for i in [0, MEMBERS - 1] {
+        let name = member(i);
+        let role = &by_user[&format!("arn:aws:iam::{ACCOUNT_ID}:user/{name}")];
+        let key = w.access_key(&name).await;
+        let file = dir.path().join(format!("{name}.kubeconfig"));
+        let mut c = as_member(&w, &cli_binary(), dir.path(), &key);
+        c.env("ACCESS_CONFIG", TIER)
+            .arg("kubeconfig")
+            .arg("--kubeconfig")
+            .arg(&file);
+        let (code, out, err) = run(c).await;
+        assert_eq!(code, 0, "{name}: eks-access-sync kubeconfig: {out}\n{err}");
+        for cluster in CLUSTERS {
+            let context = format!("arn:aws:eks:us-east-1:{ACCOUNT_ID}:cluster/{cluster}");
+            let mut c = as_member(&w, Path::new("kubectl"), dir.path(), &key);
+            c.arg("--kubeconfig").arg(&file).args([
+                "--context",
+                &context,
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+            ]);
+            let (code, out, err) = run(c).await;
+            assert_eq!(code, 0, "{name} on {cluster}: {out}\n{err}");
+            let who: Value = serde_json::from_str(&out).expect("whoami JSON");
+            assert_eq!(
+                who["status"]["userInfo"]["extra"]["canonicalArn"][0].as_str(),
+                Some(without_path(role).as_str()),
+                "{name} on {cluster} through the context: {who}"
+            );
+        }
+    }
 
     // 3. A non-member allowed sts:AssumeRole on * by their own policy: refused by
     // every role of the tier (the AWS CLI on the tier role and the last shard).

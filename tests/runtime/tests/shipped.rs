@@ -192,12 +192,17 @@ async fn iam_events_binary_answers_every_iam_event() {
     let reason = out["ignored"].as_str().expect("ignored");
     assert!(reason.contains("EntityAlreadyExistsException"), "{out}");
 
-    // An untagged user: no one added, but the run checks every tagged cluster and
-    // maps the admin role where it is missing.
+    // An untagged user touches no tier: no role is read, no cluster visited (the
+    // event pays only for the tiers it may change; full runs repair the rest).
     w.create_user("erin", false).await;
+    let mapped_before = w.aws_auth_data("prod").get("mapRoles").cloned();
     let out = f.ok("iam-create-user-untagged").await;
     assert_eq!(out["trustPolicy"]["added"], json!([]), "{out}");
-    assert_eq!(status_of(&out, "prod"), "updated", "{out}");
+    assert_eq!(cluster_names(&out), Vec::<String>::new(), "{out}");
+    assert_eq!(
+        w.aws_auth_data("prod").get("mapRoles").cloned(),
+        mapped_before
+    );
 
     // dave carries the admin tag: TagUser puts him in the trust policy.
     w.create_user("dave", true).await;
@@ -205,8 +210,8 @@ async fn iam_events_binary_answers_every_iam_event() {
     assert_eq!(out["trustPolicy"]["added"], json!([dave]), "{out}");
     assert_eq!(out["trustPolicy"]["roleName"], ADMIN_ROLE);
     assert!(managed_principals(&w.trust_policy().await).contains(&dave));
-    // The first event (erin's) already mapped the admin role on prod.
-    assert_eq!(status_of(&out, "prod"), "unchanged", "{out}");
+    // It touches the admin tier: the run also maps the admin role where it is missing.
+    assert_eq!(status_of(&out, "prod"), "updated", "{out}");
     assert!(
         w.aws_auth_data("prod")["mapRoles"].contains(&role_arn()),
         "prod maps the admin role"

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use crate::engine::clusters::ClusterGoal;
 use crate::engine::outcome::ClusterOutcome;
-use crate::engine::shards::TierWork;
+use crate::engine::shards::{TierRoles, TierWork};
 use crate::engine::trust_step::{TrustLease, write_failed};
-use crate::engine::{Engine, Outcome, RunInput, RunMode, Scope};
+use crate::engine::{Engine, Error, Outcome, RunInput, RunMode, Scope};
 use crate::model::arn::ClusterName;
 use crate::output::events::{Cause, access_events};
 use crate::output::plan::{Plan, TrustPolicyPlan};
@@ -101,7 +101,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
         let trust_reads = Box::pin(self.read_trust_side(touches, writes, input));
-        let clusters_read = Box::pin(self.read_cluster_side(scope));
+        // A run that touches no tier (an event about no tier's selector) has nothing to
+        // ensure on the clusters: they are not listed.
+        let any_tier = touches.iter().any(|t| *t);
+        let clusters_read = Box::pin(async move {
+            if any_tier {
+                self.read_cluster_side(scope).await
+            } else {
+                (Vec::new(), Vec::new())
+            }
+        });
         let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
         for (t, n) in report.tiers.iter_mut().zip(&input.members) {
@@ -112,24 +121,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         // clusters.
         let mut writes = Vec::new();
         let mut read = Vec::new();
-        for (i, ((tier, lease), roles)) in tiers.iter().zip(leases).zip(roles).enumerate() {
+        for (i, (lease, roles)) in leases.into_iter().zip(roles).enumerate() {
             let (t_plan, t_report) = (&mut plan.tiers[i], &mut report.tiers[i]);
-            let work = match roles {
-                None => TierWork::default(),
-                Some(Ok(roles)) if !input.stop => {
-                    let change = input.changes.get(i).and_then(Option::as_ref);
-                    self.plan_tier(&roles, change, mode, t_plan, t_report)
-                }
-                Some(Ok(_)) => TierWork::default(),
-                Some(Err(e)) => {
-                    if !input.stop {
-                        tracing::error!(role = %tier.role, error = %e, "cannot read the tier role");
-                        t_report.trust_policy.error = Some(e.to_string());
-                    }
-                    TierWork::default()
-                }
-            };
-            read.extend(work.goal.into_iter().map(|r| (i, r)));
+            let work = self.tier_work(i, roles, &input, mode, t_plan, t_report);
+            read.extend(work.goal.iter().map(|r| (i, r.clone())));
             // New shards first, under the lease: the clusters then map them.
             if !work.creates.is_empty() {
                 for (name, r) in self.create_shards(&lease, work.creates).await {
@@ -139,8 +134,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     }
                 }
             }
-            let updates = work.updates;
-            writes.push(async move { (i, self.write_and_release(lease, updates).await) });
+            writes.push(self.write_and_release(lease, work.updates));
         }
         let write_trust = futures::future::join_all(writes);
         if read.is_empty() {
@@ -155,7 +149,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         let clusters = self.reconcile_all(described, &goal, mode);
         let (written, reconciled) = futures::join!(Box::pin(write_trust), clusters);
-        for (i, done) in written {
+        for (i, done) in written.into_iter().enumerate() {
             for (role, r) in done {
                 if let Err(e) = r {
                     write_failed(&mut report.tiers[i], &plan.tiers[i], &role, &e);
@@ -169,6 +163,31 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             report.clusters.push(r.report);
         }
         self.finish(plan, report, started)
+    }
+
+    /// Tier `i`'s trust side as read (`None`: not touched by the run): its plan, or
+    /// nothing when its roles could not be read or the input stops the run.
+    fn tier_work(
+        &self,
+        i: usize,
+        roles: Option<Result<TierRoles, Error>>,
+        input: &RunInput,
+        mode: RunMode,
+        plan: &mut TrustPolicyPlan,
+        report: &mut TierReport,
+    ) -> TierWork {
+        match roles {
+            Some(Ok(roles)) if !input.stop => {
+                let change = input.changes.get(i).and_then(Option::as_ref);
+                self.plan_tier(&roles, change, mode, plan, report)
+            }
+            Some(Err(e)) if !input.stop => {
+                tracing::error!(role = %report.trust_policy.role_name, error = %e, "cannot read the tier role");
+                report.trust_policy.error = Some(e.to_string());
+                TierWork::default()
+            }
+            _ => TierWork::default(),
+        }
     }
 
     /// The reconciled clusters, the failures, and the scope's clusters not found,

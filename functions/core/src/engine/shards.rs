@@ -126,7 +126,30 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         if let Some(u) = report.roles.last_mut() {
             u.changed = plan.after.is_some();
         }
-        for ((k, role), after) in roles.shards.iter().zip(split.shards) {
+        let unchanged = self.plan_shards(roles, split.shards, mode, plan, report, &mut work);
+        if !is_event(change) {
+            work.goal.extend(unchanged);
+        }
+        self.plan_new_shards(roles, split.new_shards, mode, plan, report, &mut work);
+        report.trust_policy.changed |= !plan.shards.is_empty();
+        quota_warning(&roles.base, report);
+        work
+    }
+
+    /// The existing shards: each one's usage, the writes of those that change (they
+    /// join the clusters' goal); the shards left unchanged.
+    fn plan_shards(
+        &self,
+        roles: &TierRoles,
+        after: Vec<Option<String>>,
+        mode: RunMode,
+        plan: &mut TrustPolicyPlan,
+        report: &mut TierReport,
+        work: &mut TierWork,
+    ) -> Vec<RoleInfo> {
+        let mut unchanged = Vec::new();
+        let max = self.config.trust_policy_max_chars;
+        for ((k, role), after) in roles.shards.iter().zip(after) {
             let (doc, changed) = match after {
                 Some(after) => (after, true),
                 None => (role.trust_policy.clone(), false),
@@ -153,12 +176,26 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
                 plan.shards.push(shard_plan);
                 work.goal.push(role.clone());
-            } else if !is_event(change) {
-                work.goal.push(role.clone());
+            } else {
+                unchanged.push(role.clone());
             }
         }
+        unchanged
+    }
+
+    /// The shards to create: their usage and plans, and (when applying) the creations.
+    fn plan_new_shards(
+        &self,
+        roles: &TierRoles,
+        docs: Vec<String>,
+        mode: RunMode,
+        plan: &mut TrustPolicyPlan,
+        report: &mut TierReport,
+        work: &mut TierWork,
+    ) {
+        let max = self.config.trust_policy_max_chars;
         let next = roles.shards.last().map_or(2, |(k, _)| k + 1);
-        for (k, doc) in (next..).zip(split.new_shards) {
+        for (k, doc) in (next..).zip(docs) {
             let Some(name) = shard_name(&roles.base.arn.name(), k) else {
                 report.trust_policy.error = Some(format!(
                     "shard {k} of role {} would have a name longer than 64 characters; \
@@ -183,22 +220,6 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 });
             }
         }
-        report.trust_policy.changed |= !plan.shards.is_empty();
-        if let Some(last) = report.roles.last()
-            && last.percent >= 80
-        {
-            report.warnings.push(format!(
-                "role {} is at {}% of its trust-policy quota ({} of {} characters): \
-                 members past it go to a new shard role {}-{} (created by the tool)",
-                last.role_name,
-                last.percent,
-                last.size_chars,
-                last.max_chars,
-                roles.base.arn.name(),
-                last.shard + 1
-            ));
-        }
-        work
     }
 
     /// The change for the tier role, each shard's new document (if it changes) and the
@@ -319,6 +340,25 @@ struct Split {
     shards: Vec<Option<String>>,
     /// The documents of the shards to create, in order.
     new_shards: Vec<String>,
+}
+
+/// A warning when the role the next member would go to is at 80 % of its quota or
+/// more: the next shard will be created.
+fn quota_warning(base: &RoleInfo, report: &mut TierReport) {
+    if let Some(last) = report.roles.last()
+        && last.percent >= 80
+    {
+        report.warnings.push(format!(
+            "role {} is at {}% of its trust-policy quota ({} of {} characters): \
+                 members past it go to a new shard role {}-{} (created by the tool)",
+            last.role_name,
+            last.percent,
+            last.size_chars,
+            last.max_chars,
+            base.arn.name(),
+            last.shard + 1
+        ));
+    }
 }
 
 /// The users a shard's write adds and removes join the tier's report.

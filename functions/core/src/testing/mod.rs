@@ -89,6 +89,9 @@ pub struct EksState {
     pub entries: BTreeMap<String, BTreeMap<String, AccessEntryView>>,
     pub writes: Vec<String>,
     pub fail_describe: Vec<String>,
+    /// Every `ListClusters` and `DescribeCluster` call, in order (`list <region>`,
+    /// `describe <name>`).
+    pub reads: Vec<String>,
     pub rtt: Duration,
     /// `createdAt` of the entries `CreateAccessEntry` makes (`None`: not given).
     pub now: Option<Timestamp>,
@@ -125,6 +128,9 @@ impl FakeEks {
     pub fn writes(&self) -> usize {
         locked(&self.0).writes.len()
     }
+    pub fn reads(&self) -> Vec<String> {
+        locked(&self.0).reads.clone()
+    }
     pub fn entries(&self, cluster: &str) -> BTreeMap<String, AccessEntryView> {
         self.0
             .lock()
@@ -156,6 +162,7 @@ fn not_found(op: &'static str) -> EksError {
 impl EksApi for FakeEks {
     async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
         let rtt = locked(&self.0).rtt;
+        locked(&self.0).reads.push(format!("list {region}"));
         round_trip(rtt).await;
         Ok(self
             .0
@@ -173,6 +180,7 @@ impl EksApi for FakeEks {
         name: &ClusterName,
     ) -> Result<ClusterInfo, EksError> {
         let rtt = locked(&self.0).rtt;
+        locked(&self.0).reads.push(format!("describe {name}"));
         round_trip(rtt).await;
         let s = locked(&self.0);
         if s.fail_describe.iter().any(|n| n == name.as_str()) {

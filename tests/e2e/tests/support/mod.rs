@@ -563,6 +563,29 @@ pub fn command(sb: &Sandbox, program: &str, home: &Path) -> tokio::process::Comm
     cmd
 }
 
+/// A command with the sandbox's endpoints, as the member (their own keys), the test venv
+/// (the AWS CLI) first on PATH.
+pub fn as_member(
+    w: &World,
+    program: &Path,
+    home: &Path,
+    creds: &Credentials,
+) -> tokio::process::Command {
+    let mut c = command(&w.sb, program.to_str().expect("utf-8"), home);
+    let venv = repo_root().join(".tools/venv/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![venv];
+    paths.extend(std::env::split_paths(&path));
+    c.env("PATH", std::env::join_paths(paths).expect("PATH"))
+        .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key());
+    match creds.session_token() {
+        Some(t) => c.env("AWS_SESSION_TOKEN", t),
+        None => c.env_remove("AWS_SESSION_TOKEN"),
+    };
+    c
+}
+
 /// The operator CLI (`eks-access-sync`, another package's binary), looked up next to
 /// the test's executable (`target/<profile>/`). `cargo test --workspace` (what `make
 /// test` runs) builds it; on its own, run `cargo build -p eks-access-sync-cli` first.
