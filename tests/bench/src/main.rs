@@ -6,6 +6,7 @@ mod invoke;
 mod proc;
 mod report;
 mod stats;
+mod team;
 mod tiers;
 mod world;
 
@@ -82,6 +83,18 @@ struct Args {
     /// everything before the last `=`).
     #[arg(long = "extra-bin", value_parser = parse_extra)]
     extra_bins: Vec<(String, PathBuf)>,
+    /// Run one section alone (after the users and the largest cluster count are set
+    /// up) and write only it, with its marks, to `--out` (which must then be given and
+    /// not be `BENCHMARKS.md`).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// A section `--only` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// "Any team size (issue 11)": the sharded tier.
+    Team,
 }
 
 fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
@@ -643,6 +656,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
     };
     progress("starting the sandbox (moto + front door)");
     let mut w = World::start().await?;
+    if let Some(only) = args.only {
+        return run_only(&args, only, w, report, started).await;
+    }
     let env = w.env();
     let base_trust = w.trust_policy().await?;
 
@@ -719,6 +735,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
         )
         .await?;
         report.tiers = Some(section.markdown(args.users, args.admins, args.latency_ms));
+        progress(format!("any team size at {n} clusters"));
+        report.team = Some(team_section(&w, &args, n, dir.path()).await?);
     }
     report.total_secs = started.elapsed().as_secs_f64();
     std::fs::write(&args.out, report.markdown())?;
@@ -727,6 +745,70 @@ async fn run(args: Args) -> Result<(), BenchError> {
         args.out.display(),
         report.total_secs
     ));
+    w.sb.shutdown().await;
+    Ok(())
+}
+
+/// The any-team-size section (issue 11) at `clusters` clusters (already created).
+async fn team_section(
+    w: &World,
+    args: &Args,
+    clusters: usize,
+    dir: &Path,
+) -> Result<team::TeamSection, BenchError> {
+    team::team(
+        w,
+        &args.bin_dir.join("eks-access-sync"),
+        args.admins,
+        clusters,
+        args.latency_ms,
+        args.sync_runs,
+        args.event_runs,
+        dir,
+    )
+    .await
+}
+
+/// `--only SECTION`: the users seeded, the largest cluster count created, that section
+/// alone, written with its marks to `--out`.
+async fn run_only(
+    args: &Args,
+    only: Only,
+    mut w: World,
+    mut report: Report,
+    started: Instant,
+) -> Result<(), BenchError> {
+    if args.out.file_name() == Some(std::ffi::OsStr::new("BENCHMARKS.md")) {
+        w.sb.shutdown().await;
+        return Err(BenchError::Config(
+            "--only writes one section alone: give another --out than BENCHMARKS.md".into(),
+        ));
+    }
+    progress(format!(
+        "seeding {} users ({} admins) at latency 0",
+        args.users, args.admins
+    ));
+    w.seed_users(args.users, args.admins).await?;
+    let n = args.clusters.iter().copied().max().unwrap_or(0);
+    progress(format!("creating {n} clusters"));
+    w.ensure_clusters(n).await?;
+    let dir = tempfile::tempdir()?;
+    let text = match only {
+        Only::Team => {
+            let t = team_section(&w, args, n, dir.path()).await?;
+            let text = t.markdown(", `--only team`");
+            report.team = Some(t);
+            text
+        }
+    };
+    report.total_secs = started.elapsed().as_secs_f64();
+    let mut out = format!(
+        "# Benchmarks: one section alone (`bench --only`, {:.0} s, {})\n\n",
+        report.total_secs, report.machine.date
+    );
+    out.push_str(&text);
+    std::fs::write(&args.out, out)?;
+    progress(format!("wrote {}", args.out.display()));
     w.sb.shutdown().await;
     Ok(())
 }

@@ -80,6 +80,8 @@ pub struct Report {
     pub manual: Vec<ManualRow>,
     /// The access-tier section (issue 10), rendered.
     pub tiers: Option<String>,
+    /// The any-team-size section (issue 11).
+    pub team: Option<crate::team::TeamSection>,
 }
 
 fn cell(s: Option<Stat>, digits: usize) -> (String, String, String) {
@@ -215,6 +217,9 @@ impl Report {
                     .sum::<usize>()
             ),
         });
+        if let Some(t) = &self.team {
+            out.extend(t.marks());
+        }
         out
     }
 
@@ -378,7 +383,7 @@ impl Report {
              API server per cluster) runs on the same cores as the code measured.\n"
         );
 
-        let _ = writeln!(s, "## Marks of issue 6\n");
+        let _ = writeln!(s, "## Marks (issues 6 and 11)\n");
         let _ = writeln!(s, "| mark | result | |\n|---|---|---|");
         for mark in self.marks() {
             let _ = writeln!(
@@ -547,6 +552,10 @@ impl Report {
         if let Some(t) = &self.tiers {
             let _ = writeln!(s);
             s.push_str(t);
+        }
+        if let Some(t) = &self.team {
+            let _ = writeln!(s);
+            s.push_str(&t.markdown(""));
         }
         s
     }

@@ -9,7 +9,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_eks::types::{AuthenticationMode, CreateAccessConfigRequest, VpcConfigRequest};
 use aws_sdk_iam::types::Tag;
 use eks_sandbox::aws::{Sandbox, SandboxOptions, lock, seed::admin_trust_policy};
-use eks_sandbox::state::ACCOUNT_ID;
+use eks_sandbox::state::{ACCOUNT_ID, StoredObject};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -274,6 +274,42 @@ impl World {
         c.objects.get(&key).map(|o| o.json["data"].clone())
     }
 
+    /// Every created cluster's aws-auth as stored (`None`: it has none), to put back
+    /// with [`World::restore_aws_auth`].
+    pub fn snapshot_aws_auth(&self) -> Vec<(String, Option<StoredObject>)> {
+        let shared = self.sb.shared();
+        let st = lock(&shared);
+        (0..self.clusters)
+            .map(cluster_name)
+            .map(|name| {
+                let obj = st
+                    .clusters
+                    .get(&name)
+                    .and_then(|c| c.objects.get(&aws_auth_key()))
+                    .cloned();
+                (name, obj)
+            })
+            .collect()
+    }
+
+    /// Puts back the aws-auth objects of a [`World::snapshot_aws_auth`].
+    pub fn restore_aws_auth(&self, snapshot: &[(String, Option<StoredObject>)]) {
+        let shared = self.sb.shared();
+        let mut st = lock(&shared);
+        for (name, obj) in snapshot {
+            if let Some(c) = st.clusters.get_mut(name) {
+                match obj {
+                    Some(o) => {
+                        c.objects.insert(aws_auth_key(), o.clone());
+                    }
+                    None => {
+                        c.objects.remove(&aws_auth_key());
+                    }
+                }
+            }
+        }
+    }
+
     /// Deletes `cluster`'s aws-auth (section 1 leaves cluster 0 as section 3 expects
     /// a new cluster: without one).
     pub fn remove_aws_auth(&self, cluster: &str) {
@@ -288,6 +324,16 @@ impl World {
             ));
         }
     }
+}
+
+/// The key of the aws-auth ConfigMap in a sandbox cluster's store.
+fn aws_auth_key() -> (String, String, String, String) {
+    (
+        "api/v1".to_string(),
+        "configmaps".to_string(),
+        "kube-system".to_string(),
+        "aws-auth".to_string(),
+    )
 }
 
 /// Sum of calls whose service is `service`.
