@@ -209,3 +209,64 @@ async fn the_report_gives_the_runs_duration() {
     );
     assert!(r.duration_ms > 0);
 }
+
+/// A group event under tiers (issue 10's mark): `AddUserToGroup` of a developer at 100
+/// clusters takes the same 3 round trips as a TagUser: GetUser ∥ ListGroupsForUser ∥
+/// GetRole ∥ ListRoles ∥ ListClusters → DescribeCluster → GET aws-auth.
+#[tokio::test(start_paused = true)]
+async fn a_group_event_takes_three_round_trips_at_a_hundred_clusters() {
+    use eks_access_sync::model::tiers::AccessConfig;
+    let tiers = r#"
+tiers:
+  - name: admin
+    role: eks-admin
+    members: { tag: eks-admin=true }
+    kubernetes: { policy: AmazonEKSClusterAdminPolicy, groups: ["system:masters"] }
+  - name: developers
+    role: eks-edit
+    members: { groups: [developers] }
+    kubernetes: { policy: AmazonEKSEditPolicy, namespaces: [team-a] }
+"#;
+    let dev = |name: &str| {
+        let mut u = user(name, false);
+        u.groups = vec!["developers".into()];
+        u
+    };
+    let iam = FakeIam::new(vec![user("alice", true), dev("dave")], EMPTY_TRUST);
+    iam.add_role("eks-edit", EMPTY_TRUST);
+    let eks = FakeEks::new(
+        (0..CLUSTERS)
+            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
+            .collect(),
+    );
+    let kube = FakeKube::default();
+    for i in 0..CLUSTERS {
+        kube.set(&format!("c{i:03}"), aws_auth(NODE_ROLES, None));
+    }
+    let mut cfg = config(None);
+    cfg.access = AccessConfig::from_yaml(tiers).expect("tiers");
+    let engine = Engine::new(cfg, iam.clone(), eks.clone(), kube.clone());
+    let r = engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:?}");
+    // erin joins developers after that run: the event adds her.
+    iam.set_users(vec![user("alice", true), dev("dave"), dev("erin")]);
+    iam.0.lock().expect("lock").rtt = RTT;
+    eks.0.lock().expect("lock").rtt = RTT;
+    for i in 0..CLUSTERS {
+        kube.state(&format!("c{i:03}")).lock().expect("lock").rtt = RTT;
+    }
+    let mut ev = iam_event("TagUser", "erin");
+    ev["detail"]["eventName"] = json!("AddUserToGroup");
+    ev["detail"]["requestParameters"] = json!({ "userName": "erin", "groupName": "developers" });
+    let writes_before = iam.writes();
+    let (r, rtts) = rtts_of(engine.handle_iam_events_payload(&ev, RunMode::Apply)).await;
+    let r = ran(r);
+    assert!(r.succeeded(), "{r:?}");
+    assert!(r.tiers[1].trust_policy.changed, "{r:?}");
+    assert_eq!(iam.writes(), writes_before, "the admin role is not written");
+    assert_eq!(r.clusters.len(), CLUSTERS);
+    assert_eq!(
+        rtts, 3.0,
+        "GetUser ∥ ListGroupsForUser ∥ GetRole → … → GET aws-auth"
+    );
+}
