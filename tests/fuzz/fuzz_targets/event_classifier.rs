@@ -70,9 +70,26 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         EventClass::Eks(e) => {
-            if let Some(c) = &e.cluster {
-                assert!(c.as_str().parse::<ClusterName>().is_ok(), "bad cluster {c}");
-            }
+            let c = &e.cluster;
+            assert!(c.as_str().parse::<ClusterName>().is_ok(), "bad cluster {c}");
+            assert!(
+                value
+                    .pointer("/detail/errorCode")
+                    .is_none_or(Value::is_null)
+            );
+        }
+        EventClass::IamGroupDeleted { group } => {
+            // Only a successful DeleteGroup naming that group.
+            assert_eq!(
+                value.pointer("/detail/eventName").and_then(Value::as_str),
+                Some("DeleteGroup")
+            );
+            assert_eq!(
+                value
+                    .pointer("/detail/requestParameters/groupName")
+                    .and_then(Value::as_str),
+                Some(group.as_str())
+            );
             assert!(
                 value
                     .pointer("/detail/errorCode")
