@@ -218,20 +218,31 @@ impl AwsAuth {
         if !missing.is_empty() {
             let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
             let entries = parse_entries(MAP_ROLES, &text)?;
-            let located = locate(MAP_ROLES, &text)?;
-            let appended: Vec<NewEntry> = missing.iter().map(|m| new_entry(m)).collect();
-            let new = located.rewrite(&text, &vec![Fate::Keep; entries.len()], &appended);
-            let mut expected = entries;
-            expected.extend(missing.iter().map(|m| admin_entry_value(m)));
-            let added = missing
-                .iter()
-                .map(|m| AwsAuthChange::AdminRoleAdded {
-                    rolearn: m.role_arn.without_path().to_string(),
-                })
-                .collect();
-            changes.extend(self.store(MAP_ROLES, new, &expected, added)?);
+            changes.extend(self.append_roles(&text, entries, &missing)?);
         }
         Ok(changes)
+    }
+
+    /// Appends the mappings of `roles` after every entry of `text` (`entries`, as
+    /// read), in one rewrite.
+    fn append_roles(
+        &mut self,
+        text: &str,
+        entries: Vec<Value>,
+        roles: &[&AdminMapping],
+    ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
+        let located = locate(MAP_ROLES, text)?;
+        let appended: Vec<NewEntry> = roles.iter().map(|m| new_entry(m)).collect();
+        let new = located.rewrite(text, &vec![Fate::Keep; entries.len()], &appended);
+        let mut expected = entries;
+        expected.extend(roles.iter().map(|m| admin_entry_value(m)));
+        let added = roles
+            .iter()
+            .map(|m| AwsAuthChange::AdminRoleAdded {
+                rolearn: m.role_arn.without_path().to_string(),
+            })
+            .collect();
+        self.store(MAP_ROLES, new, &expected, added)
     }
 
     /// Ensures the admin role mapping in `mapRoles` (one entry, first
@@ -246,14 +257,7 @@ impl AwsAuth {
             .filter(|&i| is_admin_entry(&entries[i], &admin.role_arn))
             .collect();
         let Some(&first) = admins.first() else {
-            let located = locate(MAP_ROLES, &text)?;
-            let new = located.rewrite(&text, &vec![Fate::Keep; entries.len()], &[new_entry(admin)]);
-            let mut expected = entries;
-            expected.push(admin_entry_value(admin));
-            let changes = vec![AwsAuthChange::AdminRoleAdded {
-                rolearn: admin.role_arn.without_path().to_string(),
-            }];
-            return self.store(MAP_ROLES, new, &expected, changes);
+            return self.append_roles(&text, entries, &[admin]);
         };
         let mut changes = Vec::new();
         let mut ours: Map<String, Value> = entries[first].as_object().cloned().unwrap_or_default();
