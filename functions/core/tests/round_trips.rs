@@ -34,6 +34,29 @@ fn config(concurrency: Option<&str>) -> Config {
     test_config(&extra)
 }
 
+/// `CLUSTERS` tagged CONFIG_MAP clusters, each holding only the node role.
+fn node_role_clusters() -> (FakeEks, FakeKube) {
+    let eks = FakeEks::new(
+        (0..CLUSTERS)
+            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
+            .collect(),
+    );
+    let kube = FakeKube::default();
+    for i in 0..CLUSTERS {
+        kube.set(&format!("c{i:03}"), aws_auth(NODE_ROLES, None));
+    }
+    (eks, kube)
+}
+
+/// Every call of every fake takes `RTT` from now on.
+fn slow_down(iam: &FakeIam, eks: &FakeEks, kube: &FakeKube) {
+    iam.0.lock().expect("lock").rtt = RTT;
+    eks.0.lock().expect("lock").rtt = RTT;
+    for i in 0..CLUSTERS {
+        kube.state(&format!("c{i:03}")).lock().expect("lock").rtt = RTT;
+    }
+}
+
 struct World {
     iam: FakeIam,
     kube: FakeKube,
@@ -47,15 +70,7 @@ async fn world(concurrency: Option<&str>, mapped: bool) -> World {
         vec![user("alice", true), user("bob", false), user("carol", true)],
         EMPTY_TRUST,
     );
-    let eks = FakeEks::new(
-        (0..CLUSTERS)
-            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
-            .collect(),
-    );
-    let kube = FakeKube::default();
-    for i in 0..CLUSTERS {
-        kube.set(&format!("c{i:03}"), aws_auth(NODE_ROLES, None));
-    }
+    let (eks, kube) = node_role_clusters();
     let engine = Engine::new(config(concurrency), iam.clone(), eks.clone(), kube.clone());
     if mapped {
         // A first full run maps the role everywhere (clock not yet slowed).
@@ -73,11 +88,7 @@ async fn world(concurrency: Option<&str>, mapped: bool) -> World {
             v.to_string()
         };
     }
-    iam.0.lock().expect("lock").rtt = RTT;
-    eks.0.lock().expect("lock").rtt = RTT;
-    for i in 0..CLUSTERS {
-        kube.state(&format!("c{i:03}")).lock().expect("lock").rtt = RTT;
-    }
+    slow_down(&iam, &eks, &kube);
     World { iam, kube, engine }
 }
 
@@ -234,15 +245,7 @@ tiers:
     };
     let iam = FakeIam::new(vec![user("alice", true), dev("dave")], EMPTY_TRUST);
     iam.add_role("eks-edit", EMPTY_TRUST);
-    let eks = FakeEks::new(
-        (0..CLUSTERS)
-            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
-            .collect(),
-    );
-    let kube = FakeKube::default();
-    for i in 0..CLUSTERS {
-        kube.set(&format!("c{i:03}"), aws_auth(NODE_ROLES, None));
-    }
+    let (eks, kube) = node_role_clusters();
     let mut cfg = config(None);
     cfg.access = AccessConfig::from_yaml(tiers).expect("tiers");
     let engine = Engine::new(cfg, iam.clone(), eks.clone(), kube.clone());
@@ -250,11 +253,7 @@ tiers:
     assert!(r.succeeded(), "{r:?}");
     // erin joins developers after that run: the event adds her.
     iam.set_users(vec![user("alice", true), dev("dave"), dev("erin")]);
-    iam.0.lock().expect("lock").rtt = RTT;
-    eks.0.lock().expect("lock").rtt = RTT;
-    for i in 0..CLUSTERS {
-        kube.state(&format!("c{i:03}")).lock().expect("lock").rtt = RTT;
-    }
+    slow_down(&iam, &eks, &kube);
     let mut ev = iam_event("TagUser", "erin");
     ev["detail"]["eventName"] = json!("AddUserToGroup");
     ev["detail"]["requestParameters"] = json!({ "userName": "erin", "groupName": "developers" });
