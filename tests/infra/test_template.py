@@ -1095,9 +1095,13 @@ def test_every_configuration_setting_reaches_the_function(function_id):
     variables = function_props(function_id)["Environment"]["Variables"]
     # TRUST_LOCK_TABLE names the stack's own table, SHARD_PERMISSIONS_BOUNDARY its own
     # boundary policy, not parameters (both checked on their own).
-    assert set(variables) == set(CONFIG_ENV) | {"TRUST_LOCK_TABLE", "ACCESS_EVENT_BUS", "SHARD_PERMISSIONS_BOUNDARY"}
+    assert set(variables) == set(CONFIG_ENV) | {
+        "TRUST_LOCK_TABLE", "ACCESS_EVENT_BUS", "SHARD_PERMISSIONS_BOUNDARY", "MEMBER_ROLE_NAME"
+    }
     # Access events go to the default bus, the only one the role may put on.
     assert variables["ACCESS_EVENT_BUS"] == "default"
+    # The member role the functions assume is the one MemberAccountsPolicy allows.
+    assert variables["MEMBER_ROLE_NAME"] == {"Ref": "MemberRoleName"}
     for env, parameter in CONFIG_ENV.items():
         value = variables[env]
         if env == "CLUSTER_REGIONS":

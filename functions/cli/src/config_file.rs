@@ -64,6 +64,17 @@ pub fn check(path: Option<&Path>) -> u8 {
             for tier in &access.tiers {
                 println!("  {}", tier.summary());
             }
+            for a in &access.accounts {
+                let regions = if a.regions.is_empty() {
+                    "the hub's regions".to_owned()
+                } else {
+                    a.regions.join(", ")
+                };
+                println!(
+                    "  account {}: {regions}, through its member role (MEMBER_ROLE_NAME)",
+                    a.id
+                );
+            }
             EXIT_OK
         }
         Err(e) => {

@@ -28,6 +28,7 @@ use crate::ports::AwsAuthObject;
 use crate::adapters::kube::client::EksKubeConnector;
 use crate::adapters::kube::store::{AWS_AUTH_NAME, K8sError, KUBE_SYSTEM, KubeAwsAuth};
 use crate::model::arn::{ClusterName, RoleArn};
+use crate::model::cluster::Place;
 use crate::model::mapping::AdminMapping;
 use crate::model::tiers::AccessPolicy;
 use crate::{adapters::aws::eks::SdkEks, ports::EksApi};
@@ -265,7 +266,8 @@ pub async fn bootstrap(
     role_arn: &RoleArn,
 ) -> Result<Vec<String>, BootstrapError> {
     let eks = SdkEks::new(sdk.clone());
-    let info = eks.describe_cluster(region, cluster).await?;
+    let at = &Place::hub(region);
+    let info = eks.describe_cluster(at, cluster).await?;
     let Some(conn) = info.connection() else {
         return Err(BootstrapError::NotActive(
             cluster.to_string(),
@@ -282,12 +284,9 @@ pub async fn bootstrap(
     if info.auth_mode.uses_access_entries() {
         let groups = vec![FUNCTIONS_IDENTITY.to_owned()];
         let principal = role_arn.as_str();
-        match eks
-            .describe_access_entry(region, cluster, principal)
-            .await?
-        {
+        match eks.describe_access_entry(at, cluster, principal).await? {
             None => {
-                eks.create_access_entry(region, cluster, principal, None, &groups)
+                eks.create_access_entry(at, cluster, principal, None, &groups)
                     .await?;
                 out.push(format!("access entry for {principal}: created"));
             }
@@ -295,7 +294,7 @@ pub async fn bootstrap(
                 out.push(format!("access entry for {principal}: unchanged"));
             }
             Some(_) => {
-                eks.update_access_entry(region, cluster, principal, None, &groups)
+                eks.update_access_entry(at, cluster, principal, None, &groups)
                     .await?;
                 out.push(format!("access entry for {principal}: updated"));
             }

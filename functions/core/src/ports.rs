@@ -15,7 +15,7 @@ use crate::adapters::aws::iam::IamError;
 use crate::adapters::aws::lock::LockError;
 use crate::adapters::kube::store::K8sError;
 use crate::model::arn::{ClusterName, RoleArn, RoleName, UserName};
-use crate::model::cluster::{ClusterEndpoint, ClusterInfo};
+use crate::model::cluster::{ClusterEndpoint, ClusterInfo, Place};
 use crate::output::events::AccessEvent;
 use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
@@ -79,33 +79,34 @@ pub struct RoleInfo {
 }
 
 // EKS
-/// What the engine needs from EKS.
+/// What the engine needs from EKS, in a region of the hub's account or of a member
+/// account ([`Place`]).
 pub trait EksApi: Send + Sync {
     fn list_clusters(
         &self,
-        region: &str,
+        at: &Place,
     ) -> impl Future<Output = Result<Vec<ClusterName>, EksError>> + Send;
     fn describe_cluster(
         &self,
-        region: &str,
+        at: &Place,
         name: &ClusterName,
     ) -> impl Future<Output = Result<ClusterInfo, EksError>> + Send;
     /// Principal ARNs of the cluster's access entries.
     fn list_access_entries(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
     ) -> impl Future<Output = Result<Vec<String>, EksError>> + Send;
     /// One access entry with its associated policies and `createdAt`; `None` if absent.
     fn describe_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> impl Future<Output = Result<Option<AccessEntryView>, EksError>> + Send;
     fn create_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
@@ -113,7 +114,7 @@ pub trait EksApi: Send + Sync {
     ) -> impl Future<Output = Result<(), EksError>> + Send;
     fn update_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
@@ -121,21 +122,21 @@ pub trait EksApi: Send + Sync {
     ) -> impl Future<Output = Result<(), EksError>> + Send;
     fn delete_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> impl Future<Output = Result<(), EksError>> + Send;
     /// Associates `policy_arn` at cluster scope.
     fn associate_access_policy(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy: &PolicyAssociation,
     ) -> impl Future<Output = Result<(), EksError>> + Send;
     fn disassociate_access_policy(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy_arn: &str,

@@ -126,6 +126,7 @@ mod tests {
         assert_eq!(ok["adminUsers"], 2);
         r.clusters.push(ClusterReport {
             name: "prod".into(),
+            account: String::new(),
             region: "eu-west-1".into(),
             backend: Backend::ConfigMap,
             status: ClusterStatus::Failed,

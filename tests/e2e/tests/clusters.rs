@@ -310,6 +310,7 @@ async fn a_warm_engine_reuses_its_cluster_clients() {
     let w = World::start().await;
     let (endpoint, ca) = w.describe("prod").await;
     let prod = ClusterEndpoint {
+        member: None,
         region: "us-east-1".into(),
         name: "prod".into(),
         endpoint,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aws_types::SdkConfig;
 
+use crate::adapters::aws::accounts::AccountSessions;
 use crate::adapters::aws::eks::SdkEks;
 use crate::adapters::aws::events::EventBridgeSink;
 use crate::adapters::aws::iam::SdkIam;
@@ -62,11 +63,16 @@ impl SdkEngine {
             )),
             None => Arc::new(NoEvents),
         };
+        // One session per member account, shared by EKS and the Kubernetes tokens.
+        let sessions = Arc::new(AccountSessions::new(
+            sdk.clone(),
+            Some(config.member_role.clone()),
+        ));
         Engine::new(
             config,
             SdkIam::new(aws_sdk_iam::Client::new(sdk)),
-            SdkEks::new(sdk.clone()),
-            EksKubeConnector::new(sdk.clone()),
+            SdkEks::with_sessions(Arc::clone(&sessions)),
+            EksKubeConnector::with_sessions(sessions),
         )
         .with_trust_lock(lock)
         .with_access_events(events)

@@ -86,13 +86,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         &self,
         cluster: &ClusterInfo,
     ) -> Result<(Vec<AccessEntryView>, Vec<String>), Error> {
-        let (region, name) = (cluster.region.as_str(), &cluster.name);
-        let principals = self.eks.list_access_entries(region, name).await?;
+        let (at, name) = (&cluster.place(), &cluster.name);
+        let principals = self.eks.list_access_entries(at, name).await?;
         // Every role's entry is described (at once): a tier role's, and any other that
         // may be a retired tier's (its groups tell).
         let roles = principals.iter().filter(|p| p.parse::<RoleArn>().is_ok());
         let described = futures::future::try_join_all(
-            roles.map(|p| self.eks.describe_access_entry(region, name, p)),
+            roles.map(|p| self.eks.describe_access_entry(at, name, p)),
         )
         .await?;
         let mut views: Vec<AccessEntryView> = described.into_iter().flatten().collect();
@@ -122,42 +122,42 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         ae: &AccessEntryPlan,
         existing: &str,
     ) -> Result<(), Error> {
-        let (region, name) = (cluster.region.as_str(), &cluster.name);
+        let (at, name) = (&cluster.place(), &cluster.name);
         let mut principal = None;
         // A stale entry goes first: the new one may have the same principal ARN.
         if let Some(stale) = &ae.recreate_admin_entry {
             self.eks
-                .delete_access_entry(region, name, &stale.principal_arn)
+                .delete_access_entry(at, name, &stale.principal_arn)
                 .await?;
         }
         if let Some(e) = &ae.create_admin_entry {
             let user = e.username.as_deref();
             self.eks
-                .create_access_entry(region, name, &e.principal_arn, user, &e.kubernetes_groups)
+                .create_access_entry(at, name, &e.principal_arn, user, &e.kubernetes_groups)
                 .await?;
             principal = Some(e.principal_arn.as_str());
         }
         if let Some(e) = &ae.update_admin_entry {
             let user = e.username.as_deref();
             self.eks
-                .update_access_entry(region, name, &e.principal_arn, user, &e.kubernetes_groups)
+                .update_access_entry(at, name, &e.principal_arn, user, &e.kubernetes_groups)
                 .await?;
             principal = Some(e.principal_arn.as_str());
         }
         if ae.associate_admin_policy {
             let principal = principal.unwrap_or(existing);
             self.eks
-                .associate_access_policy(region, name, principal, &ae.policy)
+                .associate_access_policy(at, name, principal, &ae.policy)
                 .await?;
         }
         for policy in &ae.disassociate {
             let principal = principal.unwrap_or(existing);
             self.eks
-                .disassociate_access_policy(region, name, principal, policy)
+                .disassociate_access_policy(at, name, principal, policy)
                 .await?;
         }
         for p in &ae.delete_entries {
-            self.eks.delete_access_entry(region, name, p).await?;
+            self.eks.delete_access_entry(at, name, p).await?;
         }
         Ok(())
     }

@@ -42,12 +42,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         for f in failures {
             report.unreadable.push(Unreadable {
                 name: f.report.name,
-                region: f.report.region,
+                region: if f.report.account.is_empty() {
+                    f.report.region
+                } else {
+                    format!("{}/{}", f.report.account, f.report.region)
+                },
                 error: f.report.error.unwrap_or_default(),
             });
         }
         let mut wanted = Vec::new();
-        for (region, name, info) in described {
+        for (at, name, info) in described {
             match info {
                 Ok(info) => {
                     let managed = info.has_tag(&tag.key, &tag.value);
@@ -57,7 +61,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
                 Err(e) => report.unreadable.push(Unreadable {
                     name: name.to_string(),
-                    region,
+                    region: at.to_string(),
                     error: e.to_string(),
                 }),
             }
@@ -91,14 +95,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         managed: bool,
         dir: &Directory<'_>,
     ) -> Result<ClusterAccess, Unreadable> {
+        // A member account's cluster is shown at `account/region`.
         let unreadable = |error: String| Unreadable {
             name: info.name.to_string(),
-            region: info.region.clone(),
+            region: info.place().to_string(),
             error,
         };
         let mut access = ClusterAccess {
             name: info.name.to_string(),
-            region: info.region.clone(),
+            region: info.place().to_string(),
             auth_mode: info.auth_mode.as_str().to_owned(),
             managed,
             grants: Vec::new(),
@@ -124,16 +129,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         }
         if info.auth_mode.uses_access_entries() {
-            let (region, name) = (info.region.as_str(), &info.name);
+            let (at, name) = (&info.place(), &info.name);
             let principals = self
                 .eks
-                .list_access_entries(region, name)
+                .list_access_entries(at, name)
                 .await
                 .map_err(|e| unreadable(e.to_string()))?;
             let views = futures::future::try_join_all(
                 principals
                     .iter()
-                    .map(|p| self.eks.describe_access_entry(region, name, p)),
+                    .map(|p| self.eks.describe_access_entry(at, name, p)),
             )
             .await
             .map_err(|e| unreadable(e.to_string()))?;

@@ -10,7 +10,7 @@ use crate::engine::aws_auth::AwsAuthJob;
 use crate::engine::outcome::ClusterOutcome;
 use crate::engine::{Engine, Error, RunMode, Scope};
 use crate::model::arn::{ClusterName, RoleArn};
-use crate::model::cluster::{AuthMode, Backend, ClusterInfo};
+use crate::model::cluster::{AuthMode, Backend, ClusterInfo, Place};
 use crate::model::config::{Config, TagSpec};
 use crate::model::mapping::{AdminMapping, Offboarded};
 use crate::model::tiers::Tier;
@@ -167,21 +167,22 @@ impl ClusterGoal {
     }
 }
 
-/// A cluster as `DescribeCluster` answered (region, name, info or the error).
-pub(super) type Described = (String, ClusterName, Result<ClusterInfo, Error>);
+/// A cluster as `DescribeCluster` answered (where, name, info or the error).
+pub(super) type Described = (Place, ClusterName, Result<ClusterInfo, Error>);
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// The cluster list (every region at once), then each cluster described, at most
-    /// `cluster_concurrency` at once; outcomes for the regions that could not be listed.
+    /// The cluster list (every region of every account at once), then each cluster
+    /// described, at most `cluster_concurrency` at once; outcomes for the places that
+    /// could not be listed.
     pub(super) async fn read_cluster_side(
         &self,
         scope: &Scope,
     ) -> (Vec<Described>, Vec<ClusterOutcome>) {
         let (names, failures) = self.cluster_names(scope).await;
         let described: Vec<Described> = futures::stream::iter(names)
-            .map(|(region, name)| async move {
-                let info = self.eks.describe_cluster(&region, &name).await;
-                (region, name, info.map_err(Error::from))
+            .map(|(at, name)| async move {
+                let info = self.eks.describe_cluster(&at, &name).await;
+                (at, name, info.map_err(Error::from))
             })
             .buffer_unordered(self.config.cluster_concurrency.max(1))
             .collect()
@@ -189,32 +190,38 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         (described, failures)
     }
 
-    /// The clusters in scope, by region (the regions are listed at once), and outcomes
-    /// for the regions that could not be listed.
+    /// The clusters in scope, by place (every region of every account listed at once),
+    /// and outcomes for the places that could not be listed: one account failing (no
+    /// member stack, AccessDenied) never stops the others.
     async fn cluster_names(
         &self,
         scope: &Scope,
-    ) -> (Vec<(String, ClusterName)>, Vec<ClusterOutcome>) {
-        let listed = futures::future::join_all(
-            self.config
-                .cluster_regions
-                .iter()
-                .map(|region| async move { (region, self.eks.list_clusters(region).await) }),
-        )
-        .await;
+    ) -> (Vec<(Place, ClusterName)>, Vec<ClusterOutcome>) {
+        let listed =
+            futures::future::join_all(self.config.places().into_iter().map(|at| async move {
+                let r = self.eks.list_clusters(&at).await;
+                (at, r)
+            }))
+            .await;
         let mut names = Vec::new();
         let mut failures = Vec::new();
-        for (region, r) in listed {
+        for (at, r) in listed {
             match r {
                 Ok(list) => names.extend(
                     list.into_iter()
                         .filter(|n| scope.includes(n))
-                        .map(|n| (region.clone(), n)),
+                        .map(|n| (at.clone(), n)),
                 ),
                 Err(e) => {
-                    tracing::error!(region = %region, error = %e, "cannot list clusters");
+                    tracing::error!(place = %at, error = %e, "cannot list clusters");
                     let e = Error::from(e);
-                    failures.push(ClusterOutcome::failed(None, region, Backend::ConfigMap, &e));
+                    let account = at.member.as_ref().map(|a| a.as_str()).unwrap_or_default();
+                    failures.push(ClusterOutcome::failed(
+                        None,
+                        (account, &at.region),
+                        Backend::ConfigMap,
+                        &e,
+                    ));
                 }
             }
         }
@@ -229,7 +236,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         mode: RunMode,
     ) -> Vec<(ClusterName, Option<ClusterOutcome>)> {
         futures::stream::iter(described)
-            .map(|(region, name, info)| self.reconcile_described(region, name, info, goal, mode))
+            .map(|(at, name, info)| self.reconcile_described(at, name, info, goal, mode))
             .buffer_unordered(self.config.cluster_concurrency.max(1))
             .collect()
             .await
@@ -239,7 +246,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     /// the name) for an untagged cluster: it is neither reported nor touched.
     async fn reconcile_described(
         &self,
-        region: String,
+        at: Place,
         name: ClusterName,
         info: Result<ClusterInfo, Error>,
         goal: &ClusterGoal,
@@ -251,13 +258,19 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     let r = self.reconcile_cluster(info, goal, mode).await;
                     (name, Some(r))
                 } else {
-                    tracing::debug!(cluster = %name, region = %region, "not tagged; left alone");
+                    tracing::debug!(cluster = %name, place = %at, "not tagged; left alone");
                     (name, None)
                 }
             }
             Err(e) => {
-                tracing::error!(cluster = %name, region = %region, error = %e, kind = e.kind().as_str(), "cannot describe cluster");
-                let r = ClusterOutcome::failed(Some(&name), &region, Backend::ConfigMap, &e);
+                tracing::error!(cluster = %name, place = %at, error = %e, kind = e.kind().as_str(), "cannot describe cluster");
+                let account = at.member.as_ref().map(|a| a.as_str()).unwrap_or_default();
+                let r = ClusterOutcome::failed(
+                    Some(&name),
+                    (account, &at.region),
+                    Backend::ConfigMap,
+                    &e,
+                );
                 (name, Some(r))
             }
         }
@@ -280,7 +293,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     &cluster.status
                 }
             );
-            return ClusterOutcome::skipped(&cluster.name, &cluster.region, backend, reason);
+            let at = (cluster.account(), cluster.region.as_str());
+            return ClusterOutcome::skipped(&cluster.name, (&at.0, at.1), backend, reason);
         };
         let result = match cluster.auth_mode {
             AuthMode::ConfigMap => {
@@ -307,8 +321,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         }
         let mut outcome = result.unwrap_or_else(|e| {
-            tracing::error!(cluster = %cluster.name, region = %cluster.region, error = %e, kind = e.kind().as_str(), "cluster failed");
-            ClusterOutcome::failed(Some(&cluster.name), &cluster.region, backend, &e)
+            tracing::error!(cluster = %cluster.name, place = %cluster.place(), error = %e, kind = e.kind().as_str(), "cluster failed");
+            let account = cluster.account();
+            ClusterOutcome::failed(Some(&cluster.name), (&account, &cluster.region), backend, &e)
         });
         outcome.report.tiers = tiers;
         outcome
@@ -334,7 +349,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     self.config.cluster_regions.join(", ")
                 );
                 let region = scope.region.as_deref().unwrap_or_default();
-                ClusterOutcome::skipped(name, region, Backend::ConfigMap, reason)
+                ClusterOutcome::skipped(name, ("", region), Backend::ConfigMap, reason)
             })
             .collect()
     }

@@ -20,6 +20,7 @@ impl ClusterOutcome {
         ClusterOutcome {
             plan: Some(ClusterPlan {
                 name: cluster.name.clone(),
+                account: cluster.account(),
                 region: cluster.region.clone(),
                 backend,
                 rbac: RbacPlan::default(),
@@ -27,6 +28,7 @@ impl ClusterOutcome {
             }),
             report: ClusterReport {
                 name: cluster.name.to_string(),
+                account: cluster.account(),
                 region: cluster.region.clone(),
                 backend,
                 status: ClusterStatus::Unchanged,
@@ -48,6 +50,7 @@ impl ClusterOutcome {
         ClusterOutcome {
             plan: Some(ClusterPlan {
                 name: cluster.name.clone(),
+                account: cluster.account(),
                 region: cluster.region.clone(),
                 backend,
                 rbac: RbacPlan::default(),
@@ -55,6 +58,7 @@ impl ClusterOutcome {
             }),
             report: ClusterReport {
                 name: cluster.name.to_string(),
+                account: cluster.account(),
                 region: cluster.region.clone(),
                 backend,
                 status,
@@ -66,10 +70,10 @@ impl ClusterOutcome {
     }
 
     /// A failure; `name` is `None` for a region whose clusters could not be listed
-    /// (reported as the cluster `*`).
+    /// (reported as the cluster `*`). `account`: the cluster's (empty if not known).
     pub(crate) fn failed(
         name: Option<&ClusterName>,
-        region: &str,
+        (account, region): (&str, &str),
         backend: Backend,
         error: &Error,
     ) -> Self {
@@ -77,6 +81,7 @@ impl ClusterOutcome {
         ClusterOutcome {
             plan: name.map(|name| ClusterPlan {
                 name: name.clone(),
+                account: account.to_owned(),
                 region: region.to_owned(),
                 backend,
                 rbac: RbacPlan::default(),
@@ -86,6 +91,7 @@ impl ClusterOutcome {
             }),
             report: ClusterReport {
                 name: name.map_or_else(|| "*".to_owned(), ToString::to_string),
+                account: account.to_owned(),
                 region: region.to_owned(),
                 backend,
                 status: ClusterStatus::Failed,
@@ -124,13 +130,14 @@ impl ClusterOutcome {
     /// Left alone, with the reason.
     pub(crate) fn skipped(
         name: &ClusterName,
-        region: &str,
+        (account, region): (&str, &str),
         backend: Backend,
         reason: String,
     ) -> Self {
         ClusterOutcome {
             plan: Some(ClusterPlan {
                 name: name.clone(),
+                account: account.to_owned(),
                 region: region.to_owned(),
                 backend,
                 rbac: RbacPlan::default(),
@@ -140,6 +147,7 @@ impl ClusterOutcome {
             }),
             report: ClusterReport {
                 name: name.to_string(),
+                account: account.to_owned(),
                 region: region.to_owned(),
                 backend,
                 status: ClusterStatus::Skipped,

@@ -147,7 +147,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
         }
-        let outcomes = self.collect_outcomes(scope, reconciled, failures);
+        let outcomes = self.collect_outcomes(scope, reconciled, failures, &goal.account);
         report.conflict_retries = goal.retries.load(Ordering::Relaxed);
         for r in outcomes {
             plan.clusters.extend(r.plan);
@@ -196,12 +196,14 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 
     /// The reconciled clusters, the failures, and the scope's clusters not found,
-    /// sorted by region and name.
+    /// sorted by account, region and name; `hub`: the account of those whose account
+    /// is not known otherwise (a region of the hub's that could not be listed).
     fn collect_outcomes(
         &self,
         scope: &Scope,
         reconciled: Vec<(ClusterName, Option<ClusterOutcome>)>,
         failures: Vec<ClusterOutcome>,
+        hub: &str,
     ) -> Vec<ClusterOutcome> {
         let mut seen = BTreeSet::new();
         let mut results = Vec::new();
@@ -213,8 +215,23 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         }
         results.extend(self.missing_in_scope(scope, &seen));
         results.extend(failures);
+        for r in &mut results {
+            if r.report.account.is_empty() {
+                r.report.account = hub.to_owned();
+                if let Some(p) = &mut r.plan {
+                    p.account = hub.to_owned();
+                }
+            }
+        }
         results.sort_by(|a, b| {
-            (&a.report.region, &a.report.name).cmp(&(&b.report.region, &b.report.name))
+            let key = |r: &ClusterOutcome| {
+                (
+                    r.report.account.clone(),
+                    r.report.region.clone(),
+                    r.report.name.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
         });
         results
     }

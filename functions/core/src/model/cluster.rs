@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::arn::ClusterName;
+use crate::model::arn::{AccountId, ClusterName};
 
 /// `accessConfig.authenticationMode`. A cluster without one is `CONFIG_MAP`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,11 +57,50 @@ impl std::str::FromStr for AuthMode {
     }
 }
 
+/// Where clusters are listed: a region of the hub's own account (`member: None`: the
+/// functions' own credentials) or of a member account, reached through its member
+/// role (issue 12).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub member: Option<AccountId>,
+    pub region: String,
+}
+
+impl Place {
+    /// A region of the hub's own account.
+    pub fn hub(region: impl Into<String>) -> Self {
+        Place {
+            member: None,
+            region: region.into(),
+        }
+    }
+
+    /// A region of a member account.
+    pub fn member(account: AccountId, region: impl Into<String>) -> Self {
+        Place {
+            member: Some(account),
+            region: region.into(),
+        }
+    }
+}
+
+/// `us-east-1` for the hub, `111122223333/us-east-1` for a member account.
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.member {
+            Some(a) => write!(f, "{a}/{}", self.region),
+            None => f.write_str(&self.region),
+        }
+    }
+}
+
 /// One cluster as `DescribeCluster` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {
     pub name: ClusterName,
     pub region: String,
+    /// The member account the cluster is in (`None`: the hub's own).
+    pub member: Option<AccountId>,
     pub arn: String,
     /// `None` while the cluster is being created.
     pub endpoint: Option<String>,
@@ -78,9 +117,27 @@ impl ClusterInfo {
         self.tags.get(key).is_some_and(|v| v == value)
     }
 
+    /// Where the cluster was listed.
+    pub fn place(&self) -> Place {
+        Place {
+            member: self.member.clone(),
+            region: self.region.clone(),
+        }
+    }
+
+    /// The cluster's account: the member account, else the one its ARN names (empty
+    /// if it names none).
+    pub fn account(&self) -> String {
+        match &self.member {
+            Some(a) => a.to_string(),
+            None => self.arn.split(':').nth(4).unwrap_or_default().to_owned(),
+        }
+    }
+
     /// Where to reach the API server; `None` until the cluster has an endpoint.
     pub fn connection(&self) -> Option<ClusterEndpoint> {
         Some(ClusterEndpoint {
+            member: self.member.clone(),
             region: self.region.clone(),
             name: self.name.to_string(),
             endpoint: self.endpoint.clone().filter(|e| !e.is_empty())?,
@@ -92,6 +149,8 @@ impl ClusterInfo {
 /// Where a cluster's API server is and how to trust it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterEndpoint {
+    /// The member account (`None`: the hub's own): whose credentials sign the token.
+    pub member: Option<AccountId>,
     pub region: String,
     pub name: String,
     pub endpoint: String,

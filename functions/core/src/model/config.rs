@@ -17,6 +17,7 @@
 //! | `TRUST_LOCK_TABLE` | (none: no lock) | DynamoDB table of the lease that serializes trust-policy writers |
 //! | `ACCESS_EVENT_BUS` | (none: no events) | EventBridge bus the access events go to (the stack: `default`) |
 //! | `SHARD_PERMISSIONS_BOUNDARY` | (none) | ARN of the permissions boundary given to the shard roles the tool creates (the stack: its deny-all policy) |
+//! | `MEMBER_ROLE_NAME` | `eks-access-sync-member` | the role each member account's stack creates (`infra/member.yaml`); assumed for the `accounts` of the access configuration |
 //!
 //! Empty values count as unset. Every error names the variable, the bad value
 //! and what was expected.
@@ -31,7 +32,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::arn::RoleName;
+use crate::model::arn::{ArnError, RoleName};
+use crate::model::cluster::Place;
 use crate::model::tiers::{AccessConfig, AccessConfigError, Tier};
 
 /// A configuration value is missing or malformed.
@@ -137,6 +139,38 @@ pub struct Config {
     /// ([`crate::policy::shards`]); `None`: created without one.
     #[serde(default)]
     pub shard_permissions_boundary: Option<String>,
+    /// The member accounts' role (`MEMBER_ROLE_NAME`), assumed to reach the clusters of
+    /// `access.accounts`.
+    #[serde(default = "default_member_role")]
+    pub member_role: RoleName,
+}
+
+/// The default of `MEMBER_ROLE_NAME` (also `infra/member.yaml`'s).
+pub const DEFAULT_MEMBER_ROLE_NAME: &str = "eks-access-sync-member";
+
+fn default_member_role() -> RoleName {
+    RoleName::constant(DEFAULT_MEMBER_ROLE_NAME)
+}
+
+impl Config {
+    /// Where the clusters are listed: the hub's regions, then each member account's
+    /// (its own regions, else the hub's).
+    pub fn places(&self) -> Vec<Place> {
+        let mut out: Vec<Place> = self.cluster_regions.iter().map(Place::hub).collect();
+        for a in &self.access.accounts {
+            let regions = if a.regions.is_empty() {
+                &self.cluster_regions
+            } else {
+                &a.regions
+            };
+            out.extend(
+                regions
+                    .iter()
+                    .map(|r| Place::member(a.id.clone(), r.clone())),
+            );
+        }
+        out
+    }
 }
 
 /// Default values.
@@ -188,7 +222,8 @@ fn is_table_name(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-fn is_region(r: &str) -> bool {
+/// An AWS region name: lower-case letters, digits and at least two `-`.
+pub(crate) fn is_region(r: &str) -> bool {
     !r.is_empty()
         && r.split('-').count() >= 3
         && r.chars()
@@ -220,6 +255,7 @@ impl Config {
             Some(text) => AccessConfig::from_yaml(&text).map_err(ConfigError::Access)?,
             None => AccessConfig {
                 tiers: vec![legacy_tier(&get, admin_user_tag.clone())?],
+                accounts: Vec::new(),
             },
         };
         let first = access.tiers.first().ok_or(ConfigError::Missing {
@@ -259,6 +295,17 @@ impl Config {
         let access_event_bus = lookup_event_bus(&get)?;
         let cluster_regions = lookup_regions(&get)?;
         let shard_permissions_boundary = lookup_boundary(&get)?;
+        let member_role = match get("MEMBER_ROLE_NAME") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e: ArnError| ConfigError::Invalid {
+                    var: "MEMBER_ROLE_NAME",
+                    value: v.clone(),
+                    expected: format!("the name of the member accounts' role, not its ARN ({e})"),
+                })?,
+            None => default_member_role(),
+        };
 
         Ok(Config {
             access,
@@ -275,6 +322,7 @@ impl Config {
             trust_lock_table,
             access_event_bus,
             shard_permissions_boundary,
+            member_role,
         })
     }
 }

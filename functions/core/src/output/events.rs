@@ -129,6 +129,7 @@ mod tests {
         ] {
             r.clusters.push(ClusterReport {
                 name: name.into(),
+                account: String::new(),
                 region: "us-east-1".into(),
                 backend: Backend::ConfigMap,
                 status,

@@ -14,6 +14,7 @@ use similar::TextDiff;
 use crate::model::arn::{ClusterName, RoleName, UserArn};
 use crate::model::cluster::Backend;
 use crate::model::tiers::Tier;
+use crate::output::report::spans_accounts;
 use crate::policy::accessentry::AccessEntryPlan;
 use crate::policy::rbac::RbacPlan;
 use crate::policy::trust::TrustEdit;
@@ -102,6 +103,10 @@ impl TrustPolicyPlan {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPlan {
     pub name: ClusterName,
+    /// The account the cluster is in (issue 12); empty when not known (a region of
+    /// the hub's that could not be listed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
     pub region: String,
     pub backend: Backend,
     pub change: ClusterChange,
@@ -195,7 +200,15 @@ impl Plan {
                 render_trust(&mut out, s, self.dry_run);
             }
         }
+        // Clusters come sorted by account: each account's get a heading when there are
+        // several.
+        let accounts = spans_accounts(self.clusters.iter().map(|c| c.account.as_str()));
+        let mut account: Option<&str> = None;
         for c in &self.clusters {
+            if accounts && account != Some(c.account.as_str()) {
+                account = Some(c.account.as_str());
+                let _ = writeln!(out, "\n== Account {} ==", c.account);
+            }
             let backend = match c.backend {
                 Backend::ConfigMap => "aws-auth",
                 Backend::AccessEntries => "access entries",
@@ -382,6 +395,7 @@ mod tests {
             clusters: vec![
                 ClusterPlan {
                     name: "prod".parse().unwrap(),
+                    account: String::new(),
                     region: "us-east-1".into(),
                     backend: Backend::ConfigMap,
                     rbac: RbacPlan::default(),
@@ -394,6 +408,7 @@ mod tests {
                 },
                 ClusterPlan {
                     name: "api".parse().unwrap(),
+                    account: String::new(),
                     region: "eu-west-1".into(),
                     backend: Backend::AccessEntries,
                     rbac: RbacPlan::default(),
@@ -414,6 +429,7 @@ mod tests {
                 },
                 ClusterPlan {
                     name: "old".parse().unwrap(),
+                    account: String::new(),
                     region: "us-east-1".into(),
                     backend: Backend::ConfigMap,
                     rbac: RbacPlan::default(),
@@ -488,6 +504,7 @@ mod tests {
             .retain(|c| matches!(c.change, ClusterChange::Failed { .. }));
         p.clusters.push(ClusterPlan {
             name: "idle".parse().unwrap(),
+            account: String::new(),
             region: "us-east-1".into(),
             backend: Backend::AccessEntries,
             rbac: RbacPlan::default(),

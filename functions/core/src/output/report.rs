@@ -127,6 +127,10 @@ pub enum ClusterStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterReport {
     pub name: String,
+    /// The account the cluster is in (issue 12); empty when not known (a region of
+    /// the hub's that could not be listed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
     pub region: String,
     pub backend: Backend,
     pub status: ClusterStatus,
@@ -138,6 +142,30 @@ pub struct ClusterReport {
     /// The tiers whose role the cluster maps (or was to map).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<String>,
+}
+
+/// Whether clusters of more than one account are listed (their text then names each
+/// cluster's account).
+pub fn spans_accounts<'a>(accounts: impl Iterator<Item = &'a str>) -> bool {
+    let mut seen: Option<&str> = None;
+    for a in accounts.filter(|a| !a.is_empty()) {
+        match seen {
+            Some(s) if s != a => return true,
+            _ => seen = Some(a),
+        }
+    }
+    false
+}
+
+impl ClusterReport {
+    /// `region/name`, or `account/region/name` when `with_account`.
+    pub fn location(&self, with_account: bool) -> String {
+        if with_account && !self.account.is_empty() {
+            format!("{}/{}/{}", self.account, self.region, self.name)
+        } else {
+            format!("{}/{}", self.region, self.name)
+        }
+    }
 }
 
 impl RunReport {
@@ -181,11 +209,11 @@ impl RunReport {
         } else if let Some(e) = &self.trust_policy.error {
             parts.push(format!("trust policy: {e}"));
         }
+        let accounts = spans_accounts(self.clusters.iter().map(|c| c.account.as_str()));
         for c in self.clusters.iter().filter(|c| c.error.is_some()) {
             parts.push(format!(
-                "cluster {}/{}: {}",
-                c.region,
-                c.name,
+                "cluster {}: {}",
+                c.location(accounts),
                 c.error.as_deref().unwrap_or_default()
             ));
         }
@@ -238,12 +266,13 @@ impl RunReport {
                 out.push_str(&format!("  error: {e}\n"));
             }
         }
+        let accounts = spans_accounts(self.clusters.iter().map(|c| c.account.as_str()));
         for c in &self.clusters {
             let status = serde_json::to_value(c.status)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            out.push_str(&format!("cluster {}/{}: {status}\n", c.region, c.name));
+            out.push_str(&format!("cluster {}: {status}\n", c.location(accounts)));
             for ch in &c.changes {
                 out.push_str(&format!("  - {ch}\n"));
             }
@@ -268,6 +297,7 @@ mod tests {
     fn cluster(status: ClusterStatus) -> ClusterReport {
         ClusterReport {
             name: "c".into(),
+            account: String::new(),
             region: "us-east-1".into(),
             backend: Backend::ConfigMap,
             status,

@@ -134,6 +134,7 @@ fn emf_shape() {
     ] {
         r.clusters.push(ClusterReport {
             name: "c".into(),
+            account: String::new(),
             region: "us-east-1".into(),
             backend: Backend::ConfigMap,
             status,

@@ -11,8 +11,9 @@ use crate::model::arn::{ClusterName, RoleArn};
 use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::policy::desired::IamUser;
 use crate::{
+    adapters::aws::accounts::AccountError,
     adapters::aws::eks::EksError,
-    model::cluster::{AuthMode, ClusterInfo},
+    model::cluster::{AuthMode, ClusterInfo, Place},
     ports::EksApi,
 };
 
@@ -89,6 +90,8 @@ pub struct EksState {
     pub entries: BTreeMap<String, BTreeMap<String, AccessEntryView>>,
     pub writes: Vec<String>,
     pub fail_describe: Vec<String>,
+    /// Member accounts whose role cannot be assumed: listing their clusters fails.
+    pub fail_accounts: Vec<String>,
     /// Every `ListClusters` and `DescribeCluster` call, in order (`list <region>`,
     /// `describe <name>`).
     pub reads: Vec<String>,
@@ -100,6 +103,20 @@ pub struct EksState {
 #[derive(Clone, Default)]
 pub struct FakeEks(pub Arc<Mutex<EksState>>);
 
+/// [`cluster`] in member account `account`.
+pub fn member_cluster(
+    account: &str,
+    name: &str,
+    region: &str,
+    tagged: bool,
+    mode: AuthMode,
+) -> ClusterInfo {
+    let mut c = cluster(name, region, tagged, mode);
+    c.member = Some(account.parse().expect("account"));
+    c.arn = format!("arn:aws:eks:{region}:{account}:cluster/{name}");
+    c
+}
+
 pub fn cluster(name: &str, region: &str, tagged: bool, mode: AuthMode) -> ClusterInfo {
     let mut tags = BTreeMap::new();
     tags.insert("env".to_owned(), "test".to_owned());
@@ -109,6 +126,7 @@ pub fn cluster(name: &str, region: &str, tagged: bool, mode: AuthMode) -> Cluste
     ClusterInfo {
         name: name.parse().expect("cluster name"),
         region: region.to_owned(),
+        member: None,
         arn: format!("arn:aws:eks:{region}:{ACCOUNT}:cluster/{name}"),
         endpoint: Some(format!("https://{name}.example")),
         ca_pem: b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n".to_vec(),
@@ -160,23 +178,29 @@ fn not_found(op: &'static str) -> EksError {
 }
 
 impl EksApi for FakeEks {
-    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
+    async fn list_clusters(&self, at: &Place) -> Result<Vec<ClusterName>, EksError> {
         let rtt = locked(&self.0).rtt;
-        locked(&self.0).reads.push(format!("list {region}"));
+        locked(&self.0).reads.push(format!("list {at}"));
         round_trip(rtt).await;
-        Ok(self
-            .0
-            .lock()
-            .expect("lock")
-            .clusters
+        let s = locked(&self.0);
+        if let Some(a) = &at.member
+            && s.fail_accounts.iter().any(|f| f == a.as_str())
+        {
+            return Err(EksError::Account(AccountError::AssumeRole {
+                account: a.to_string(),
+                role_arn: format!("arn:aws:iam::{a}:role/eks-access-sync-member"),
+                reason: "AccessDenied: not authorized to perform: sts:AssumeRole".into(),
+            }));
+        }
+        Ok(s.clusters
             .iter()
-            .filter(|c| c.region == region)
+            .filter(|c| c.place() == *at)
             .map(|c| c.name.clone())
             .collect())
     }
     async fn describe_cluster(
         &self,
-        region: &str,
+        at: &Place,
         name: &ClusterName,
     ) -> Result<ClusterInfo, EksError> {
         let rtt = locked(&self.0).rtt;
@@ -192,20 +216,20 @@ impl EksApi for FakeEks {
         }
         s.clusters
             .iter()
-            .find(|c| c.region == region && &c.name == name)
+            .find(|c| c.place() == *at && &c.name == name)
             .cloned()
             .ok_or_else(|| not_found("DescribeCluster"))
     }
     async fn list_access_entries(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
     ) -> Result<Vec<String>, EksError> {
         Ok(self.entries(cluster.as_str()).into_keys().collect())
     }
     async fn describe_access_entry(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> Result<Option<AccessEntryView>, EksError> {
@@ -213,7 +237,7 @@ impl EksApi for FakeEks {
     }
     async fn create_access_entry(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
@@ -237,7 +261,7 @@ impl EksApi for FakeEks {
     }
     async fn update_access_entry(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
@@ -256,7 +280,7 @@ impl EksApi for FakeEks {
     }
     async fn delete_access_entry(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> Result<(), EksError> {
@@ -269,7 +293,7 @@ impl EksApi for FakeEks {
     }
     async fn disassociate_access_policy(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy_arn: &str,
@@ -289,7 +313,7 @@ impl EksApi for FakeEks {
     }
     async fn associate_access_policy(
         &self,
-        _region: &str,
+        _at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy: &PolicyAssociation,

@@ -2,10 +2,11 @@
 //! mode) and access entries for clusters in `API` / `API_AND_CONFIG_MAP` mode.
 //!
 //! [`EksApi`] is what the engine needs; [`SdkEks`] implements it with one
-//! `aws_sdk_eks::Client` per region, built from the shared `SdkConfig`.
+//! `aws_sdk_eks::Client` per account and region, built from the hub's `SdkConfig` or
+//! a member account's session ([`AccountSessions`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eks::types::{AccessScope, AccessScopeType, AuthenticationMode};
@@ -14,8 +15,9 @@ use aws_types::region::Region;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::model::arn::ClusterName;
-use crate::model::cluster::{AuthMode, ClusterInfo, UnknownAuthMode};
+use crate::adapters::aws::accounts::{AccountError, AccountSessions};
+use crate::model::arn::{AccountId, ClusterName};
+use crate::model::cluster::{AuthMode, ClusterInfo, Place, UnknownAuthMode};
 use crate::policy::accessentry::{AccessEntryView, PolicyAssociation, Timestamp};
 use crate::ports::EksApi;
 
@@ -38,6 +40,9 @@ pub enum EksError {
         operation: &'static str,
         message: String,
     },
+    /// The member account's role could not be assumed.
+    #[error("{0}")]
+    Account(#[from] AccountError),
 }
 
 impl EksError {
@@ -71,40 +76,53 @@ impl EksError {
     }
 }
 
-/// [`EksApi`] over the AWS SDK, one client per region.
+/// A cached client: the session generation it was built with.
+type Cached = (aws_sdk_eks::Client, u64);
+
+/// [`EksApi`] over the AWS SDK, one client per account and region.
 #[derive(Debug)]
 pub struct SdkEks {
-    sdk: SdkConfig,
-    clients: Mutex<HashMap<String, aws_sdk_eks::Client>>,
+    sessions: Arc<AccountSessions>,
+    clients: Mutex<HashMap<(Option<AccountId>, String), Cached>>,
 }
 
 impl SdkEks {
+    /// The hub's own account only.
     pub fn new(sdk: SdkConfig) -> Self {
+        Self::with_sessions(Arc::new(AccountSessions::hub_only(sdk)))
+    }
+
+    /// The hub and the member accounts of `sessions`.
+    pub fn with_sessions(sessions: Arc<AccountSessions>) -> Self {
         SdkEks {
-            sdk,
+            sessions,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(&self, region: &str) -> aws_sdk_eks::Client {
-        let build = || {
-            let conf = aws_sdk_eks::config::Builder::from(&self.sdk)
-                .region(Region::new(region.to_owned()))
-                .build();
-            aws_sdk_eks::Client::from_conf(conf)
-        };
-        match self.clients.lock() {
-            Ok(mut map) => map.entry(region.to_owned()).or_insert_with(build).clone(),
-            Err(_) => build(),
+    /// The client for `at`: cached while the account's session is the same.
+    async fn client(&self, at: &Place) -> Result<aws_sdk_eks::Client, EksError> {
+        let key = (at.member.clone(), at.region.clone());
+        let (sdk, generation) = self.sessions.sdk_for(at.member.as_ref()).await?;
+        if let Ok(map) = self.clients.lock()
+            && let Some((client, g)) = map.get(&key)
+            && *g == generation
+        {
+            return Ok(client.clone());
         }
+        let conf = aws_sdk_eks::config::Builder::from(&sdk)
+            .region(Region::new(at.region.clone()))
+            .build();
+        let client = aws_sdk_eks::Client::from_conf(conf);
+        if let Ok(mut map) = self.clients.lock() {
+            map.insert(key, (client.clone(), generation));
+        }
+        Ok(client)
     }
 }
 
 /// Turns a `DescribeCluster` response into [`ClusterInfo`].
-pub fn cluster_info(
-    region: &str,
-    c: &aws_sdk_eks::types::Cluster,
-) -> Result<ClusterInfo, EksError> {
+pub fn cluster_info(at: &Place, c: &aws_sdk_eks::types::Cluster) -> Result<ClusterInfo, EksError> {
     let invalid = |message: String| EksError::InvalidResponse {
         operation: "DescribeCluster",
         message,
@@ -129,7 +147,8 @@ pub fn cluster_info(
     };
     Ok(ClusterInfo {
         name,
-        region: region.to_owned(),
+        region: at.region.clone(),
+        member: at.member.clone(),
         arn: c.arn().unwrap_or_default().to_owned(),
         endpoint: c.endpoint().filter(|e| !e.is_empty()).map(str::to_owned),
         ca_pem,
@@ -146,9 +165,10 @@ pub fn cluster_info(
 }
 
 impl EksApi for SdkEks {
-    async fn list_clusters(&self, region: &str) -> Result<Vec<ClusterName>, EksError> {
+    async fn list_clusters(&self, at: &Place) -> Result<Vec<ClusterName>, EksError> {
         let mut names = self
-            .client(region)
+            .client(at)
+            .await?
             .list_clusters()
             .into_paginator()
             .items()
@@ -166,11 +186,12 @@ impl EksApi for SdkEks {
 
     async fn describe_cluster(
         &self,
-        region: &str,
+        at: &Place,
         name: &ClusterName,
     ) -> Result<ClusterInfo, EksError> {
         let out = self
-            .client(region)
+            .client(at)
+            .await?
             .describe_cluster()
             .name(name.as_str())
             .send()
@@ -180,15 +201,16 @@ impl EksApi for SdkEks {
             operation: "DescribeCluster",
             message: "no cluster in response".into(),
         })?;
-        cluster_info(region, c)
+        cluster_info(at, c)
     }
 
     async fn list_access_entries(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
     ) -> Result<Vec<String>, EksError> {
-        self.client(region)
+        self.client(at)
+            .await?
             .list_access_entries()
             .cluster_name(cluster.as_str())
             .into_paginator()
@@ -201,11 +223,11 @@ impl EksApi for SdkEks {
 
     async fn describe_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> Result<Option<AccessEntryView>, EksError> {
-        let client = self.client(region);
+        let client = self.client(at).await?;
         let out = match client
             .describe_access_entry()
             .cluster_name(cluster.as_str())
@@ -263,13 +285,14 @@ impl EksApi for SdkEks {
 
     async fn create_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
         groups: &[String],
     ) -> Result<(), EksError> {
-        self.client(region)
+        self.client(at)
+            .await?
             .create_access_entry()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
@@ -283,13 +306,14 @@ impl EksApi for SdkEks {
 
     async fn update_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         username: Option<&str>,
         groups: &[String],
     ) -> Result<(), EksError> {
-        self.client(region)
+        self.client(at)
+            .await?
             .update_access_entry()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
@@ -303,12 +327,13 @@ impl EksApi for SdkEks {
 
     async fn delete_access_entry(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
     ) -> Result<(), EksError> {
         match self
-            .client(region)
+            .client(at)
+            .await?
             .delete_access_entry()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
@@ -326,12 +351,13 @@ impl EksApi for SdkEks {
 
     async fn disassociate_access_policy(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy_arn: &str,
     ) -> Result<(), EksError> {
-        self.client(region)
+        self.client(at)
+            .await?
             .disassociate_access_policy()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
@@ -344,7 +370,7 @@ impl EksApi for SdkEks {
 
     async fn associate_access_policy(
         &self,
-        region: &str,
+        at: &Place,
         cluster: &ClusterName,
         principal_arn: &str,
         policy: &PolicyAssociation,
@@ -356,7 +382,8 @@ impl EksApi for SdkEks {
                 .r#type(AccessScopeType::Namespace)
                 .set_namespaces(Some(policy.namespaces.clone()))
         };
-        self.client(region)
+        self.client(at)
+            .await?
             .associate_access_policy()
             .cluster_name(cluster.as_str())
             .principal_arn(principal_arn)
@@ -399,7 +426,7 @@ mod tests {
                     .build(),
             )
             .build();
-        let info = cluster_info("eu-west-1", &c).expect("info");
+        let info = cluster_info(&Place::hub("eu-west-1"), &c).expect("info");
         assert_eq!(info.name.as_str(), "prod");
         assert_eq!(info.ca_pem, pem.as_bytes());
         assert_eq!(info.auth_mode, AuthMode::ApiAndConfigMap);
@@ -408,18 +435,24 @@ mod tests {
         assert!(!info.has_tag("eks-access-sync", "disabled"));
         assert_eq!(info.status, "ACTIVE");
         assert_eq!(info.connection().expect("active").region, "eu-west-1");
+        assert_eq!(info.account(), "111122223333", "the hub's: from the ARN");
+        let member: AccountId = "444455556666".parse().expect("account");
+        let at = Place::member(member.clone(), "eu-west-1");
+        let info = cluster_info(&at, &c).expect("info");
+        assert_eq!((info.place(), info.account()), (at, member.to_string()));
+        assert_eq!(info.connection().expect("active").member, Some(member));
     }
 
     #[test]
     fn no_access_config_means_config_map_and_bad_ca_is_an_error() {
         let c = Cluster::builder().name("old").build();
-        let info = cluster_info("us-east-1", &c).expect("info");
+        let info = cluster_info(&Place::hub("us-east-1"), &c).expect("info");
         assert_eq!(info.auth_mode, AuthMode::ConfigMap);
         assert!(info.ca_pem.is_empty());
         let bad = Cluster::builder()
             .name("bad")
             .certificate_authority(Certificate::builder().data("%%%").build())
             .build();
-        assert!(cluster_info("us-east-1", &bad).is_err());
+        assert!(cluster_info(&Place::hub("us-east-1"), &bad).is_err());
     }
 }

@@ -14,7 +14,7 @@ use futures::future::join_all;
 use crate::adapters::aws::eks::{EksError, SdkEks};
 use crate::adapters::aws::iam::{IamError, SdkIam};
 use crate::model::arn::{RoleArn, UserArn};
-use crate::model::cluster::ClusterInfo;
+use crate::model::cluster::{ClusterInfo, Place};
 use crate::model::config::Config;
 use crate::policy::kubeconfig::{
     MemberTier, PlannedContext, RoleView, SHARD_PATH, SkippedCluster, plan_contexts, role_for_user,
@@ -130,8 +130,9 @@ impl MemberAws {
         &self,
         region: &str,
     ) -> Result<(Vec<ClusterInfo>, Vec<EksError>), EksError> {
-        let names = self.eks.list_clusters(region).await?;
-        let described = join_all(names.iter().map(|n| self.eks.describe_cluster(region, n))).await;
+        let at = &Place::hub(region);
+        let names = self.eks.list_clusters(at).await?;
+        let described = join_all(names.iter().map(|n| self.eks.describe_cluster(at, n))).await;
         let mut clusters = Vec::new();
         let mut errors = Vec::new();
         for d in described {

@@ -1,15 +1,17 @@
 //! Kube clients for EKS clusters: endpoint + CA + an EKS token, reused for a while.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_types::SdkConfig;
 
+use crate::adapters::aws::accounts::AccountSessions;
 use crate::adapters::kube::store::{
     K8S_CONNECT_TIMEOUT, K8S_IO_TIMEOUT, K8sError, KUBE_SYSTEM, KubeAwsAuth,
 };
 use crate::adapters::kube::token::{EksToken, eks_token_from_sdk};
+use crate::model::arn::AccountId;
 use crate::model::cluster::ClusterEndpoint;
 use crate::ports::KubeConnector;
 
@@ -55,16 +57,17 @@ pub fn kube_client(
 /// new TLS handshake per cluster.
 pub const CLIENT_REUSE: Duration = Duration::from_secs(5 * 60);
 
-/// Which cluster a cached client talks to: region, name, endpoint and CA.
-type ClientKey = (String, String, String, Vec<u8>);
+/// Which cluster a cached client talks to: account, region, name, endpoint and CA.
+type ClientKey = (Option<AccountId>, String, String, String, Vec<u8>);
 
-/// Connects with the function's own credentials: an EKS token per client, each
-/// client reused for [`CLIENT_REUSE`].
+/// Connects with the function's own credentials (a member account's cluster: with the
+/// member role's session): an EKS token per client, each client reused for
+/// [`CLIENT_REUSE`].
 #[derive(Clone)]
 pub struct EksKubeConnector {
-    sdk: SdkConfig,
+    sessions: Arc<AccountSessions>,
     reuse: Duration,
-    clients: std::sync::Arc<Mutex<BTreeMap<ClientKey, (kube::Client, Instant)>>>,
+    clients: Arc<Mutex<BTreeMap<ClientKey, (kube::Client, Instant)>>>,
 }
 
 impl std::fmt::Debug for EksKubeConnector {
@@ -77,11 +80,18 @@ impl std::fmt::Debug for EksKubeConnector {
 }
 
 impl EksKubeConnector {
+    /// The hub's own clusters only.
     pub fn new(sdk: SdkConfig) -> Self {
+        Self::with_sessions(Arc::new(AccountSessions::hub_only(sdk)))
+    }
+
+    /// The hub's and the member accounts' clusters: a member cluster's token is signed
+    /// with the member role's session.
+    pub fn with_sessions(sessions: Arc<AccountSessions>) -> Self {
         EksKubeConnector {
-            sdk,
+            sessions,
             reuse: CLIENT_REUSE,
-            clients: std::sync::Arc::default(),
+            clients: Arc::default(),
         }
     }
 
@@ -100,6 +110,7 @@ impl EksKubeConnector {
     /// it is younger than the reuse window, else a new one with a fresh token.
     pub async fn client(&self, cluster: &ClusterEndpoint) -> Result<kube::Client, K8sError> {
         let key: ClientKey = (
+            cluster.member.clone(),
             cluster.region.clone(),
             cluster.name.clone(),
             cluster.endpoint.clone(),
@@ -111,7 +122,12 @@ impl EksKubeConnector {
         {
             return Ok(client.clone());
         }
-        let token = eks_token_from_sdk(&self.sdk, &cluster.region, &cluster.name).await?;
+        let (sdk, _) = self
+            .sessions
+            .sdk_for(cluster.member.as_ref())
+            .await
+            .map_err(|e| K8sError::Client(e.to_string()))?;
+        let token = eks_token_from_sdk(&sdk, &cluster.region, &cluster.name).await?;
         let client = kube_client(&cluster.endpoint, &cluster.ca_pem, &token)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.retain(|_, (_, made)| made.elapsed() < self.reuse);

@@ -104,3 +104,102 @@ fn a_bad_access_config_names_the_variable_and_the_line() {
         "{msg}"
     );
 }
+
+#[test]
+fn accounts_are_listed_with_their_regions_and_the_member_role() {
+    let text = format!(
+        "{TWO_TIERS}accounts:\n  - id: \"012345678901\"\n    regions: [eu-west-1, us-east-1, eu-west-1]\n  - {{ id: '210987654321' }}\n"
+    );
+    let c = cfg(&[
+        ("ACCESS_CONFIG", text.as_str()),
+        ("CLUSTER_REGIONS", "us-east-1,us-west-2"),
+    ])
+    .unwrap();
+    let ids: Vec<&str> = c.access.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["012345678901", "210987654321"]);
+    assert_eq!(c.access.accounts[0].regions, ["eu-west-1", "us-east-1"]);
+    assert_eq!(c.member_role.as_str(), DEFAULT_MEMBER_ROLE_NAME);
+    let places: Vec<String> = c.places().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        places,
+        [
+            "us-east-1",
+            "us-west-2",
+            "012345678901/eu-west-1",
+            "012345678901/us-east-1",
+            // No regions of its own: the hub's.
+            "210987654321/us-east-1",
+            "210987654321/us-west-2",
+        ]
+    );
+    let c = cfg(&[
+        ("ACCESS_CONFIG", text.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("MEMBER_ROLE_NAME", "org-eks-access"),
+    ])
+    .unwrap();
+    assert_eq!(c.member_role.as_str(), "org-eks-access");
+    // Without `accounts`: the hub's regions only.
+    let c = cfg(&[("ACCESS_CONFIG", TWO_TIERS), ("AWS_REGION", "us-east-1")]).unwrap();
+    assert!(c.access.accounts.is_empty());
+    assert_eq!(c.places().len(), 1);
+}
+
+#[test]
+fn a_bad_account_entry_is_refused_naming_its_line() {
+    let bad = |accounts: &str| {
+        let text = format!("{TWO_TIERS}accounts:\n{accounts}");
+        cfg(&[
+            ("ACCESS_CONFIG", text.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ])
+        .expect_err(accounts)
+        .to_string()
+    };
+    // TWO_TIERS is 9 lines: the first account is on line 11.
+    let e = bad("  - id: \"12345\"\n");
+    assert!(
+        e.contains("line 11") && e.contains("accounts[0].id") && e.contains("12 digits"),
+        "{e}"
+    );
+    let e = bad("  - id: \"111122223333\"\n  - id: \"111122223333\"\n");
+    assert!(
+        e.contains("line 12") && e.contains("also accounts[0]"),
+        "{e}"
+    );
+    let e = bad("  - id: \"111122223333\"\n    regions: [Europe]\n");
+    assert!(
+        e.contains("line 12") && e.contains("not an AWS region"),
+        "{e}"
+    );
+    let e = bad("  - id: \"111122223333\"\n    role: x\n");
+    assert!(e.contains("role"), "{e}");
+    let e = bad("  - \"111122223333\"\n");
+    assert!(e.contains("line 11"), "{e}");
+    let e = cfg(&[
+        ("ACCESS_CONFIG", TWO_TIERS),
+        ("AWS_REGION", "us-east-1"),
+        ("MEMBER_ROLE_NAME", "arn:aws:iam::111122223333:role/x"),
+    ])
+    .expect_err("an ARN")
+    .to_string();
+    assert!(
+        e.contains("MEMBER_ROLE_NAME") && e.contains("not its ARN"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unquoted_account_id_keeps_its_digits_or_is_refused() {
+    // YAML reads 012345678901 as a number: the ID must not silently lose its zero.
+    for id in ["012345678901", "111122223333"] {
+        let text = format!("{TWO_TIERS}accounts:\n  - id: {id}\n");
+        match cfg(&[
+            ("ACCESS_CONFIG", text.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ]) {
+            Ok(c) => assert_eq!(c.access.accounts[0].id.as_str(), id),
+            Err(e) => assert!(e.to_string().contains("quoted"), "{e}"),
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::arn::RoleName;
+use crate::model::arn::{AccountId, RoleName};
 use crate::model::config::TagSpec;
 
 mod error;
@@ -440,11 +440,22 @@ impl Tier {
     }
 }
 
+/// A member account whose clusters the tiers reach (issue 12), through its member
+/// role (`infra/member.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAccount {
+    pub id: AccountId,
+    /// Where its clusters are; empty: the hub's `CLUSTER_REGIONS`.
+    pub regions: Vec<String>,
+}
+
 /// The access configuration: at least one tier; names unique, roles unique (ignoring
-/// case, as IAM does).
+/// case, as IAM does); the member accounts, each once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessConfig {
     pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub accounts: Vec<MemberAccount>,
 }
 
 impl AccessConfig {

@@ -8,15 +8,25 @@ use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
 use super::{
     AccessConfig, AccessConfigError, AccessPolicy, GroupName, KubeAccess, MAX_ACCESS_CONFIG_BYTES,
-    Members, NamespacePattern, Position, Tier, TierName,
+    MemberAccount, Members, NamespacePattern, Position, Tier, TierName,
 };
-use crate::model::arn::RoleName;
+use crate::model::arn::{AccountId, RoleName};
 use crate::model::config::TagSpec;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDoc {
     tiers: Spanned<Vec<RawTier>>,
+    #[serde(default)]
+    accounts: Vec<Spanned<RawAccount>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    id: Spanned<String>,
+    #[serde(default)]
+    regions: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -319,5 +329,51 @@ pub(super) fn from_yaml(text: &str) -> Result<AccessConfig, AccessConfigError> {
         }
         tiers.push(tier);
     }
-    Ok(AccessConfig { tiers })
+    let accounts = member_accounts(&doc.accounts)?;
+    Ok(AccessConfig { tiers, accounts })
+}
+
+/// The `accounts` list: 12-digit IDs, each once, with valid regions.
+fn member_accounts(raw: &[Spanned<RawAccount>]) -> Result<Vec<MemberAccount>, AccessConfigError> {
+    let mut out: Vec<MemberAccount> = Vec::with_capacity(raw.len());
+    for (i, a) in raw.iter().enumerate() {
+        let invalid = |at: &Location, key: &str, reason: String| AccessConfigError::Invalid {
+            at: position(at),
+            key: format!("accounts[{i}].{key}"),
+            reason,
+        };
+        let id: AccountId = a.value.id.value.trim().parse().map_err(|_| {
+            invalid(
+                &a.value.id.referenced,
+                "id",
+                format!(
+                    "{:?} is not an AWS account ID: expected 12 digits, quoted (\"012345678901\":                      unquoted, YAML may read it as a number)",
+                    a.value.id.value
+                ),
+            )
+        })?;
+        if let Some(j) = out.iter().position(|m| m.id == id) {
+            return Err(invalid(
+                &a.value.id.referenced,
+                "id",
+                format!("account {id} is also accounts[{j}]"),
+            ));
+        }
+        let mut regions = Vec::with_capacity(a.value.regions.len());
+        for r in &a.value.regions {
+            let region = r.value.trim();
+            if !crate::model::config::is_region(region) {
+                return Err(invalid(
+                    &r.referenced,
+                    "regions",
+                    format!("{:?} is not an AWS region (e.g. eu-west-1)", r.value),
+                ));
+            }
+            if !regions.iter().any(|x: &String| x == region) {
+                regions.push(region.to_owned());
+            }
+        }
+        out.push(MemberAccount { id, regions });
+    }
+    Ok(out)
 }

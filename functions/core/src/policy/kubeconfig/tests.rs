@@ -253,6 +253,7 @@ fn the_widest_tier_wins() {
 
 fn cluster(n: &str, tags: &[(&str, &str)], status: &str, endpoint: Option<&str>) -> ClusterInfo {
     ClusterInfo {
+        member: None,
         name: n.parse().expect("cluster name"),
         region: "eu-west-1".into(),
         arn: format!("arn:aws:eks:eu-west-1:{ACCOUNT}:cluster/{n}"),
