@@ -1,12 +1,51 @@
 //! State shared by the AWS front door and the per-cluster Kubernetes API
 //! servers. Everything lives behind one `Arc<Shared>`; locks are held only
 //! for short, non-async critical sections.
+//!
+//! Accounts: the hub is [`ACCOUNT_ID`] (moto's default); member accounts are
+//! created with `POST /_sandbox/accounts`. Every principal, credential and
+//! cluster belongs to the account in its ARN; all sandbox accounts form one
+//! organization, [`ORGANIZATION_ID`]. Clusters are keyed by [`cluster_key`]:
+//! a hub cluster by its name alone (as before), a member's by
+//! `<account>/<name>`, so two accounts may each have a cluster of one name.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// The account moto always uses.
+/// The hub account: moto's default, where the operator, the seed's users and
+/// roles and the seed's clusters live.
 pub const ACCOUNT_ID: &str = "123456789012";
+
+/// The AWS Organizations ID every sandbox account belongs to
+/// (`aws:PrincipalOrgID` of every caller).
+pub const ORGANIZATION_ID: &str = "o-sandbox0001";
+
+/// Whether `s` is an account ID (12 digits).
+pub fn valid_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The account field of an ARN (`arn:<partition>:<service>:<region>:<account>:...`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let mut it = arn.splitn(6, ':');
+    if it.next()? != "arn" {
+        return None;
+    }
+    let account = it.nth(3)?;
+    it.next()?;
+    Some(account)
+}
+
+/// The key of cluster `name` of `account` in [`SharedState::clusters`] (and the
+/// front door's per-cluster maps): the name alone in the hub, `<account>/<name>`
+/// elsewhere (a cluster name never holds a `/`).
+pub fn cluster_key(account: &str, name: &str) -> String {
+    if account == ACCOUNT_ID {
+        name.to_string()
+    } else {
+        format!("{account}/{name}")
+    }
+}
 
 /// Who a credential belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +59,17 @@ pub enum Principal {
         role_id: String,
         session_name: String,
     },
+}
+
+impl Principal {
+    /// The account the principal belongs to (a session's: its role's), from its ARN.
+    pub fn account(&self) -> &str {
+        let arn = match self {
+            Principal::User { arn, .. } => arn,
+            Principal::AssumedRole { role_arn, .. } => role_arn,
+        };
+        arn_account(arn).unwrap_or(ACCOUNT_ID)
+    }
 }
 
 /// A credential the sandbox handed out (CreateAccessKey, AssumeRole) or
@@ -84,6 +134,8 @@ pub struct StoredObject {
 #[derive(Debug)]
 pub struct Cluster {
     pub name: String,
+    /// `arn:aws:eks:<region>:<account>:cluster/<name>`: the account it lives in
+    /// ([`Cluster::account`]).
     pub arn: String,
     pub region: String,
     pub version: String,
@@ -104,6 +156,18 @@ pub struct Cluster {
     /// Monotonic resourceVersion counter for this cluster's objects.
     pub resource_version: u64,
     pub faults: ClusterFaults,
+}
+
+impl Cluster {
+    /// The account the cluster belongs to (from its ARN).
+    pub fn account(&self) -> &str {
+        arn_account(&self.arn).unwrap_or(ACCOUNT_ID)
+    }
+
+    /// Its key in [`SharedState::clusters`].
+    pub fn key(&self) -> String {
+        cluster_key(self.account(), &self.name)
+    }
 }
 
 /// Faults injected into one cluster's Kubernetes API.
@@ -236,7 +300,7 @@ pub type CallCounts = BTreeMap<(String, String), u64>;
 pub struct SharedState {
     /// access key id -> credential.
     pub credentials: BTreeMap<String, Credential>,
-    /// cluster name -> cluster.
+    /// [`cluster_key`] (the name, for a hub cluster) -> cluster.
     pub clusters: BTreeMap<String, Cluster>,
     /// user ARN -> AIDA-shaped unique id assigned when the user was created.
     pub user_ids: BTreeMap<String, String>,
@@ -245,8 +309,33 @@ pub struct SharedState {
     pub iam_faults: IamFaults,
     pub global_faults: GlobalFaults,
     pub calls: CallCounts,
+    /// Member accounts created (`POST /_sandbox/accounts`); the hub is not listed.
+    pub member_accounts: std::collections::BTreeSet<String>,
     /// Every entry `events:PutEvents` accepted, as sent (plus `EventId`).
     pub put_events: Vec<serde_json::Value>,
 }
 
 pub type Shared = Arc<Mutex<SharedState>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_of_arns_and_cluster_keys() {
+        assert_eq!(
+            arn_account("arn:aws:iam::111111111111:role/x"),
+            Some("111111111111")
+        );
+        assert_eq!(
+            arn_account("arn:aws:eks:us-east-1:123456789012:cluster/prod"),
+            Some("123456789012")
+        );
+        assert_eq!(arn_account("nope"), None);
+        assert_eq!(cluster_key(ACCOUNT_ID, "prod"), "prod");
+        assert_eq!(cluster_key("111111111111", "prod"), "111111111111/prod");
+        assert!(valid_account_id("111111111111"));
+        assert!(!valid_account_id("11111111111"));
+        assert!(!valid_account_id("11111111111x"));
+    }
+}

@@ -1,5 +1,14 @@
 //! The control endpoints under `/_sandbox/` (JSON, no authentication):
-//! faults, call counters, seed, health.
+//! faults, call counters, seed, health, and accounts:
+//! * `POST /_sandbox/accounts` `{"accountId": "111111111111"}`: creates a member
+//!   account and its administrator; answers `{"accountId", "accessKeyId",
+//!   "secretAccessKey", "userArn"}` (400 unless 12 digits; idempotent);
+//! * `POST /_sandbox/seed-member` ([`seed::MemberSeed`]): a member account as the
+//!   multi-account setup has it; answers [`seed::MemberSeedReport`];
+//! * `GET /_sandbox/organization`: `{"organizationId", "hubAccountId", "accounts"}`.
+//!
+//! A fault's `cluster` is the cluster's key: its name in the hub,
+//! `<account>/<name>` in a member account.
 
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
@@ -9,7 +18,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FrontDoor, lock, seed};
-use crate::state::{FaultKind, FaultRule};
+use crate::state::{ACCOUNT_ID, FaultKind, FaultRule, ORGANIZATION_ID, valid_account_id};
+
+/// `POST /_sandbox/accounts` body.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountRequest {
+    pub account_id: String,
+}
 
 /// `POST /_sandbox/faults` body; every field optional, absent ones untouched.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -190,6 +206,60 @@ pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Response {
         (&Method::POST, "/_sandbox/calls/reset") => {
             lock(&fd.shared).calls.clear();
             reply(StatusCode::OK, json!({ "ok": true }))
+        }
+        (&Method::POST, "/_sandbox/accounts") => {
+            let req: AccountRequest = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid account JSON: {e}"),
+                    );
+                }
+            };
+            if !valid_account_id(&req.account_id) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("accountId {:?} is not 12 digits", req.account_id),
+                );
+            }
+            match fd.create_account(&req.account_id).await {
+                Ok(c) => reply(StatusCode::OK, json!(c)),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        (&Method::POST, "/_sandbox/seed-member") => {
+            let req: seed::MemberSeed = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, format!("invalid seed JSON: {e}"));
+                }
+            };
+            if !valid_account_id(&req.account_id) || req.account_id == ACCOUNT_ID {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "accountId {:?} is not 12 digits, or is the hub's",
+                        req.account_id
+                    ),
+                );
+            }
+            match seed::seed_member(fd, &req).await {
+                Ok(r) => reply(StatusCode::OK, json!(r)),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        (&Method::GET, "/_sandbox/organization") => {
+            let mut accounts = vec![ACCOUNT_ID.to_string()];
+            accounts.extend(lock(&fd.shared).member_accounts.iter().cloned());
+            reply(
+                StatusCode::OK,
+                json!({
+                    "organizationId": ORGANIZATION_ID,
+                    "hubAccountId": ACCOUNT_ID,
+                    "accounts": accounts,
+                }),
+            )
         }
         (&Method::POST, "/_sandbox/seed") => match seed::seed(fd).await {
             Ok(r) => reply(StatusCode::OK, json!(r)),

@@ -20,14 +20,19 @@ pub fn operation(parts: &Parts) -> String {
         .to_string()
 }
 
-/// Handles one DynamoDB call.
-pub async fn handle(fd: &FrontDoor, parts: &Parts, body: Bytes) -> Result<Response, AwsError> {
+/// Handles one DynamoDB call, in the caller's `account` (moto keeps tables per account).
+pub async fn handle(
+    fd: &FrontDoor,
+    account: &str,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response, AwsError> {
     let op = operation(parts);
     fd.count("dynamodb", &op);
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let r = fd
         .moto
-        .forward(&parts.method, pq, &parts.headers, body)
+        .forward(account, &parts.method, pq, &parts.headers, body)
         .await
         .map_err(|e| AwsError::internal(e.to_string()))?;
     let mut resp = (r.status, r.body).into_response();

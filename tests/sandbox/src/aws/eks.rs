@@ -1,4 +1,9 @@
 //! The EKS control plane, in the EKS REST-JSON protocol.
+//!
+//! Each account has its own clusters: a call sees only the clusters of its
+//! caller's account (a cluster name may be used in two accounts), and a
+//! cluster's ARN names its account. Access entries may name a principal of
+//! any account (as EKS allows); its unique ID is looked up in that account.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +19,8 @@ use super::{
     AwsError, ClusterExtra, FrontDoor, canonical_arn, lock, now_millis, now_secs, request_id,
 };
 use crate::state::{
-    ACCOUNT_ID, AccessEntry, AuthMode, Cluster, ClusterFaults, Credential, PolicyAssociation,
+    AccessEntry, AuthMode, Cluster, ClusterFaults, Credential, PolicyAssociation, arn_account,
+    cluster_key,
 };
 
 /// The access policy EKS gives the cluster creator.
@@ -194,29 +200,32 @@ pub async fn handle(
         ));
     };
     fd.count("eks", op);
+    let account = cred.principal.account();
+    // The caller's cluster of the name in the path: `region` and `account` pick it.
+    let at = Place { region, account };
     let cluster = s.get(1).copied().unwrap_or_default();
     let principal = s.get(3).copied().unwrap_or_default();
     match op {
-        "CreateCluster" => create_cluster(fd, region, &canonical_arn(&cred.principal), &body).await,
-        "ListClusters" => list_clusters(fd, region, &q),
-        "DescribeCluster" => with_cluster(fd, region, cluster, |c, x| {
+        "CreateCluster" => create_cluster(fd, at, &canonical_arn(&cred.principal), &body).await,
+        "ListClusters" => list_clusters(fd, at, &q),
+        "DescribeCluster" => with_cluster(fd, at, cluster, |c, x| {
             Ok(ok(json!({ "cluster": cluster_json(c, x) })))
         }),
-        "DeleteCluster" => delete_cluster(fd, region, cluster),
-        "UpdateClusterConfig" => update_config(fd, region, cluster, &body),
-        "CreateAccessEntry" => create_entry(fd, region, cluster, &body).await,
-        "ListAccessEntries" => list_entries(fd, region, cluster, &q),
-        "DescribeAccessEntry" => with_entry(fd, region, cluster, principal, |c, e| {
+        "DeleteCluster" => delete_cluster(fd, at, cluster),
+        "UpdateClusterConfig" => update_config(fd, at, cluster, &body),
+        "CreateAccessEntry" => create_entry(fd, at, cluster, &body).await,
+        "ListAccessEntries" => list_entries(fd, at, cluster, &q),
+        "DescribeAccessEntry" => with_entry(fd, at, cluster, principal, |c, e| {
             Ok(ok(json!({ "accessEntry": entry_json(c, e) })))
         }),
-        "UpdateAccessEntry" => update_entry(fd, region, cluster, principal, &body),
-        "DeleteAccessEntry" => with_cluster_mut(fd, region, cluster, |c| {
+        "UpdateAccessEntry" => update_entry(fd, at, cluster, principal, &body),
+        "DeleteAccessEntry" => with_cluster_mut(fd, at, cluster, |c| {
             require_api_mode(c)?;
             c.access_entries.remove(principal).ok_or_else(no_entry)?;
             Ok(ok(json!({})))
         }),
-        "AssociateAccessPolicy" => associate(fd, region, cluster, principal, &body),
-        "ListAssociatedAccessPolicies" => with_entry(fd, region, cluster, principal, |c, e| {
+        "AssociateAccessPolicy" => associate(fd, at, cluster, principal, &body),
+        "ListAssociatedAccessPolicies" => with_entry(fd, at, cluster, principal, |c, e| {
             let list: Vec<Value> = e.policies.iter().map(assoc_json).collect();
             Ok(ok(json!({
                 "clusterName": c.name,
@@ -226,7 +235,7 @@ pub async fn handle(
         }),
         "DisassociateAccessPolicy" => {
             let policy = s.get(5).copied().unwrap_or_default();
-            with_cluster_mut(fd, region, cluster, |c| {
+            with_cluster_mut(fd, at, cluster, |c| {
                 require_api_mode(c)?;
                 let e = c.access_entries.get_mut(principal).ok_or_else(no_entry)?;
                 let before = e.policies.len();
@@ -239,17 +248,17 @@ pub async fn handle(
                 Ok(ok(json!({})))
             })
         }
-        "TagResource" => tag_op(fd, region, cluster, |c| {
+        "TagResource" => tag_op(fd, at, cluster, |c| {
             c.tags.extend(tags_of(body.get("tags"))?);
             Ok(json!({}))
         }),
-        "UntagResource" => tag_op(fd, region, cluster, |c| {
+        "UntagResource" => tag_op(fd, at, cluster, |c| {
             for k in q.get("tagKeys").into_iter().flatten() {
                 c.tags.remove(k);
             }
             Ok(json!({}))
         }),
-        _ => tag_op(fd, region, cluster, |c| Ok(json!({ "tags": c.tags }))),
+        _ => tag_op(fd, at, cluster, |c| Ok(json!({ "tags": c.tags }))),
     }
 }
 
@@ -285,6 +294,19 @@ fn cluster_json(c: &Cluster, x: &ClusterExtra) -> Value {
     })
 }
 
+/// Where a call looks for clusters: its signing region and its caller's account.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+impl Place<'_> {
+    fn key(&self, name: &str) -> String {
+        cluster_key(self.account, name)
+    }
+}
+
 fn entry_json(c: &Cluster, e: &AccessEntry) -> Value {
     let id: String = e
         .principal_arn
@@ -295,7 +317,14 @@ fn entry_json(c: &Cluster, e: &AccessEntry) -> Value {
         "clusterName": c.name,
         "principalArn": e.principal_arn,
         "kubernetesGroups": e.kubernetes_groups,
-        "accessEntryArn": format!("arn:aws:eks:{}:{ACCOUNT_ID}:access-entry/{}/{}/{ACCOUNT_ID}/{id}", c.region, c.name, e.entry_type.to_ascii_lowercase()),
+        "accessEntryArn": format!(
+            "arn:aws:eks:{}:{}:access-entry/{}/{}/{}/{id}",
+            c.region,
+            c.account(),
+            c.name,
+            e.entry_type.to_ascii_lowercase(),
+            arn_account(&e.principal_arn).unwrap_or(c.account())
+        ),
         "createdAt": epoch_ms(e.created_at_ms),
         "modifiedAt": epoch(e.modified_at),
         "tags": {},
@@ -315,43 +344,44 @@ fn assoc_json(p: &PolicyAssociation) -> Value {
 
 fn with_cluster<T>(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     name: &str,
     f: impl FnOnce(&Cluster, &ClusterExtra) -> Result<T, AwsError>,
 ) -> Result<T, AwsError> {
-    let extra = fd.extras().get(name).cloned().unwrap_or_default();
+    let key = at.key(name);
+    let extra = fd.extras().get(&key).cloned().unwrap_or_default();
     let st = lock(&fd.shared);
     let c = st
         .clusters
-        .get(name)
-        .filter(|c| c.region == region)
+        .get(&key)
+        .filter(|c| c.region == at.region)
         .ok_or_else(|| no_cluster(name))?;
     f(c, &extra)
 }
 
 fn with_cluster_mut<T>(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     name: &str,
     f: impl FnOnce(&mut Cluster) -> Result<T, AwsError>,
 ) -> Result<T, AwsError> {
     let mut st = lock(&fd.shared);
     let c = st
         .clusters
-        .get_mut(name)
-        .filter(|c| c.region == region)
+        .get_mut(&at.key(name))
+        .filter(|c| c.region == at.region)
         .ok_or_else(|| no_cluster(name))?;
     f(c)
 }
 
 fn with_entry(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     cluster: &str,
     principal: &str,
     f: impl FnOnce(&Cluster, &AccessEntry) -> Result<Response, AwsError>,
 ) -> Result<Response, AwsError> {
-    with_cluster(fd, region, cluster, |c, _| {
+    with_cluster(fd, at, cluster, |c, _| {
         require_api_mode(c)?;
         let e = c.access_entries.get(principal).ok_or_else(no_entry)?;
         f(c, e)
@@ -386,13 +416,14 @@ pub(crate) struct NewCluster<'a> {
     pub version: &'a str,
 }
 
-/// Creates a cluster and starts its API server. Shared by the
-/// CreateCluster call and the seed.
+/// Creates a cluster in `at` (its region and account) and starts its API
+/// server. Shared by the CreateCluster call and the seeds.
 pub(crate) async fn create_cluster_record(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     spec: NewCluster<'_>,
 ) -> Result<(), AwsError> {
+    let Place { region, account } = at;
     let NewCluster {
         name,
         creator_arn,
@@ -407,9 +438,10 @@ pub(crate) async fn create_cluster_record(
         )));
     }
     let now = now_secs();
+    let key = at.key(name);
     {
         let mut st = lock(&fd.shared);
-        if st.clusters.contains_key(name) {
+        if st.clusters.contains_key(&key) {
             return Err(AwsError::new(
                 409,
                 "ResourceInUseException",
@@ -426,10 +458,10 @@ pub(crate) async fn create_cluster_record(
             access_entries.insert(creator.clone(), creator_entry(&creator, now));
         }
         st.clusters.insert(
-            name.to_string(),
+            key.clone(),
             Cluster {
                 name: name.to_string(),
-                arn: format!("arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/{name}"),
+                arn: format!("arn:aws:eks:{region}:{account}:cluster/{name}"),
                 region: region.to_string(),
                 version: version.to_string(),
                 created_at: now,
@@ -445,13 +477,13 @@ pub(crate) async fn create_cluster_record(
             },
         );
     }
-    fd.extras().insert(name.to_string(), extra);
+    fd.extras().insert(key.clone(), extra);
     let server =
-        match crate::kube::start_cluster_server(fd.shared.clone(), name, fd.sts_hosts()).await {
+        match crate::kube::start_cluster_server(fd.shared.clone(), &key, fd.sts_hosts()).await {
             Ok(s) => s,
             Err(e) => {
-                lock(&fd.shared).clusters.remove(name);
-                fd.extras().remove(name);
+                lock(&fd.shared).clusters.remove(&key);
+                fd.extras().remove(&key);
                 return Err(AwsError::new(
                     500,
                     "ServerException",
@@ -461,13 +493,13 @@ pub(crate) async fn create_cluster_record(
         };
     {
         let mut st = lock(&fd.shared);
-        if let Some(c) = st.clusters.get_mut(name) {
+        if let Some(c) = st.clusters.get_mut(&key) {
             c.endpoint = server.endpoint.clone();
             c.ca_data_b64 = base64::engine::general_purpose::STANDARD.encode(&server.ca_pem);
         }
     }
-    fd.servers().insert(name.to_string(), server);
-    tracing::info!(cluster = %name, "cluster created");
+    fd.servers().insert(key.clone(), server);
+    tracing::info!(cluster = %name, account = %account, "cluster created");
     Ok(())
 }
 
@@ -490,12 +522,14 @@ fn creator_entry(creator: &str, now: i64) -> AccessEntry {
     }
 }
 
-/// The username EKS gives an access entry when none is set.
+/// The username EKS gives an access entry when none is set (a role's names
+/// the role's own account).
 pub fn default_username(principal: &str) -> String {
     match principal.split_once(":role/") {
         Some((_, path_name)) => {
             let name = path_name.rsplit('/').next().unwrap_or_default();
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{name}/{{{{SessionName}}}}")
+            let account = arn_account(principal).unwrap_or_default();
+            format!("arn:aws:sts::{account}:assumed-role/{name}/{{{{SessionName}}}}")
         }
         None => principal.to_string(),
     }
@@ -503,7 +537,7 @@ pub fn default_username(principal: &str) -> String {
 
 async fn create_cluster(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     creator: &str,
     body: &Value,
 ) -> Result<Response, AwsError> {
@@ -545,24 +579,26 @@ async fn create_cluster(
         extra,
         version,
     };
-    create_cluster_record(fd, region, spec).await?;
-    with_cluster(fd, region, name, |c, x| {
+    create_cluster_record(fd, at, spec).await?;
+    with_cluster(fd, at, name, |c, x| {
         Ok(ok(json!({ "cluster": cluster_json(c, x) })))
     })
 }
 
 fn list_clusters(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     q: &BTreeMap<String, Vec<String>>,
 ) -> Result<Response, AwsError> {
     let max = max_results(q)?;
-    let names: Vec<String> = lock(&fd.shared)
+    let mut names: Vec<String> = lock(&fd.shared)
         .clusters
         .values()
-        .filter(|c| c.region == region)
+        .filter(|c| c.region == at.region && c.account() == at.account)
         .map(|c| c.name.clone())
         .collect();
+    // The map is ordered by key (`<account>/<name>` for members): pages go by name.
+    names.sort();
     page_response("clusters", &names, max, q)
 }
 
@@ -619,30 +655,31 @@ fn paginate(
     Ok((page, next))
 }
 
-fn delete_cluster(fd: &FrontDoor, region: &str, name: &str) -> Result<Response, AwsError> {
-    let extra = fd.extras().get(name).cloned().unwrap_or_default();
+fn delete_cluster(fd: &FrontDoor, at: Place<'_>, name: &str) -> Result<Response, AwsError> {
+    let key = at.key(name);
+    let extra = fd.extras().get(&key).cloned().unwrap_or_default();
     let json = {
         let mut st = lock(&fd.shared);
         let c = st
             .clusters
-            .get(name)
-            .filter(|c| c.region == region)
+            .get(&key)
+            .filter(|c| c.region == at.region)
             .ok_or_else(|| no_cluster(name))?;
         let mut j = cluster_json(c, &extra);
         j["status"] = json!("DELETING");
-        st.clusters.remove(name);
+        st.clusters.remove(&key);
         j
     };
-    if let Some(mut s) = fd.servers().remove(name) {
+    if let Some(mut s) = fd.servers().remove(&key) {
         s.shutdown();
     }
-    fd.extras().remove(name);
+    fd.extras().remove(&key);
     Ok(ok(json!({ "cluster": json })))
 }
 
 fn update_config(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     name: &str,
     body: &Value,
 ) -> Result<Response, AwsError> {
@@ -656,7 +693,7 @@ fn update_config(
         ));
     };
     let mode = parse_mode(m)?;
-    with_cluster_mut(fd, region, name, |c| {
+    with_cluster_mut(fd, at, name, |c| {
         if mode == c.auth_mode {
             return Err(invalid_param(format!(
                 "Unsupported authentication mode update: the cluster is already {}",
@@ -713,11 +750,11 @@ fn validate_groups_and_username(groups: &[String], username: Option<&str>) -> Re
 
 async fn create_entry(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     cluster: &str,
     body: &Value,
 ) -> Result<Response, AwsError> {
-    with_cluster(fd, region, cluster, |c, _| require_api_mode(c))?;
+    with_cluster(fd, at, cluster, |c, _| require_api_mode(c))?;
     let principal = body
         .get("principalArn")
         .and_then(Value::as_str)
@@ -736,7 +773,8 @@ async fn create_entry(
         return Err(invalid_param(format!("The type {entry_type} is invalid.")));
     }
     validate_groups_and_username(&groups, username)?;
-    // EKS keeps the principal's unique ID, not only its ARN.
+    // EKS keeps the principal's unique ID, not only its ARN (looked up in the
+    // principal's own account: a cross-account principal is accepted).
     let Some(principal_id) = principal_id(fd, &principal).await? else {
         return Err(invalid_param(format!(
             "The specified principalArn is invalid: invalid principal {principal}"
@@ -744,7 +782,7 @@ async fn create_entry(
     };
     let now = now_secs();
     let now_ms = i64::try_from(now_millis()).unwrap_or(i64::MAX);
-    with_cluster_mut(fd, region, cluster, |c| {
+    with_cluster_mut(fd, at, cluster, |c| {
         if c.access_entries.contains_key(&principal) {
             return Err(AwsError::new(
                 409,
@@ -770,7 +808,7 @@ async fn create_entry(
 
 fn list_entries(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     cluster: &str,
     q: &BTreeMap<String, Vec<String>>,
 ) -> Result<Response, AwsError> {
@@ -779,7 +817,7 @@ fn list_entries(
         .get("associatedPolicyArn")
         .and_then(|v| v.first())
         .cloned();
-    let arns: Vec<String> = with_cluster(fd, region, cluster, |c, _| {
+    let arns: Vec<String> = with_cluster(fd, at, cluster, |c, _| {
         require_api_mode(c)?;
         Ok(c.access_entries
             .values()
@@ -796,7 +834,7 @@ fn list_entries(
 
 fn update_entry(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     cluster: &str,
     principal: &str,
     body: &Value,
@@ -804,7 +842,7 @@ fn update_entry(
     let groups = body.get("kubernetesGroups").map(|g| str_list(Some(g)));
     let username = body.get("username").and_then(Value::as_str);
     validate_groups_and_username(groups.as_deref().unwrap_or_default(), username)?;
-    with_cluster_mut(fd, region, cluster, |c| {
+    with_cluster_mut(fd, at, cluster, |c| {
         require_api_mode(c)?;
         let e = c.access_entries.get_mut(principal).ok_or_else(no_entry)?;
         if let Some(g) = groups {
@@ -821,7 +859,7 @@ fn update_entry(
 
 fn associate(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     cluster: &str,
     principal: &str,
     body: &Value,
@@ -837,7 +875,7 @@ fn associate(
         return Err(invalid_param(format!("The policyArn {policy} is invalid.")));
     }
     let (scope_type, namespaces) = access_scope(body.get("accessScope"))?;
-    with_cluster_mut(fd, region, cluster, |c| {
+    with_cluster_mut(fd, at, cluster, |c| {
         require_api_mode(c)?;
         let name = c.name.clone();
         let e = c.access_entries.get_mut(principal).ok_or_else(no_entry)?;
@@ -922,14 +960,18 @@ fn access_scope(scope: Option<&Value>) -> Result<(String, Vec<String>), AwsError
     Ok((scope_type.to_string(), namespaces))
 }
 
+/// A tag call on cluster ARN `arn`, which must be in the caller's region and account.
 fn tag_op(
     fd: &FrontDoor,
-    region: &str,
+    at: Place<'_>,
     arn: &str,
     f: impl FnOnce(&mut Cluster) -> Result<Value, AwsError>,
 ) -> Result<Response, AwsError> {
     let Some(name) = arn
-        .strip_prefix(&format!("arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/"))
+        .strip_prefix(&format!(
+            "arn:aws:eks:{}:{}:cluster/",
+            at.region, at.account
+        ))
         .map(str::to_string)
     else {
         return Err(AwsError::new(
@@ -938,7 +980,7 @@ fn tag_op(
             format!("Invalid resource ARN: {arn}"),
         ));
     };
-    with_cluster_mut(fd, region, &name, f).map(ok).map_err(|e| {
+    with_cluster_mut(fd, at, &name, f).map(ok).map_err(|e| {
         if e.code == "ResourceNotFoundException" {
             AwsError::new(
                 404,
@@ -970,6 +1012,10 @@ mod tests {
         assert_eq!(
             default_username("arn:aws:iam::123456789012:role/x/eks-admin"),
             "arn:aws:sts::123456789012:assumed-role/eks-admin/{{SessionName}}"
+        );
+        assert_eq!(
+            default_username("arn:aws:iam::111111111111:role/m"),
+            "arn:aws:sts::111111111111:assumed-role/m/{{SessionName}}"
         );
         assert!(validate_groups_and_username(&["system:masters".into()], None).is_err());
         assert!(validate_groups_and_username(&[], Some("eks:x")).is_err());

@@ -2,6 +2,13 @@
 //! (AssumeRole judged by the trust policy and the caller's identity-based
 //! policies, unique ids, quota and principal validation, credential capture
 //! for signature checks, throttling).
+//!
+//! Every call runs in its caller's account (the account in the ARN of the
+//! credential's user or session role): moto is told it in `x-moto-account-id`,
+//! and every name the front door looks up for the call is looked up there. A
+//! principal named by ARN (a trust-policy principal, an access entry's) is
+//! looked up in the account of its ARN. AssumeRole of a role in another
+//! account follows IAM's cross-account rule (see [`check_assume_role`]).
 
 use std::collections::BTreeMap;
 
@@ -13,13 +20,13 @@ use serde_json::Value;
 use futures::future::try_join_all;
 
 use super::identity::{self, Identity};
-use super::moto::{MotoResponse, iam_arn_kind_name};
+use super::moto::{MotoResponse, iam_arn_kind_name, iam_arn_parts};
 use super::trust::{self, Caller};
 use super::{
     AwsError, FrontDoor, OPERATOR_USER, SandboxError, caller_arn, lock, now_millis, now_secs,
     request_id, unique_id, xml,
 };
-use crate::state::{ACCOUNT_ID, Credential, Principal};
+use crate::state::{ACCOUNT_ID, Credential, ORGANIZATION_ID, Principal};
 
 /// The default `ACLSizePerRole` quota, in characters without whitespace.
 pub const TRUST_POLICY_QUOTA: usize = 2048;
@@ -95,6 +102,8 @@ pub async fn handle(
 ) -> Result<Response, AwsError> {
     let mut params = params_of(parts, &body);
     let action = params.get("Action").cloned().unwrap_or_default();
+    let account = cred.principal.account().to_owned();
+    let account = account.as_str();
     fd.count(service, &action);
     if service == "iam" {
         let mut st = lock(&fd.shared);
@@ -112,9 +121,9 @@ pub async fn handle(
         // CreateUser of an unknown name needs no listing of moto's users (that made
         // creating N users O(N²)).
         let stored = if action == "CreateUser" {
-            known_user_name(fd, &asked)
+            known_user_name(fd, account, &asked)
         } else {
-            stored_user_name(fd, &asked).await?
+            stored_user_name(fd, account, &asked).await?
         };
         match (action.as_str(), stored) {
             ("CreateUser", Some(stored)) if stored != asked => {
@@ -136,7 +145,10 @@ pub async fn handle(
         && let Some(asked) = params.get("GroupName").cloned()
     {
         // Group names are case-insensitive too.
-        match (action.as_str(), stored_group_name(fd, &asked).await?) {
+        match (
+            action.as_str(),
+            stored_group_name(fd, account, &asked).await?,
+        ) {
             ("CreateGroup", Some(_)) => {
                 return Err(AwsError::new(
                     409,
@@ -160,11 +172,11 @@ pub async fn handle(
         }
     }
     if service == "iam" {
-        refuse_delete_conflict(fd, &action, &params).await?;
+        refuse_delete_conflict(fd, account, &action, &params).await?;
     }
     let forward = || {
         fd.moto
-            .forward(&parts.method, &path, &parts.headers, body.clone())
+            .forward(account, &parts.method, &path, &parts.headers, body.clone())
     };
     match (service, action.as_str()) {
         ("sts", "GetCallerIdentity") => Ok(caller_identity(&cred.principal)),
@@ -195,7 +207,7 @@ pub async fn handle(
         ("iam", "CreateAccessKey") => {
             let r = forward().await.map_err(moto_err)?;
             if r.ok() {
-                capture_access_key(fd, &r.text()).await?;
+                capture_access_key(fd, account, &r.text()).await?;
             }
             Ok(relay(fd, &r))
         }
@@ -210,7 +222,7 @@ pub async fn handle(
         }
         ("iam", "DeleteUser") => {
             let name = params.get("UserName").cloned().unwrap_or_default();
-            let arn = user_arn(fd, &name).await?;
+            let arn = user_arn(fd, account, &name).await?;
             let r = forward().await.map_err(moto_err)?;
             if r.ok()
                 && let Some(arn) = arn
@@ -262,28 +274,39 @@ fn with_params(parts: &Parts, params: &Params) -> (String, Bytes) {
 /// The stored spelling of user `asked` (names are unique regardless of case, as in
 /// IAM), `None` when no user has that name in any case. Users created through the
 /// front door are known without asking moto.
-async fn stored_user_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>, AwsError> {
-    if let Some(hit) = known_user_name(fd, asked) {
+async fn stored_user_name(
+    fd: &FrontDoor,
+    account: &str,
+    asked: &str,
+) -> Result<Option<String>, AwsError> {
+    if let Some(hit) = known_user_name(fd, account, asked) {
         return Ok(Some(hit));
     }
-    let names = fd.moto.user_names().await.map_err(moto_err)?;
+    let names = fd.moto.user_names(account).await.map_err(moto_err)?;
     Ok(pick_name(&names, asked))
 }
 
-/// The stored spelling of user `asked` among the users the front door created.
-fn known_user_name(fd: &FrontDoor, asked: &str) -> Option<String> {
+/// The stored spelling of user `asked` among the users the front door created
+/// in `account`.
+fn known_user_name(fd: &FrontDoor, account: &str, asked: &str) -> Option<String> {
     let known: Vec<String> = lock(&fd.shared)
         .user_ids
         .keys()
-        .filter_map(|arn| iam_arn_kind_name(arn).map(|(_, name)| name.to_owned()))
+        .filter_map(|arn| iam_arn_parts(arn))
+        .filter(|(acct, _, _)| *acct == account)
+        .map(|(_, _, name)| name.to_owned())
         .collect();
     pick_name(&known, asked)
 }
 
 /// The stored spelling of group `asked`, `None` when no group has that name in
 /// any case.
-async fn stored_group_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>, AwsError> {
-    let names = fd.moto.group_names().await.map_err(moto_err)?;
+async fn stored_group_name(
+    fd: &FrontDoor,
+    account: &str,
+    asked: &str,
+) -> Result<Option<String>, AwsError> {
+    let names = fd.moto.group_names(account).await.map_err(moto_err)?;
     Ok(pick_name(&names, asked))
 }
 
@@ -291,6 +314,7 @@ async fn stored_group_name(fd: &FrontDoor, asked: &str) -> Result<Option<String>
 /// cannot be deleted, nor a user that is still in a group.
 async fn refuse_delete_conflict(
     fd: &FrontDoor,
+    account: &str,
     action: &str,
     params: &Params,
 ) -> Result<(), AwsError> {
@@ -312,7 +336,7 @@ async fn refuse_delete_conflict(
     };
     let r = fd
         .moto
-        .call("iam", call, &[(param, name.as_str())])
+        .call(account, "iam", call, &[(param, name.as_str())])
         .await
         .map_err(moto_err)?;
     // GetGroup lists members under <Users>; ListGroupsForUser groups under <Groups>.
@@ -348,11 +372,12 @@ fn caller_identity(p: &Principal) -> Response {
     };
     let body = format!(
         "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
-         <GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{ACCOUNT_ID}</Account>\
+         <GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>\
          </GetCallerIdentityResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>\
          </GetCallerIdentityResponse>",
         xml::escape(&arn),
         xml::escape(&user_id),
+        p.account(),
         request_id()
     );
     ([("content-type", "text/xml")], body).into_response()
@@ -371,11 +396,15 @@ pub(crate) fn register_user(fd: &FrontDoor, xml_body: &str) -> Option<(String, S
     Some((arn, aida))
 }
 
-/// The ARN of user `name` per moto, `None` when there is no such user.
-pub(crate) async fn user_arn(fd: &FrontDoor, name: &str) -> Result<Option<String>, AwsError> {
+/// The ARN of user `name` of `account` per moto, `None` when there is no such user.
+pub(crate) async fn user_arn(
+    fd: &FrontDoor,
+    account: &str,
+    name: &str,
+) -> Result<Option<String>, AwsError> {
     let r = fd
         .moto
-        .call("iam", "GetUser", &[("UserName", name)])
+        .call(account, "iam", "GetUser", &[("UserName", name)])
         .await
         .map_err(moto_err)?;
     Ok(if r.ok() {
@@ -391,10 +420,11 @@ pub(crate) async fn principal_exists(fd: &FrontDoor, arn: &str) -> Result<bool, 
 }
 
 /// The unique ID (`AIDA…` of a user, moto's `AROA…` of a role) of the IAM user or
-/// role `arn` (exact ARN, path included); `None` when there is no such principal.
-/// A role deleted and re-created under the same name has a new ID.
+/// role `arn` (exact ARN, path included), looked up in the account of the ARN;
+/// `None` when there is no such principal. A role deleted and re-created under
+/// the same name has a new ID.
 pub(crate) async fn principal_id(fd: &FrontDoor, arn: &str) -> Result<Option<String>, AwsError> {
-    let Some((kind, name)) = iam_arn_kind_name(arn) else {
+    let Some((account, kind, name)) = iam_arn_parts(arn) else {
         return Ok(None);
     };
     // Users created through the front door are known without asking moto.
@@ -410,7 +440,7 @@ pub(crate) async fn principal_id(fd: &FrontDoor, arn: &str) -> Result<Option<Str
     };
     let r = fd
         .moto
-        .call("iam", action, &[(param, name)])
+        .call(account, "iam", action, &[(param, name)])
         .await
         .map_err(moto_err)?;
     let text = r.text();
@@ -420,7 +450,7 @@ pub(crate) async fn principal_id(fd: &FrontDoor, arn: &str) -> Result<Option<Str
     Ok(xml::text(&text, id_tag).map(|id| fd.moto_ids().get(&id).cloned().unwrap_or(id)))
 }
 
-async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> {
+async fn capture_access_key(fd: &FrontDoor, account: &str, body: &str) -> Result<(), AwsError> {
     let (Some(ak), Some(sk), Some(user)) = (
         xml::text(body, "AccessKeyId"),
         xml::text(body, "SecretAccessKey"),
@@ -430,9 +460,9 @@ async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> 
             "moto's CreateAccessKey answer lacked the key",
         ));
     };
-    let arn = user_arn(fd, &user)
+    let arn = user_arn(fd, account, &user)
         .await?
-        .unwrap_or_else(|| format!("arn:aws:iam::{ACCOUNT_ID}:user/{user}"));
+        .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{user}"));
     let mut st = lock(&fd.shared);
     let user_id = st
         .user_ids
@@ -453,38 +483,45 @@ async fn capture_access_key(fd: &FrontDoor, body: &str) -> Result<(), AwsError> 
 }
 
 /// After a user is deleted: its ARN becomes its unique id in every trust
-/// policy, and its keys stop working.
+/// policy (of every sandbox account: a trust policy may name a user of
+/// another account), and its keys stop working.
 async fn forget_user(fd: &FrontDoor, arn: &str) -> Result<(), AwsError> {
-    let aida = {
+    let (aida, accounts) = {
         let mut st = lock(&fd.shared);
         st.credentials
             .retain(|_, c| !matches!(&c.principal, Principal::User { arn: a, .. } if a == arn));
         st.user_created_ms.remove(arn);
-        st.user_ids.remove(arn).unwrap_or_else(|| unique_id("AIDA"))
+        let aida = st.user_ids.remove(arn).unwrap_or_else(|| unique_id("AIDA"));
+        let mut accounts = vec![ACCOUNT_ID.to_owned()];
+        accounts.extend(st.member_accounts.iter().cloned());
+        (aida, accounts)
     };
-    let r = fd
-        .moto
-        .call("iam", "ListRoles", &[("MaxItems", "1000")])
-        .await
-        .map_err(moto_err)?;
-    let text = r.text();
-    let names = xml::raw_all(&text, "RoleName");
-    let docs = xml::raw_all(&text, "AssumeRolePolicyDocument");
-    for (name, doc) in names.iter().zip(docs.iter()) {
-        let Some(mut policy) = decode_policy(&xml::unescape(doc)) else {
-            continue;
-        };
-        if replace_principal(&mut policy, arn, &aida) {
-            let name = xml::unescape(name);
-            let doc = policy.to_string();
-            fd.moto
-                .call(
-                    "iam",
-                    "UpdateAssumeRolePolicy",
-                    &[("RoleName", &name), ("PolicyDocument", &doc)],
-                )
-                .await
-                .map_err(moto_err)?;
+    for account in &accounts {
+        let r = fd
+            .moto
+            .call(account, "iam", "ListRoles", &[("MaxItems", "1000")])
+            .await
+            .map_err(moto_err)?;
+        let text = r.text();
+        let names = xml::raw_all(&text, "RoleName");
+        let docs = xml::raw_all(&text, "AssumeRolePolicyDocument");
+        for (name, doc) in names.iter().zip(docs.iter()) {
+            let Some(mut policy) = decode_policy(&xml::unescape(doc)) else {
+                continue;
+            };
+            if replace_principal(&mut policy, arn, &aida) {
+                let name = xml::unescape(name);
+                let doc = policy.to_string();
+                fd.moto
+                    .call(
+                        account,
+                        "iam",
+                        "UpdateAssumeRolePolicy",
+                        &[("RoleName", &name), ("PolicyDocument", &doc)],
+                    )
+                    .await
+                    .map_err(moto_err)?;
+            }
         }
     }
     Ok(())
@@ -609,14 +646,17 @@ struct Target {
     role_id: String,
 }
 
-/// Judges an AssumeRole as IAM does for a caller of the role's own account:
-/// the trust policy ([`trust::evaluate`]), then the caller's identity-based
-/// policies and permissions boundary ([`identity::admits`]), read from moto
-/// only when the trust policy has not already refused. A user's are its
-/// inline and attached policies and its groups'; a role session's, its
+/// Judges an AssumeRole as IAM does: the trust policy ([`trust::evaluate`],
+/// read in the role's account), then the caller's identity-based policies and
+/// permissions boundary ([`identity::admits`], read in the caller's account),
+/// read from moto only when the trust policy has not already refused. A user's
+/// are its inline and attached policies and its groups'; a role session's, its
 /// role's. moto cannot set a user's permissions boundary (no
 /// `PutUserPermissionsBoundary`): GetUser's is read, but only a role's is
-/// ever there.
+/// ever there. For a role of another account than the caller's, the trust
+/// policy must admit the caller (its ARN or its account) AND the caller's
+/// identity policies must allow `sts:AssumeRole` on the role (IAM User Guide,
+/// "Cross account resource access in IAM").
 async fn check_assume_role(
     fd: &FrontDoor,
     cred: &Credential,
@@ -648,12 +688,12 @@ async fn check_assume_role(
             ),
         )
     };
-    let Some(("role", name)) = iam_arn_kind_name(&role_arn) else {
+    let Some((role_account, "role", name)) = iam_arn_parts(&role_arn) else {
         return Err(denied());
     };
     let r = fd
         .moto
-        .call("iam", "GetRole", &[("RoleName", name)])
+        .call(role_account, "iam", "GetRole", &[("RoleName", name)])
         .await
         .map_err(moto_err)?;
     let text = r.text();
@@ -688,7 +728,8 @@ async fn check_assume_role(
     // Even a trust statement naming the caller yields to an explicit deny in
     // its identity policies; one naming only the account needs their allow.
     let id = identity_of(fd, &cred.principal, boundary_arn.as_deref()).await?;
-    if !identity::admits(decision, &id, &role_arn, &caller) {
+    let cross_account = cred.principal.account() != role_account;
+    if !identity::admits(decision, &id, &role_arn, &caller, cross_account) {
         tracing::info!(caller = %who, role = %role_arn, trust = ?decision,
             "AssumeRole denied by the caller's identity-based policies");
         return Err(denied());
@@ -708,8 +749,11 @@ async fn caller_of(
 ) -> Result<(Caller, Option<String>), AwsError> {
     let mut caller = Caller::default();
     let ctx = &mut caller.context;
+    let account = cred.principal.account();
     ctx.insert("sts:rolesessionname".into(), session.to_owned());
-    ctx.insert("aws:principalaccount".into(), ACCOUNT_ID.into());
+    ctx.insert("aws:principalaccount".into(), account.into());
+    // Every sandbox account is in the one organization.
+    ctx.insert("aws:principalorgid".into(), ORGANIZATION_ID.into());
     // GetUser/GetRole give the principal's tags (aws:PrincipalTag/<key>: a
     // role session's are its role's) and its permissions boundary.
     let (action, param, name) = match &cred.principal {
@@ -729,7 +773,7 @@ async fn caller_of(
             ("GetRole", "RoleName", rname)
         }
     };
-    let text = moto_read(fd, action, &[(param, &name)]).await?;
+    let text = moto_read(fd, account, action, &[(param, &name)]).await?;
     for (k, v) in xml::tags(&text) {
         caller
             .context
@@ -742,12 +786,13 @@ async fn caller_of(
 /// front door only reads what it knows exists).
 async fn moto_read(
     fd: &FrontDoor,
+    account: &str,
     action: &str,
     params: &[(&str, &str)],
 ) -> Result<String, AwsError> {
     let r = fd
         .moto
-        .call("iam", action, params)
+        .call(account, "iam", action, params)
         .await
         .map_err(moto_err)?;
     if r.ok() {
@@ -764,13 +809,15 @@ fn document_in(text: &str, element: &str) -> Result<Value, AwsError> {
         .ok_or_else(|| AwsError::internal(format!("moto gave no readable {element}")))
 }
 
-/// The default version's document of a managed policy.
-async fn managed_policy(fd: &FrontDoor, arn: &str) -> Result<Value, AwsError> {
-    let p = moto_read(fd, "GetPolicy", &[("PolicyArn", arn)]).await?;
+/// The default version's document of a managed policy, read in `account` (AWS
+/// managed policies are in every account).
+async fn managed_policy(fd: &FrontDoor, account: &str, arn: &str) -> Result<Value, AwsError> {
+    let p = moto_read(fd, account, "GetPolicy", &[("PolicyArn", arn)]).await?;
     let version = xml::text(&p, "DefaultVersionId")
         .ok_or_else(|| AwsError::internal(format!("moto gave no DefaultVersionId for {arn}")))?;
     let v = moto_read(
         fd,
+        account,
         "GetPolicyVersion",
         &[("PolicyArn", arn), ("VersionId", &version)],
     )
@@ -779,8 +826,13 @@ async fn managed_policy(fd: &FrontDoor, arn: &str) -> Result<Value, AwsError> {
 }
 
 /// The inline and attached managed policies of one user, group or role
-/// (`kind` is `User`, `Group` or `Role`).
-async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Value>, AwsError> {
+/// (`kind` is `User`, `Group` or `Role`) of `account`.
+async fn own_policies(
+    fd: &FrontDoor,
+    account: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Vec<Value>, AwsError> {
     let name_param = format!("{kind}Name");
     let key = [(name_param.as_str(), name), ("MaxItems", "1000")];
     let (list_inline, list_attached) = (
@@ -788,8 +840,8 @@ async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Valu
         format!("ListAttached{kind}Policies"),
     );
     let (inline, attached) = tokio::try_join!(
-        moto_read(fd, &list_inline, &key),
-        moto_read(fd, &list_attached, &key),
+        moto_read(fd, account, &list_inline, &key),
+        moto_read(fd, account, &list_attached, &key),
     )?;
     let get_inline = format!("Get{kind}Policy");
     let inline = try_join_all(xml::raw_all(&inline, "member").into_iter().map(|p| {
@@ -799,6 +851,7 @@ async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Valu
         async move {
             let t = moto_read(
                 fd,
+                account,
                 get,
                 &[(name_param.as_str(), name), ("PolicyName", &policy)],
             )
@@ -809,7 +862,7 @@ async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Valu
     let attached = try_join_all(
         xml::raw_all(&attached, "PolicyArn")
             .into_iter()
-            .map(|arn| async move { managed_policy(fd, &xml::unescape(arn)).await }),
+            .map(|arn| async move { managed_policy(fd, account, &xml::unescape(arn)).await }),
     );
     let (mut docs, managed) = tokio::try_join!(inline, attached)?;
     docs.extend(managed);
@@ -817,15 +870,17 @@ async fn own_policies(fd: &FrontDoor, kind: &str, name: &str) -> Result<Vec<Valu
 }
 
 /// The identity-based policies IAM evaluates for `principal`: a user's own
-/// and its groups', or an assumed role's; and the boundary at `boundary_arn`.
+/// and its groups', or an assumed role's; and the boundary at `boundary_arn`
+/// (all in the principal's account).
 async fn identity_of(
     fd: &FrontDoor,
     principal: &Principal,
     boundary_arn: Option<&str>,
 ) -> Result<Identity, AwsError> {
+    let account = principal.account();
     let boundary = async {
         match boundary_arn {
-            Some(arn) => managed_policy(fd, arn).await.map(Some),
+            Some(arn) => managed_policy(fd, account, arn).await.map(Some),
             None => Ok(None),
         }
     };
@@ -836,6 +891,7 @@ async fn identity_of(
                 let groups = async {
                     let t = moto_read(
                         fd,
+                        account,
                         "ListGroupsForUser",
                         &[("UserName", name), ("MaxItems", "1000")],
                     )
@@ -844,15 +900,16 @@ async fn identity_of(
                         .into_iter()
                         .map(xml::unescape)
                         .collect();
-                    try_join_all(names.iter().map(|g| own_policies(fd, "Group", g))).await
+                    try_join_all(names.iter().map(|g| own_policies(fd, account, "Group", g))).await
                 };
-                let (mut docs, groups) = tokio::try_join!(own_policies(fd, "User", name), groups)?;
+                let (mut docs, groups) =
+                    tokio::try_join!(own_policies(fd, account, "User", name), groups)?;
                 docs.extend(groups.into_iter().flatten());
                 Ok(docs)
             }
             Principal::AssumedRole { role_arn, .. } => {
                 let name = role_arn.rsplit('/').next().unwrap_or_default();
-                own_policies(fd, "Role", name).await
+                own_policies(fd, account, "Role", name).await
             }
         }
     };
@@ -897,19 +954,22 @@ fn capture_session(
     Ok(())
 }
 
-/// Creates (or finds) `sandbox-operator` with an admin inline policy and a
-/// fresh access key, registered in `credentials`.
-pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, SandboxError> {
+/// Creates (or finds) `sandbox-operator` of `account` with an admin inline
+/// policy and a fresh access key, registered in `credentials`.
+pub(crate) async fn create_operator(
+    fd: &FrontDoor,
+    account: &str,
+) -> Result<Credential, SandboxError> {
     let r = fd
         .moto
-        .call("iam", "CreateUser", &[("UserName", OPERATOR_USER)])
+        .call(account, "iam", "CreateUser", &[("UserName", OPERATOR_USER)])
         .await?;
     let arn = if r.ok() {
         register_user(fd, &r.text()).map(|(a, _)| a)
     } else {
         let g = fd
             .moto
-            .call("iam", "GetUser", &[("UserName", OPERATOR_USER)])
+            .call(account, "iam", "GetUser", &[("UserName", OPERATOR_USER)])
             .await?;
         register_user(fd, &g.text()).map(|(a, _)| a)
     }
@@ -919,6 +979,7 @@ pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, Sandbo
     let p = fd
         .moto
         .call(
+            account,
             "iam",
             "PutUserPolicy",
             &[
@@ -936,9 +997,14 @@ pub(crate) async fn create_operator(fd: &FrontDoor) -> Result<Credential, Sandbo
     }
     let k = fd
         .moto
-        .call("iam", "CreateAccessKey", &[("UserName", OPERATOR_USER)])
+        .call(
+            account,
+            "iam",
+            "CreateAccessKey",
+            &[("UserName", OPERATOR_USER)],
+        )
         .await?;
-    capture_access_key(fd, &k.text()).await?;
+    capture_access_key(fd, account, &k.text()).await?;
     let ak = xml::text(&k.text(), "AccessKeyId")
         .ok_or_else(|| SandboxError::Moto("CreateAccessKey gave no key".into()))?;
     let cred = lock(&fd.shared)

@@ -13,6 +13,12 @@
 //!   identity policy also allows `sts:AssumeRole` on the role, and the
 //!   permissions boundary (when there is one) allows it too.
 //!
+//! For a caller of another account than the role's ("Cross account resource
+//! access in IAM"), the trust policy only lets the caller in: a statement
+//! naming the caller or naming its account, and in both cases the caller's
+//! identity-based policies must allow `sts:AssumeRole` on the role (and its
+//! boundary too, when it has one).
+//!
 //! Simplification: a trust statement naming a role session's role ARN counts
 //! as naming the caller, so the session's boundary only refuses it by an
 //! explicit deny (IAM lets the boundary's implicit deny limit a grant to the
@@ -99,9 +105,16 @@ pub fn evaluate(policies: &[Value], action: &str, resource: &str, caller: &Calle
     }
 }
 
-/// Whether IAM lets `caller` assume `role_arn` (in the caller's own account),
-/// given the trust policy's decision and the caller's identity policies.
-pub fn admits(trust: Decision, identity: &Identity, role_arn: &str, caller: &Caller) -> bool {
+/// Whether IAM lets `caller` assume `role_arn`, given the trust policy's
+/// decision and the caller's identity policies; `cross_account` when the role
+/// is in another account than the caller.
+pub fn admits(
+    trust: Decision,
+    identity: &Identity,
+    role_arn: &str,
+    caller: &Caller,
+    cross_account: bool,
+) -> bool {
     let own = evaluate(&identity.policies, ASSUME_ROLE, role_arn, caller);
     let boundary = identity
         .boundary
@@ -110,11 +123,11 @@ pub fn admits(trust: Decision, identity: &Identity, role_arn: &str, caller: &Cal
     if own == Verdict::ExplicitDeny || boundary == Some(Verdict::ExplicitDeny) {
         return false;
     }
+    let identity_allows = own == Verdict::Allow && boundary.is_none_or(|b| b == Verdict::Allow);
     match trust {
+        Decision::Allow if cross_account => identity_allows,
         Decision::Allow => true,
-        Decision::AllowForAccount => {
-            own == Verdict::Allow && boundary.is_none_or(|b| b == Verdict::Allow)
-        }
+        Decision::AllowForAccount => identity_allows,
         Decision::ExplicitDeny | Decision::ImplicitDeny => false,
     }
 }
@@ -288,7 +301,7 @@ mod tests {
         let deny = policy(json!({"Effect": "Deny", "Action": "sts:*", "Resource": ROLE}));
         let id = |policies: Vec<Value>, boundary: Option<Value>| Identity { policies, boundary };
         let a = alice();
-        let ok = |t, i: &Identity| admits(t, i, ROLE, &a);
+        let ok = |t, i: &Identity| admits(t, i, ROLE, &a, false);
 
         // Naming the caller: enough alone, but an explicit deny still refuses.
         assert!(ok(Decision::Allow, &id(vec![], None)));
@@ -321,13 +334,24 @@ mod tests {
         ));
         assert!(!ok(
             Decision::AllowForAccount,
-            &id(vec![allow.clone()], Some(other))
+            &id(vec![allow.clone()], Some(other.clone()))
         ));
 
         // A refusing trust policy is never overturned.
         assert!(!ok(Decision::ImplicitDeny, &id(vec![allow.clone()], None)));
-        assert!(!ok(Decision::ExplicitDeny, &id(vec![allow], None)));
+        assert!(!ok(Decision::ExplicitDeny, &id(vec![allow.clone()], None)));
         assert!(trust_refuses(Decision::ImplicitDeny));
+
+        // Another account's role: the trust policy and the identity policies both.
+        let cross = |t, i: &Identity| admits(t, i, ROLE, &a, true);
+        assert!(!cross(Decision::Allow, &id(vec![], None)));
+        assert!(!cross(Decision::Allow, &id(vec![other.clone()], None)));
+        assert!(cross(Decision::Allow, &id(vec![allow.clone()], None)));
+        assert!(cross(
+            Decision::AllowForAccount,
+            &id(vec![allow.clone()], None)
+        ));
+        assert!(!cross(Decision::ImplicitDeny, &id(vec![allow], None)));
         assert!(!trust_refuses(Decision::AllowForAccount));
     }
 }

@@ -2,6 +2,13 @@
 //! scope. IAM and STS go to `moto_server` (with what moto lacks added here),
 //! DynamoDB to moto as it is ([`dynamodb`]), EKS to the control-plane emulator
 //! in [`eks`], and `/_sandbox/…` to the control endpoints in [`control`].
+//!
+//! Accounts: every request runs in the account of its credential's principal
+//! (a user's, or an assumed role's). The hub ([`ACCOUNT_ID`]) has the operator
+//! from the start; [`Sandbox::create_account`] (`POST /_sandbox/accounts`)
+//! adds a member account with its own `sandbox-operator`, and
+//! [`Sandbox::seed_member`] (`POST /_sandbox/seed-member`) builds a member
+//! account as the README's multi-account setup has it.
 
 pub mod control;
 pub mod dynamodb;
@@ -32,9 +39,12 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::conn::{self, ConnReset};
 use crate::kube::{ClusterServer, KubeError};
 use crate::sigv4::{self, SigV4Error};
-use crate::state::{ACCOUNT_ID, Credential, FaultKind, Principal, Shared, SharedState};
+use crate::state::{
+    ACCOUNT_ID, Credential, FaultKind, ORGANIZATION_ID, Principal, Shared, SharedState,
+    valid_account_id,
+};
 
-pub use seed::SeedReport;
+pub use seed::{MemberSeed, MemberSeedReport, SeedReport};
 
 /// Name of the operator user created at start.
 pub const OPERATOR_USER: &str = "sandbox-operator";
@@ -228,11 +238,24 @@ pub struct FrontDoor {
     pub(crate) region: String,
     /// `127.0.0.1:PORT` of the front door.
     pub(crate) host: String,
+    /// Keyed by [`crate::state::cluster_key`], as `SharedState::clusters`.
     pub(crate) servers: Mutex<BTreeMap<String, ClusterServer>>,
     pub(crate) extras: Mutex<BTreeMap<String, ClusterExtra>>,
     /// moto's user id → the `AIDA…` id the sandbox shows instead.
     pub(crate) moto_ids: Mutex<BTreeMap<String, String>>,
-    pub(crate) operator: Mutex<Option<Credential>>,
+    /// account -> its `sandbox-operator`'s credential (the hub's from the start).
+    pub(crate) operators: Mutex<BTreeMap<String, Credential>>,
+}
+
+/// A member account's administrator, as `POST /_sandbox/accounts` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCredentials {
+    pub account_id: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `arn:aws:iam::<account>:user/sandbox-operator`.
+    pub user_arn: String,
 }
 
 fn lock_plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -259,8 +282,52 @@ impl FrontDoor {
         lock_plain(&self.moto_ids)
     }
 
+    /// The hub's operator.
     pub(crate) fn operator(&self) -> Option<Credential> {
-        lock_plain(&self.operator).clone()
+        self.operator_of(ACCOUNT_ID)
+    }
+
+    /// The operator of `account`, if the account exists.
+    pub(crate) fn operator_of(&self, account: &str) -> Option<Credential> {
+        lock_plain(&self.operators).get(account).cloned()
+    }
+
+    /// Creates member account `account` (12 digits) with its administrator
+    /// `sandbox-operator` (an access key, an `Allow * on *` inline policy);
+    /// idempotent: an existing account's operator is returned as it is.
+    pub(crate) async fn create_account(
+        &self,
+        account: &str,
+    ) -> Result<AccountCredentials, SandboxError> {
+        if !valid_account_id(account) {
+            return Err(SandboxError::Aws {
+                code: "ValidationError".into(),
+                message: format!("account ID {account:?} is not 12 digits"),
+            });
+        }
+        let cred = match self.operator_of(account) {
+            Some(c) => c,
+            None => {
+                let c = iam::create_operator(self, account).await?;
+                lock_plain(&self.operators).insert(account.to_string(), c.clone());
+                if account != ACCOUNT_ID {
+                    lock(&self.shared)
+                        .member_accounts
+                        .insert(account.to_string());
+                }
+                c
+            }
+        };
+        let user_arn = match &cred.principal {
+            Principal::User { arn, .. } => arn.clone(),
+            p => caller_arn(p),
+        };
+        Ok(AccountCredentials {
+            account_id: account.to_string(),
+            access_key_id: cred.access_key_id,
+            secret_access_key: cred.secret_access_key,
+            user_arn,
+        })
     }
 
     /// Hosts an EKS token's presigned URL may name.
@@ -301,10 +368,9 @@ impl Sandbox {
             servers: Mutex::new(BTreeMap::new()),
             extras: Mutex::new(BTreeMap::new()),
             moto_ids: Mutex::new(BTreeMap::new()),
-            operator: Mutex::new(None),
+            operators: Mutex::new(BTreeMap::new()),
         });
-        let operator = iam::create_operator(&fd).await?;
-        *lock_plain(&fd.operator) = Some(operator);
+        fd.create_account(ACCOUNT_ID).await?;
 
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, fd.clone(), rx));
@@ -378,6 +444,32 @@ impl Sandbox {
     /// goes in `.sandbox/env` as `TRUST_LOCK_TABLE` ([`with_env_var`]).
     pub async fn seed(&self) -> Result<SeedReport, SandboxError> {
         seed::seed(&self.fd).await
+    }
+
+    /// Creates member account `account_id` (12 digits) and its administrator user
+    /// `sandbox-operator`; returns that user's credentials. Idempotent (a second
+    /// call returns the same working key). `POST /_sandbox/accounts` in-process.
+    pub async fn create_account(
+        &self,
+        account_id: &str,
+    ) -> Result<AccountCredentials, SandboxError> {
+        self.fd.create_account(account_id).await
+    }
+
+    /// The organization every sandbox account is in (`aws:PrincipalOrgID`).
+    pub fn organization_id(&self) -> &'static str {
+        ORGANIZATION_ID
+    }
+
+    /// The hub account (moto's default).
+    pub fn hub_account_id(&self) -> &'static str {
+        ACCOUNT_ID
+    }
+
+    /// Builds a member account for the multi-account tests and demo (see
+    /// [`seed::seed_member`]); `POST /_sandbox/seed-member` in-process.
+    pub async fn seed_member(&self, spec: &MemberSeed) -> Result<MemberSeedReport, SandboxError> {
+        seed::seed_member(&self.fd, spec).await
     }
 
     /// Creates the trust-policy lease table [`seed::LOCK_TABLE`] alone (idempotent; the
@@ -734,7 +826,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
     let result = match scope.service.as_str() {
         "iam" | "sts" => iam::handle(&fd, &scope.service, &cred, &parts, body).await,
         "eks" => eks::handle(&fd, &scope.region, &cred, &parts, body).await,
-        "dynamodb" => dynamodb::handle(&fd, &parts, body).await,
+        "dynamodb" => dynamodb::handle(&fd, cred.principal.account(), &parts, body).await,
         "events" => events::handle(&fd, &parts, &body),
         other => Err(AwsError::new(
             400,
@@ -745,13 +837,13 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
     result.unwrap_or_else(render)
 }
 
-/// The canonical (path-less) ARN EKS records for a principal.
+/// The canonical (path-less) ARN EKS records for a principal (in its own account).
 pub fn canonical_arn(p: &Principal) -> String {
     match p {
         Principal::User { arn, .. } => arn.clone(),
         Principal::AssumedRole { role_arn, .. } => {
             let name = role_arn.rsplit('/').next().unwrap_or_default();
-            format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}")
+            format!("arn:aws:iam::{}:role/{name}", p.account())
         }
     }
 }
@@ -766,7 +858,10 @@ pub fn caller_arn(p: &Principal) -> String {
             ..
         } => {
             let name = role_arn.rsplit('/').next().unwrap_or_default();
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{name}/{session_name}")
+            format!(
+                "arn:aws:sts::{}:assumed-role/{name}/{session_name}",
+                p.account()
+            )
         }
     }
 }

@@ -1,4 +1,8 @@
 //! `moto_server`: the child process and a plain-HTTP client to it.
+//!
+//! Every IAM/STS call names its account in `x-moto-account-id` (moto keeps one
+//! IAM backend per account): a forwarded request the caller's, the sandbox's
+//! own calls the account they act in.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,7 +16,10 @@ use hyper_util::rt::TokioExecutor;
 use tokio::process::{Child, Command};
 
 use super::SandboxError;
-use crate::state::ACCOUNT_ID;
+use crate::state::valid_account_id;
+
+/// The header moto takes a request's account from.
+const ACCOUNT_HEADER: &str = "x-moto-account-id";
 
 /// Access key id moto sees on the sandbox's own calls (moto maps unknown
 /// keys to the account's root; it never checks signatures).
@@ -131,9 +138,10 @@ impl Moto {
         self.child.take()
     }
 
-    /// Forwards a client's request unchanged (but for hop-by-hop headers).
+    /// Forwards a client's request unchanged (but for hop-by-hop headers), in `account`.
     pub async fn forward(
         &self,
+        account: &str,
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
@@ -145,12 +153,18 @@ impl Moto {
         for (k, v) in headers {
             if matches!(
                 k.as_str(),
-                "host" | "content-length" | "connection" | "transfer-encoding" | "expect"
+                "host"
+                    | "content-length"
+                    | "connection"
+                    | "transfer-encoding"
+                    | "expect"
+                    | ACCOUNT_HEADER
             ) {
                 continue;
             }
             req = req.header(k, v);
         }
+        req = req.header(ACCOUNT_HEADER, account);
         let req = req
             .body(Full::new(body))
             .map_err(|e| SandboxError::Moto(e.to_string()))?;
@@ -176,9 +190,10 @@ impl Moto {
         })
     }
 
-    /// The sandbox's own query-protocol call (`service` is `iam` or `sts`).
+    /// The sandbox's own query-protocol call (`service` is `iam` or `sts`) in `account`.
     pub async fn call(
         &self,
+        account: &str,
         service: &str,
         action: &str,
         params: &[(&str, &str)],
@@ -210,23 +225,29 @@ impl Moto {
                 "authorization",
                 HeaderValue::from_str(&auth).map_err(|e| SandboxError::Moto(e.to_string()))?,
             )
+            .header(ACCOUNT_HEADER, account)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| SandboxError::Moto(e.to_string()))?;
         self.send(req).await
     }
 
-    /// Every IAM user name moto holds (`ListUsers`, every page), as stored.
-    pub async fn user_names(&self) -> Result<Vec<String>, SandboxError> {
-        self.iam_names("ListUsers", "UserName").await
+    /// Every IAM user name `account` holds (`ListUsers`, every page), as stored.
+    pub async fn user_names(&self, account: &str) -> Result<Vec<String>, SandboxError> {
+        self.iam_names(account, "ListUsers", "UserName").await
     }
 
-    /// Every IAM group name moto holds (`ListGroups`, every page), as stored.
-    pub async fn group_names(&self) -> Result<Vec<String>, SandboxError> {
-        self.iam_names("ListGroups", "GroupName").await
+    /// Every IAM group name `account` holds (`ListGroups`, every page), as stored.
+    pub async fn group_names(&self, account: &str) -> Result<Vec<String>, SandboxError> {
+        self.iam_names(account, "ListGroups", "GroupName").await
     }
 
     /// The `element` values of every page of the IAM list call `action`.
-    async fn iam_names(&self, action: &str, element: &str) -> Result<Vec<String>, SandboxError> {
+    async fn iam_names(
+        &self,
+        account: &str,
+        action: &str,
+        element: &str,
+    ) -> Result<Vec<String>, SandboxError> {
         let mut names = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -234,7 +255,7 @@ impl Moto {
             if let Some(m) = &marker {
                 params.push(("Marker", m.as_str()));
             }
-            let r = self.call("iam", action, &params).await?;
+            let r = self.call(account, "iam", action, &params).await?;
             if !r.ok() {
                 return Err(SandboxError::Moto(format!(
                     "{action} answered {}: {}",
@@ -286,13 +307,22 @@ impl Moto {
     }
 }
 
-/// `arn:aws:iam::<acct>:user/...` or `role/...` → (kind, name).
+/// `arn:aws:iam::<acct>:user/...` or `role/...` (any account) → (kind, name).
 pub fn iam_arn_kind_name(arn: &str) -> Option<(&str, &str)> {
-    let rest = arn.strip_prefix(&format!("arn:aws:iam::{ACCOUNT_ID}:"))?;
+    iam_arn_parts(arn).map(|(_, kind, name)| (kind, name))
+}
+
+/// `arn:aws:iam::<acct>:user/...` or `role/...` → (account, kind, name).
+pub fn iam_arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let (account, rest) = rest.split_once(':')?;
+    if !valid_account_id(account) {
+        return None;
+    }
     let (kind, path_name) = rest.split_once('/')?;
     let name = path_name.rsplit('/').next()?;
     if name.is_empty() || !(kind == "user" || kind == "role") {
         return None;
     }
-    Some((kind, name))
+    Some((account, kind, name))
 }

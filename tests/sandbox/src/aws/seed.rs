@@ -1,4 +1,5 @@
-//! The README's example world.
+//! The README's example world ([`seed`], in the hub account) and a member
+//! account of the multi-account setup ([`seed_member`]).
 
 use std::collections::BTreeMap;
 
@@ -6,10 +7,16 @@ use serde::Serialize;
 use serde_json::json;
 use time::macros::format_description;
 
-use super::eks::{NewCluster, create_cluster_record};
-use super::iam::register_user;
-use super::{ClusterExtra, FrontDoor, SandboxError, canonical_arn, lock, request_id};
-use crate::state::{ACCOUNT_ID, AuthMode, StoredObject};
+use super::eks::{CLUSTER_ADMIN_POLICY, NewCluster, Place, create_cluster_record};
+use super::iam::{principal_id, register_user};
+use super::{
+    AccountCredentials, ClusterExtra, FrontDoor, SandboxError, canonical_arn, lock, now_secs,
+    request_id,
+};
+use crate::state::{
+    ACCOUNT_ID, AccessEntry, AuthMode, ORGANIZATION_ID, PolicyAssociation, StoredObject,
+    cluster_key,
+};
 
 /// What the seed made (or found already there).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -45,15 +52,21 @@ pub fn admin_trust_policy() -> String {
     .to_string()
 }
 
-/// aws-auth `mapRoles` for the node role, exactly as EKS writes it.
+/// aws-auth `mapRoles` for the hub's node role, exactly as EKS writes it.
 pub fn node_role_map_roles() -> String {
+    node_role_map_roles_in(ACCOUNT_ID)
+}
+
+/// aws-auth `mapRoles` for the node role of `account`, exactly as EKS writes it.
+pub fn node_role_map_roles_in(account: &str) -> String {
     format!(
-        "- groups:\n  - system:bootstrappers\n  - system:nodes\n  rolearn: arn:aws:iam::{ACCOUNT_ID}:role/eks-node-role\n  username: system:node:{{{{EC2PrivateDNSName}}}}\n"
+        "- groups:\n  - system:bootstrappers\n  - system:nodes\n  rolearn: arn:aws:iam::{account}:role/eks-node-role\n  username: system:node:{{{{EC2PrivateDNSName}}}}\n"
     )
 }
 
 async fn ensure_role(
     fd: &FrontDoor,
+    account: &str,
     name: &str,
     trust: &str,
     description: &str,
@@ -61,6 +74,7 @@ async fn ensure_role(
     let r = fd
         .moto
         .call(
+            account,
             "iam",
             "CreateRole",
             &[
@@ -78,11 +92,12 @@ async fn ensure_role(
             r.text()
         )));
     }
-    Ok(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"))
+    Ok(format!("arn:aws:iam::{account}:role/{name}"))
 }
 
 async fn ensure_user(
     fd: &FrontDoor,
+    account: &str,
     name: &str,
     tags: &[(&str, &str)],
 ) -> Result<String, SandboxError> {
@@ -95,7 +110,7 @@ async fn ensure_user(
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let r = fd.moto.call("iam", "CreateUser", &refs).await?;
+    let r = fd.moto.call(account, "iam", "CreateUser", &refs).await?;
     if r.ok() {
         register_user(fd, &r.text());
     } else if !r.text().contains("EntityAlreadyExists") {
@@ -104,7 +119,7 @@ async fn ensure_user(
             r.text()
         )));
     }
-    Ok(format!("arn:aws:iam::{ACCOUNT_ID}:user/{name}"))
+    Ok(format!("arn:aws:iam::{account}:user/{name}"))
 }
 
 /// Creates [`LOCK_TABLE`] in moto (key `lockId` S, on demand, TTL on `expiresAt`);
@@ -154,6 +169,8 @@ pub(crate) async fn ensure_lock_table(fd: &FrontDoor) -> Result<String, SandboxE
     Ok(LOCK_TABLE.to_string())
 }
 
+/// Puts an aws-auth ConfigMap holding `data` on the cluster keyed `cluster`
+/// ([`cluster_key`]) unless it has one.
 fn put_aws_auth(fd: &FrontDoor, cluster: &str, data: BTreeMap<&str, String>) {
     let ts = time::OffsetDateTime::now_utc()
         .format(format_description!(
@@ -197,6 +214,7 @@ pub const SEED_NAMESPACES: [&str; 2] = ["team-a", "team-b-web"];
 pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
     let admin_role_arn = ensure_role(
         fd,
+        ACCOUNT_ID,
         "eks-admin",
         &admin_trust_policy(),
         "Cluster-admin role managed by eks-access-sync",
@@ -205,11 +223,18 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
     let node_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
     .to_string();
-    let node_role_arn = ensure_role(fd, "eks-node-role", &node_trust, "EKS worker nodes").await?;
+    let node_role_arn = ensure_role(
+        fd,
+        ACCOUNT_ID,
+        "eks-node-role",
+        &node_trust,
+        "EKS worker nodes",
+    )
+    .await?;
     let users = vec![
-        ensure_user(fd, "alice", &[("eks-access", "admin")]).await?,
-        ensure_user(fd, "bob", &[]).await?,
-        ensure_user(fd, "carol", &[("team", "data")]).await?,
+        ensure_user(fd, ACCOUNT_ID, "alice", &[("eks-access", "admin")]).await?,
+        ensure_user(fd, ACCOUNT_ID, "bob", &[]).await?,
+        ensure_user(fd, ACCOUNT_ID, "carol", &[("team", "data")]).await?,
     ];
     let lock_table = ensure_lock_table(fd).await?;
     let creator = fd
@@ -238,7 +263,11 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
                 extra,
                 version: "1.33",
             };
-            create_cluster_record(fd, &region, spec).await?;
+            let at = Place {
+                region: &region,
+                account: ACCOUNT_ID,
+            };
+            create_cluster_record(fd, at, spec).await?;
         }
     }
     {
@@ -276,5 +305,298 @@ pub async fn seed(fd: &FrontDoor) -> Result<SeedReport, SandboxError> {
         node_role_arn,
         users,
         clusters: vec!["prod".into(), "staging".into(), "legacy".into()],
+    })
+}
+
+/// The hub's function role [`seed_member`] creates when it is missing.
+pub const HUB_FUNCTION_ROLE: &str = "eks-access-sync-function";
+
+/// The member role's default name (infra/member.yaml's `MemberRoleName`).
+pub const MEMBER_ROLE: &str = "eks-access-sync-member";
+
+/// Kubernetes username and group the member role gets on the member's managed
+/// clusters (what `eks-access-sync bootstrap` names the functions' identity).
+pub const MEMBER_K8S_IDENTITY: &str = "eks-access-sync";
+
+/// What [`seed_member`] builds (`POST /_sandbox/seed-member`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberSeed {
+    /// The member account (12 digits), created if needed.
+    pub account_id: String,
+    /// The role the member role trusts; default the hub's
+    /// `arn:aws:iam::123456789012:role/eks-access-sync-function` (created when
+    /// it is a hub role that does not exist).
+    pub hub_function_role_arn: Option<String>,
+    /// Default [`MEMBER_ROLE`].
+    pub member_role_name: Option<String>,
+    /// Prefix of the member's cluster names; default `member`.
+    pub cluster_prefix: Option<String>,
+}
+
+/// What [`seed_member`] made (or found).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSeedReport {
+    /// The member account's administrator (`sandbox-operator`), creator of its clusters.
+    pub admin: AccountCredentials,
+    pub organization_id: String,
+    pub hub_function_role_arn: String,
+    pub member_role_arn: String,
+    pub node_role_arn: String,
+    /// `<prefix>-prod` (CONFIG_MAP) and `<prefix>-api` (API), tagged
+    /// `eks-access-sync/managed=true`.
+    pub managed_clusters: Vec<String>,
+    /// `<prefix>-untagged` (API).
+    pub unmanaged_clusters: Vec<String>,
+}
+
+/// The function role's inline policy: everything (as the hub's function role in
+/// the e2e tests acts as the operator), and by name `sts:AssumeRole` on the member
+/// role of every account.
+fn function_policy(member_role: &str) -> String {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Sid": "AssumeMemberRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+         "Resource": format!("arn:aws:iam::*:role/{member_role}")}
+    ]})
+    .to_string()
+}
+
+/// The member role's trust policy: the hub's function role, inside the organization
+/// (infra/member.yaml).
+pub fn member_trust_policy(hub_function_role_arn: &str) -> String {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"AWS": hub_function_role_arn},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION_ID}}
+    }]})
+    .to_string()
+}
+
+/// The member role's inline policy: read the account's clusters, manage access entries.
+fn member_policy() -> String {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Action": [
+            "eks:ListClusters", "eks:DescribeCluster", "eks:ListTagsForResource",
+            "eks:ListAccessEntries", "eks:DescribeAccessEntry", "eks:CreateAccessEntry",
+            "eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:AssociateAccessPolicy",
+            "eks:DisassociateAccessPolicy", "eks:ListAssociatedAccessPolicies"
+        ],
+        "Resource": "*"
+    }]})
+    .to_string()
+}
+
+async fn put_role_policy(
+    fd: &FrontDoor,
+    account: &str,
+    role: &str,
+    policy_name: &str,
+    doc: &str,
+) -> Result<(), SandboxError> {
+    let r = fd
+        .moto
+        .call(
+            account,
+            "iam",
+            "PutRolePolicy",
+            &[
+                ("RoleName", role),
+                ("PolicyName", policy_name),
+                ("PolicyDocument", doc),
+            ],
+        )
+        .await?;
+    if !r.ok() {
+        return Err(SandboxError::Moto(format!(
+            "PutRolePolicy {role}: {}",
+            r.text()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether role `name` exists in `account`.
+async fn role_exists(fd: &FrontDoor, account: &str, name: &str) -> Result<bool, SandboxError> {
+    let r = fd
+        .moto
+        .call(account, "iam", "GetRole", &[("RoleName", name)])
+        .await?;
+    Ok(r.ok())
+}
+
+/// Builds member account `spec.account_id` as the multi-account setup has it
+/// (idempotent):
+/// * the account and its administrator `sandbox-operator` ([`FrontDoor::create_account`]);
+/// * in the hub, the function role when `hub_function_role_arn` is a hub role that does
+///   not exist: trust the hub account's root, inline policy [`function_policy`];
+/// * the member role (path `/`): trust [`member_trust_policy`], inline policy
+///   [`member_policy`]; and the member's `eks-node-role`;
+/// * clusters created by the member's administrator (so it is their creator and
+///   cluster-admin): `<prefix>-prod` (CONFIG_MAP, aws-auth holding the node role and the
+///   member role as [`MEMBER_K8S_IDENTITY`] in `system:masters`), `<prefix>-api` (API, an
+///   access entry for the member role with `AmazonEKSClusterAdminPolicy`, besides the
+///   creator's own entry, which the tool must leave alone), both tagged
+///   `eks-access-sync/managed=true` and with the seed's team namespaces, and
+///   `<prefix>-untagged` (API, untagged).
+pub async fn seed_member(
+    fd: &FrontDoor,
+    spec: &MemberSeed,
+) -> Result<MemberSeedReport, SandboxError> {
+    let account = spec.account_id.as_str();
+    if account == ACCOUNT_ID {
+        return Err(SandboxError::Aws {
+            code: "ValidationError".into(),
+            message: "the hub account cannot be seeded as a member".into(),
+        });
+    }
+    let admin = fd.create_account(account).await?;
+    let member_role = spec.member_role_name.as_deref().unwrap_or(MEMBER_ROLE);
+    let prefix = spec.cluster_prefix.as_deref().unwrap_or("member");
+    let hub_function_role_arn = spec
+        .hub_function_role_arn
+        .clone()
+        .unwrap_or_else(|| format!("arn:aws:iam::{ACCOUNT_ID}:role/{HUB_FUNCTION_ROLE}"));
+    if let Some((ACCOUNT_ID, "role", name)) = super::moto::iam_arn_parts(&hub_function_role_arn)
+        && !role_exists(fd, ACCOUNT_ID, name).await?
+    {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")},
+            "Action": "sts:AssumeRole"}]})
+        .to_string();
+        ensure_role(fd, ACCOUNT_ID, name, &trust, "eks-access-sync functions").await?;
+        put_role_policy(
+            fd,
+            ACCOUNT_ID,
+            name,
+            "eks-access-sync-function",
+            &function_policy(member_role),
+        )
+        .await?;
+    }
+    let member_role_arn = ensure_role(
+        fd,
+        account,
+        member_role,
+        &member_trust_policy(&hub_function_role_arn),
+        "eks-access-sync member role",
+    )
+    .await?;
+    put_role_policy(
+        fd,
+        account,
+        member_role,
+        "eks-access-sync-member",
+        &member_policy(),
+    )
+    .await?;
+    let node_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    .to_string();
+    let node_role_arn = ensure_role(
+        fd,
+        account,
+        "eks-node-role",
+        &node_trust,
+        "EKS worker nodes",
+    )
+    .await?;
+
+    let creator = fd
+        .operator_of(account)
+        .map(|c| canonical_arn(&c.principal))
+        .unwrap_or_default();
+    let managed = BTreeMap::from([("eks-access-sync/managed".to_string(), "true".to_string())]);
+    let (prod, api, untagged) = (
+        format!("{prefix}-prod"),
+        format!("{prefix}-api"),
+        format!("{prefix}-untagged"),
+    );
+    let specs = [
+        (prod.as_str(), AuthMode::ConfigMap, managed.clone()),
+        (api.as_str(), AuthMode::Api, managed),
+        (untagged.as_str(), AuthMode::Api, BTreeMap::new()),
+    ];
+    let region = fd.region.clone();
+    let at = Place {
+        region: &region,
+        account,
+    };
+    for (name, mode, tags) in specs {
+        if lock(&fd.shared)
+            .clusters
+            .contains_key(&cluster_key(account, name))
+        {
+            continue;
+        }
+        let spec = NewCluster {
+            name,
+            creator_arn: &creator,
+            mode,
+            tags,
+            extra: ClusterExtra {
+                role_arn: format!("arn:aws:iam::{account}:role/eks-cluster-role"),
+                bootstrap_admin: true,
+            },
+            version: "1.33",
+        };
+        create_cluster_record(fd, at, spec).await?;
+    }
+    let member_mapping = format!(
+        "- rolearn: {member_role_arn}\n  username: {MEMBER_K8S_IDENTITY}\n  groups:\n  - system:masters\n"
+    );
+    put_aws_auth(
+        fd,
+        &cluster_key(account, &prod),
+        BTreeMap::from([(
+            "mapRoles",
+            format!("{}{member_mapping}", node_role_map_roles_in(account)),
+        )]),
+    );
+    let member_role_id = principal_id(fd, &member_role_arn)
+        .await
+        .map_err(SandboxError::from)?;
+    {
+        let now = now_secs();
+        let mut st = lock(&fd.shared);
+        for name in [&prod, &api] {
+            if let Some(c) = st.clusters.get_mut(&cluster_key(account, name)) {
+                for ns in SEED_NAMESPACES {
+                    crate::kube::seed_namespace(c, ns);
+                }
+            }
+        }
+        if let Some(c) = st.clusters.get_mut(&cluster_key(account, &api)) {
+            c.access_entries
+                .entry(member_role_arn.clone())
+                .or_insert_with(|| AccessEntry {
+                    principal_arn: member_role_arn.clone(),
+                    username: MEMBER_K8S_IDENTITY.to_string(),
+                    kubernetes_groups: vec![MEMBER_K8S_IDENTITY.to_string()],
+                    entry_type: "STANDARD".to_string(),
+                    policies: vec![PolicyAssociation {
+                        policy_arn: CLUSTER_ADMIN_POLICY.to_string(),
+                        scope_type: "cluster".to_string(),
+                        namespaces: Vec::new(),
+                        associated_at: now,
+                        modified_at: now,
+                    }],
+                    created_at_ms: now * 1000,
+                    modified_at: now,
+                    principal_id: member_role_id,
+                });
+        }
+    }
+    Ok(MemberSeedReport {
+        admin,
+        organization_id: ORGANIZATION_ID.to_string(),
+        hub_function_role_arn,
+        member_role_arn,
+        node_role_arn,
+        managed_clusters: vec![prod, api],
+        unmanaged_clusters: vec![untagged],
     })
 }

@@ -8,7 +8,8 @@
 //! * naming the caller: its user ARN, its role ARN or its session ARN, or
 //!   `*`. That is enough on its own ([`Decision::Allow`]);
 //! * naming the caller's account (`123456789012` or
-//!   `arn:aws:iam::123456789012:root`). That only delegates to the account:
+//!   `arn:aws:iam::123456789012:root`: the account of the caller's ARN, or
+//!   its `aws:PrincipalAccount`). That only delegates to the account:
 //!   the caller's identity-based policies must also allow `sts:AssumeRole` on
 //!   the role ([`Decision::AllowForAccount`], settled in
 //!   [`super::identity`]).
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::state::ACCOUNT_ID;
+use crate::state::{ACCOUNT_ID, arn_account};
 
 /// What is known about the caller of AssumeRole.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,18 @@ pub struct Caller {
     /// Condition context: lower-cased key → value
     /// (`sts:rolesessionname`, `aws:username`, `aws:principaltag/<k>`…).
     pub context: BTreeMap<String, String>,
+}
+
+impl Caller {
+    /// The caller's account: `aws:PrincipalAccount` when set, else its first
+    /// ARN's, else the hub.
+    pub fn account(&self) -> &str {
+        self.context
+            .get("aws:principalaccount")
+            .map(String::as_str)
+            .or_else(|| self.arns.first().and_then(|a| arn_account(a)))
+            .unwrap_or(ACCOUNT_ID)
+    }
 }
 
 /// The verdict of the trust policy.
@@ -83,13 +96,14 @@ fn principal_match(stmt: &Value, caller: &Caller) -> PrincipalMatch {
     let Some(aws) = p.get("AWS") else {
         return PrincipalMatch::No;
     };
-    let root = format!("arn:aws:iam::{ACCOUNT_ID}:root");
+    let account = caller.account();
+    let root = format!("arn:aws:iam::{account}:root");
     let mut best = PrincipalMatch::No;
     for a in as_list(aws).iter().filter_map(|a| a.as_str()) {
         if a == "*" || caller.arns.iter().any(|c| c == a) {
             return PrincipalMatch::Caller;
         }
-        if a == ACCOUNT_ID || a == root {
+        if a == account || a == root {
             best = PrincipalMatch::Account;
         }
     }
@@ -335,6 +349,31 @@ mod tests {
                            "StringEquals": {"aws:username": "bob"}});
         assert_eq!(conditions(&stmt(mixed), &a), Conditions::Fail);
         assert_eq!(conditions(&stmt(json!("x")), &a), Conditions::Unsupported);
+    }
+
+    #[test]
+    fn the_account_is_the_callers() {
+        let member = Caller {
+            arns: vec!["arn:aws:iam::111111111111:role/r".into()],
+            ..Caller::default()
+        };
+        let naming = |p: &str| json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": p}, "Action": "sts:AssumeRole"}]});
+        assert_eq!(
+            evaluate(&naming("111111111111"), &member),
+            Decision::AllowForAccount
+        );
+        assert_eq!(
+            evaluate(&naming("arn:aws:iam::123456789012:root"), &member),
+            Decision::ImplicitDeny
+        );
+        let org = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/r"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-sandbox0001"}}}]});
+        let mut in_org = member.clone();
+        in_org
+            .context
+            .insert("aws:principalorgid".into(), "o-sandbox0001".into());
+        assert_eq!(evaluate(&org, &in_org), Decision::Allow);
+        assert_eq!(evaluate(&org, &member), Decision::ImplicitDeny);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! EKS token authentication (aws-iam-authenticator `pkg/token`) and identity
 //! mapping (`pkg/mapper`: access entries and/or aws-auth by auth mode).
+//!
+//! A token minted from any sandbox account's credential is verified (the
+//! credentials are the front door's, of every account); the identity is the
+//! caller's own account's (`arn:aws:iam::<caller account>:role/<name>` for a
+//! session), and a cluster admits it only when it maps that ARN.
 
 use std::collections::BTreeMap;
 
@@ -126,7 +131,8 @@ fn host_port(url: &url::Url) -> Option<String> {
     })
 }
 
-/// Verifies an EKS token for `cluster`; `Err` carries the reason.
+/// Verifies an EKS token for the cluster named `cluster` (its name, as the
+/// token's `x-k8s-aws-id` carries it); `Err` carries the reason.
 pub fn verify_token(
     st: &SharedState,
     cluster: &str,
@@ -224,15 +230,20 @@ pub fn verify_token(
     ) {
         Ok(_) => {}
         Err(SigV4Error::SignatureMismatch) => {
-            let other = st.clusters.keys().filter(|c| *c != cluster).find(|c| {
-                sigv4::verify_presigned(
-                    &url,
-                    &[("x-k8s-aws-id", c.as_str())],
-                    &cred.secret_access_key,
-                    now,
-                )
-                .is_ok()
-            });
+            let other = st
+                .clusters
+                .values()
+                .map(|c| &c.name)
+                .filter(|c| *c != cluster)
+                .find(|c| {
+                    sigv4::verify_presigned(
+                        &url,
+                        &[("x-k8s-aws-id", c.as_str())],
+                        &cred.secret_access_key,
+                        now,
+                    )
+                    .is_ok()
+                });
             return Err(match other {
                 Some(c) => format!(
                     "token was issued for cluster {c:?}, not {cluster:?} (x-k8s-aws-id mismatch)"

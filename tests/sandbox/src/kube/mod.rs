@@ -139,8 +139,9 @@ fn make_certs(cluster: &str) -> Result<Certs, KubeError> {
     })
 }
 
-/// Starts the API server of `cluster_name`, whose record must already be in
-/// `shared.clusters`. Seeds the namespaces `default`, `kube-system`,
+/// Starts the API server of the cluster keyed `cluster_name` in
+/// `shared.clusters` (its name in the hub, `<account>/<name>` in a member
+/// account: [`crate::state::cluster_key`]); the record must already be there. Seeds the namespaces `default`, `kube-system`,
 /// `kube-public` and `kube-node-lease`, and Kubernetes' default ClusterRoles
 /// (`cluster-admin`, `admin`, `edit`, `view`, `system:basic-user`,
 /// `system:discovery`) with their default ClusterRoleBindings. `sts_hosts` are the `host[:port]`s an EKS token's

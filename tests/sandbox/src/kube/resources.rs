@@ -154,20 +154,27 @@ pub(crate) fn dispatch(ctx: &Ctx, parts: &Parts, body: &[u8], now: i64) -> Resp 
 
     // Authentication: verify the token (needs credentials and the other
     // clusters' names), then map the identity on this cluster.
-    let user = match bearer(parts) {
-        Some(token) => {
-            let mapped = auth::verify_token(state, &ctx.cluster, &ctx.sts_hosts, &token, now)
-                .and_then(|id| match state.clusters.get(&ctx.cluster) {
-                    Some(c) => auth::map_identity(c, &id),
-                    None => Err("cluster vanished".into()),
-                });
-            match mapped {
-                Ok(u) => Some(u),
-                Err(why) => return status::to_response(&Failure::unauthorized(&why)),
+    let user =
+        match bearer(parts) {
+            Some(token) => {
+                // The token names the cluster (`x-k8s-aws-id`) by its name, not its key.
+                let name = state
+                    .clusters
+                    .get(&ctx.cluster)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                let mapped = auth::verify_token(state, &name, &ctx.sts_hosts, &token, now)
+                    .and_then(|id| match state.clusters.get(&ctx.cluster) {
+                        Some(c) => auth::map_identity(c, &id),
+                        None => Err("cluster vanished".into()),
+                    });
+                match mapped {
+                    Ok(u) => Some(u),
+                    Err(why) => return status::to_response(&Failure::unauthorized(&why)),
+                }
             }
-        }
-        None => None,
-    };
+            None => None,
+        };
     let Some(cluster) = state.clusters.get_mut(&ctx.cluster) else {
         return status::to_response(&Failure::internal("cluster vanished".into()));
     };
@@ -709,7 +716,7 @@ fn maybe_race(cluster: &mut Cluster, def: &ResourceDef, ns: &str, name: &str, no
         .unwrap_or_default()
         .to_string();
     let entry = json!({
-        "rolearn": format!("arn:aws:iam::{}:role/race-node-{n}", crate::state::ACCOUNT_ID),
+        "rolearn": format!("arn:aws:iam::{}:role/race-node-{n}", cluster.account()),
         "username": "system:node:{{EC2PrivateDNSName}}",
         "groups": ["system:bootstrappers", "system:nodes"],
     });
@@ -725,7 +732,7 @@ fn maybe_race(cluster: &mut Cluster, def: &ResourceDef, ns: &str, name: &str, no
         let sep = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
         format!(
             "{existing}{sep}- rolearn: arn:aws:iam::{}:role/race-node-{n}\n  username: system:node:{{{{EC2PrivateDNSName}}}}\n  groups:\n  - system:bootstrappers\n  - system:nodes\n",
-            crate::state::ACCOUNT_ID
+            cluster.account()
         )
     });
     let mut updated = current.clone();
