@@ -1,6 +1,7 @@
 //! `bench`: the numbers of issue 6, measured against the sandbox and written to
 //! `BENCHMARKS.md`. Run through `make bench` (release builds of everything measured).
 
+mod accounts;
 mod coldstart;
 mod invoke;
 mod proc;
@@ -88,6 +89,15 @@ struct Args {
     /// not be `BENCHMARKS.md`).
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// Member accounts of the "Member accounts" section (issue 12).
+    #[arg(long, default_value_t = 3)]
+    member_accounts: usize,
+    /// Regions of each member account.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,eu-west-1")]
+    member_regions: Vec<String>,
+    /// Tagged clusters per member account and region.
+    #[arg(long, default_value_t = 50)]
+    member_clusters: usize,
 }
 
 /// A section `--only` runs.
@@ -95,6 +105,8 @@ struct Args {
 enum Only {
     /// "Any team size (issue 11)": the sharded tier.
     Team,
+    /// "Member accounts (issue 12)": clusters in member accounts; the hub gets none.
+    Accounts,
 }
 
 fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
@@ -221,9 +233,10 @@ fn tag_user_event(user: &str) -> Result<Value, BenchError> {
 /// The fewest sequential round trips the calls made allow, as stage names, each stage
 /// counted only when the counters show its call. Two chains run side by side: IAM
 /// (PutItem (lease) → GetUser ∥ GetRole → UpdateAssumeRolePolicy → DeleteItem (lease))
-/// and the clusters (ListClusters → DescribeCluster ∥ …, while the lease and the reads
-/// are under way; then, once the role is known, GET aws-auth ∥ … → write aws-auth ∥ …).
-/// The longer chain is the critical path.
+/// and the clusters ([AssumeRole of each member account's role ∥ …, issue 12, when the
+/// engine has no session yet] → ListClusters → DescribeCluster ∥ …, while the lease and
+/// the reads are under way; then, once the role is known, GET aws-auth ∥ … → write
+/// aws-auth ∥ …). The longer chain is the critical path.
 pub fn critical_stages(calls: &Calls) -> Vec<&'static str> {
     let has = |s: &str, o: &str| {
         calls
@@ -246,6 +259,7 @@ pub fn critical_stages(calls: &Calls) -> Vec<&'static str> {
     }
     let mut listing = Vec::new();
     for (s, o, label) in [
+        ("sts", "AssumeRole", "AssumeRole (member accounts)"),
         ("eks", "ListClusters", "ListClusters"),
         ("eks", "DescribeCluster", "DescribeCluster"),
     ] {
@@ -738,6 +752,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
         progress(format!("any team size at {n} clusters"));
         report.team = Some(team_section(&w, &args, n, dir.path()).await?);
     }
+    progress("member accounts");
+    report.accounts = Some(accounts_section(&w, &args, dir.path()).await?);
     report.total_secs = started.elapsed().as_secs_f64();
     std::fs::write(&args.out, report.markdown())?;
     progress(format!(
@@ -769,8 +785,33 @@ async fn team_section(
     .await
 }
 
-/// `--only SECTION`: the users seeded, the largest cluster count created, that section
-/// alone, written with its marks to `--out`.
+/// The member-accounts section (issue 12): its organization built, then measured.
+async fn accounts_section(
+    w: &World,
+    args: &Args,
+    dir: &Path,
+) -> Result<accounts::AccountsSection, BenchError> {
+    let size = accounts::Size {
+        accounts: args.member_accounts,
+        regions: args.member_regions.clone(),
+        per_region: args.member_clusters,
+    };
+    accounts::accounts(
+        w,
+        &args.bin_dir.join("eks-access-sync"),
+        size,
+        args.latency_ms,
+        args.sync_runs,
+        args.event_runs,
+        (args.users, args.admins),
+        dir,
+    )
+    .await
+}
+
+/// `--only SECTION`: the users seeded, the largest cluster count created (in the hub;
+/// none for `accounts`, whose clusters are in member accounts), that section alone,
+/// written with its marks to `--out`.
 async fn run_only(
     args: &Args,
     only: Only,
@@ -789,15 +830,26 @@ async fn run_only(
         args.users, args.admins
     ));
     w.seed_users(args.users, args.admins).await?;
-    let n = args.clusters.iter().copied().max().unwrap_or(0);
-    progress(format!("creating {n} clusters"));
-    w.ensure_clusters(n).await?;
+    let n = match only {
+        Only::Accounts => 0,
+        Only::Team => args.clusters.iter().copied().max().unwrap_or(0),
+    };
+    if n > 0 {
+        progress(format!("creating {n} clusters"));
+        w.ensure_clusters(n).await?;
+    }
     let dir = tempfile::tempdir()?;
     let text = match only {
         Only::Team => {
             let t = team_section(&w, args, n, dir.path()).await?;
             let text = t.markdown(", `--only team`");
             report.team = Some(t);
+            text
+        }
+        Only::Accounts => {
+            let a = accounts_section(&w, args, dir.path()).await?;
+            let text = a.markdown(", `--only accounts`");
+            report.accounts = Some(a);
             text
         }
     };
@@ -890,6 +942,18 @@ mod tests {
         assert_eq!(
             critical_stages(&iam_only),
             ["GetUser ∥ GetRole", "UpdateAssumeRolePolicy"]
+        );
+        // Member accounts on a cold engine: their AssumeRoles (at once) before listing.
+        let mut cold = no_lease.clone();
+        cold.insert(("sts".into(), "AssumeRole".into()), 3);
+        assert_eq!(
+            critical_stages(&cold),
+            [
+                "AssumeRole (member accounts)",
+                "ListClusters",
+                "DescribeCluster",
+                "GET aws-auth"
+            ]
         );
     }
 

@@ -82,6 +82,8 @@ pub struct Report {
     pub tiers: Option<String>,
     /// The any-team-size section (issue 11).
     pub team: Option<crate::team::TeamSection>,
+    /// The member-accounts section (issue 12).
+    pub accounts: Option<crate::accounts::AccountsSection>,
 }
 
 fn cell(s: Option<Stat>, digits: usize) -> (String, String, String) {
@@ -219,6 +221,9 @@ impl Report {
         });
         if let Some(t) = &self.team {
             out.extend(t.marks());
+        }
+        if let Some(a) = &self.accounts {
+            out.extend(a.marks());
         }
         out
     }
@@ -383,7 +388,7 @@ impl Report {
              API server per cluster) runs on the same cores as the code measured.\n"
         );
 
-        let _ = writeln!(s, "## Marks (issues 6 and 11)\n");
+        let _ = writeln!(s, "## Marks (issues 6, 11 and 12)\n");
         let _ = writeln!(s, "| mark | result | |\n|---|---|---|");
         for mark in self.marks() {
             let _ = writeln!(
@@ -556,6 +561,10 @@ impl Report {
         if let Some(t) = &self.team {
             let _ = writeln!(s);
             s.push_str(&t.markdown(""));
+        }
+        if let Some(a) = &self.accounts {
+            let _ = writeln!(s);
+            s.push_str(&a.markdown(""));
         }
         s
     }

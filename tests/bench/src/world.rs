@@ -2,7 +2,6 @@
 //! latency and call counters (read in-process from the sandbox's shared state).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -21,7 +20,8 @@ pub const ADMIN_ROLE: &str = "eks-admin";
 pub const LOCK_TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;
 pub const ADMIN_TAG: (&str, &str) = ("eks-access", "admin");
 pub const CLUSTER_TAG: (&str, &str) = ("eks-access-sync/managed", "true");
-const SEED_CONCURRENCY: usize = 16;
+/// Requests at once when the bench builds its world (users, clusters).
+pub const SEED_CONCURRENCY: usize = 16;
 
 fn aws_err(what: &str, e: impl std::error::Error) -> BenchError {
     BenchError::Aws(format!(
@@ -55,12 +55,12 @@ impl World {
             .await
             .map_err(|e| BenchError::Sandbox(e.to_string()))?;
         let (ak, sk) = sb.operator_credentials();
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(sb.region()))
-            .endpoint_url(sb.aws_endpoint())
-            .credentials_provider(Credentials::new(ak, sk, None, None, "bench"))
-            .load()
-            .await;
+        let sdk = sdk_config(
+            &sb,
+            Credentials::new(ak, sk, None, None, "bench"),
+            &sb.region(),
+        )
+        .await;
         let iam = aws_sdk_iam::Client::new(&sdk);
         let eks = aws_sdk_eks::Client::new(&sdk);
         iam.create_role()
@@ -176,35 +176,15 @@ impl World {
 
     /// Brings the number of tagged CONFIG_MAP clusters up to `n`.
     pub async fn ensure_clusters(&mut self, n: usize) -> Result<(), BenchError> {
-        let eks = Arc::new(self.eks.clone());
-        let results: Vec<Result<(), BenchError>> = futures::stream::iter(self.clusters..n)
-            .map(|i| {
-                let eks = eks.clone();
-                async move {
-                    eks.create_cluster()
-                        .name(cluster_name(i))
-                        .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/eks-cluster-role"))
-                        .resources_vpc_config(
-                            VpcConfigRequest::builder().subnet_ids("subnet-1").build(),
-                        )
-                        .tags(CLUSTER_TAG.0, CLUSTER_TAG.1)
-                        .access_config(
-                            CreateAccessConfigRequest::builder()
-                                .authentication_mode(AuthenticationMode::ConfigMap)
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("CreateCluster", e))?;
-                    Ok(())
-                }
-            })
-            .buffer_unordered(SEED_CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), BenchError>>()?;
+        let names: Vec<String> = (self.clusters..n).map(cluster_name).collect();
+        create_clusters(&self.eks, ACCOUNT_ID, &names).await?;
         self.clusters = self.clusters.max(n);
         Ok(())
+    }
+
+    /// An SDK configuration on the sandbox as `creds`, signing for `region`.
+    pub async fn sdk_as(&self, creds: Credentials, region: &str) -> SdkConfig {
+        sdk_config(&self.sb, creds, region).await
     }
 
     /// Lists every user with tags the way the engine does (GetAccountAuthorizationDetails,
@@ -277,17 +257,24 @@ impl World {
     /// Every created cluster's aws-auth as stored (`None`: it has none), to put back
     /// with [`World::restore_aws_auth`].
     pub fn snapshot_aws_auth(&self) -> Vec<(String, Option<StoredObject>)> {
+        let keys: Vec<String> = (0..self.clusters).map(cluster_name).collect();
+        self.snapshot_aws_auth_of(&keys)
+    }
+
+    /// The aws-auth of the clusters stored under `keys` (`state::cluster_key`: a hub
+    /// cluster's name, `account/name` in a member account), as
+    /// [`World::snapshot_aws_auth`].
+    pub fn snapshot_aws_auth_of(&self, keys: &[String]) -> Vec<(String, Option<StoredObject>)> {
         let shared = self.sb.shared();
         let st = lock(&shared);
-        (0..self.clusters)
-            .map(cluster_name)
-            .map(|name| {
+        keys.iter()
+            .map(|key| {
                 let obj = st
                     .clusters
-                    .get(&name)
+                    .get(key)
                     .and_then(|c| c.objects.get(&aws_auth_key()))
                     .cloned();
-                (name, obj)
+                (key.clone(), obj)
             })
             .collect()
     }
@@ -324,6 +311,51 @@ impl World {
             ));
         }
     }
+}
+
+/// An SDK configuration on `sb`'s endpoint as `creds`, signing for `region`.
+async fn sdk_config(sb: &Sandbox, creds: Credentials, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(sb.aws_endpoint())
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+/// Creates the tagged CONFIG_MAP clusters `names` through the EKS API, as `eks`'s
+/// caller (their creator, so cluster-admin), in its signing region and its account
+/// `account` (the cluster role's ARN names it); [`SEED_CONCURRENCY`] at once.
+pub async fn create_clusters(
+    eks: &aws_sdk_eks::Client,
+    account: &str,
+    names: &[String],
+) -> Result<(), BenchError> {
+    let role_arn = format!("arn:aws:iam::{account}:role/eks-cluster-role");
+    let results: Vec<Result<(), BenchError>> = futures::stream::iter(names)
+        .map(|name| {
+            let req = eks
+                .create_cluster()
+                .name(name)
+                .role_arn(&role_arn)
+                .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-1").build())
+                .tags(CLUSTER_TAG.0, CLUSTER_TAG.1)
+                .access_config(
+                    CreateAccessConfigRequest::builder()
+                        .authentication_mode(AuthenticationMode::ConfigMap)
+                        .build(),
+                );
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| aws_err(&format!("CreateCluster {name}"), e))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// The key of the aws-auth ConfigMap in a sandbox cluster's store.
