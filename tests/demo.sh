@@ -12,9 +12,17 @@
 # group) can write in team-a but not in kube-system; RemoveUserFromGroup, handled
 # as its event, takes the developer's role away.
 #
+# Act 3 (every cluster in the organization, issue 12): two member accounts with the
+# member stack (the sandbox's seed-member); the engine runs as the hub's function
+# role with act 2's tiers and an `accounts:` list, assumes each member role once and
+# maps the hub's tier roles on the members' tagged clusters. A hub user tagged admin
+# assumes eks-admin and reaches m1-prod (account 111111111111) and m2-api
+# (222222222222) with kubectl, not m1-api (not env=prod) nor m1-untagged; DeleteUser,
+# handled as its event, takes eks-admin and so every member cluster away.
+#
 # Needs: BIN_DIR (eks-access-sync, eks-sandbox), SANDBOX_DIR (.sandbox, with
 # the env file `eks-sandbox up` writes and `eks-sandbox seed` adds
-# TRUST_LOCK_TABLE to), aws (awscli v1) and kubectl on PATH.
+# TRUST_LOCK_TABLE to), aws (awscli v1), kubectl and python3 on PATH.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -223,3 +231,167 @@ refused "dan: kubectl on $CLUSTER (aws eks get-token assumes eks-edit): $(grep -
 step "17. Nothing left to do"
 run "$CLI" --config "$CONFIG" plan --exit-code || die "changes pending after the tiers' act"
 ok "three tiers' trust policies, aws-auth, bindings and access entries in step"
+
+# ------------------------------------------------------------- act 3 ----
+M1=111111111111 M2=222222222222
+FUNCTION_ROLE_ARN=$(role_arn eks-access-sync-function)
+CONFIG3="$WORK/access-accounts.yaml"
+declare -A MEMBER_ID MEMBER_SECRET
+
+# Run a command with a session's credentials (key id, secret, session token).
+as_session() { local id=$1 secret=$2 token=$3; shift 3
+  env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$id" AWS_SECRET_ACCESS_KEY="$secret" AWS_SESSION_TOKEN="$token" "$@"; }
+# Run a command as the hub's function role (the session assumed in step 21), as the functions run.
+as_function() { as_session "$FN_ID" "$FN_SECRET" "$FN_TOKEN" "$@"; }
+# Run a command as a member account's administrator.
+as_member() { local account=$1; shift
+  as "${MEMBER_ID[$account]}" "${MEMBER_SECRET[$account]}" "$@"; }
+
+# The sandbox's stand-in for a member account with the member stack (infra/member.yaml)
+# deployed: POST /_sandbox/seed-member; keeps the account administrator's key.
+seed_member() { local account=$1 prefix=$2 summary
+  summary=$(python3 - "$AWS_ENDPOINT_URL_EKS/_sandbox/seed-member" "$account" "$prefix" <<'PY'
+import json, sys, urllib.request
+url, account, prefix = sys.argv[1:]
+body = json.dumps({"accountId": account, "clusterPrefix": prefix}).encode()
+req = urllib.request.Request(url, body, {"content-type": "application/json"}, method="POST")
+d = json.load(urllib.request.urlopen(req, timeout=30))
+print(d["admin"]["accessKeyId"], d["admin"]["secretAccessKey"])
+print("member role %s trusts %s (inside %s); managed clusters %s; untagged %s" % (d["memberRoleArn"],
+      d["hubFunctionRoleArn"], d["organizationId"], ", ".join(d["managedClusters"]),
+      ", ".join(d["unmanagedClusters"])))
+PY
+) || die "the sandbox did not seed member account $account"
+  read -r "MEMBER_ID[$account]" "MEMBER_SECRET[$account]" <<<"$(head -n 1 <<<"$summary")"
+  printf '%s(account %s: %s)%s\n' "$dim" "$account" "$(tail -n 1 <<<"$summary")" "$reset"
+}
+
+step "18. Act 3: every cluster in the organization. Two member accounts, each with the member stack (role eks-access-sync-member, trusting only the hub's function role)"
+seed_member "$M1" m1
+seed_member "$M2" m2
+run as_member "$M1" aws eks list-clusters --query clusters --output text
+run as_member "$M2" aws eks list-clusters --query clusters --output text
+
+step "19. The members' administrators tag one cluster each env=prod: the admin tier's clusters are env=prod in every account"
+run as_member "$M1" aws eks tag-resource --tags env=prod \
+  --resource-arn "$(as_member "$M1" aws eks describe-cluster --name m1-prod --query cluster.arn --output text)"
+run as_member "$M2" aws eks tag-resource --tags env=prod \
+  --resource-arn "$(as_member "$M2" aws eks describe-cluster --name m2-api --query cluster.arn --output text)"
+
+step "20. A new engineer in the hub account, erin, is created with the admin tag"
+run aws iam create-user --user-name erin --tags Key=eks-access,Value=admin --query User.Arn --output text
+ERIN_UID=$(aws iam get-user --user-name erin --query User.UserId --output text)
+read -r ERIN_ID ERIN_SECRET < <(aws iam create-access-key --user-name erin \
+  --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)
+
+step "21. The engine runs as the hub's function role, the one principal the member roles trust"
+# The hub's clusters give the function role its access once, as `make bootstrap` does.
+for c in "$CLUSTER" staging "$API_CLUSTER"; do
+  # (its command and its last line: the function role's mapping or access entry)
+  run "$CLI" bootstrap --cluster "$c" --region "$AWS_REGION" --role-arn "$FUNCTION_ROLE_ARN" | sed -n '1p;$p' \
+    || die "bootstrap of $c for the function role failed"
+done
+run aws sts assume-role --role-arn "$FUNCTION_ROLE_ARN" --role-session-name eks-access-sync \
+  --query AssumedRoleUser.Arn --output text || die "the operator could not assume the function role"
+read -r FN_ID FN_SECRET FN_TOKEN < <(aws sts assume-role --role-arn "$FUNCTION_ROLE_ARN" \
+  --role-session-name eks-access-sync --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)
+# The tiers of act 2, and the member accounts.
+{ cat "$CONFIG"; printf 'accounts:\n  - id: "%s"\n  - id: "%s"\n' "$M1" "$M2"; } >"$CONFIG3"
+run "$CLI" config check "$CONFIG3"
+run as_function "$CLI" --config "$CONFIG3" plan 2>/dev/null | tee "$WORK/plan3.txt" || die "the plan failed"
+for a in "$M1" "$M2"; do
+  grep -q "^== Account $a ==" "$WORK/plan3.txt" || die "the plan has no heading for account $a"
+done
+grep -q 'erin' "$WORK/plan3.txt" || die "the plan does not add erin to eks-admin's trust policy"
+ok "the plan covers the hub and both member accounts, account by account"
+
+step "22. Reconcile: one AssumeRole per member account; every tagged cluster maps the hub's tier roles"
+run as_function "$CLI" --config "$CONFIG3" reconcile 2>"$WORK/reconcile3.log" | tee "$WORK/reconcile3.txt" \
+  || die "the reconcile failed: $(cat "$WORK/reconcile3.log")"
+for a in "$M1" "$M2"; do
+  [ "$(grep '"member role assumed"' "$WORK/reconcile3.log" | grep -c "\"account\":\"$a\"")" = 1 ] \
+    || die "not exactly one AssumeRole of account $a's member role: $(cat "$WORK/reconcile3.log")"
+done
+printf '%s(its log: "member role assumed" once for %s, once for %s)%s\n' "$dim" "$M1" "$M2" "$reset"
+for ac in "$M1/m1-prod" "$M1/m1-api" "$M2/m2-prod" "$M2/m2-api"; do
+  grep -Eq "^cluster ${ac%%/*}/$AWS_REGION/${ac#*/}: (created|updated)" "$WORK/reconcile3.txt" \
+    || die "the report does not show ${ac#*/} of account ${ac%%/*} created or updated"
+done
+if grep -q -- '-untagged' "$WORK/reconcile3.txt"; then die "an untagged member cluster was reconciled"; fi
+ok "m1-prod, m1-api (account $M1), m2-prod, m2-api (account $M2) reconciled; m1-untagged, m2-untagged left alone"
+run as_function "$CLI" --config "$CONFIG3" plan --exit-code >/dev/null 2>&1 \
+  || die "changes still pending after the reconcile"
+ok "nothing pending, in any account"
+
+step "23. erin, in the hub, assumes eks-admin with her own key and reaches a cluster in each member account"
+as_erin() { KUBECONFIG="$WORK/erin.kubeconfig" as "$ERIN_ID" "$ERIN_SECRET" "$@"; }
+run as_erin aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name erin \
+  --query AssumedRoleUser.Arn --output text || die "erin could not assume $ADMIN_ROLE_NAME"
+# Endpoint and CA come from each member's administrator (erin may not describe another
+# account's clusters); every kubectl call runs `aws eks get-token --role-arn eks-admin` as erin.
+for ac in "$M1/m1-prod" "$M1/m1-api" "$M1/m1-untagged" "$M2/m2-api"; do
+  KUBECONFIG="$WORK/erin.kubeconfig" as_member "${ac%%/*}" aws eks update-kubeconfig --name "${ac#*/}" \
+    --alias "${ac#*/}" --role-arn "$ROLE_ARN" >/dev/null
+done
+printf '%s(erin: kubeconfig for m1-prod, m1-api, m1-untagged (account %s) and m2-api (account %s), assuming %s)%s\n' \
+  "$dim" "$M1" "$M2" "$ADMIN_ROLE_NAME" "$reset"
+for c in m1-prod m2-api; do
+  run as_erin kubectl --context "$c" auth whoami | tee "$WORK/whoami-$c.txt" || die "$c refused erin"
+  grep -q "assumed-role/$ADMIN_ROLE_NAME/" "$WORK/whoami-$c.txt" || die "$c did not see erin as $ADMIN_ROLE_NAME"
+  run as_erin kubectl --context "$c" get ns || die "$c refused erin's get ns"
+  run as_erin kubectl --context "$c" auth can-i '*' '*' || die "erin is not cluster-admin on $c"
+  ok "erin is cluster-admin on $c, as the hub's $ADMIN_ROLE_NAME"
+done
+for c in m1-api m1-untagged; do
+  if as_erin kubectl --context "$c" get ns 2>"$WORK/erin-$c.err"; then
+    die "$c let erin in as $ADMIN_ROLE_NAME"
+  fi
+done
+refused "m1-api (managed, not env=prod: eks-view and eks-edit only): $(tail -n 1 "$WORK/erin-m1-api.err")"
+refused "m1-untagged (not managed): $(tail -n 1 "$WORK/erin-m1-untagged.err")"
+
+step "24. erin leaves: her key and user are deleted; CloudTrail's DeleteUser event is handled as the iam-events Lambda would"
+run aws iam delete-access-key --user-name erin --access-key-id "$ERIN_ID"
+run aws iam delete-user --user-name erin
+sed -e 's/\bdave\b/erin/g' "$ROOT/events/iam-delete-user.json" >"$WORK/delete-erin.json"
+run as_function "$CLI" --config "$CONFIG3" handle-event "$WORK/delete-erin.json" 2>/dev/null \
+  || die "the DeleteUser event failed"
+if trust_principals | grep -Eq "user/erin\"|$ERIN_UID"; then
+  die "the trust policy of $ADMIN_ROLE_NAME still names erin"
+fi
+ok "the trust policy of $ADMIN_ROLE_NAME no longer names erin (neither her ARN nor her unique ID $ERIN_UID)"
+
+step "25. A fresh assume is refused, so both member clusters are out of reach"
+if as "$ERIN_ID" "$ERIN_SECRET" aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name erin \
+  --output text --query AssumedRoleUser.Arn 2>"$WORK/erin-assume.err"; then
+  die "erin could still assume $ADMIN_ROLE_NAME"
+fi
+refused "assume-role with her old key (it died with her user): $(tail -n 1 "$WORK/erin-assume.err")"
+for c in m1-prod m2-api; do
+  if as_erin kubectl --context "$c" auth whoami 2>"$WORK/erin-gone-$c.err"; then
+    die "$c still answered erin"
+  fi
+  refused "kubectl on $c (aws eks get-token assumes $ADMIN_ROLE_NAME afresh): $(grep -m1 -o \
+    'An error occurred ([A-Za-z]*)[^:]*' "$WORK/erin-gone-$c.err" || tail -n 1 "$WORK/erin-gone-$c.err")"
+done
+# The trust policy refuses her too: someone re-created as erin (without the tag) gets AccessDenied.
+run aws iam create-user --user-name erin --output text --query User.Arn
+read -r ERIN_ID ERIN_SECRET < <(aws iam create-access-key --user-name erin \
+  --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)
+if as_erin aws sts assume-role --role-arn "$ROLE_ARN" --role-session-name erin \
+  --output text --query AssumedRoleUser.Arn 2>"$WORK/erin-assume2.err"; then
+  die "a re-created erin could assume $ADMIN_ROLE_NAME"
+fi
+refused "assume-role as a re-created erin: $(tail -n 1 "$WORK/erin-assume2.err")"
+if as_erin kubectl --context m1-prod auth whoami 2>"$WORK/erin-again.err"; then
+  die "m1-prod answered a re-created erin"
+fi
+refused "kubectl on m1-prod as a re-created erin: $(grep -m1 -o 'An error occurred ([A-Za-z]*)[^:]*' \
+  "$WORK/erin-again.err" || tail -n 1 "$WORK/erin-again.err")"
+printf '%s(a session assumed before the removal lasts until it expires, at most 1 h: the member clusters trust the role, not the user)%s\n' \
+  "$dim" "$reset"
+
+step "26. Nothing left to do, in any account"
+run as_function "$CLI" --config "$CONFIG3" plan --exit-code 2>/dev/null \
+  || die "changes pending after the DeleteUser event"
+ok "the hub's trust policies and every cluster of the organization in step"
