@@ -4,6 +4,8 @@
 //! those clusters through the tier role, and loses them on DeleteUser. A member
 //! account without its member stack is reported failed while the others succeed; an
 //! untagged member cluster and a member account's own access entries are left alone.
+//! The members' clusters are bootstrapped for the member role by each member's
+//! administrator (`eks-access-sync bootstrap`), as the README says.
 
 mod support;
 
@@ -61,7 +63,21 @@ async fn org() -> Org {
             None,
             "member-admin",
         );
-        members.push((account.to_owned(), sdk_config(&w.sb, admin).await));
+        let member_sdk = sdk_config(&w.sb, admin).await;
+        // `bootstrap` on the member's clusters by the member's administrator, for the
+        // member role: the engine then works with what it grants there.
+        for cluster in &seeded.managed_clusters {
+            let lines = eks_access_sync::bootstrap::bootstrap(
+                &member_sdk,
+                "us-east-1",
+                &cluster.parse().expect("name"),
+                &seeded.member_role_arn.parse().expect("role ARN"),
+            )
+            .await
+            .expect("bootstrap of a member cluster for the member role");
+            assert!(!lines.is_empty());
+        }
+        members.push((account.to_owned(), member_sdk));
         function_role = seeded.hub_function_role_arn;
     }
     w.sb.create_account(M3)

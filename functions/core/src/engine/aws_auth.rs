@@ -202,7 +202,17 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 "aws-auth read-modify-write will be retried from a fresh read"
             );
         };
-        let edit = |current: Option<&AwsAuthObject>| aws_auth_edit(job, current, goal, cluster);
+        let edit = |current: Option<&AwsAuthObject>| {
+            let seen = current.map(|c| &c.data);
+            if seen.is_some_and(|d| self.in_sync.holds(&goal.fingerprint, cluster, job, d)) {
+                return Ok(None);
+            }
+            let edited = aws_auth_edit(job, current, goal, cluster);
+            if let (Ok(None), Some(d)) = (&edited, seen) {
+                self.in_sync.remember(&goal.fingerprint, cluster, job, d);
+            }
+            edited
+        };
         let written = write_with_retry(&store, budget, mode.is_apply(), edit, on_retry).await?;
         let Some((current, edited)) = written else {
             return Ok(ClusterOutcome::unchanged(cluster, job.backend()));

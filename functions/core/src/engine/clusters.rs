@@ -84,6 +84,9 @@ pub(super) struct ClusterGoal {
     /// aws-auth attempts retried (409, 5xx, 429), every cluster's, failed ones
     /// included.
     pub(super) retries: AtomicU32,
+    /// Everything above an aws-auth edit depends on, as one text
+    /// ([`crate::engine::in_sync`]).
+    pub(super) fingerprint: String,
 }
 
 impl ClusterGoal {
@@ -95,7 +98,7 @@ impl ClusterGoal {
         users: Option<&[IamUser]>,
     ) -> Self {
         let tiers = &config.access.tiers;
-        ClusterGoal {
+        let mut goal = ClusterGoal {
             tiers: roles
                 .iter()
                 .filter_map(|(i, role)| tiers.get(*i).map(|t| TierGoal::new(t, role)))
@@ -127,7 +130,29 @@ impl ClusterGoal {
                     .collect()
             }),
             retries: AtomicU32::new(0),
-        }
+            fingerprint: String::new(),
+        };
+        goal.fingerprint = goal.fingerprint();
+        goal
+    }
+
+    /// The inputs of the aws-auth edit that do not come from the cluster, as one text.
+    fn fingerprint(&self) -> String {
+        let tiers: Vec<_> = self
+            .tiers
+            .iter()
+            .map(|t| (&t.mapping, &t.role_arn, &t.clusters))
+            .collect();
+        format!(
+            "{:?}",
+            (
+                tiers,
+                &self.tier_groups,
+                &self.offboarded,
+                &self.existing_users,
+                &self.account
+            )
+        )
     }
 
     /// The own groups of the configured tiers that apply to `cluster`.

@@ -64,6 +64,7 @@ mod audit;
 mod aws_auth;
 mod clusters;
 mod error;
+mod in_sync;
 mod outcome;
 mod rbac;
 mod run;
@@ -185,6 +186,8 @@ pub struct Engine<I, E, K> {
     lock: Arc<dyn TrustLock>,
     /// Where grants and revocations are announced ([`NoEvents`] unless configured).
     events: Arc<dyn AccessEventSink>,
+    /// aws-auth documents found in sync, not parsed again while nothing changes.
+    in_sync: in_sync::InSync,
 }
 
 /// What a run starts from: the change to each tier's members and whom to offboard.
@@ -214,6 +217,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             conflict_backoff: Duration::from_millis(200),
             lock: Arc::new(NoLock),
             events: Arc::new(NoEvents),
+            in_sync: in_sync::InSync::default(),
         }
     }
 

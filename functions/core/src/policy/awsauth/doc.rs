@@ -2,7 +2,7 @@
 //! its own key, through the span editor (`text`): entries we do not own keep
 //! their text; ours is written with quoted values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use crate::model::arn::RoleArn;
@@ -23,6 +23,10 @@ pub struct AwsAuth {
     data: BTreeMap<String, String>,
     created: bool,
     changes: Vec<AwsAuthChange>,
+    /// The last key parsed, its text and its entries: the verbs of one edit read a
+    /// document once, not once each (a 118-entry `mapRoles` is most of an event's work
+    /// on a cluster).
+    read: Option<(String, String, Vec<Value>)>,
 }
 
 /// Plain scalars every YAML 1.1 reader (go-yaml v2, PyYAML) resolves to
@@ -142,7 +146,22 @@ impl AwsAuth {
             created: data.is_none_or(|d| !d.contains_key(MAP_ROLES)),
             data: data.cloned().unwrap_or_default(),
             changes: Vec::new(),
+            read: None,
         }
+    }
+
+    /// The entries of `key`'s `text` ([`parse_entries`]), read once while the text
+    /// stays the same.
+    fn entries(&mut self, key: &str, text: &str) -> Result<Vec<Value>, AwsAuthError> {
+        if let Some((k, t, entries)) = &self.read
+            && k == key
+            && t == text
+        {
+            return Ok(entries.clone());
+        }
+        let entries = parse_entries(key, text)?;
+        self.read = Some((key.to_owned(), text.to_owned(), entries.clone()));
+        Ok(entries)
     }
 
     /// The ConfigMap or its `mapRoles` key was absent.
@@ -182,24 +201,30 @@ impl AwsAuth {
         mappings: &[AdminMapping],
     ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
         let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
-        let entries = parse_entries(MAP_ROLES, &text)?;
+        let entries = self.entries(MAP_ROLES, &text)?;
         let keys: Vec<Option<String>> = entries.iter().map(entry_role_key).collect();
         // Only for the quoting check of entries in place; a key that cannot be
         // located leaves that check to `ensure_role`, as it would be alone.
         let located = locate(MAP_ROLES, &text)
             .ok()
             .filter(|l| l.entries.len() == entries.len());
+        // Each role's entries, found by key in one pass (not one scan per role).
+        let mut at_key: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(k) = k {
+                at_key.entry(k.as_str()).or_default().push(i);
+            }
+        }
         let mut missing: Vec<&AdminMapping> = Vec::new();
+        let mut missing_keys: HashSet<String> = HashSet::new();
         let mut to_edit: Vec<&AdminMapping> = Vec::new();
         for m in mappings {
             let key = role_key(&m.role_arn);
-            let at: Vec<usize> = (0..entries.len())
-                .filter(|&i| keys[i].as_deref() == Some(key.as_str()))
-                .collect();
-            match at[..] {
-                [] if !missing.iter().any(|x| role_key(&x.role_arn) == key) => missing.push(m),
+            let at = at_key.get(key.as_str()).map_or(&[][..], Vec::as_slice);
+            match at {
+                [] if missing_keys.insert(key) => missing.push(m),
                 [] => {}
-                [i] if in_place(
+                &[i] if in_place(
                     &text,
                     &entries[i],
                     located.as_ref().map(|l| &l.entries[i]),
@@ -217,7 +242,7 @@ impl AwsAuth {
         }
         if !missing.is_empty() {
             let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
-            let entries = parse_entries(MAP_ROLES, &text)?;
+            let entries = self.entries(MAP_ROLES, &text)?;
             changes.extend(self.append_roles(&text, entries, &missing)?);
         }
         Ok(changes)
@@ -252,7 +277,7 @@ impl AwsAuth {
         admin: &AdminMapping,
     ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
         let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
-        let entries = parse_entries(MAP_ROLES, &text)?;
+        let entries = self.entries(MAP_ROLES, &text)?;
         let admins: Vec<usize> = (0..entries.len())
             .filter(|&i| is_admin_entry(&entries[i], &admin.role_arn))
             .collect();
@@ -325,7 +350,7 @@ impl AwsAuth {
         if offboarded.is_empty() {
             return Ok(Vec::new());
         }
-        let entries = parse_entries(MAP_USERS, &text)?;
+        let entries = self.entries(MAP_USERS, &text)?;
         let mut changes = Vec::new();
         let mut fates = Vec::with_capacity(entries.len());
         let mut expected = Vec::with_capacity(entries.len());
@@ -404,7 +429,7 @@ impl AwsAuth {
         let Some(text) = self.data.get(MAP_ROLES).cloned() else {
             return Ok(Vec::new());
         };
-        let entries = parse_entries(MAP_ROLES, &text)?;
+        let entries = self.entries(MAP_ROLES, &text)?;
         let mut changes = Vec::new();
         let mut fates = Vec::with_capacity(entries.len());
         let mut expected = Vec::with_capacity(entries.len());
@@ -447,6 +472,7 @@ impl AwsAuth {
                 "the edited text would not read back as intended",
             ));
         }
+        self.read = Some((key.to_owned(), new.clone(), back));
         self.data.insert(key.to_string(), new);
         self.changes.extend(changes.iter().cloned());
         Ok(changes)
