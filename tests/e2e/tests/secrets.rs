@@ -4,6 +4,7 @@
 //! end-to-end story at `RUST_LOG=trace` with *session* credentials, as Lambda has them
 //! (STS AssumeRole of a functions role that `bootstrap` gave access to the clusters):
 //! plan, reconcile, and handle-event for create, untag, tag and delete, with the
+//! clusters of a member account reached through its member role (issue 12), with the
 //! DynamoDB lease on. Every line it prints (stdout and stderr) is searched for every
 //! secret the sandbox handed out or holds (secret keys, session tokens raw and
 //! URL-encoded) and for signatures and bearer tokens of any kind.
@@ -28,6 +29,19 @@ const AWS_URI: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 const FUNCTIONS_ROLE: &str = "eks-access-sync-functions";
+
+/// A member account whose clusters the story reaches too.
+const MEMBER: &str = "444455556666";
+
+/// The one admin tier of the environment variables, and the member account.
+const ACCESS: &str = "tiers:
+  - name: admin
+    role: eks-admin
+    members: { tag: eks-access=admin }
+    kubernetes: { policy: AmazonEKSClusterAdminPolicy, groups: [system:masters] }
+accounts:
+  - id: \"444455556666\"
+";
 
 /// What a log line must never hold, whatever the secret: (name, pattern). A redacted
 /// value (`[redacted]`) does not match.
@@ -70,6 +84,27 @@ async fn no_secret_in_any_trace_line() {
         .role
         .expect("role")
         .arn;
+    // It may assume the member role of member accounts (issue 12): the reconcile reaches
+    // a member account's clusters with a session of it, at trace too.
+    let assume_members = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Resource": "arn:aws:iam::*:role/eks-access-sync-member"}]});
+    w.iam
+        .put_role_policy()
+        .role_name(FUNCTIONS_ROLE)
+        .policy_name("member-accounts")
+        .policy_document(assume_members.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    w.sb.seed_member(&eks_sandbox::aws::MemberSeed {
+        account_id: MEMBER.into(),
+        hub_function_role_arn: Some(role_arn.clone()),
+        cluster_prefix: Some("sec".into()),
+        ..Default::default()
+    })
+    .await
+    .expect("member account");
     let session = aws_sdk_sts::Client::new(&w.sdk)
         .assume_role()
         .role_arn(&role_arn)
@@ -105,6 +140,7 @@ async fn no_secret_in_any_trace_line() {
         let mut c = command(&w.sb, bin, home.path());
         c.env("RUST_LOG", "trace")
             .env("TRUST_LOCK_TABLE", &table)
+            .env("ACCESS_CONFIG", ACCESS)
             .env("AWS_ACCESS_KEY_ID", session.access_key_id())
             .env("AWS_SECRET_ACCESS_KEY", session.secret_access_key())
             .env("AWS_SESSION_TOKEN", session.session_token())
@@ -148,6 +184,15 @@ async fn no_secret_in_any_trace_line() {
     let (code, out, err) = cli(&["handle-event", "events/iam-delete-user.json"]).await;
     record("DeleteUser", code, out, err, 0);
     let (code, out, err) = cli(&["reconcile", "--output", "json"]).await;
+    // The member's tagged clusters were reached (through the member role's session).
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let member_ok = report["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .filter(|c| c["account"] == MEMBER && c["status"] != "failed")
+        .count();
+    assert_eq!(member_ok, 2, "{out}");
     record("reconcile --output json", code, out, err, 0);
     let (code, out, err) = cli(&["plan", "--exit-code"]).await;
     record("plan in step", code, out, err, 0);
