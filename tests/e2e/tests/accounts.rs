@@ -117,7 +117,7 @@ impl Org {
             .1
     }
 
-    /// `kubectl auth whoami` on a member cluster, as `creds`.
+    /// `kubectl auth whoami` on a member cluster, as `creds`: the username.
     async fn whoami(
         &self,
         account: &str,
@@ -125,36 +125,7 @@ impl Org {
         creds: &Credentials,
     ) -> Result<String, String> {
         let eks = aws_sdk_eks::Client::new(self.member_sdk(account));
-        let c = eks
-            .describe_cluster()
-            .name(cluster)
-            .send()
-            .await
-            .expect("DescribeCluster")
-            .cluster
-            .expect("cluster");
-        let pem = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            c.certificate_authority.and_then(|ca| ca.data).expect("CA"),
-        )
-        .expect("base64");
-        let client = eks_access_sync::adapters::kube::client::kube_client(
-            &c.endpoint.expect("endpoint"),
-            &pem,
-            &self.w.token(creds, cluster),
-        )
-        .expect("kube client");
-        let api: kube::Api<k8s_openapi::api::authentication::v1::SelfSubjectReview> =
-            kube::Api::all(client);
-        let review = api
-            .create(&Default::default(), &Default::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(review
-            .status
-            .and_then(|s| s.user_info)
-            .and_then(|u| u.username)
-            .unwrap_or_default())
+        Ok(self.w.whoami_in(&eks, creds, cluster).await?.username)
     }
 
     /// The principals of a member cluster's access entries.

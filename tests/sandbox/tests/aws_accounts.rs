@@ -253,6 +253,20 @@ async fn whoami(
     }
 }
 
+/// The seeded hub and the member account [`MEMBER`] seeded with its defaults.
+async fn seeded_member() -> (Sandbox, eks_sandbox::aws::MemberSeedReport) {
+    let sb = start().await;
+    sb.seed().await.unwrap();
+    let report = sb
+        .seed_member(&MemberSeed {
+            account_id: MEMBER.to_string(),
+            ..MemberSeed::default()
+        })
+        .await
+        .unwrap();
+    (sb, report)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_accounts_are_made_by_the_control_endpoint_and_keep_their_own_iam() {
     let sb = start().await;
@@ -536,15 +550,7 @@ async fn cross_account_assume_role_needs_the_trust_and_an_identity_allow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_role_trusts_the_hub_function_role_inside_the_organization() {
-    let sb = start().await;
-    sb.seed().await.unwrap();
-    let report = sb
-        .seed_member(&MemberSeed {
-            account_id: MEMBER.to_string(),
-            ..MemberSeed::default()
-        })
-        .await
-        .unwrap();
+    let (sb, report) = seeded_member().await;
     assert_eq!(report.organization_id, "o-sandbox0001");
     assert_eq!(
         report.hub_function_role_arn,
@@ -881,15 +887,7 @@ async fn a_member_role_session_reaches_a_member_cluster_once_bootstrapped() {
 /// The AWS CLI with a member account's keys: its identity, its clusters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_acts_in_the_member_account() {
-    let sb = start().await;
-    sb.seed().await.unwrap();
-    let report = sb
-        .seed_member(&MemberSeed {
-            account_id: MEMBER.to_string(),
-            ..MemberSeed::default()
-        })
-        .await
-        .unwrap();
+    let (sb, report) = seeded_member().await;
     let home = tempfile::tempdir().unwrap();
     let aws = |args: &[&str]| {
         let mut cmd = std::process::Command::new("aws");

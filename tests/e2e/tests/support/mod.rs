@@ -256,8 +256,12 @@ impl World {
 
     /// (endpoint, base64 PEM CA) of a cluster, from DescribeCluster.
     pub async fn describe(&self, cluster: &str) -> (String, String) {
-        let c = self
-            .eks
+        self.describe_in(&self.eks, cluster).await
+    }
+
+    /// [`World::describe`] through `eks` (another account's client: a member's cluster).
+    pub async fn describe_in(&self, eks: &aws_sdk_eks::Client, cluster: &str) -> (String, String) {
+        let c = eks
             .describe_cluster()
             .name(cluster)
             .send()
@@ -291,7 +295,17 @@ impl World {
 
     /// A kube client for `cluster` authenticated as `creds`.
     pub async fn kube_as(&self, creds: &Credentials, cluster: &str) -> kube::Client {
-        let (endpoint, ca) = self.describe(cluster).await;
+        self.kube_as_in(&self.eks, creds, cluster).await
+    }
+
+    /// [`World::kube_as`], the cluster described through `eks`.
+    pub async fn kube_as_in(
+        &self,
+        eks: &aws_sdk_eks::Client,
+        creds: &Credentials,
+        cluster: &str,
+    ) -> kube::Client {
+        let (endpoint, ca) = self.describe_in(eks, cluster).await;
         let pem = base64::engine::general_purpose::STANDARD
             .decode(ca)
             .expect("CA is base64");
@@ -305,7 +319,17 @@ impl World {
 
     /// What `kubectl auth whoami` asks: a SelfSubjectReview, through the kube client.
     pub async fn whoami(&self, creds: &Credentials, cluster: &str) -> Result<WhoAmI, String> {
-        let client = self.kube_as(creds, cluster).await;
+        self.whoami_in(&self.eks, creds, cluster).await
+    }
+
+    /// [`World::whoami`], the cluster described through `eks`.
+    pub async fn whoami_in(
+        &self,
+        eks: &aws_sdk_eks::Client,
+        creds: &Credentials,
+        cluster: &str,
+    ) -> Result<WhoAmI, String> {
+        let client = self.kube_as_in(eks, creds, cluster).await;
         let api: Api<SelfSubjectReview> = Api::all(client);
         let review = api
             .create(&PostParams::default(), &SelfSubjectReview::default())
