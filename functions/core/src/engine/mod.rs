@@ -1,4 +1,5 @@
-//! Orchestration: IAM → the admin role's trust policy → every tagged cluster.
+//! Orchestration: IAM → the tier roles' trust policies → every tagged cluster, in the
+//! hub's account and in the member accounts of the configuration.
 //!
 //! The engine is generic over the three adapters ([`IamApi`], [`EksApi`],
 //! [`KubeConnector`]) so that tests run it on in-memory fakes. The pure core decides
@@ -37,7 +38,8 @@
 //! Files: `run` (the run's steps, the report, the access events), `trust_step`
 //! (lease, trust-policy edit and write, per tier role), `clusters` (list, describe,
 //! dispatch by backend; what each tier maps where), `aws_auth` (the aws-auth
-//! read-modify-write, [`write_with_retry`]), `rbac` (the tiers' bindings on aws-auth
+//! read-modify-write, [`write_with_retry`]), `in_sync` (the aws-auth documents found
+//! in sync, not parsed again on a warm engine), `rbac` (the tiers' bindings on aws-auth
 //! clusters), `access_entries`, `outcome` (each cluster's plan and report part) and
 //! [`Error`].
 
