@@ -241,6 +241,10 @@ pub struct EventsError(pub String);
 /// [`TrustLock`].
 pub trait AccessEventSink: Send + Sync + fmt::Debug {
     fn put<'a>(&'a self, events: &'a [AccessEvent]) -> BoxFuture<'a, Result<(), EventsError>>;
+    /// Whether events go anywhere: when not, the engine does not make them.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Access events are not published (the CLI unless configured; tests).
@@ -250,5 +254,8 @@ pub struct NoEvents;
 impl AccessEventSink for NoEvents {
     fn put<'a>(&'a self, _events: &'a [AccessEvent]) -> BoxFuture<'a, Result<(), EventsError>> {
         Box::pin(async { Ok(()) })
+    }
+    fn enabled(&self) -> bool {
+        false
     }
 }

@@ -12,10 +12,13 @@ use crate::engine::shards::{TierRoles, TierWork};
 use crate::engine::trust_step::{TrustLease, write_failed};
 use crate::engine::{Engine, Error, Outcome, RunInput, RunMode, Scope};
 use crate::model::arn::ClusterName;
-use crate::output::events::{Cause, access_events};
+use crate::output::events::{AccessEvent, Cause, access_events};
 use crate::output::plan::{Plan, TrustPolicyPlan};
 use crate::output::report::{RunReport, TierReport, TrustPolicyReport};
 use crate::ports::{EksApi, IamApi, KubeConnector};
+
+/// Access events put at once: 100 `PutEvents` calls of 10.
+const EVENTS_AT_ONCE: usize = 1000;
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     fn empty_plan(&self, mode: RunMode) -> Plan {
@@ -58,13 +61,30 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         cause: Cause,
     ) -> Outcome {
         let outcome = self.run_steps(input, &touches, writes, scope, mode).await;
-        let events = access_events(&outcome.report, &cause);
-        if !events.is_empty()
-            && let Err(e) = self.events.put(&events).await
-        {
-            tracing::error!(error = %e, events = events.len(), "access events not published");
+        if self.events.enabled() {
+            self.publish(access_events(&outcome.report, &cause)).await;
         }
         outcome
+    }
+
+    /// Puts the events [`EVENTS_AT_ONCE`] at a time (the sink batches them), so that a
+    /// run granting thousands never holds them all.
+    async fn publish(&self, events: impl Iterator<Item = AccessEvent>) {
+        let mut events = events.peekable();
+        let (mut put, mut lost) = (0usize, 0usize);
+        while events.peek().is_some() {
+            let chunk: Vec<AccessEvent> = events.by_ref().take(EVENTS_AT_ONCE).collect();
+            match self.events.put(&chunk).await {
+                Ok(()) => put += chunk.len(),
+                Err(e) => {
+                    lost += chunk.len();
+                    tracing::error!(error = %e, events = chunk.len(), "access events not published");
+                }
+            }
+        }
+        if put + lost > 0 {
+            tracing::info!(put, lost, "access events");
+        }
     }
 
     async fn run_steps(
