@@ -240,10 +240,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 Err(e) => {
                     tracing::error!(place = %at, error = %e, "cannot list clusters");
                     let e = Error::from(e);
-                    let account = at.member.as_ref().map(|a| a.as_str()).unwrap_or_default();
                     failures.push(ClusterOutcome::failed(
                         None,
-                        (account, &at.region),
+                        (at.account(), &at.region),
                         Backend::ConfigMap,
                         &e,
                     ));
@@ -289,10 +288,9 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
             Err(e) => {
                 tracing::error!(cluster = %name, place = %at, error = %e, kind = e.kind().as_str(), "cannot describe cluster");
-                let account = at.member.as_ref().map(|a| a.as_str()).unwrap_or_default();
                 let r = ClusterOutcome::failed(
                     Some(&name),
-                    (account, &at.region),
+                    (at.account(), &at.region),
                     Backend::ConfigMap,
                     &e,
                 );
@@ -318,8 +316,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                     &cluster.status
                 }
             );
-            let at = (cluster.account(), cluster.region.as_str());
-            return ClusterOutcome::skipped(&cluster.name, (&at.0, at.1), backend, reason);
+            let account = cluster.account();
+            return ClusterOutcome::skipped(
+                &cluster.name,
+                (&account, &cluster.region),
+                backend,
+                reason,
+            );
         };
         let result = match cluster.auth_mode {
             AuthMode::ConfigMap => {

@@ -244,14 +244,8 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         }
         results.sort_by(|a, b| {
-            let key = |r: &ClusterOutcome| {
-                (
-                    r.report.account.clone(),
-                    r.report.region.clone(),
-                    r.report.name.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
+            let (a, b) = (&a.report, &b.report);
+            (&a.account, &a.region, &a.name).cmp(&(&b.account, &b.region, &b.name))
         });
         results
     }

@@ -82,6 +82,10 @@ impl Place {
             region: region.into(),
         }
     }
+    /// The member account's ID; empty for the hub's (whose ID a listing does not give).
+    pub fn account(&self) -> &str {
+        self.member.as_ref().map_or("", AccountId::as_str)
+    }
 }
 
 /// `us-east-1` for the hub, `111122223333/us-east-1` for a member account.
