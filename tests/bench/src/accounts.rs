@@ -25,7 +25,7 @@ use eks_sandbox::aws::seed::{MemberSeed, admin_trust_policy};
 use eks_sandbox::state::{ACCOUNT_ID, StoredObject, cluster_key};
 use futures::StreamExt;
 
-use crate::report::{EventRow, Mark};
+use crate::report::{EventRow, Mark, write_marks};
 use crate::stats::Stat;
 use crate::world::{
     ADMIN_ROLE, ADMIN_TAG, CLUSTER_TAG, Calls, SEED_CONCURRENCY, World, create_clusters, describe,
@@ -956,17 +956,7 @@ impl AccountsSection {
                 describe(&r.calls)
             );
         }
-        let _ = writeln!(s, "\nMarks (also in the marks table at the top):\n");
-        for m in self.marks() {
-            let _ = writeln!(
-                s,
-                "- {}: {} ({}).",
-                m.name,
-                if m.met { "met" } else { "NOT MET" },
-                m.detail
-            );
-        }
-        let _ = writeln!(s);
+        write_marks(&mut s, &self.marks());
         s
     }
 }

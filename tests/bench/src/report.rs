@@ -113,6 +113,23 @@ pub struct Mark {
     pub detail: String,
 }
 
+/// A section's marks as a list after its tables (they also stand in the marks table
+/// at the top).
+pub fn write_marks(s: &mut String, marks: &[Mark]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(s, "\nMarks (also in the marks table at the top):\n");
+    for m in marks {
+        let _ = writeln!(
+            s,
+            "- {}: {} ({}).",
+            m.name,
+            if m.met { "met" } else { "NOT MET" },
+            m.detail
+        );
+    }
+    let _ = writeln!(s);
+}
+
 impl Report {
     fn median(s: Option<Stat>) -> f64 {
         s.map(|s| s.median).unwrap_or(f64::NAN)

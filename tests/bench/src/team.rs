@@ -19,7 +19,7 @@ use eks_sandbox::aws::seed::admin_trust_policy;
 use eks_sandbox::state::ACCOUNT_ID;
 use serde_json::{Value, json};
 
-use crate::report::{EventRow, Mark};
+use crate::report::{EventRow, Mark, write_marks};
 use crate::stats::Stat;
 use crate::world::{Calls, World, describe, user_arn, writes};
 use crate::{BenchError, env_cmd, event_row, ms, proc, progress, tag_user_event};
@@ -1050,17 +1050,7 @@ A failed cluster's error ({}): `{e}`",
                 describe(&r.calls)
             );
         }
-        let _ = writeln!(s, "\nMarks (also in the marks table at the top):\n");
-        for m in self.marks() {
-            let _ = writeln!(
-                s,
-                "- {}: {} ({}).",
-                m.name,
-                if m.met { "met" } else { "NOT MET" },
-                m.detail
-            );
-        }
-        let _ = writeln!(s);
+        write_marks(&mut s, &self.marks());
         s
     }
 }
