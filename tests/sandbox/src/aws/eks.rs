@@ -504,10 +504,22 @@ pub(crate) async fn create_cluster_record(
 }
 
 fn creator_entry(creator: &str, now: i64) -> AccessEntry {
+    cluster_admin_entry(creator, default_username(creator), Vec::new(), None, now)
+}
+
+/// A STANDARD access entry of `principal` with `AmazonEKSClusterAdminPolicy` at cluster
+/// scope, made at `now` (the creator's; the member role's, as `bootstrap` would grant).
+pub(crate) fn cluster_admin_entry(
+    principal: &str,
+    username: String,
+    kubernetes_groups: Vec<String>,
+    principal_id: Option<String>,
+    now: i64,
+) -> AccessEntry {
     AccessEntry {
-        principal_arn: creator.to_string(),
-        username: default_username(creator),
-        kubernetes_groups: Vec::new(),
+        principal_arn: principal.to_string(),
+        username,
+        kubernetes_groups,
         entry_type: "STANDARD".to_string(),
         policies: vec![PolicyAssociation {
             policy_arn: CLUSTER_ADMIN_POLICY.to_string(),
@@ -518,7 +530,7 @@ fn creator_entry(creator: &str, now: i64) -> AccessEntry {
         }],
         created_at_ms: now * 1000,
         modified_at: now,
-        principal_id: None,
+        principal_id,
     }
 }
 

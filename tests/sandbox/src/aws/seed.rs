@@ -7,16 +7,13 @@ use serde::Serialize;
 use serde_json::json;
 use time::macros::format_description;
 
-use super::eks::{CLUSTER_ADMIN_POLICY, NewCluster, Place, create_cluster_record};
+use super::eks::{NewCluster, Place, cluster_admin_entry, create_cluster_record};
 use super::iam::{principal_id, register_user};
 use super::{
     AccountCredentials, ClusterExtra, FrontDoor, SandboxError, canonical_arn, lock, now_secs,
     request_id,
 };
-use crate::state::{
-    ACCOUNT_ID, AccessEntry, AuthMode, ORGANIZATION_ID, PolicyAssociation, StoredObject,
-    cluster_key,
-};
+use crate::state::{ACCOUNT_ID, AuthMode, ORGANIZATION_ID, StoredObject, cluster_key};
 
 /// What the seed made (or found already there).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -572,21 +569,14 @@ pub async fn seed_member(
         if let Some(c) = st.clusters.get_mut(&cluster_key(account, &api)) {
             c.access_entries
                 .entry(member_role_arn.clone())
-                .or_insert_with(|| AccessEntry {
-                    principal_arn: member_role_arn.clone(),
-                    username: MEMBER_K8S_IDENTITY.to_string(),
-                    kubernetes_groups: vec![MEMBER_K8S_IDENTITY.to_string()],
-                    entry_type: "STANDARD".to_string(),
-                    policies: vec![PolicyAssociation {
-                        policy_arn: CLUSTER_ADMIN_POLICY.to_string(),
-                        scope_type: "cluster".to_string(),
-                        namespaces: Vec::new(),
-                        associated_at: now,
-                        modified_at: now,
-                    }],
-                    created_at_ms: now * 1000,
-                    modified_at: now,
-                    principal_id: member_role_id,
+                .or_insert_with(|| {
+                    cluster_admin_entry(
+                        &member_role_arn,
+                        MEMBER_K8S_IDENTITY.to_string(),
+                        vec![MEMBER_K8S_IDENTITY.to_string()],
+                        member_role_id,
+                        now,
+                    )
                 });
         }
     }
