@@ -8,6 +8,7 @@
 //! * `sigv4` - the SigV4 verifier both halves use.
 //! * `state` - what the two share: credentials, clusters, faults, counters.
 //! * `conn`  - connection resets (the `reset` fault) for both servers.
+//! * `latency` - the `latencyMs` fault: how long every call takes.
 //!
 //! Start one in-process with [`aws::Sandbox::start`], or run the
 //! `eks-sandbox up` binary.
@@ -15,5 +16,6 @@
 pub mod aws;
 pub mod conn;
 pub mod kube;
+pub mod latency;
 pub mod sigv4;
 pub mod state;

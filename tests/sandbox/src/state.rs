@@ -156,6 +156,8 @@ pub struct Cluster {
     /// Monotonic resourceVersion counter for this cluster's objects.
     pub resource_version: u64,
     pub faults: ClusterFaults,
+    /// aws-auth as the authenticator last parsed it.
+    pub aws_auth_read: crate::kube::ParsedAwsAuth,
 }
 
 impl Cluster {
@@ -304,6 +306,9 @@ pub struct SharedState {
     pub clusters: BTreeMap<String, Cluster>,
     /// user ARN -> AIDA-shaped unique id assigned when the user was created.
     pub user_ids: BTreeMap<String, String>,
+    /// (account, lower-case user name) -> the name as created, for the users in
+    /// `user_ids` (IAM user names are unique regardless of case).
+    pub user_names: BTreeMap<(String, String), String>,
     /// user ARN -> creation time in Unix millis (for eventual consistency).
     pub user_created_ms: BTreeMap<String, u64>,
     pub iam_faults: IamFaults,

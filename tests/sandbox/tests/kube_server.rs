@@ -95,6 +95,7 @@ fn add_cluster(shared: &Shared, name: &str, mode: AuthMode, creator: &str) {
             objects: BTreeMap::new(),
             resource_version: 0,
             faults: ClusterFaults::default(),
+            aws_auth_read: Default::default(),
         },
     );
 }

@@ -93,6 +93,7 @@ async fn cluster(shared: &Shared, name: &str, mode: AuthMode) -> ClusterServer {
             objects: BTreeMap::new(),
             resource_version: 0,
             faults: ClusterFaults::default(),
+            aws_auth_read: Default::default(),
         },
     );
     start_cluster_server(

@@ -474,6 +474,7 @@ pub(crate) async fn create_cluster_record(
                 objects: BTreeMap::new(),
                 resource_version: 0,
                 faults: ClusterFaults::default(),
+                aws_auth_read: Default::default(),
             },
         );
     }

@@ -289,14 +289,8 @@ async fn stored_user_name(
 /// The stored spelling of user `asked` among the users the front door created
 /// in `account`.
 fn known_user_name(fd: &FrontDoor, account: &str, asked: &str) -> Option<String> {
-    let known: Vec<String> = lock(&fd.shared)
-        .user_ids
-        .keys()
-        .filter_map(|arn| iam_arn_parts(arn))
-        .filter(|(acct, _, _)| *acct == account)
-        .map(|(_, _, name)| name.to_owned())
-        .collect();
-    pick_name(&known, asked)
+    let key = (account.to_owned(), asked.to_ascii_lowercase());
+    lock(&fd.shared).user_names.get(&key).cloned()
 }
 
 /// The stored spelling of group `asked`, `None` when no group has that name in
@@ -392,6 +386,10 @@ pub(crate) fn register_user(fd: &FrontDoor, xml_body: &str) -> Option<(String, S
     fd.moto_ids().insert(moto_id, aida.clone());
     let mut st = lock(&fd.shared);
     st.user_ids.insert(arn.clone(), aida.clone());
+    if let Some((account, _, name)) = iam_arn_parts(&arn) {
+        let key = (account.to_owned(), name.to_ascii_lowercase());
+        st.user_names.insert(key, name.to_owned());
+    }
     st.user_created_ms.insert(arn.clone(), now_millis());
     Some((arn, aida))
 }
@@ -492,6 +490,10 @@ async fn forget_user(fd: &FrontDoor, arn: &str) -> Result<(), AwsError> {
             .retain(|_, c| !matches!(&c.principal, Principal::User { arn: a, .. } if a == arn));
         st.user_created_ms.remove(arn);
         let aida = st.user_ids.remove(arn).unwrap_or_else(|| unique_id("AIDA"));
+        if let Some((account, _, name)) = iam_arn_parts(arn) {
+            st.user_names
+                .remove(&(account.to_owned(), name.to_ascii_lowercase()));
+        }
         let mut accounts = vec![ACCOUNT_ID.to_owned()];
         accounts.extend(st.member_accounts.iter().cloned());
         (aida, accounts)

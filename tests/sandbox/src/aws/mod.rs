@@ -771,10 +771,12 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
     if parts.uri.path().starts_with("/_sandbox") {
         return control::handle(&fd, &parts, body).await;
     }
-    let latency = lock(&fd.shared).global_faults.latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    let latency = Duration::from_millis(lock(&fd.shared).global_faults.latency_ms);
+    crate::latency::answered_after(latency, answer(&fd, parts, body)).await
+}
+
+/// A call's answer (the control endpoints aside).
+async fn answer(fd: &FrontDoor, parts: http::request::Parts, body: Bytes) -> Response {
     let Some(scope) = scope_of(&parts.headers, parts.uri.query()) else {
         return AwsError::new(
             403,
@@ -791,7 +793,7 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
             e.to_xml_response(&scope.service)
         }
     };
-    let cred = match authenticate(&fd, &parts, &body, &scope) {
+    let cred = match authenticate(fd, &parts, &body, &scope) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(service = %scope.service, code = %e.code, "request refused");
@@ -824,10 +826,10 @@ async fn handle(State(fd): State<Arc<FrontDoor>>, req: axum::extract::Request) -
         }
     }
     let result = match scope.service.as_str() {
-        "iam" | "sts" => iam::handle(&fd, &scope.service, &cred, &parts, body).await,
-        "eks" => eks::handle(&fd, &scope.region, &cred, &parts, body).await,
-        "dynamodb" => dynamodb::handle(&fd, cred.principal.account(), &parts, body).await,
-        "events" => events::handle(&fd, &parts, &body),
+        "iam" | "sts" => iam::handle(fd, &scope.service, &cred, &parts, body).await,
+        "eks" => eks::handle(fd, &scope.region, &cred, &parts, body).await,
+        "dynamodb" => dynamodb::handle(fd, cred.principal.account(), &parts, body).await,
+        "events" => events::handle(fd, &parts, &body),
         other => Err(AwsError::new(
             400,
             "UnknownService",

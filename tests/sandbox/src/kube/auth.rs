@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::awsauth::{configmap_data, parse_aws_auth};
+use super::awsauth::configmap_data;
 use crate::sigv4::{self, SigV4Error};
 use crate::state::{AuthMode, Cluster, PolicyAssociation, Principal, SharedState};
 
@@ -341,7 +341,7 @@ fn from_aws_auth(cluster: &Cluster, id: &Identity) -> Option<Result<UserInfo, St
         "kube-system".to_string(),
         "aws-auth".to_string(),
     ))?;
-    let auth = parse_aws_auth(&configmap_data(&cm.json));
+    let auth = cluster.aws_auth_read.of(configmap_data(&cm.json));
     let key = id.canonical_arn.to_ascii_lowercase();
     let mapping = auth.roles.get(&key).or_else(|| auth.users.get(&key));
     if let Some(m) = mapping {
@@ -518,6 +518,7 @@ mod tests {
             objects: BTreeMap::new(),
             resource_version: 0,
             faults: Default::default(),
+            aws_auth_read: Default::default(),
         }
     }
 

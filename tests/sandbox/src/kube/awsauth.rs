@@ -4,6 +4,7 @@
 //! case-insensitively, ARNs are keyed lower-cased and the last duplicate wins.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
@@ -133,6 +134,30 @@ pub fn parse_aws_auth(data: &BTreeMap<String, String>) -> AwsAuth {
     out
 }
 
+/// aws-auth's data as last parsed, and what it parsed to. The authenticator keeps
+/// the parsed mappings between requests (it watches the ConfigMap) and parses
+/// again only when the document changed; so does the sandbox, which otherwise
+/// parsed every request's aws-auth anew, under the state's lock.
+#[derive(Debug, Default)]
+pub struct ParsedAwsAuth(Mutex<Option<(Data, Arc<AwsAuth>)>>);
+
+/// A ConfigMap's `data`.
+type Data = BTreeMap<String, String>;
+
+impl ParsedAwsAuth {
+    /// The mappings of `data`: the last parse when it was of the same data.
+    pub fn of(&self, data: BTreeMap<String, String>) -> Arc<AwsAuth> {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((read, auth)) = last.as_ref()
+            && *read == data
+        {
+            return auth.clone();
+        }
+        let auth = Arc::new(parse_aws_auth(&data));
+        *last = Some((data, auth.clone()));
+        auth
+    }
+}
 /// Extracts `data` from a stored ConfigMap JSON.
 pub fn configmap_data(obj: &Value) -> BTreeMap<String, String> {
     obj.get("data")
@@ -195,5 +220,27 @@ mod tests {
         assert_eq!(a.users.len(), 1);
         assert_eq!(a.users["arn:aws:iam::1:user/a"].username, "last");
         assert_eq!(a.problems.len(), 3, "{:?}", a.problems);
+    }
+
+    #[test]
+    fn a_parse_is_kept_until_the_document_changes() {
+        let kept = ParsedAwsAuth::default();
+        let admin = |name: &str| {
+            data(&[(
+                "mapRoles",
+                &format!("- rolearn: arn:aws:iam::1:role/a\n  username: {name}\n"),
+            )])
+        };
+        let first = kept.of(admin("one"));
+        assert!(
+            Arc::ptr_eq(&first, &kept.of(admin("one"))),
+            "same data, same parse"
+        );
+        let changed = kept.of(admin("two"));
+        assert_eq!(changed.roles["arn:aws:iam::1:role/a"].username, "two");
+        assert!(
+            kept.of(BTreeMap::new()).roles.is_empty(),
+            "aws-auth emptied"
+        );
     }
 }

@@ -26,7 +26,7 @@ pub use auth::{Identity, UserInfo};
 pub fn seed_namespace(cluster: &mut crate::state::Cluster, ns: &str) {
     resources::seed_namespace(cluster, ns);
 }
-pub use awsauth::{AwsAuth, Mapping, parse_aws_auth};
+pub use awsauth::{AwsAuth, Mapping, ParsedAwsAuth, parse_aws_auth};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -222,9 +222,10 @@ pub async fn start_cluster_server(
 
 async fn handle(ctx: Ctx, req: Request<Incoming>, reset: ConnReset) -> Response<Full<Bytes>> {
     let latency = ctx.lock().map(|s| s.global_faults.latency_ms).unwrap_or(0);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    crate::latency::answered_after(Duration::from_millis(latency), answer(ctx, req, reset)).await
+}
+
+async fn answer(ctx: Ctx, req: Request<Incoming>, reset: ConnReset) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let op = resources::operation(&parts);
     let fault = ctx.lock().and_then(|mut st| {
