@@ -269,3 +269,44 @@ tiers:
         "GetUser ∥ ListGroupsForUser ∥ GetRole → … → GET aws-auth"
     );
 }
+
+/// `CLUSTER_CONCURRENCY` bounds each account and region on its own (EKS's quotas and
+/// throttling are per account and region): 50 clusters in each of two regions at a
+/// bound of 50 take the round trips of one region, not two waves.
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_bound_is_per_region() {
+    let iam = FakeIam::new(vec![user("alice", true), user("erin", true)], EMPTY_TRUST);
+    let names: Vec<(String, &str)> = (0..CLUSTERS)
+        .map(|i| {
+            let region = if i % 2 == 0 { "us-east-1" } else { "eu-west-1" };
+            (format!("c{i:03}"), region)
+        })
+        .collect();
+    let eks = FakeEks::new(
+        names
+            .iter()
+            .map(|(n, r)| cluster(n, r, true, AuthMode::ConfigMap))
+            .collect(),
+    );
+    let kube = FakeKube::default();
+    for (n, _) in &names {
+        kube.set(n, aws_auth(NODE_ROLES, None));
+    }
+    let cfg = test_config(&[
+        ("CLUSTER_REGIONS", "us-east-1,eu-west-1"),
+        ("CLUSTER_CONCURRENCY", "50"),
+    ]);
+    let engine = Engine::new(cfg, iam.clone(), eks.clone(), kube.clone());
+    let r = engine.apply_full(&Scope::all()).await;
+    assert!(r.succeeded(), "{r:?}");
+    slow_down(&iam, &eks, &kube);
+    let (r, rtts) =
+        rtts_of(engine.handle_iam_events_payload(&tag_user("erin"), RunMode::Apply)).await;
+    let r = ran(r);
+    assert!(r.succeeded(), "{r:?}");
+    assert_eq!(r.clusters.len(), CLUSTERS);
+    assert_eq!(
+        rtts, 3.0,
+        "ListClusters ∥ … → DescribeCluster ∥ … → GET aws-auth ∥ …, 50 at once per region"
+    );
+}

@@ -2,8 +2,7 @@
 //! `{"access": true}`): read-only. IAM's users and roles are read once, every
 //! cluster in scope is read at once (bounded), and the pure core explains each grant.
 
-use futures::StreamExt;
-
+use crate::engine::clusters::per_place;
 use crate::engine::{Engine, Error, Scope};
 use crate::model::arn::RoleArn;
 use crate::model::cluster::{AuthMode, ClusterInfo};
@@ -67,11 +66,16 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             }
         }
         let dir = &dir;
-        let read: Vec<Result<ClusterAccess, Unreadable>> = futures::stream::iter(wanted)
-            .map(|(info, managed)| self.audit_cluster(info, managed, dir))
-            .buffer_unordered(self.config.cluster_concurrency.max(1))
-            .collect()
-            .await;
+        let wanted = wanted
+            .into_iter()
+            .map(|(info, managed)| (info.place(), (info, managed)))
+            .collect();
+        let read: Vec<Result<ClusterAccess, Unreadable>> = per_place(
+            wanted,
+            self.config.cluster_concurrency,
+            |_, (info, managed)| self.audit_cluster(info, managed, dir),
+        )
+        .await;
         for r in read {
             match r {
                 Ok(c) => report.clusters.push(c),

@@ -1,7 +1,7 @@
 //! The cluster side of a run: list and describe the clusters in scope, then reconcile
 //! each tagged one with its backend.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU32;
 
 use futures::StreamExt;
@@ -192,6 +192,29 @@ impl ClusterGoal {
     }
 }
 
+/// `work` on every item, at most `limit` at once in each place and every place at
+/// once: EKS's quotas and throttling are per account and region, so three accounts of
+/// two regions each take the time of one.
+pub(super) async fn per_place<T, R, F: Future<Output = R>>(
+    items: Vec<(Place, T)>,
+    limit: usize,
+    work: impl Fn(Place, T) -> F,
+) -> Vec<R> {
+    let mut places: BTreeMap<Place, Vec<T>> = BTreeMap::new();
+    for (at, item) in items {
+        places.entry(at).or_default().push(item);
+    }
+    let work = &work;
+    let done = futures::future::join_all(places.into_iter().map(|(at, items)| {
+        futures::stream::iter(items)
+            .map(move |item| work(at.clone(), item))
+            .buffer_unordered(limit.max(1))
+            .collect::<Vec<R>>()
+    }))
+    .await;
+    done.into_iter().flatten().collect()
+}
+
 /// A cluster as `DescribeCluster` answered (where, name, info or the error).
 pub(super) type Described = (Place, ClusterName, Result<ClusterInfo, Error>);
 
@@ -204,14 +227,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         scope: &Scope,
     ) -> (Vec<Described>, Vec<ClusterOutcome>) {
         let (names, failures) = self.cluster_names(scope).await;
-        let described: Vec<Described> = futures::stream::iter(names)
-            .map(|(at, name)| async move {
+        let described = per_place(
+            names,
+            self.config.cluster_concurrency,
+            |at, name| async move {
                 let info = self.eks.describe_cluster(&at, &name).await;
                 (at, name, info.map_err(Error::from))
-            })
-            .buffer_unordered(self.config.cluster_concurrency.max(1))
-            .collect()
-            .await;
+            },
+        )
+        .await;
         (described, failures)
     }
 
@@ -252,18 +276,24 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         (names, failures)
     }
 
-    /// Every described cluster reconciled, at most `cluster_concurrency` at once.
+    /// Every described cluster reconciled, at most `cluster_concurrency` at once in
+    /// each account and region.
     pub(super) async fn reconcile_all(
         &self,
         described: Vec<Described>,
         goal: &ClusterGoal,
         mode: RunMode,
     ) -> Vec<(ClusterName, Option<ClusterOutcome>)> {
-        futures::stream::iter(described)
-            .map(|(at, name, info)| self.reconcile_described(at, name, info, goal, mode))
-            .buffer_unordered(self.config.cluster_concurrency.max(1))
-            .collect()
-            .await
+        let described = described
+            .into_iter()
+            .map(|(at, name, info)| (at, (name, info)))
+            .collect();
+        per_place(
+            described,
+            self.config.cluster_concurrency,
+            |at, (name, info)| self.reconcile_described(at, name, info, goal, mode),
+        )
+        .await
     }
 
     /// Reconciles one described cluster if it carries the cluster tag. `None` (with

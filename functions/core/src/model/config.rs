@@ -127,6 +127,7 @@ pub struct Config {
     pub trust_policy_max_chars: usize,
     pub require_session_name: bool,
     pub cluster_regions: Vec<String>,
+    /// Clusters handled at once in each account and region.
     pub cluster_concurrency: usize,
     /// DynamoDB table holding the trust-policy lease; `None`: writes are not
     /// serialized (one writer, e.g. the CLI on a laptop).

@@ -10,7 +10,7 @@ use crate::model::tiers::is_retired_tier;
 use serde_json::{Map, Value};
 
 use super::text::{
-    Entry, Fate, Kind, NewEntry, Node, column, locate, locate_error, quoted, quoted_list,
+    Entry, Fate, Kind, Located, NewEntry, Node, column, locate, locate_error, quoted, quoted_list,
 };
 use super::{
     AdminMapping, AwsAuthChange, AwsAuthError, MAP_ROLES, MAP_USERS, Offboarded, admin_entry_value,
@@ -153,15 +153,17 @@ impl AwsAuth {
     /// The entries of `key`'s `text` ([`parse_entries`]), read once while the text
     /// stays the same.
     fn entries(&mut self, key: &str, text: &str) -> Result<Vec<Value>, AwsAuthError> {
-        if let Some((k, t, entries)) = &self.read
-            && k == key
-            && t == text
-        {
-            return Ok(entries.clone());
+        Ok(self.read_entries(key, text)?.to_vec())
+    }
+
+    /// [`AwsAuth::entries`], borrowed.
+    fn read_entries(&mut self, key: &str, text: &str) -> Result<&[Value], AwsAuthError> {
+        let kept = matches!(&self.read, Some((k, t, _)) if k == key && t == text);
+        if !kept {
+            let entries = parse_entries(key, text)?;
+            self.read = Some((key.to_owned(), text.to_owned(), entries));
         }
-        let entries = parse_entries(key, text)?;
-        self.read = Some((key.to_owned(), text.to_owned(), entries.clone()));
-        Ok(entries)
+        Ok(self.read.as_ref().map_or(&[], |(_, _, e)| e.as_slice()))
     }
 
     /// The ConfigMap or its `mapRoles` key was absent.
@@ -241,22 +243,31 @@ impl AwsAuth {
             changes.extend(self.ensure_role(m)?);
         }
         if !missing.is_empty() {
-            let text = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
-            let entries = self.entries(MAP_ROLES, &text)?;
-            changes.extend(self.append_roles(&text, entries, &missing)?);
+            let now = self.data.get(MAP_ROLES).cloned().unwrap_or_default();
+            // Unless an edit changed the text, what was read and located still holds.
+            let (entries, located) = if now == text {
+                (entries, located)
+            } else {
+                (self.entries(MAP_ROLES, &now)?, None)
+            };
+            changes.extend(self.append_roles(&now, entries, &missing, located)?);
         }
         Ok(changes)
     }
 
     /// Appends the mappings of `roles` after every entry of `text` (`entries`, as
-    /// read), in one rewrite.
+    /// read; `located`, when already located), in one rewrite.
     fn append_roles(
         &mut self,
         text: &str,
         entries: Vec<Value>,
         roles: &[&AdminMapping],
+        located: Option<Located>,
     ) -> Result<Vec<AwsAuthChange>, AwsAuthError> {
-        let located = locate(MAP_ROLES, text)?;
+        let located = match located {
+            Some(l) => l,
+            None => locate(MAP_ROLES, text)?,
+        };
         let appended: Vec<NewEntry> = roles.iter().map(|m| new_entry(m)).collect();
         let new = located.rewrite(text, &vec![Fate::Keep; entries.len()], &appended);
         let mut expected = entries;
@@ -282,7 +293,7 @@ impl AwsAuth {
             .filter(|&i| is_admin_entry(&entries[i], &admin.role_arn))
             .collect();
         let Some(&first) = admins.first() else {
-            return self.append_roles(&text, entries, &[admin]);
+            return self.append_roles(&text, entries, &[admin], None);
         };
         let mut changes = Vec::new();
         let mut ours: Map<String, Value> = entries[first].as_object().cloned().unwrap_or_default();
@@ -429,24 +440,29 @@ impl AwsAuth {
         let Some(text) = self.data.get(MAP_ROLES).cloned() else {
             return Ok(Vec::new());
         };
-        let entries = self.entries(MAP_ROLES, &text)?;
+        // Borrowed: most runs remove nothing, and copy nothing.
+        let entries = self.read_entries(MAP_ROLES, &text)?;
         let mut changes = Vec::new();
         let mut fates = Vec::with_capacity(entries.len());
-        let mut expected = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        for entry in entries {
             if let Some(change) = entry.as_object().and_then(&gone) {
                 changes.push(change);
                 fates.push(Fate::Drop);
             } else {
                 fates.push(Fate::Keep);
-                expected.push(entry.clone());
             }
         }
         if changes.is_empty() {
             return Ok(changes);
         }
+        let expected: Vec<Value> = entries
+            .iter()
+            .zip(&fates)
+            .filter(|(_, f)| matches!(f, Fate::Keep))
+            .map(|(e, _)| e.clone())
+            .collect();
         let located = locate(MAP_ROLES, &text)?;
-        if located.entries.len() != entries.len() {
+        if located.entries.len() != fates.len() {
             return Err(locate_error(
                 MAP_ROLES,
                 "entries located do not match entries read",
