@@ -103,6 +103,8 @@ struct Args {
 /// A section `--only` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Only {
+    /// "Access tiers (issue 10)": three tiers, the group event.
+    Tiers,
     /// "Any team size (issue 11)": the sharded tier.
     Team,
     /// "Member accounts (issue 12)": clusters in member accounts; the hub gets none.
@@ -832,7 +834,7 @@ async fn run_only(
     w.seed_users(args.users, args.admins).await?;
     let n = match only {
         Only::Accounts => 0,
-        Only::Team => args.clusters.iter().copied().max().unwrap_or(0),
+        Only::Team | Only::Tiers => args.clusters.iter().copied().max().unwrap_or(0),
     };
     if n > 0 {
         progress(format!("creating {n} clusters"));
@@ -840,6 +842,22 @@ async fn run_only(
     }
     let dir = tempfile::tempdir()?;
     let text = match only {
+        Only::Tiers => {
+            let bin = args.bin_dir.join("eks-access-sync");
+            let t = tiers::tiers(
+                &w,
+                &bin,
+                args.admins,
+                n,
+                args.latency_ms,
+                args.event_runs,
+                dir.path(),
+            )
+            .await?;
+            let text = t.markdown(args.users, args.admins, args.latency_ms);
+            report.tiers = Some(text.clone());
+            text
+        }
         Only::Team => {
             let t = team_section(&w, args, n, dir.path()).await?;
             let text = t.markdown(", `--only team`");

@@ -402,7 +402,16 @@ impl Report {
             s,
             "The machine is shared (2 cores, other builds may run at the same time): read spreads, not \
              single numbers. The sandbox (moto_server behind the in-process front door, one TLS Kubernetes \
-             API server per cluster) runs on the same cores as the code measured.\n"
+             API server per cluster) runs on the same cores as the code measured.\n\n\
+             Latency: with `latencyMs` L set, every AWS and Kubernetes call the sandbox answers \
+             takes L from the moment it arrives, as a call to a service whose answers take L: \
+             the sandbox's own work on the call (moto's Python, the EKS emulator, a Kubernetes \
+             server) is inside L, and a call whose work takes longer answers when it is done \
+             (`tests/sandbox/src/latency.rs`). Until 2026-12-07 the sandbox added L on top of that \
+             work, so every call of a critical path also carried moto's few milliseconds; the \
+             critical paths below count L per call, which is what they are now measured against. \
+             The time a call waits for the 2 cores (the sandbox's servers, moto and the code \
+             measured all at once) is still in every figure.\n"
         );
 
         let _ = writeln!(s, "## Marks (issues 6, 11 and 12)\n");
@@ -441,13 +450,13 @@ impl Report {
              of the two chains is the fewest sequential round trips the APIs allow a safe write (IAM has \
              no conditional write, hence the lease). The bench counts the stages of each chain that the \
              run's calls show and multiplies the longer chain by {l} ms. (A TLS handshake to each \
-             cluster's API server is real work here but the sandbox adds its latency per request, not \
-             per connection.) The engine runs `CLUSTER_CONCURRENCY` clusters at a time (default 100, \
-             the EKS quota per \
-             region); `functions/core/tests/round_trips.rs` checks the round-trip \
+             cluster's API server is real work here but the sandbox's latency is per request, not \
+             per connection.) The engine runs `CLUSTER_CONCURRENCY` clusters at a time in each account \
+             and region (default 100, the EKS quota per region); \
+             `functions/core/tests/round_trips.rs` checks the round-trip \
              count on a paused clock. The same event at latency 0 shows what is not \
              network: the engine's own work plus the sandbox's (moto is a single Python process; the \
-             Kubernetes servers share the 2 cores), which adds to the latency in every run.\n"
+             Kubernetes servers share the 2 cores).\n"
         );
         let _ = writeln!(
             s,
