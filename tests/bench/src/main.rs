@@ -739,18 +739,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
     }
     if let Some(&n) = sizes.last() {
         progress(format!("access tiers at {n} clusters"));
-        let bin = args.bin_dir.join("eks-access-sync");
-        let section = tiers::tiers(
-            &w,
-            &bin,
-            args.admins,
-            n,
-            args.latency_ms,
-            args.event_runs,
-            dir.path(),
-        )
-        .await?;
-        report.tiers = Some(section.markdown(args.users, args.admins, args.latency_ms));
+        report.tiers = Some(tiers_section(&w, &args, n, dir.path()).await?);
         progress(format!("any team size at {n} clusters"));
         report.team = Some(team_section(&w, &args, n, dir.path()).await?);
     }
@@ -768,6 +757,27 @@ async fn run(args: Args) -> Result<(), BenchError> {
 }
 
 /// The any-team-size section (issue 11) at `clusters` clusters (already created).
+/// The "Access tiers" section at `clusters` clusters (already created), as text.
+async fn tiers_section(
+    w: &World,
+    args: &Args,
+    clusters: usize,
+    dir: &Path,
+) -> Result<String, BenchError> {
+    let bin = args.bin_dir.join("eks-access-sync");
+    let section = tiers::tiers(
+        w,
+        &bin,
+        args.admins,
+        clusters,
+        args.latency_ms,
+        args.event_runs,
+        dir,
+    )
+    .await?;
+    Ok(section.markdown(args.users, args.admins, args.latency_ms))
+}
+
 async fn team_section(
     w: &World,
     args: &Args,
@@ -843,18 +853,7 @@ async fn run_only(
     let dir = tempfile::tempdir()?;
     let text = match only {
         Only::Tiers => {
-            let bin = args.bin_dir.join("eks-access-sync");
-            let t = tiers::tiers(
-                &w,
-                &bin,
-                args.admins,
-                n,
-                args.latency_ms,
-                args.event_runs,
-                dir.path(),
-            )
-            .await?;
-            let text = t.markdown(args.users, args.admins, args.latency_ms);
+            let text = tiers_section(&w, args, n, dir.path()).await?;
             report.tiers = Some(text.clone());
             text
         }
