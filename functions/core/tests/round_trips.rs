@@ -34,11 +34,19 @@ fn config(concurrency: Option<&str>) -> Config {
     test_config(&extra)
 }
 
-/// `CLUSTERS` tagged CONFIG_MAP clusters, each holding only the node role.
+/// `CLUSTERS` tagged CONFIG_MAP clusters in us-east-1, each holding only the node role.
 fn node_role_clusters() -> (FakeEks, FakeKube) {
+    node_role_clusters_in(&["us-east-1"])
+}
+
+/// [`node_role_clusters`], spread over `regions` in turn.
+fn node_role_clusters_in(regions: &[&str]) -> (FakeEks, FakeKube) {
     let eks = FakeEks::new(
         (0..CLUSTERS)
-            .map(|i| cluster(&format!("c{i:03}"), "us-east-1", true, AuthMode::ConfigMap))
+            .map(|i| {
+                let region = regions[i % regions.len()];
+                cluster(&format!("c{i:03}"), region, true, AuthMode::ConfigMap)
+            })
             .collect(),
     );
     let kube = FakeKube::default();
@@ -276,22 +284,7 @@ tiers:
 #[tokio::test(start_paused = true)]
 async fn the_concurrency_bound_is_per_region() {
     let iam = FakeIam::new(vec![user("alice", true), user("erin", true)], EMPTY_TRUST);
-    let names: Vec<(String, &str)> = (0..CLUSTERS)
-        .map(|i| {
-            let region = if i % 2 == 0 { "us-east-1" } else { "eu-west-1" };
-            (format!("c{i:03}"), region)
-        })
-        .collect();
-    let eks = FakeEks::new(
-        names
-            .iter()
-            .map(|(n, r)| cluster(n, r, true, AuthMode::ConfigMap))
-            .collect(),
-    );
-    let kube = FakeKube::default();
-    for (n, _) in &names {
-        kube.set(n, aws_auth(NODE_ROLES, None));
-    }
+    let (eks, kube) = node_role_clusters_in(&["us-east-1", "eu-west-1"]);
     let cfg = test_config(&[
         ("CLUSTER_REGIONS", "us-east-1,eu-west-1"),
         ("CLUSTER_CONCURRENCY", "50"),

@@ -756,7 +756,6 @@ async fn run(args: Args) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// The any-team-size section (issue 11) at `clusters` clusters (already created).
 /// The "Access tiers" section at `clusters` clusters (already created), as text.
 async fn tiers_section(
     w: &World,
@@ -778,6 +777,7 @@ async fn tiers_section(
     Ok(section.markdown(args.users, args.admins, args.latency_ms))
 }
 
+/// The any-team-size section (issue 11) at `clusters` clusters (already created).
 async fn team_section(
     w: &World,
     args: &Args,

@@ -146,7 +146,7 @@ type Data = BTreeMap<String, String>;
 
 impl ParsedAwsAuth {
     /// The mappings of `data`: the last parse when it was of the same data.
-    pub fn of(&self, data: BTreeMap<String, String>) -> Arc<AwsAuth> {
+    pub fn of(&self, data: Data) -> Arc<AwsAuth> {
         let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((read, auth)) = last.as_ref()
             && *read == data
@@ -158,6 +158,7 @@ impl ParsedAwsAuth {
         auth
     }
 }
+
 /// Extracts `data` from a stored ConfigMap JSON.
 pub fn configmap_data(obj: &Value) -> BTreeMap<String, String> {
     obj.get("data")
