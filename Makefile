@@ -284,9 +284,9 @@ soak-inputs:
 	@if [ "$(SOAK_SKIP_FUZZ)" != 1 ] && $(MAKE) -n fuzz >/dev/null 2>&1; then \
 	  $(MAKE) fuzz || echo "soak: make fuzz failed; the fuzzing row reads what it left"; \
 	else echo "soak: fuzzing skipped (SOAK_SKIP_FUZZ=1 or no fuzz target)"; fi
-	AWSAUTH_CORPUS_DOCS=$(SOAK_CORPUS_DOCS) $(CARGO) test -p eks-access-sync --test $(SOAK_CORPUS_TEST) \
+	AWSAUTH_CORPUS_DOCS=$(SOAK_CORPUS_DOCS) $(CARGO) test -p eks-access-sync --test it $(SOAK_CORPUS_TEST):: \
 	  -- --nocapture >$(SOAK_LOGS)/corpus.log 2>&1 || echo "soak: corpus test failed (see $(SOAK_LOGS)/corpus.log)"
-	$(CARGO) test -p e2e --test $(SOAK_SECRETS_TEST) \
+	$(CARGO) test -p e2e --test it $(SOAK_SECRETS_TEST):: \
 	  -- --nocapture >$(SOAK_LOGS)/secrets.log 2>&1 || echo "soak: secrets test failed (see $(SOAK_LOGS)/secrets.log)"
 
 soak: $(VENV)/.installed soak-inputs

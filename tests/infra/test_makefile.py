@@ -212,8 +212,8 @@ def test_sandbox_up_reports_a_crashed_sandbox(tmp_path):
 
 def test_soak_runs_the_producers_then_the_soak_program():
     out = make("-n", "soak", "SOAK_SKIP_FUZZ=1").stdout
-    corpus = out.index("AWSAUTH_CORPUS_DOCS=100000 cargo test -p eks-access-sync --test aws_auth_corpus")
-    secrets = out.index("cargo test -p e2e --test secrets")
+    corpus = out.index("AWSAUTH_CORPUS_DOCS=100000 cargo test -p eks-access-sync --test it aws_auth_corpus::")
+    secrets = out.index("cargo test -p e2e --test it secrets::")
     run = out.index("debug/soak --out RELIABILITY.md")
     assert corpus < run and secrets < run
     assert "--corpus-log" in out[run:] and "--secrets-log" in out[run:]

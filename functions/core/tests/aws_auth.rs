@@ -1,8 +1,6 @@
 //! Table-driven tests of the aws-auth editor (issue 2 §3), on documents as
 //! EKS, eksctl and people actually write them.
 
-mod aws_auth_support;
-
 use eks_access_sync::{
     model::mapping::Offboarded,
     policy::awsauth::{AwsAuthChange, AwsAuthError, edit_aws_auth, render_yaml_list},
@@ -10,7 +8,7 @@ use eks_access_sync::{
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use aws_auth_support::*;
+use crate::aws_auth_support::*;
 
 #[test]
 fn admin_added_others_untouched_then_no_op() {

@@ -14,14 +14,11 @@
 //! `edits` counts the documents the first edit changed and `K` the foreign
 //! entries checked as text (the YAML 1.1 script prints its own count).
 
-#[path = "support/awsauth_gen.rs"]
-mod awsauth_gen;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use awsauth_gen::{GenDoc, GenEntry, Owner, generate};
+use crate::awsauth_gen::{GenDoc, GenEntry, Owner, generate};
 use eks_access_sync::{
     model::mapping::AdminMapping,
     policy::awsauth::{edit_aws_auth, parse_entries},

@@ -3,10 +3,7 @@
 //! leaves, on every generated aws-auth document: the same text, the same changes, the
 //! same refusals.
 
-#[path = "support/awsauth_gen.rs"]
-mod awsauth_gen;
-
-use awsauth_gen::generate;
+use crate::awsauth_gen::generate;
 use eks_access_sync::model::mapping::AdminMapping;
 use eks_access_sync::policy::awsauth::{AwsAuth, AwsAuthChange};
 

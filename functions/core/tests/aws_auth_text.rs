@@ -1,15 +1,13 @@
 //! The aws-auth editor keeps the text of entries it does not own (Defect 8: YAML 1.1
 //! readers), and each verb touches only its own key.
 
-mod aws_auth_support;
-
 use eks_access_sync::{
     model::mapping::Offboarded,
     policy::awsauth::{AwsAuth, AwsAuthError, edit_aws_auth},
 };
 use pretty_assertions::assert_eq;
 
-use aws_auth_support::*;
+use crate::aws_auth_support::*;
 
 // ---- Defect 8: entries we do not own keep their text (YAML 1.1 readers) ----
 

@@ -1,16 +1,13 @@
 //! Access events from the engine: every grant of a run is published, a bounded number at
 //! a time, and none are made when no bus is configured.
 
-mod engine_support;
-mod flows_support;
-
 use std::sync::{Arc, Mutex};
 
+use crate::flows_support::*;
 use eks_access_sync::engine::{Engine, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::output::events::{ACCESS_GRANTED, AccessEvent};
 use eks_access_sync::ports::{AccessEventSink, EventsError};
-use flows_support::*;
 use futures::future::BoxFuture;
 
 /// Records the size of every `put`.

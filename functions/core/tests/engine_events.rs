@@ -1,12 +1,9 @@
 //! The engine on fakes: EKS events (the region of an unmanaged cluster) and the
 //! logs of event runs (plain values).
 
-mod engine_support;
-mod flows_support;
-
+use crate::flows_support::*;
 use eks_access_sync::engine::RunMode;
 use eks_access_sync::output::report::{ClusterStatus, RunReport};
-use flows_support::*;
 use serde_json::json;
 
 /// A CloudTrail `TagResource` on the cluster `name`, as EventBridge delivers it from

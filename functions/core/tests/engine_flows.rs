@@ -1,13 +1,10 @@
 //! The engine on in-memory fakes of IAM, EKS and aws-auth.
 
-mod engine_support;
-mod flows_support;
-
+use crate::flows_support::*;
 use eks_access_sync::engine::{Engine, EventResult, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
 use eks_access_sync::output::report::ClusterStatus;
-use flows_support::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -2,11 +2,10 @@
 //! read-modify-write (the desired state included, read beside the role), released on
 //! every path, never taken by a dry run or a run that leaves the trust policy alone.
 
-mod engine_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::engine_support::*;
 use eks_access_sync::engine::{Engine, RunMode, Scope};
 use eks_access_sync::model::arn::{RoleName, UserName};
 use eks_access_sync::model::cluster::AuthMode;
@@ -22,7 +21,6 @@ use eks_access_sync::{
     adapters::aws::lock::{LockError, TRUST_LOCK_TTL},
     ports::{Lease, TrustLock},
 };
-use engine_support::*;
 use futures::future::BoxFuture;
 use serde_json::json;
 

@@ -1,13 +1,10 @@
 //! The engine on fakes: offboarding (direct mappings, delete events) and the retries
 //! of aws-auth writes.
 
-mod engine_support;
-mod flows_support;
-
+use crate::flows_support::*;
 use eks_access_sync::engine::{RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::output::report::{ClusterStatus, RunReport};
-use flows_support::*;
 use serde_json::json;
 
 const OTHER_ACCOUNT: &str = "999988887777";
@@ -251,8 +248,8 @@ async fn persistent_kube_errors_fail_the_cluster_after_the_capped_attempts() {
 /// stopped answering fails the cluster quickly.
 #[tokio::test]
 async fn network_failures_are_retried_and_timeouts_only_once() {
+    use crate::engine_support::{RESET, TIMEOUT};
     use eks_access_sync::engine::MAX_TIMEOUT_ATTEMPTS;
-    use engine_support::{RESET, TIMEOUT};
     let w = world();
     w.kube.state("c1").lock().expect("lock").faults = [RESET, 0, RESET, TIMEOUT].into();
     let r = w.engine.apply_full(&Scope::all()).await;
@@ -279,7 +276,7 @@ async fn network_failures_are_retried_and_timeouts_only_once() {
     // A call that used up its 30 s bound (the kube client's own 429 retries) is not
     // tried again: a throttling server fails the cluster in 30 s.
     let w = world();
-    w.kube.state("c1").lock().expect("lock").faults = [engine_support::CALL_TIMEOUT].into();
+    w.kube.state("c1").lock().expect("lock").faults = [crate::engine_support::CALL_TIMEOUT].into();
     let r = w.engine.apply_full(&Scope::all()).await;
     assert_eq!(status(&r, "c1"), ClusterStatus::Failed, "{r:#?}");
     assert!(

@@ -2,16 +2,13 @@
 //! spread over shard roles, each within the quota, stable, mapped on every cluster of
 //! the tier; events touch only the role that changes; non-members are never trusted.
 
-mod engine_support;
-mod flows_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::flows_support::*;
 use eks_access_sync::engine::{Engine, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::policy::trust::{managed_principals, policy_size_chars};
-use flows_support::*;
 
 const SID: &str = "EksAccessSyncAdmins";
 const BOUNDARY: &str = "arn:aws:iam::111122223333:policy/eks-access-sync-shard-boundary";

@@ -1,16 +1,12 @@
 //! Access tiers on in-memory fakes, the trust side: each tier role's trust policy
 //! holds its members (by tag or IAM group), and group events move users between tiers.
 
-mod engine_support;
-mod flows_support;
-mod tiers_support;
-
+use crate::flows_support::*;
+use crate::tiers_support::*;
 use eks_access_sync::engine::{RunMode, Scope};
 use eks_access_sync::model::tiers::AccessConfig;
 use eks_access_sync::policy::event::{EventClass, classify_event};
-use flows_support::*;
 use serde_json::json;
-use tiers_support::*;
 
 #[tokio::test]
 async fn full_run_puts_each_tiers_members_in_its_roles_trust_policy() {

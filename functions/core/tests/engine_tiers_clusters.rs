@@ -2,16 +2,12 @@
 //! role that applies to it (aws-auth with RBAC bindings, access entries with the tier's
 //! policy and scope), and nothing of a retired tier stays.
 
-mod engine_support;
-mod flows_support;
-mod tiers_support;
-
+use crate::flows_support::*;
+use crate::tiers_support::*;
 use eks_access_sync::engine::{Engine, Scope};
 use eks_access_sync::model::tiers::AccessConfig;
 use eks_access_sync::output::report::ClusterStatus;
 use eks_access_sync::policy::rbac::{BindingRef, BindingView};
-use flows_support::*;
-use tiers_support::*;
 
 #[tokio::test]
 async fn each_cluster_maps_the_tier_roles_that_apply_to_it() {

@@ -3,13 +3,10 @@
 //! document, the cluster's tags, the goal: a deleted user, a tier's roles) is still
 //! acted on at once.
 
-mod engine_support;
-mod flows_support;
-
+use crate::flows_support::*;
 use eks_access_sync::engine::{RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::output::report::ClusterStatus;
-use flows_support::*;
 
 /// Full runs until nothing changes: the documents are then remembered in sync.
 async fn settle(w: &World) {

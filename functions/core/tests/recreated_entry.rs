@@ -2,13 +2,11 @@
 //! was deleted and re-created under the same name) is deleted, made again and given
 //! the policy, in that order; a dry run only reports it.
 
-mod engine_support;
-
+use crate::engine_support::*;
 use eks_access_sync::engine::{Engine, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::output::report::ClusterStatus;
 use eks_access_sync::policy::accessentry::{AccessEntryView, CLUSTER_ADMIN_POLICY, Timestamp};
-use engine_support::*;
 
 fn at(s: &str) -> Option<Timestamp> {
     Some(s.parse().expect("timestamp"))

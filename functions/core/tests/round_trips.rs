@@ -7,14 +7,13 @@
 //! take, one to give back) the clusters are described while it is taken, and an event
 //! that writes everything still takes 4.
 
-mod engine_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use crate::engine_support::*;
 use eks_access_sync::engine::{Engine, EventResult, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
 use eks_access_sync::model::config::Config;
@@ -22,7 +21,6 @@ use eks_access_sync::{
     adapters::aws::lock::{LockError, NoLock},
     ports::{Lease, TrustLock},
 };
-use engine_support::*;
 use serde_json::json;
 
 const RTT: Duration = Duration::from_millis(20);

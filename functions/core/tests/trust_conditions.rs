@@ -1,15 +1,13 @@
 //! The trust-policy editor: the administrator's conditions, actions, other principals
 //! and wildcards in our statement.
 
-mod trust_support;
-
 use std::collections::BTreeSet;
 
 use eks_access_sync::policy::trust::{PrincipalChange, TrustPolicyError, edit_trust_policy};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use trust_support::*;
+use crate::trust_support::*;
 
 /// Issue 3 §5: the administrator's conditions, actions and other fields in our
 /// statement are theirs; only `Principal.AWS` is ours.

@@ -1,7 +1,5 @@
 //! Table-driven tests of the trust-policy editor (issue 2 §2).
 
-mod trust_support;
-
 use std::collections::BTreeSet;
 
 use eks_access_sync::model::arn::UserArn;
@@ -12,7 +10,7 @@ use eks_access_sync::policy::trust::{
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-use trust_support::*;
+use crate::trust_support::*;
 
 #[test]
 fn foreign_statements_survive_and_ours_is_appended() {

@@ -2,12 +2,10 @@
 //! what the clusters' API servers say (`kubectl auth whoami`'s SelfSubjectReview) for
 //! a sample of the principals it lists; it writes nothing; the CLI's CSV and text.
 
-mod support;
-
+use crate::support::{World, cli_binary, command, repo_root, run, user_arn};
 use eks_access_sync::engine::{AuditClusters, Scope};
 use eks_access_sync::output::access::AccessReport;
 use eks_access_sync::policy::audit::{Grant, Via};
-use support::{World, cli_binary, command, repo_root, run, user_arn};
 
 fn grant<'a>(r: &'a AccessReport, cluster: &str, pred: impl Fn(&Grant) -> bool) -> &'a Grant {
     let c = r

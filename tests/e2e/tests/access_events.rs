@@ -3,11 +3,9 @@
 //! default bus (the sandbox's EventBridge front records `PutEvents`), and nothing for
 //! an event that changes nothing.
 
-mod support;
-
+use crate::support::{ADMIN_ROLE, World, config_with, event};
 use eks_access_sync::adapters::SdkEngine;
 use serde_json::Value;
-use support::{ADMIN_ROLE, World, config_with, event};
 
 fn put_events(w: &World) -> Vec<Value> {
     w.put_events()

@@ -7,8 +7,7 @@
 //! The members' clusters are bootstrapped for the member role by each member's
 //! administrator (`eks-access-sync bootstrap`), as the README says.
 
-mod support;
-
+use crate::support::*;
 use aws_credential_types::Credentials;
 use eks_access_sync::adapters::SdkEngine;
 use eks_access_sync::engine::{RunMode, Scope};
@@ -16,7 +15,6 @@ use eks_access_sync::output::report::{ClusterStatus, RunReport};
 use eks_sandbox::aws::lock;
 use eks_sandbox::aws::seed::MemberSeed;
 use eks_sandbox::state::cluster_key;
-use support::*;
 
 const M1: &str = "111111111111";
 const M2: &str = "222222222222";

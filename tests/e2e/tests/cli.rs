@@ -4,9 +4,7 @@
 //! (`target/<profile>/`). `cargo test --workspace` (what `make test` runs) builds it;
 //! on its own, run `cargo build -p eks-access-sync-cli` first.
 
-mod support;
-
-use support::{World, cli_binary, command, managed_principals, repo_root, run, user_arn};
+use crate::support::{World, cli_binary, command, managed_principals, repo_root, run, user_arn};
 
 /// The seed's lease table (the stack's `TrustLockTable`).
 const LOCK_TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;

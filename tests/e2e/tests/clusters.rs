@@ -1,10 +1,8 @@
 //! Cluster-side behaviour end to end: races on aws-auth, a broken aws-auth on one
 //! cluster, API-mode clusters, and the `reconcile` function's payloads.
 
-mod support;
-
+use crate::support::{World, event, role_arn};
 use serde_json::{Value, json};
-use support::{World, event, role_arn};
 
 fn cluster<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["clusters"]

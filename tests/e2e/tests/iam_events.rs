@@ -2,11 +2,9 @@
 //! checked through the real SDK (AssumeRole), the real kube client (SelfSubjectReview),
 //! kubectl and the AWS CLI.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use support::{World, command, event, managed_principals, role_arn, run, user_arn};
+use crate::support::{World, command, event, managed_principals, role_arn, run, user_arn};
 
 /// prod's aws-auth gets keys eks-access-sync must leave alone and a direct mapUsers
 /// entry for `user`; returns (the keys that must stay byte-for-byte, legacy's rv).

@@ -9,15 +9,13 @@
 //! shard `eks-admin-2` at `/eks-access-sync/` trusts ben and is mapped on prod by hand
 //! (as the engine will map shards); `legacy` is not tagged.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{World, as_member, cli_binary, run, user_arn};
 use aws_credential_types::Credentials;
 use eks_access_sync::engine::Scope;
 use eks_sandbox::state::ACCOUNT_ID;
 use serde_json::{Value, json};
-use support::{World, as_member, cli_binary, run, user_arn};
 
 const SHARD: &str = "eks-admin-2";
 const SHARD_PATH: &str = "/eks-access-sync/";

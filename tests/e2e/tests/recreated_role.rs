@@ -3,10 +3,8 @@
 //! #2441). The sandbox refuses the same way; a reconcile spots the entry older than
 //! the role and makes it again.
 
-mod support;
-
+use crate::support::{ADMIN_ROLE, World, event, percent_decode, role_arn};
 use serde_json::{Value, json};
-use support::{ADMIN_ROLE, World, event, percent_decode, role_arn};
 
 fn cluster<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["clusters"]

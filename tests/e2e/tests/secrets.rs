@@ -12,14 +12,12 @@
 //! Prints `secrets: lines=N scanned_secrets=K hits=H` (a soak report quotes it).
 //! `SECRETS_LOG_DUMP=/path` keeps every line it scanned.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{World, cli_binary, command, repo_root, run};
 use eks_sandbox::aws::lock;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
-use support::{World, cli_binary, command, repo_root, run};
 
 /// AWS URI encoding: everything but unreserved characters.
 const AWS_URI: &AsciiSet = &NON_ALPHANUMERIC
@@ -159,7 +157,7 @@ async fn no_secret_in_any_trace_line() {
     w.iam
         .untag_user()
         .user_name("dave")
-        .tag_keys(support::ADMIN_TAG.0)
+        .tag_keys(crate::support::ADMIN_TAG.0)
         .send()
         .await
         .expect("UntagUser");
@@ -170,8 +168,8 @@ async fn no_secret_in_any_trace_line() {
         .user_name("dave")
         .tags(
             aws_sdk_iam::types::Tag::builder()
-                .key(support::ADMIN_TAG.0)
-                .value(support::ADMIN_TAG.1)
+                .key(crate::support::ADMIN_TAG.0)
+                .value(crate::support::ADMIN_TAG.1)
                 .build()
                 .expect("tag"),
         )

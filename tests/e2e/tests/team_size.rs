@@ -10,22 +10,20 @@
 //!
 //! The sample's seed is printed; `TEAM_SIZE_SEED=<n>` replays it.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::{
+    World, as_member, cli_binary, command, config_with, event, managed_principals, percent_decode,
+    run,
+};
 use aws_credential_types::Credentials;
 use eks_access_sync::adapters::SdkEngine;
 use eks_access_sync::engine::Scope;
 use eks_sandbox::state::ACCOUNT_ID;
 use futures::StreamExt;
 use serde_json::Value;
-use support::{
-    World, as_member, cli_binary, command, config_with, event, managed_principals, percent_decode,
-    run,
-};
 
 const MEMBERS: usize = 5_000;
 const SAMPLE: usize = 50;

@@ -5,17 +5,15 @@
 //! `kubectl auth can-i`, as a user who assumed a tier role; IAM changes are made with
 //! the real IAM API and their events go through the real handlers (or the CLI).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::{
+    World, cli_binary, command, config_with, event, managed_principals, repo_root, run, user_arn,
+};
 use aws_credential_types::Credentials;
 use eks_access_sync::adapters::SdkEngine;
 use eks_sandbox::state::ACCOUNT_ID;
 use serde_json::{Value, json};
-use support::{
-    World, cli_binary, command, config_with, event, managed_principals, repo_root, run, user_arn,
-};
 
 /// The example configuration: admin (tag, env=prod clusters), developers (groups
 /// developers/sre, edit in team-a and team-b-*), readers (tag or group auditors, view).
@@ -699,7 +697,7 @@ async fn bootstrap_grants_the_functions_what_tiers_need_and_no_more() {
         )
         .await
         .expect("AssumeRole of the functions' role");
-    let sdk = support::sdk_config(&w.sb, functions.clone()).await;
+    let sdk = crate::support::sdk_config(&w.sb, functions.clone()).await;
     let engine = SdkEngine::from_sdk(config_with(&[("ACCESS_CONFIG", EXAMPLE)]), &sdk);
     let report = reconcile::handle(&engine, json!({"clusters": ["prod"]}))
         .await

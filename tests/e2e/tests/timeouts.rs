@@ -5,15 +5,13 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>` pointing at a silent listener. Kubernetes: the kube
 //! adapter on a cluster endpoint that is a silent listener.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{World, cli_binary, command, repo_root, run};
 use base64::Engine as _;
 use eks_access_sync::{
     adapters::kube::client::kube_client, adapters::kube::store::KubeAwsAuth, ports::AwsAuthStore,
 };
-use support::{World, cli_binary, command, repo_root, run};
 use tokio::net::TcpListener;
 
 /// A TCP listener that accepts every connection and never answers (holds it open).

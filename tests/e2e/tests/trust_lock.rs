@@ -6,11 +6,10 @@
 //! 100 ms: two writers started together both read the trust policy before either
 //! writes it.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{World, config, config_with, event, managed_principals, user_arn};
 use aws_sdk_dynamodb::types::AttributeValue;
 use eks_access_sync::adapters::SdkEngine;
 use eks_access_sync::{
@@ -18,7 +17,6 @@ use eks_access_sync::{
     ports::TrustLock,
 };
 use serde_json::json;
-use support::{World, config, config_with, event, managed_principals, user_arn};
 
 /// The seed's lease table (shaped as the template's `TrustLockTable`).
 const TABLE: &str = eks_sandbox::aws::seed::LOCK_TABLE;

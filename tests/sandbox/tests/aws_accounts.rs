@@ -3,13 +3,11 @@
 //! AssumeRole as IAM judges it; member clusters admitting hub identities they map.
 //! Everything through the real wire protocol (AWS SDK, kube client, AWS CLI).
 
-mod aws_support;
-
 use std::time::SystemTime;
 
+use crate::aws_support::*;
 use aws_credential_types::Credentials;
 use aws_sdk_eks::types::{AccessScope, AccessScopeType, AuthenticationMode};
-use aws_support::*;
 use base64::Engine;
 use eks_sandbox::aws::{MemberSeed, Sandbox, lock};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;

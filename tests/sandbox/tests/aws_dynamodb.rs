@@ -1,14 +1,12 @@
 //! DynamoDB through the front door (SigV4-checked, proxied to moto): the conditional
 //! writes the trust-policy lease is made of.
 
-mod aws_support;
-
+use crate::aws_support::*;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveStatus,
 };
-use aws_support::*;
 
 const TABLE: &str = "trust-lock";
 const CONDITION: &str = "attribute_not_exists(lockId) OR expiresAt < :now";

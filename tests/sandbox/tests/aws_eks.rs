@@ -1,12 +1,10 @@
 //! The EKS control plane through the real AWS SDK.
 
-mod aws_support;
-
+use crate::aws_support::*;
 use aws_sdk_eks::types::{
     AccessScope, AccessScopeType, AuthenticationMode,
     UpdateAccessConfigRequest as AccessConfigRequest,
 };
-use aws_support::*;
 use base64::Engine;
 
 const ACCT: &str = "123456789012";

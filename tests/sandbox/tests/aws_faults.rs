@@ -2,13 +2,11 @@
 //! `count`): throttling and 500 in each service's own protocol, a hang and a reset
 //! connection, once or always, on IAM, STS, EKS, DynamoDB and the Kubernetes API.
 
-mod aws_support;
-
 use std::time::{Duration, SystemTime};
 
+use crate::aws_support::{code_and_message, control, operator_config, start};
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_support::{code_and_message, control, operator_config, start};
 use base64::Engine as _;
 use eks_sandbox::aws::{Sandbox, lock};
 use k8s_openapi::api::core::v1::ConfigMap;

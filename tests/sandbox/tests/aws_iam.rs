@@ -1,8 +1,6 @@
 //! IAM and STS through the real AWS SDK against an in-process sandbox.
 
-mod aws_support;
-
-use aws_support::*;
+use crate::aws_support::*;
 use serde_json::json;
 
 const ACCT: &str = "123456789012";

@@ -1,14 +1,12 @@
 //! A request signed correctly by `aws-sigv4` and then tampered with is refused.
 
-mod aws_support;
-
 use std::time::SystemTime;
 
+use crate::aws_support::start;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use aws_support::start;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
