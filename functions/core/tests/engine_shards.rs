@@ -188,7 +188,19 @@ async fn a_new_member_takes_the_first_hole_then_a_new_shard_when_all_are_full() 
     let w = shard_world(200);
     assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
     let n_roles = roles(&w).len();
-    // Fill the last shard up with newcomers by events until one more role appears.
+    // The full run left a spare: the last shard trusts no one and is mapped already.
+    let spare = format!("{ROLE_NAME}-{n_roles}");
+    assert!(
+        roles(&w)
+            .last()
+            .is_some_and(|(n, m, _)| *n == spare && m.is_empty()),
+        "{:?}",
+        roles(&w).last()
+    );
+    let mapped = w.kube.data("c1").expect("aws-auth")["mapRoles"].clone();
+    assert!(mapped.contains(&format!(":role/{spare}\"")));
+    // Fill the last shard and the spare up with newcomers by events until one more
+    // role appears; until then no event writes aws-auth.
     let mut i = 200;
     loop {
         let mut users: Vec<_> = (0..=i).map(|j| user(&name(j), true)).collect();
@@ -203,11 +215,18 @@ async fn a_new_member_takes_the_first_hole_then_a_new_shard_when_all_are_full() 
         if roles(&w).len() > n_roles {
             break;
         }
+        assert_eq!(
+            w.kube.data("c1").expect("aws-auth")["mapRoles"],
+            mapped,
+            "{} went to a role already mapped",
+            name(i)
+        );
         i += 1;
         assert!(i < 300, "no new shard after 100 events");
     }
     let all = roles(&w);
     assert_eq!(all.len(), n_roles + 1);
+    assert!(!all[n_roles - 1].1.is_empty(), "the spare took newcomers");
     assert!(all.iter().all(|(_, _, s)| *s <= 2048));
     assert_eq!(
         holder(&w, &name(i)),

@@ -266,6 +266,12 @@ async fn five_thousand_readers_reach_both_clusters_and_no_one_else_does() {
         assert!(u.size_chars <= 2048 && u.max_chars == 2048, "{u:?}");
     }
     assert!(roles.len() > MEMBERS / 60, "{} roles", roles.len());
+    // The spare: the last shard trusts no one, and is mapped (below) like the others.
+    assert!(
+        roles.last().is_some_and(|(_, _, m)| m.is_empty()),
+        "the last role is the spare"
+    );
+    assert!(roles.iter().rev().skip(1).all(|(_, _, m)| !m.is_empty()));
     for (name, _, _) in roles.iter().skip(1) {
         let r = w
             .iam

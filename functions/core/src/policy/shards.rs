@@ -5,6 +5,10 @@
 //! - The tier's configured role `R` is shard 1; shards 2, 3, … are roles `R-2`, `R-3`,
 //!   … at the path [`SHARD_PATH`], created by the tool when every existing role of the
 //!   tier is full (never before: a tier below the quota keeps today's single list).
+//! - **Headroom**: once a tier is sharded, full runs keep one empty shard (the
+//!   spare) created and mapped, so that an event's newcomer into a full tier writes
+//!   one trust policy and maps nothing; only a newcomer past the spare (before the
+//!   next full run) creates a shard on the event.
 //! - **Stable**: a member stays in the role that already trusts them; a member who
 //!   leaves frees room that the next new member takes (first role with room, in
 //!   shard order). No member is ever trusted by a role of a tier they are not in,
@@ -185,10 +189,28 @@ pub fn distribute(
         }
         place(arn, &mut fills, &mut new, skeleton, opts, docs.len())?;
     }
-    Ok(Distribution {
+    let mut out = Distribution {
         roles: fills.into_iter().map(|f| f.members).collect(),
         new_shards: new.into_iter().map(|f| f.members).collect(),
-    })
+    };
+    if out.needs_spare() {
+        out.new_shards.push(BTreeSet::new());
+    }
+    Ok(out)
+}
+
+impl Distribution {
+    /// Whether the tier is sharded (two roles or more) and none of its roles is empty:
+    /// then a full run adds one empty shard, the spare. It trusts no one (an unused
+    /// shard's document) and is mapped on every cluster of the tier like the others,
+    /// so the next newcomer into a full tier lands in a role that is already mapped:
+    /// the event writes one trust policy and no aws-auth (creating a shard on an event
+    /// maps it on every cluster). Past [`MAX_SHARDS`] no spare is made.
+    fn needs_spare(&self) -> bool {
+        let all = || self.roles.iter().chain(&self.new_shards);
+        let count = all().count();
+        count >= 2 && count < MAX_SHARDS as usize && all().all(|m| !m.is_empty())
+    }
 }
 
 /// Puts `arn` in the first role with room, else in a new shard.

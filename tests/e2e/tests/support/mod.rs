@@ -535,13 +535,15 @@ pub fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// User ARNs in the statement eks-access-sync owns.
+/// The principals the statement eks-access-sync owns allows.
 pub fn managed_principals(policy: &Value) -> Vec<String> {
     let stmts = policy["Statement"].as_array().cloned().unwrap_or_default();
     let mut out = Vec::new();
     for s in stmts
         .iter()
         .filter(|s| s["Sid"] == eks_access_sync::model::config::DEFAULT_TRUST_STATEMENT_SID)
+        // Our Deny placeholder (an empty list: the account root denied) trusts no one.
+        .filter(|s| s["Effect"] == "Allow")
     {
         match &s["Principal"]["AWS"] {
             Value::String(a) => out.push(a.clone()),

@@ -140,12 +140,23 @@ fn five_thousand_members_fill_shards_within_the_quota_exactly_once_each() {
         }
         let want: BTreeSet<String> = desired.iter().map(ToString::to_string).collect();
         assert_eq!(seen, want, "every member in exactly one role");
-        // Full: the estimate leaves no role with room for one more member.
+        // The spare: the last shard is empty, the one before it is not.
+        let roles: Vec<&BTreeSet<UserArn>> = d.roles.iter().chain(&d.new_shards).collect();
+        assert!(
+            roles.last().is_some_and(|m| m.is_empty()),
+            "a spare at {max}"
+        );
+        assert!(
+            roles.iter().rev().skip(1).all(|m| !m.is_empty()),
+            "one spare"
+        );
+        // Full: the estimate leaves no role with room for one more member (but the
+        // last one filled, and the spare).
         let next = user(99_999);
-        for (i, m) in d.roles.iter().chain(&d.new_shards).enumerate().skip(1) {
-            let mut more = m.clone();
+        for (i, m) in roles.iter().enumerate().skip(1) {
+            let mut more = (*m).clone();
             more.insert(next.clone());
-            if i + 1 < all.len() {
+            if i + 2 < all.len() {
                 assert!(
                     shard_document(&sk, &more, &o).is_err(),
                     "shard {i} had room"
@@ -249,10 +260,13 @@ fn one_event_goes_to_the_first_role_with_room() {
         None,
         "case ignored"
     );
-    // Newcomers go to the last shard (the only one with room) until it is full too.
+    // Newcomers go to the last shard filled (the first with room), then to the spare,
+    // until it is full too.
     let mut docs = all.clone();
-    let last = docs.len() - 1;
+    let spare = docs.len() - 1;
+    assert!(current[spare].is_empty(), "the spare is empty");
     let mut j = 900;
+    let mut last = spare - 1;
     loop {
         let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
         let at = place_one(&refs, &current, &user(j), &o)
@@ -260,6 +274,9 @@ fn one_event_goes_to_the_first_role_with_room() {
             .expect("placed");
         if at == docs.len() {
             break;
+        }
+        if at == spare {
+            last = spare;
         }
         assert_eq!(at, last, "user {j}");
         current[at].insert(user(j).to_string());
@@ -271,6 +288,10 @@ fn one_event_goes_to_the_first_role_with_room() {
         j += 1;
     }
     assert!(j > 900, "the last shard had room");
+    assert_eq!(
+        last, spare,
+        "the spare took the newcomers past the last shard"
+    );
     // A member leaving shard 2 frees the first place.
     let victim = current[2]
         .iter()
@@ -303,4 +324,31 @@ fn a_quota_too_small_for_one_member_is_an_error_not_a_loop() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_sharded_tier_keeps_one_empty_spare_and_no_more() {
+    let o = opts(2048);
+    let doc = base_doc(&[]);
+    let sk = shard_skeleton(&doc, SID);
+    let d = distribute(&[&doc], &[BTreeSet::new()], &users(0..100), &sk, &o).expect("plan");
+    let all = finals(&[&doc], &d, &sk, &o);
+    assert_eq!(d.new_shards.last(), Some(&BTreeSet::new()), "a spare");
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut current: Vec<BTreeSet<String>> = all.iter().map(|f| principals(f)).collect();
+    // Nothing changed: the spare is kept, no second one is made.
+    let again = distribute(&refs, &current, &users(0..100), &sk, &o).expect("plan");
+    assert!(again.new_shards.is_empty(), "{:?}", again.new_shards);
+    assert!(again.roles.last().is_some_and(BTreeSet::is_empty));
+    // A newcomer took the spare: the next full run makes another one.
+    let spare = current.len() - 1;
+    current[spare].insert(user(500).to_string());
+    let mut docs = all.clone();
+    docs[spare] = shard_document(&sk, &users(500..501), &o).expect("doc");
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let mut desired = users(0..100);
+    desired.insert(user(500));
+    let next = distribute(&refs, &current, &desired, &sk, &o).expect("plan");
+    assert_eq!(next.new_shards, vec![BTreeSet::new()], "a new spare");
+    assert_eq!(next.roles[spare], users(500..501), "the newcomer stays");
 }
