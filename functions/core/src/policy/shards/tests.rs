@@ -58,6 +58,32 @@ fn finals(docs: &[&str], d: &Distribution, skeleton: &str, o: &TrustOptions) -> 
     out
 }
 
+/// `n` members laid out by a first full run on an empty tier role: the options, the
+/// skeleton, the distribution, every role's final document and its principals.
+struct Laid {
+    o: TrustOptions,
+    sk: String,
+    d: Distribution,
+    all: Vec<String>,
+    current: Vec<BTreeSet<String>>,
+}
+
+fn laid_out(n: usize) -> Laid {
+    let o = opts(2048);
+    let doc = base_doc(&[]);
+    let sk = shard_skeleton(&doc, SID);
+    let d = distribute(&[&doc], &[BTreeSet::new()], &users(0..n), &sk, &o).expect("plan");
+    let all = finals(&[&doc], &d, &sk, &o);
+    let current = all.iter().map(|f| principals(f)).collect();
+    Laid {
+        o,
+        sk,
+        d,
+        all,
+        current,
+    }
+}
+
 #[test]
 fn shard_names_and_indexes() {
     let base: RoleName = "eks-view".parse().expect("name");
@@ -173,13 +199,14 @@ fn five_thousand_members_fill_shards_within_the_quota_exactly_once_each() {
 
 #[test]
 fn members_stay_where_they_are_and_newcomers_fill_the_holes() {
-    let o = opts(2048);
-    let doc = base_doc(&[]);
-    let sk = shard_skeleton(&doc, SID);
-    let d = distribute(&[&doc], &[BTreeSet::new()], &users(0..100), &sk, &o).expect("plan");
-    let all = finals(&[&doc], &d, &sk, &o);
+    let Laid {
+        o,
+        sk,
+        all,
+        current,
+        ..
+    } = laid_out(100);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let current: Vec<BTreeSet<String>> = all.iter().map(|f| principals(f)).collect();
     // Members 10 and 60 leave, 100 and 101 arrive.
     let mut desired = users(0..102);
     desired.remove(&user(10));
@@ -238,13 +265,14 @@ fn non_members_are_never_placed() {
 
 #[test]
 fn one_event_goes_to_the_first_role_with_room() {
-    let o = opts(2048);
-    let doc = base_doc(&[]);
-    let sk = shard_skeleton(&doc, SID);
-    let d = distribute(&[&doc], &[BTreeSet::new()], &users(0..200), &sk, &o).expect("plan");
-    let all = finals(&[&doc], &d, &sk, &o);
+    let Laid {
+        o,
+        sk,
+        all,
+        mut current,
+        ..
+    } = laid_out(200);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut current: Vec<BTreeSet<String>> = all.iter().map(|f| principals(f)).collect();
     assert_eq!(
         place_one(&refs, &current, &user(5), &o).expect("ok"),
         None,
@@ -328,14 +356,15 @@ fn a_quota_too_small_for_one_member_is_an_error_not_a_loop() {
 
 #[test]
 fn a_sharded_tier_keeps_one_empty_spare_and_no_more() {
-    let o = opts(2048);
-    let doc = base_doc(&[]);
-    let sk = shard_skeleton(&doc, SID);
-    let d = distribute(&[&doc], &[BTreeSet::new()], &users(0..100), &sk, &o).expect("plan");
-    let all = finals(&[&doc], &d, &sk, &o);
+    let Laid {
+        o,
+        sk,
+        d,
+        all,
+        mut current,
+    } = laid_out(100);
     assert_eq!(d.new_shards.last(), Some(&BTreeSet::new()), "a spare");
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut current: Vec<BTreeSet<String>> = all.iter().map(|f| principals(f)).collect();
     // Nothing changed: the spare is kept, no second one is made.
     let again = distribute(&refs, &current, &users(0..100), &sk, &o).expect("plan");
     assert!(again.new_shards.is_empty(), "{:?}", again.new_shards);
