@@ -247,6 +247,15 @@ impl Case {
             Case::PastSpare => "creates a new shard (the spare full too)",
         }
     }
+
+    /// The prefix of the case's event users' names.
+    fn user_prefix(self) -> &'static str {
+        match self {
+            Case::Existing => "evc",
+            Case::Spare => "evs",
+            Case::PastSpare => "evr",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -558,9 +567,7 @@ impl Team<'_> {
     /// failed; the roles, and a note of the runs when any had failed clusters.
     async fn add_members(&mut self, n: usize) -> Result<(Vec<RoleUsage>, String), BenchError> {
         for _ in 0..n {
-            let name = format!("fill-{:05}", self.fillers);
-            self.fillers += 1;
-            self.cli.w.create_user(&name, TEAM_TAG).await?;
+            self.new_member().await?;
         }
         let mut failed = Vec::new();
         loop {
@@ -619,26 +626,24 @@ impl Team<'_> {
         })
     }
 
-    /// `n` newcomers by TagUser events (latency 0, untimed), as between two full runs;
-    /// the roles after the last.
-    async fn add_by_events(
-        &mut self,
-        engine: &SdkEngine,
-        n: usize,
-    ) -> Result<Vec<RoleUsage>, BenchError> {
-        let mut roles = Vec::new();
-        for _ in 0..n {
-            let name = format!("fill-{:05}", self.fillers);
-            self.fillers += 1;
-            self.cli.w.create_user(&name, TEAM_TAG).await?;
-            let report = iam_events::handle(engine, team_event(&name)?)
-                .await
-                .map_err(|e| BenchError::Child(format!("the event adding {name}: {e}")))?;
-            let r: RunReport = serde_json::from_value(report)
-                .map_err(|e| BenchError::Child(format!("the event's report: {e}")))?;
-            roles = r.tiers.first().map(|t| t.roles.clone()).unwrap_or_default();
-        }
-        Ok(roles)
+    /// A new member (`fill-00000` …): a user with the tier's tag; its name.
+    async fn new_member(&mut self) -> Result<String, BenchError> {
+        let name = format!("fill-{:05}", self.fillers);
+        self.fillers += 1;
+        self.cli.w.create_user(&name, TEAM_TAG).await?;
+        Ok(name)
+    }
+
+    /// A newcomer by a TagUser event (latency 0, untimed), as between two full runs;
+    /// the roles after it.
+    async fn add_by_event(&mut self, engine: &SdkEngine) -> Result<Vec<RoleUsage>, BenchError> {
+        let name = self.new_member().await?;
+        let report = iam_events::handle(engine, team_event(&name)?)
+            .await
+            .map_err(|e| BenchError::Child(format!("the event adding {name}: {e}")))?;
+        let r: RunReport = serde_json::from_value(report)
+            .map_err(|e| BenchError::Child(format!("the event's report: {e}")))?;
+        Ok(r.tiers.first().map(|t| t.roles.clone()).unwrap_or_default())
     }
 
     /// The first full reconcile (the shards to create), then `sync_runs` in sync; the
@@ -723,7 +728,7 @@ impl Team<'_> {
             let before = describe_role(spare);
             let mut n = 0;
             while roles.last().is_some_and(|u| room(u) >= need) && n < MAX_FILL_EVENTS {
-                let after = self.add_by_events(engine, 1).await?;
+                let after = self.add_by_event(engine).await?;
                 if after.is_empty() {
                     break;
                 }
@@ -767,11 +772,7 @@ impl Team<'_> {
         let target = self.target(&roles).await?;
         let landed = Mutex::new(BTreeMap::new());
         let (w, target_ref, landed_ref) = (self.cli.w, &target, &landed);
-        let tag = match case {
-            Case::Existing => "evc",
-            Case::Spare => "evs",
-            Case::PastSpare => "evr",
-        };
+        let tag = case.user_prefix();
         let mut row = event_row(
             self.clusters,
             concurrency,

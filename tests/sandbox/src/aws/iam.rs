@@ -289,8 +289,15 @@ async fn stored_user_name(
 /// The stored spelling of user `asked` among the users the front door created
 /// in `account`.
 fn known_user_name(fd: &FrontDoor, account: &str, asked: &str) -> Option<String> {
-    let key = (account.to_owned(), asked.to_ascii_lowercase());
-    lock(&fd.shared).user_names.get(&key).cloned()
+    lock(&fd.shared)
+        .user_names
+        .get(&user_name_key(account, asked))
+        .cloned()
+}
+
+/// The key of `SharedState::user_names`: IAM user names are unique regardless of case.
+fn user_name_key(account: &str, name: &str) -> (String, String) {
+    (account.to_owned(), name.to_ascii_lowercase())
 }
 
 /// The stored spelling of group `asked`, `None` when no group has that name in
@@ -387,8 +394,8 @@ pub(crate) fn register_user(fd: &FrontDoor, xml_body: &str) -> Option<(String, S
     let mut st = lock(&fd.shared);
     st.user_ids.insert(arn.clone(), aida.clone());
     if let Some((account, _, name)) = iam_arn_parts(&arn) {
-        let key = (account.to_owned(), name.to_ascii_lowercase());
-        st.user_names.insert(key, name.to_owned());
+        st.user_names
+            .insert(user_name_key(account, name), name.to_owned());
     }
     st.user_created_ms.insert(arn.clone(), now_millis());
     Some((arn, aida))
@@ -491,8 +498,7 @@ async fn forget_user(fd: &FrontDoor, arn: &str) -> Result<(), AwsError> {
         st.user_created_ms.remove(arn);
         let aida = st.user_ids.remove(arn).unwrap_or_else(|| unique_id("AIDA"));
         if let Some((account, _, name)) = iam_arn_parts(arn) {
-            st.user_names
-                .remove(&(account.to_owned(), name.to_ascii_lowercase()));
+            st.user_names.remove(&user_name_key(account, name));
         }
         let mut accounts = vec![ACCOUNT_ID.to_owned()];
         accounts.extend(st.member_accounts.iter().cloned());
