@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::flows_support::*;
 use eks_access_sync::engine::{Engine, RunMode, Scope};
 use eks_access_sync::model::cluster::AuthMode;
+use eks_access_sync::policy::desired::IamUser;
 use eks_access_sync::policy::trust::{managed_principals, policy_size_chars};
 
 const SID: &str = "EksAccessSyncAdmins";
@@ -17,11 +18,21 @@ fn name(i: usize) -> String {
     format!("engineer-{i:04}")
 }
 
-/// `n` admins (engineer-0000…) and bob (not one); c1 CONFIG_MAP, c4 API.
-fn shard_world(n: usize) -> World {
+/// `n` admins (engineer-0000…) and bob (not one).
+fn members(n: usize) -> Vec<IamUser> {
     let mut users: Vec<_> = (0..n).map(|i| user(&name(i), true)).collect();
     users.push(user("bob", false));
-    let iam = FakeIam::new(users, EMPTY_TRUST);
+    users
+}
+
+/// `n` admins and bob; c1 CONFIG_MAP, c4 API.
+fn shard_world(n: usize) -> World {
+    shard_world_trusting(n, EMPTY_TRUST)
+}
+
+/// As [`shard_world`], the tier role's trust policy `trust` to begin with.
+fn shard_world_trusting(n: usize, trust: &str) -> World {
+    let iam = FakeIam::new(members(n), trust);
     let eks = FakeEks::new(vec![
         cluster("c1", "us-east-1", true, AuthMode::ConfigMap),
         cluster("c4", "us-east-1", true, AuthMode::Api),
@@ -272,4 +283,61 @@ async fn a_dry_run_creates_nothing_and_shows_the_shards() {
             .iter()
             .all(|s| s.before.is_empty() && s.after.is_some())
     );
+}
+
+/// The tier role's managed statement with an MFA condition (the administrator's).
+fn mfa_trust() -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Ec2","Effect":"Allow","Principal":{{"Service":"ec2.amazonaws.com"}},"Action":"sts:AssumeRole"}},{{"Sid":"{SID}","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/{}"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#,
+        name(0)
+    )
+}
+
+/// Whether every Allow statement of `doc` that trusts someone requires MFA.
+fn every_allow_requires_mfa(doc: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(doc).expect("json");
+    let stmts = match &v["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        o => vec![o.clone()],
+    };
+    stmts
+        .iter()
+        .filter(|s| s["Effect"] == "Allow" && s["Principal"]["AWS"] != serde_json::Value::Null)
+        .all(|s| s["Condition"]["Bool"]["aws:MultiFactorAuthPresent"] == "true")
+}
+
+#[tokio::test]
+async fn a_newcomer_in_the_spare_is_bound_by_the_tier_statements_conditions() {
+    // Regression: an event adding the first member to the spare (the deny
+    // placeholder) built a bare statement, without the tier role's conditions: until
+    // the next full run, that member could assume the role without MFA.
+    let w = shard_world_trusting(120, &mfa_trust());
+    assert!(w.engine.apply_full(&Scope::all()).await.succeeded());
+    let shards = w.iam.shards();
+    assert!(shards.len() >= 2, "{shards:?}");
+    let (spare, doc) = shards
+        .iter()
+        .find(|(_, d)| managed_principals(d, SID).is_ok_and(|m| m.is_empty()))
+        .expect("a spare");
+    assert!(shards.values().all(|d| every_allow_requires_mfa(d)));
+    assert!(!doc.contains(":user/"), "{doc}");
+    // Newcomers by events until one lands in the spare.
+    let mut i = 120;
+    while !w
+        .iam
+        .shard_policy(spare)
+        .is_some_and(|d| d.contains(":user/"))
+    {
+        i += 1;
+        w.iam.set_users(members(i));
+        let r = ran(w
+            .engine
+            .handle_iam_events_payload(&iam_event("TagUser", &name(i - 1)), RunMode::Apply)
+            .await);
+        assert!(r.succeeded(), "{r:#?}");
+        assert!(i < 220, "the spare took no one");
+    }
+    let doc = w.iam.shard_policy(spare).expect("spare");
+    assert!(every_allow_requires_mfa(&doc), "{doc}");
+    assert!(every_allow_requires_mfa(&w.iam.policy()));
 }

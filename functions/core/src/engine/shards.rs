@@ -10,7 +10,8 @@ use crate::model::arn::{RoleName, UserArn};
 use crate::output::plan::TrustPolicyPlan;
 use crate::output::report::{RoleUsage, TierReport};
 use crate::policy::shards::{
-    Distribution, distribute, place_one, shard_document, shard_index, shard_name, shard_skeleton,
+    Distribution, Placement, distribute, place_one, shard_document, shard_index, shard_name,
+    shard_skeleton,
 };
 use crate::policy::trust::{
     PrincipalChange, TrustOptions, TrustPolicyError, edit_trust_policy, managed_principals,
@@ -126,7 +127,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         if let Some(u) = report.roles.last_mut() {
             u.changed = plan.after.is_some();
         }
-        let unchanged = self.plan_shards(roles, split.shards, mode, plan, report, &mut work);
+        let counted = split
+            .members
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::repeat(None));
+        let shards = split.shards.into_iter().zip(counted).collect();
+        let unchanged = self.plan_shards(roles, shards, mode, plan, report, &mut work);
         if !is_event(change) {
             work.goal.extend(unchanged);
         }
@@ -137,11 +144,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     }
 
     /// The existing shards: each one's usage, the writes of those that change (they
-    /// join the clusters' goal); the shards left unchanged.
+    /// join the clusters' goal); the shards left unchanged. `after`: each shard's new
+    /// document if it changes, and the users it trusts as read if the split counted
+    /// them.
     fn plan_shards(
         &self,
         roles: &TierRoles,
-        after: Vec<Option<String>>,
+        after: Vec<(Option<String>, Option<usize>)>,
         mode: RunMode,
         plan: &mut TrustPolicyPlan,
         report: &mut TierReport,
@@ -149,12 +158,15 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     ) -> Vec<RoleInfo> {
         let mut unchanged = Vec::new();
         let max = self.config.trust_policy_max_chars;
-        for ((k, role), after) in roles.shards.iter().zip(after) {
+        for ((k, role), (after, counted)) in roles.shards.iter().zip(after) {
             let (doc, changed) = match after {
                 Some(after) => (after, true),
                 None => (role.trust_policy.clone(), false),
             };
-            let members = trusted_user_count(&doc, &self.config.trust_statement_sid).unwrap_or(0);
+            let members = match counted {
+                Some(n) if !changed => n,
+                _ => trusted_user_count(&doc, &self.config.trust_statement_sid).unwrap_or(0),
+            };
             let mut usage = RoleUsage::new(
                 role.arn.name().as_str(),
                 *k,
@@ -236,6 +248,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             base: change.cloned(),
             shards: vec![None; n],
             new_shards: Vec::new(),
+            members: Vec::new(),
         };
         let Some(change) = change else {
             return Ok(split);
@@ -245,6 +258,12 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         for (_, r) in &roles.shards {
             current.push(managed_principals(&r.trust_policy, sid)?);
         }
+        // As `trusted_user_count` counts them.
+        split.members = current
+            .iter()
+            .skip(1)
+            .map(|c| c.iter().filter(|p| p.starts_with("arn:")).count())
+            .collect();
         match change {
             PrincipalChange::Set(desired) => {
                 // Shards are rebuilt from the tier role's statement: sized on it.
@@ -269,18 +288,14 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 }
             }
             PrincipalChange::Add(arn) => {
-                let mut docs = vec![roles.base.trust_policy.as_str()];
-                docs.extend(roles.shards.iter().map(|(_, r)| r.trust_policy.as_str()));
                 split.base = None;
-                match place_one(&docs, &current, arn, opts)? {
-                    None => {}
-                    Some(0) => split.base = Some(change.clone()),
-                    Some(i) if i <= n => {
-                        let r = &roles.shards[i - 1].1;
-                        let e = edit_trust_policy(&r.trust_policy, change, opts)?;
-                        split.shards[i - 1] = e.after;
+                match place_one(&roles.base.trust_policy, &current, &skeleton, arn, opts)? {
+                    Placement::Trusted => {}
+                    Placement::TierRole => split.base = Some(change.clone()),
+                    Placement::Shard { index, members } => {
+                        split.shards[index] = Some(shard_document(&skeleton, &members, opts)?);
                     }
-                    Some(_) => split.new_shards.push(shard_document(
+                    Placement::NewShard => split.new_shards.push(shard_document(
                         &skeleton,
                         &BTreeSet::from([arn.clone()]),
                         opts,
@@ -340,6 +355,8 @@ struct Split {
     shards: Vec<Option<String>>,
     /// The documents of the shards to create, in order.
     new_shards: Vec<String>,
+    /// The users each shard trusts as read (empty when not counted).
+    members: Vec<usize>,
 }
 
 /// A warning when the role the next member would go to is at 80 % of its quota or

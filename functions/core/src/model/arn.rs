@@ -321,6 +321,12 @@ fn parts_or_empty<'a>(s: &'a str, kind: &'static str) -> Parts<'a> {
 }
 
 impl UserArn {
+    /// Whether `s` is a user ARN ([`UserArn::from_str`] would take it), without
+    /// making one.
+    pub fn is_valid(s: &str) -> bool {
+        parse_iam_arn(s, "user").is_ok()
+    }
+
     /// The user name (last path segment).
     pub fn name(&self) -> UserName {
         UserName(parts_or_empty(&self.0, "user").name.to_string())

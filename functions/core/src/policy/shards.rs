@@ -99,11 +99,12 @@ fn size_with(
     members: &BTreeSet<UserArn>,
     opts: &TrustOptions,
 ) -> Result<usize, TrustPolicyError> {
-    let unbounded = TrustOptions {
-        max_chars: usize::MAX,
-        ..opts.clone()
-    };
-    Ok(edit_trust_policy(doc, &PrincipalChange::Set(members.clone()), &unbounded)?.size_after)
+    Ok(edit_trust_policy(
+        doc,
+        &PrincipalChange::Set(members.clone()),
+        &unbounded(opts),
+    )?
+    .size_after)
 }
 
 /// One role's fill while members are placed.
@@ -251,38 +252,101 @@ fn place<'a>(
     Ok(())
 }
 
-/// Where one new member goes on an event: `None` when a role already trusts them;
-/// else the index of the first existing role with room, or `docs.len()` for a new
-/// shard.
+/// Where one new member goes on an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A role of the tier trusts them already: nothing to write.
+    Trusted,
+    /// The tier role, which has room (its editor adds them).
+    TierRole,
+    /// The existing shard `index` (0 for the first shard, `<role>-2`), rebuilt on
+    /// the skeleton with these members, the newcomer among them, as a full run
+    /// would build it (so the tier statement's conditions bind them too).
+    Shard {
+        index: usize,
+        members: BTreeSet<UserArn>,
+    },
+    /// A new shard, past every role.
+    NewShard,
+}
+
+/// Where `arn` goes on an event: the first role with room, in shard order (`current`:
+/// the principals each role trusts now, the tier role first, whose document is
+/// `base_doc`; the shards are sized as [`shard_document`] on `skeleton` would build
+/// them, which is what the event writes).
 pub fn place_one(
-    docs: &[&str],
+    base_doc: &str,
     current: &[BTreeSet<String>],
+    skeleton: &str,
     arn: &UserArn,
     opts: &TrustOptions,
-) -> Result<Option<usize>, TrustPolicyError> {
+) -> Result<Placement, TrustPolicyError> {
     if current
         .iter()
         .any(|c| c.iter().any(|p| p.eq_ignore_ascii_case(arn.as_str())))
     {
-        return Ok(None);
+        return Ok(Placement::Trusted);
     }
-    for (i, doc) in docs.iter().enumerate() {
-        let members: BTreeSet<UserArn> = current
-            .get(i)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        let size = size_with(doc, &members, opts)?;
-        let fill = Fill { doc, members, size };
-        if fill.fits(arn, opts)?.is_some() {
-            return Ok(Some(i));
+    let add = PrincipalChange::Add(arn.clone());
+    if edit_trust_policy(base_doc, &add, &unbounded(opts))?.size_after <= opts.max_chars {
+        return Ok(Placement::TierRole);
+    }
+    let sizes = ShardSizes::new(skeleton, arn, opts)?;
+    for (index, principals) in current.iter().skip(1).enumerate() {
+        // The shard's users as the rebuilt document holds them, the newcomer with them.
+        let users = || principals.iter().filter(|p| UserArn::is_valid(p));
+        let chars: usize = users().map(String::len).sum::<usize>() + arn.as_str().len();
+        if sizes.size(users().count() + 1, chars) <= opts.max_chars {
+            let mut members: BTreeSet<UserArn> = users().filter_map(|p| p.parse().ok()).collect();
+            members.insert(arn.clone());
+            return Ok(Placement::Shard { index, members });
         }
     }
-    if docs.len() >= MAX_SHARDS as usize {
+    if current.len() >= MAX_SHARDS as usize {
         return Err(TrustPolicyError::TooManyShards { max: MAX_SHARDS });
     }
-    Ok(Some(docs.len()))
+    Ok(Placement::NewShard)
+}
+
+/// `opts` without a quota: the editor then gives the size of any result.
+fn unbounded(opts: &TrustOptions) -> TrustOptions {
+    TrustOptions {
+        max_chars: usize::MAX,
+        ..opts.clone()
+    }
+}
+
+/// The size of a shard's document built on one skeleton ([`shard_document`]),
+/// from its members alone: the editor writes one principal as a JSON string and
+/// several as a list of strings, everything else staying the same, and an ARN needs
+/// no JSON escaping (its characters are IAM name characters), so the size is the
+/// rest of the document plus `"a"` or `["a","b",…]`. One document built gives the
+/// rest (a test checks the sum against the documents themselves).
+struct ShardSizes {
+    /// No member: the deny placeholder's document.
+    empty: usize,
+    /// Everything but the value of `Principal.AWS`.
+    rest: usize,
+}
+
+impl ShardSizes {
+    fn new(skeleton: &str, probe: &UserArn, opts: &TrustOptions) -> Result<Self, TrustPolicyError> {
+        let empty = size_with(skeleton, &BTreeSet::new(), opts)?;
+        let one = size_with(skeleton, &BTreeSet::from([probe.clone()]), opts)?;
+        Ok(ShardSizes {
+            empty,
+            rest: one.saturating_sub(probe.as_str().len() + 2),
+        })
+    }
+
+    /// The size with `count` members whose ARNs add up to `chars` characters.
+    fn size(&self, count: usize, chars: usize) -> usize {
+        match count {
+            0 => self.empty,
+            1 => self.rest + chars + 2,
+            n => self.rest + chars + 3 * n + 1,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -238,23 +238,46 @@ pub fn policy_size_chars(minified: &str) -> usize {
     n
 }
 
+/// A document as read: the statements moved out of `root`, whose `Statement` key
+/// stays in place (as `null`) so that the document is written back in its order.
 struct Parsed {
     root: Map<String, Value>,
     statements: Vec<Value>,
     was_single: bool,
 }
 
+impl Parsed {
+    /// The document as it was read, compact (key order kept).
+    fn compact(&mut self) -> Result<String, TrustPolicyError> {
+        let statements = std::mem::take(&mut self.statements);
+        let value = if self.was_single {
+            statements.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            Value::Array(statements)
+        };
+        self.root.insert("Statement".into(), value);
+        let json = serde_json::to_string(&self.root)
+            .map_err(|e| TrustPolicyError::InvalidJson(e.to_string()));
+        self.statements = match self.root.get_mut("Statement").map(Value::take) {
+            Some(Value::Array(a)) => a,
+            Some(o @ Value::Object(_)) => vec![o],
+            _ => Vec::new(),
+        };
+        json
+    }
+}
+
 fn parse(doc: &str) -> Result<Parsed, TrustPolicyError> {
     let v: Value =
         serde_json::from_str(doc).map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
-    let Value::Object(root) = v else {
+    let Value::Object(mut root) = v else {
         return Err(TrustPolicyError::NotAPolicy(
             "top level is not an object".into(),
         ));
     };
-    let (statements, was_single) = match root.get("Statement") {
-        Some(Value::Array(a)) => (a.clone(), false),
-        Some(o @ Value::Object(_)) => (vec![o.clone()], true),
+    let (statements, was_single) = match root.get_mut("Statement").map(Value::take) {
+        Some(Value::Array(a)) => (a, false),
+        Some(o @ Value::Object(_)) => (vec![o], true),
         Some(_) => {
             return Err(TrustPolicyError::NotAPolicy(
                 "\"Statement\" is neither a list nor an object".into(),
@@ -370,18 +393,8 @@ pub fn edit_trust_policy(
     opts: &TrustOptions,
 ) -> Result<TrustEdit, TrustPolicyError> {
     let decoded = decode_policy_document(current)?;
-    let p = parse(&decoded)?;
-    let mut root_before = p.root.clone();
-    root_before.insert(
-        "Statement".into(),
-        if p.was_single {
-            p.statements.first().cloned().unwrap_or(Value::Null)
-        } else {
-            Value::Array(p.statements.clone())
-        },
-    );
-    let before = serde_json::to_string(&Value::Object(root_before))
-        .map_err(|e| TrustPolicyError::InvalidJson(e.to_string()))?;
+    let mut p = parse(&decoded)?;
+    let before = p.compact()?;
 
     let mut foreign_dangling = Vec::new();
     let mut old: Vec<String> = Vec::new();

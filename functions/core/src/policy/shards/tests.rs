@@ -272,10 +272,10 @@ fn one_event_goes_to_the_first_role_with_room() {
         mut current,
         ..
     } = laid_out(200);
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let base = all[0].clone();
     assert_eq!(
-        place_one(&refs, &current, &user(5), &o).expect("ok"),
-        None,
+        place_one(&base, &current, &sk, &user(5), &o).expect("ok"),
+        Placement::Trusted,
         "already in"
     );
     let upper: UserArn = user(5)
@@ -284,35 +284,36 @@ fn one_event_goes_to_the_first_role_with_room() {
         .parse()
         .expect("arn");
     assert_eq!(
-        place_one(&refs, &current, &upper, &o).expect("ok"),
-        None,
+        place_one(&base, &current, &sk, &upper, &o).expect("ok"),
+        Placement::Trusted,
         "case ignored"
     );
     // Newcomers go to the last shard filled (the first with room), then to the spare,
-    // until it is full too.
-    let mut docs = all.clone();
-    let spare = docs.len() - 1;
-    assert!(current[spare].is_empty(), "the spare is empty");
+    // until it is full too; each placement's members, built, is within the quota.
+    let spare = current.len() - 2;
+    assert!(current[spare + 1].is_empty(), "the spare is empty");
     let mut j = 900;
     let mut last = spare - 1;
     loop {
-        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-        let at = place_one(&refs, &current, &user(j), &o)
-            .expect("ok")
-            .expect("placed");
-        if at == docs.len() {
-            break;
-        }
+        let at = match place_one(&base, &current, &sk, &user(j), &o).expect("ok") {
+            Placement::NewShard => break,
+            Placement::Shard { index, members } => {
+                let doc = shard_document(&sk, &members, &o).expect("within the quota");
+                assert!(policy_size_chars(&doc) <= 2048);
+                assert_eq!(
+                    principals(&doc).len(),
+                    current[index + 1].len() + 1,
+                    "the shard's members and the newcomer"
+                );
+                index
+            }
+            other => panic!("user {j}: {other:?}"),
+        };
         if at == spare {
             last = spare;
         }
         assert_eq!(at, last, "user {j}");
-        current[at].insert(user(j).to_string());
-        let members = current[at]
-            .iter()
-            .map(|p| p.parse().expect("arn"))
-            .collect();
-        docs[at] = shard_document(&sk, &members, &o).expect("fits");
+        current[at + 1].insert(user(j).to_string());
         j += 1;
     }
     assert!(j > 900, "the last shard had room");
@@ -320,6 +321,13 @@ fn one_event_goes_to_the_first_role_with_room() {
         last, spare,
         "the spare took the newcomers past the last shard"
     );
+    // The shard full: one more member would not fit it.
+    let mut over: BTreeSet<UserArn> = current[spare + 1]
+        .iter()
+        .map(|p| p.parse().expect("arn"))
+        .collect();
+    over.insert(user(j));
+    assert!(shard_document(&sk, &over, &o).is_err(), "full");
     // A member leaving shard 2 frees the first place.
     let victim = current[2]
         .iter()
@@ -327,13 +335,51 @@ fn one_event_goes_to_the_first_role_with_room() {
         .cloned()
         .expect("shard 2 has members");
     current[2].remove(&victim);
-    let members = current[2].iter().map(|p| p.parse().expect("arn")).collect();
-    docs[2] = shard_document(&sk, &members, &o).expect("doc");
-    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    assert!(matches!(
+        place_one(&base, &current, &sk, &user(j), &o).expect("ok"),
+        Placement::Shard { index: 1, .. }
+    ));
+}
+
+#[test]
+fn the_tier_role_with_room_takes_the_newcomer_first() {
+    let o = opts(2048);
+    let base = base_doc(&[user(1)]);
+    let sk = shard_skeleton(&base, SID);
+    let current = vec![principals(&base), BTreeSet::new()];
     assert_eq!(
-        place_one(&refs, &current, &user(j), &o).expect("ok"),
-        Some(2)
+        place_one(&base, &current, &sk, &user(2), &o).expect("ok"),
+        Placement::TierRole
     );
+}
+
+#[test]
+fn shard_sizes_are_the_sizes_of_the_documents_built() {
+    // With and without the session-name condition, on a skeleton with an MFA
+    // condition, for 0 to 40 members of varied lengths.
+    for require in [true, false] {
+        let o = TrustOptions {
+            require_session_name: require,
+            ..opts(usize::MAX)
+        };
+        let sk = shard_skeleton(&base_doc(&[]), SID);
+        let sizes = ShardSizes::new(&sk, &user(0), &o).expect("sizes");
+        let mut members = BTreeSet::new();
+        for i in 0..40 {
+            let built = shard_document(&sk, &members, &o).expect("doc");
+            let chars = members.iter().map(|m: &UserArn| m.as_str().len()).sum();
+            assert_eq!(
+                sizes.size(members.len(), chars),
+                policy_size_chars(&built),
+                "{built}"
+            );
+            let name = format!(
+                "arn:aws:iam::123456789012:user/{}/u{i}",
+                "p".repeat(i % 7 + 1)
+            );
+            members.insert(name.parse().expect("arn"));
+        }
+    }
 }
 
 #[test]
