@@ -47,13 +47,53 @@ pub struct World {
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
     pub clusters: usize,
+    /// The sandbox's own runtime (its threads): the services it stands in for are
+    /// not in the measured process, so their tasks do not queue with the engine's.
+    /// Last, so that it outlives the sandbox.
+    _rt: SandboxRuntime,
+}
+
+/// A runtime given up without blocking when dropped (the bench drops it on its own
+/// runtime, which may not block on another).
+struct SandboxRuntime(Option<tokio::runtime::Runtime>);
+
+impl SandboxRuntime {
+    fn new() -> Result<Self, BenchError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sandbox")
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::Sandbox(e.to_string()))?;
+        Ok(SandboxRuntime(Some(rt)))
+    }
+
+    /// The sandbox, started on this runtime: its servers (and the Kubernetes API
+    /// servers its `CreateCluster` starts) run there.
+    async fn start(&self) -> Result<Sandbox, BenchError> {
+        let rt = self
+            .0
+            .as_ref()
+            .ok_or_else(|| BenchError::Sandbox("the sandbox runtime is gone".into()))?;
+        rt.spawn(Sandbox::start(SandboxOptions::default()))
+            .await
+            .map_err(|e| BenchError::Sandbox(e.to_string()))?
+            .map_err(|e| BenchError::Sandbox(e.to_string()))
+    }
+}
+
+impl Drop for SandboxRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl World {
     pub async fn start() -> Result<World, BenchError> {
-        let sb = Sandbox::start(SandboxOptions::default())
-            .await
-            .map_err(|e| BenchError::Sandbox(e.to_string()))?;
+        let rt = SandboxRuntime::new()?;
+        let sb = rt.start().await?;
         let (ak, sk) = sb.operator_credentials();
         let sdk = sdk_config(
             &sb,
@@ -74,6 +114,7 @@ impl World {
             .await
             .map_err(|e| BenchError::Sandbox(e.to_string()))?;
         Ok(World {
+            _rt: rt,
             sb,
             sdk,
             iam,

@@ -26,7 +26,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         let (users, roles, (described, failures)) = futures::join!(
             self.iam.list_users(),
             self.iam.list_roles(),
-            self.read_cluster_side(scope)
+            self.read_cluster_side(scope, async {})
         );
         let (users, roles) = (users?, roles?);
         let roles: Vec<(RoleArn, String)> =

@@ -219,14 +219,16 @@ pub(super) async fn per_place<T, R, F: Future<Output = R>>(
 pub(super) type Described = (Place, ClusterName, Result<ClusterInfo, Error>);
 
 impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
-    /// The cluster list (every region of every account at once), then each cluster
-    /// described, at most `cluster_concurrency` at once; outcomes for the places that
-    /// could not be listed.
+    /// The cluster list (every region of every account at once), then, once `then`
+    /// is ready, each cluster described, at most `cluster_concurrency` at once;
+    /// outcomes for the places that could not be listed.
     pub(super) async fn read_cluster_side(
         &self,
         scope: &Scope,
+        then: impl Future<Output = ()>,
     ) -> (Vec<Described>, Vec<ClusterOutcome>) {
         let (names, failures) = self.cluster_names(scope).await;
+        then.await;
         let described = per_place(
             names,
             self.config.cluster_concurrency,

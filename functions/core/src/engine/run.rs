@@ -118,10 +118,17 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             })
             .collect();
         let mut plan = self.empty_plan(mode);
+        // The trust side is the critical path: the clusters are described once its
+        // reads are sent (a hundred DescribeCluster requests take the task for
+        // milliseconds of signing), the clusters listed meanwhile.
+        let (reads_sent, trust_first) = futures::channel::oneshot::channel();
         // Boxed: the nested futures otherwise make the handlers' future types too deep
         // for the compiler's default limit.
-        let trust_reads = Box::pin(self.read_trust_side(touches, writes, input));
-        let clusters_read = Box::pin(self.read_clusters_for(touches, scope));
+        let trust_reads = Box::pin(self.read_trust_side(touches, writes, input, reads_sent));
+        let clusters_read = Box::pin(self.read_clusters_for(touches, scope, async {
+            // Sent, or dropped by a trust side that read nothing: either way, go.
+            let _ = trust_first.await;
+        }));
         let ((leases, mut input, roles), (described, failures)) =
             futures::join!(trust_reads, clusters_read);
         for (t, n) in report.tiers.iter_mut().zip(&input.members) {
@@ -176,15 +183,17 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         self.finish(plan, report, started)
     }
 
-    /// The cluster side of a run: none when it touches no tier (an event about no
-    /// tier's selector has nothing to ensure on the clusters: they are not listed).
+    /// The cluster side of a run, the clusters described once `then` is ready: none
+    /// when it touches no tier (an event about no tier's selector has nothing to
+    /// ensure on the clusters: they are not listed).
     async fn read_clusters_for(
         &self,
         touches: &[bool],
         scope: &Scope,
+        then: impl Future<Output = ()>,
     ) -> (Vec<Described>, Vec<ClusterOutcome>) {
         if touches.iter().any(|t| *t) {
-            self.read_cluster_side(scope).await
+            self.read_cluster_side(scope, then).await
         } else {
             (Vec::new(), Vec::new())
         }

@@ -49,12 +49,13 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
     /// once), read at once under them. A tier the run does not touch has no role read
     /// (`None`): its trust policy and its mappings on the clusters are left as they
     /// are (an event pays only for the tiers it may change; full runs touch every
-    /// tier).
+    /// tier). `reads_sent` is told once the reads are on their way.
     pub(super) async fn read_trust_side(
         &self,
         touches: &[bool],
         writes: bool,
         input: impl Future<Output = RunInput>,
+        reads_sent: futures::channel::oneshot::Sender<()>,
     ) -> (
         Vec<TrustLease>,
         RunInput,
@@ -84,7 +85,11 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
                 None
             }
         };
-        let (input, roles, listed) = futures::join!(input, roles, listed);
+        // Polled last: the reads above are sent by then.
+        let sent = async {
+            let _ = reads_sent.send(());
+        };
+        let (input, roles, listed, ()) = futures::join!(input, roles, listed, sent);
         let roles = roles
             .into_iter()
             .map(|r| {
