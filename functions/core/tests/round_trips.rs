@@ -4,8 +4,8 @@
 //! once; then UpdateAssumeRolePolicy beside each cluster's DescribeCluster → GET
 //! aws-auth (→ PUT aws-auth). So an event that changes no cluster takes 3 RTTs at any
 //! cluster count, and 4 when every cluster needs a write; with the lease (one RTT to
-//! take, one to give back) the clusters are described while it is taken, and an event
-//! that writes everything still takes 4.
+//! take, one to give back) the clusters are listed while it is taken and described
+//! beside the reads under it, and an event that writes everything still takes 4.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -445,7 +445,8 @@ impl Report {
              `TRUST_LOCK_TABLE`, as deployed), reads the event's user (GetUser) and the admin role \
              (GetRole) at once, writes the trust policy (UpdateAssumeRolePolicy) and gives the lease back \
              (DeleteItem: a Lambda cannot leave it for later). Beside that chain it lists the clusters \
-             (ListClusters) and describes each (DescribeCluster), all at once; once the role is known, \
+             (ListClusters) while the lease is taken and describes each (DescribeCluster), all at once, \
+             beside the reads; once the role is known, \
              each cluster is read (GET aws-auth) and, only when it needs a change, written. The longer \
              of the two chains is the fewest sequential round trips the APIs allow a safe write (IAM has \
              no conditional write, hence the lease). The bench counts the stages of each chain that the \

@@ -16,8 +16,8 @@
 //! the users (or the event's user) and the role are read until
 //! `UpdateAssumeRolePolicy` (its retries included) is done, so that two writers (the
 //! two functions, an operator's CLI) never interleave their read-modify-write
-//! cycles; the clusters are listed and described while the lease is awaited, and
-//! reconciled once the role and the users are in. Dry runs and runs that leave the
+//! cycles; the clusters are listed while the lease is awaited, described beside the
+//! reads under it, and reconciled once the role and the users are in. Dry runs and runs that leave the
 //! trust policy alone take no lease. One cluster failing never stops the others; a
 //! failed trust-policy write does not stop the clusters (their admin mapping does not
 //! depend on it). A dry run does everything but the writes.
