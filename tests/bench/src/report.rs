@@ -402,7 +402,9 @@ impl Report {
             s,
             "The machine is shared (2 cores, other builds may run at the same time): read spreads, not \
              single numbers. The sandbox (moto_server behind the in-process front door, one TLS Kubernetes \
-             API server per cluster) runs on the same cores as the code measured.\n\n\
+             API server per cluster) runs on the same cores as the code measured; in the bench process it \
+             has its own runtime (its own threads), so that its tasks do not queue with the measured \
+             code's, as a remote service's do not.\n\n\
              Latency: with `latencyMs` L set, every AWS and Kubernetes call the sandbox answers \
              takes L from the moment it arrives, as a call to a service whose answers take L: \
              the sandbox's own work on the call (moto's Python, the EKS emulator, a Kubernetes \
