@@ -287,10 +287,15 @@ async fn a_dry_run_creates_nothing_and_shows_the_shards() {
 
 /// The tier role's managed statement with an MFA condition (the administrator's).
 fn mfa_trust() -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Ec2","Effect":"Allow","Principal":{{"Service":"ec2.amazonaws.com"}},"Action":"sts:AssumeRole"}},{{"Sid":"{SID}","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/{}"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#,
-        name(0)
-    )
+    serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Ec2", "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+         "Action": "sts:AssumeRole"},
+        {"Sid": SID, "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:user/{}", name(0))},
+         "Action": "sts:AssumeRole",
+         "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}
+    ]})
+    .to_string()
 }
 
 /// Whether every Allow statement of `doc` that trusts someone requires MFA.

@@ -17,10 +17,10 @@
 //! `UpdateAssumeRolePolicy` (its retries included) is done, so that two writers (the
 //! two functions, an operator's CLI) never interleave their read-modify-write
 //! cycles; the clusters are listed while the lease is awaited, described beside the
-//! reads under it, and reconciled once the role and the users are in. Dry runs and runs that leave the
-//! trust policy alone take no lease. One cluster failing never stops the others; a
-//! failed trust-policy write does not stop the clusters (their admin mapping does not
-//! depend on it). A dry run does everything but the writes.
+//! reads under it, and reconciled once the role and the users are in. Dry runs and
+//! runs that leave the trust policy alone take no lease. One cluster failing never
+//! stops the others; a failed trust-policy write does not stop the clusters (their
+//! admin mapping does not depend on it). A dry run does everything but the writes.
 //!
 //! Decisions where the spec was silent:
 //! - Untagged clusters are not reported (and never touched); a cluster named in the
