@@ -86,6 +86,25 @@ async fn prepared() -> Result<World, SoakError> {
     Ok(w)
 }
 
+/// A cell's world and its state before the fault. A setup that fails (the sandbox's
+/// moto under the load of many cells starting at once) is done again once, on a fresh
+/// world: a cell judges the run under its fault, not the harness's setup, and a setup
+/// failing twice is still reported.
+async fn set_up() -> Result<(World, Snapshot), SoakError> {
+    async fn once() -> Result<(World, Snapshot), SoakError> {
+        let w = prepared().await?;
+        let before = snapshot(&w).await?;
+        Ok((w, before))
+    }
+    match once().await {
+        Ok(ready) => Ok(ready),
+        Err(e) => {
+            eprintln!("soak: a cell's setup failed ({e}); once more on a fresh world");
+            once().await
+        }
+    }
+}
+
 /// (ok, report JSON if any, error text).
 async fn run(
     w: &World,
@@ -185,8 +204,7 @@ async fn one_inner(
     repo: &Path,
     guard: Duration,
 ) -> Result<(String, Verdict, String, String), SoakError> {
-    let w = prepared().await?;
-    let before = snapshot(&w).await?;
+    let (w, before) = set_up().await?;
     let count = if cell.always { "null" } else { "1" };
     let op = &cell.operation;
     w.fault(&format!(

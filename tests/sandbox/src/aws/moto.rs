@@ -171,12 +171,24 @@ impl Moto {
         self.send(req).await
     }
 
+    /// Sends `req`; a connection moto did not accept (its listen queue full while
+    /// many sandboxes start at once, as in the soak) is tried again, a few times: the
+    /// request never reached moto, so sending it again cannot apply it twice.
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<MotoResponse, SandboxError> {
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| SandboxError::Moto(e.to_string()))?;
+        const CONNECT_TRIES: u32 = 5;
+        let (parts, body) = req.into_parts();
+        let mut tries = 0;
+        let resp = loop {
+            tries += 1;
+            let req = Request::from_parts(parts.clone(), body.clone());
+            match self.client.request(req).await {
+                Ok(resp) => break resp,
+                Err(e) if e.is_connect() && tries < CONNECT_TRIES => {
+                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+                }
+                Err(e) => return Err(SandboxError::Moto(e.to_string())),
+            }
+        };
         let (parts, body) = resp.into_parts();
         let body = body
             .collect()
