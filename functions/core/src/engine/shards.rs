@@ -15,7 +15,7 @@ use crate::policy::shards::{
 };
 use crate::policy::trust::{
     PrincipalChange, TrustOptions, TrustPolicyError, edit_trust_policy, managed_principals,
-    policy_size_chars, trusted_user_count,
+    policy_size_chars, trusted_user_count, user_count,
 };
 use crate::ports::{EksApi, IamApi, KubeConnector, RoleInfo};
 
@@ -127,12 +127,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         if let Some(u) = report.roles.last_mut() {
             u.changed = plan.after.is_some();
         }
-        let counted = split
-            .members
-            .into_iter()
-            .map(Some)
-            .chain(std::iter::repeat(None));
-        let shards = split.shards.into_iter().zip(counted).collect();
+        let shards = split.shards.into_iter().zip(split.members).collect();
         let unchanged = self.plan_shards(roles, shards, mode, plan, report, &mut work);
         if !is_event(change) {
             work.goal.extend(unchanged);
@@ -248,7 +243,7 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
             base: change.cloned(),
             shards: vec![None; n],
             new_shards: Vec::new(),
-            members: Vec::new(),
+            members: vec![None; n],
         };
         let Some(change) = change else {
             return Ok(split);
@@ -258,11 +253,10 @@ impl<I: IamApi, E: EksApi, K: KubeConnector> Engine<I, E, K> {
         for (_, r) in &roles.shards {
             current.push(managed_principals(&r.trust_policy, sid)?);
         }
-        // As `trusted_user_count` counts them.
         split.members = current
             .iter()
             .skip(1)
-            .map(|c| c.iter().filter(|p| p.starts_with("arn:")).count())
+            .map(|c| Some(user_count(c)))
             .collect();
         match change {
             PrincipalChange::Set(desired) => {
@@ -355,8 +349,8 @@ struct Split {
     shards: Vec<Option<String>>,
     /// The documents of the shards to create, in order.
     new_shards: Vec<String>,
-    /// The users each shard trusts as read (empty when not counted).
-    members: Vec<usize>,
+    /// The users each shard trusts as read, when counted.
+    members: Vec<Option<usize>>,
 }
 
 /// A warning when the role the next member would go to is at 80 % of its quota or

@@ -341,7 +341,13 @@ pub fn managed_principals(doc: &str, sid: &str) -> Result<BTreeSet<String>, Trus
 pub fn trusted_user_count(doc: &str, sid: &str) -> Option<usize> {
     managed_principals(doc, sid)
         .ok()
-        .map(|set| set.iter().filter(|p| p.starts_with("arn:")).count())
+        .map(|set| user_count(&set))
+}
+
+/// How many of `principals` (a managed statement's, [`managed_principals`]) are ARNs,
+/// not the unique IDs of deleted users.
+pub fn user_count(principals: &BTreeSet<String>) -> usize {
+    principals.iter().filter(|p| p.starts_with("arn:")).count()
 }
 
 /// The managed principals after `change` (ARNs as text).
